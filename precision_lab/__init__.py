@@ -1,0 +1,11 @@
+"""precision_lab: where losses and gradients break in low precision.
+
+Importing the package turns on JAX's 64-bit mode, so that a float64 row really
+computes in float64; every other format is requested explicitly by dtype.
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"
