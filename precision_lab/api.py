@@ -1,0 +1,272 @@
+"""The Python API that the CLI, the scripts and the tests all use.
+
+    >>> import precision_lab as pl
+    >>> result = pl.sweep(dtypes=["bfloat16"], targets=[0.0])
+    >>> row = result.row("bce_naive_chain", "bfloat16", 0.0)
+    >>> row["onset"]["nan"]["pos"]
+    5.5625
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from .errors import InputError
+
+from . import __version__, formats, sigmoid
+from .classify import CLASSES, DEFAULT_TOLERANCE, UNSTABLE, classify
+from .engine import Outcome, host_reference, onsets_and_intervals, run_target
+from .family import Family, constant_notes
+from .sampling import DEFAULT_POINTS, Axis
+
+SCHEMA = "precision_lab.sweep/1"
+FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY}
+DEFAULT_TARGETS = (0.0, 1.0)
+BACKENDS = ("cpu", "gpu", "tpu")
+
+
+@dataclasses.dataclass
+class SweepResult:
+    meta: dict
+    rows: list[dict]
+
+    def row(self, form: str, dtype: str, target: float | None = None) -> dict:
+        for r in self.rows:
+            if r["form"] == form and r["dtype"] == dtype and (target is None or r["target"] == target):
+                return r
+        raise KeyError(f"No row for form {form}, dtype {dtype}, target {target}.")
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "meta": self.meta, "rows": self.rows}
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise InputError(f"Unknown family `{name}`; known families are {', '.join(FAMILIES)}.")
+    return FAMILIES[name]
+
+
+def get_device(name: str | None):
+    """The first JAX device of backend `name` (default: JAX's default backend)."""
+    if name is None:
+        return jax.devices()[0]
+    if name not in BACKENDS:
+        raise InputError(f"Unknown device `{name}`; choose one of {', '.join(BACKENDS)}.")
+    try:
+        return jax.devices(name)[0]
+    except RuntimeError:
+        present = sorted({d.platform for d in jax.devices()})
+        raise InputError(f"Backend `{name}` is not present here; available: {', '.join(present)}.") from None
+
+
+def check_targets(targets: Sequence[float]) -> tuple[float, ...]:
+    targets = tuple(float(t) for t in targets)
+    if not targets:
+        raise InputError("`targets` is empty; give at least one target in [0, 1].")
+    for t in targets:
+        if not 0.0 <= t <= 1.0:
+            raise InputError(f"Target {t:g} is outside [0, 1]; a sigmoid target is a probability.")
+    return targets
+
+
+def sweep(
+    family: str = "sigmoid",
+    dtypes: Sequence[str] = formats.DEFAULT_FORMATS,
+    targets: Sequence[float] = DEFAULT_TARGETS,
+    forms: Sequence[str] | None = None,
+    points: int = DEFAULT_POINTS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    device: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> SweepResult:
+    """Sweep every selected form over every format and target; one row each.
+
+    Args:
+      family: the family of kernels (``"sigmoid"``).
+      dtypes: format names (see ``formats.FORMATS``).
+      targets: target values y in [0, 1], rounded to each format as a label would be.
+      forms: form names of the family (default: all).
+      points: points per row for sampled formats (wider than 16 bits); smaller
+        formats are swept exhaustively.
+      tolerance: ULPs beyond which a point is inaccurate.
+      seed: the seed of the sample.
+      device: ``"cpu"``, ``"gpu"`` or ``"tpu"`` (default: JAX's default backend).
+      progress: called as ``progress(label, done, total)`` while points are swept.
+    Returns:
+      a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/1``.
+    """
+    fam = get_family(family)
+    fmts = [formats.get(d) for d in dtypes]
+    if not fmts:
+        raise InputError("`dtypes` is empty; give at least one format.")
+    targets = check_targets(targets)
+    chosen = tuple(fam.form(n) for n in forms) if forms is not None else fam.forms
+    if not chosen:
+        raise InputError("`forms` is empty; give at least one form.")
+    if int(points) < 1:
+        raise InputError(f"`points` must be a positive integer, got {points}.")
+    if not tolerance >= 0:
+        raise InputError(f"`tolerance` must be a non-negative number of ULPs, got {tolerance}.")
+    dev = get_device(device)
+    meta = run_meta(fam, tolerance, seed, dev, argv)
+    rows = []
+    total = sum(len(Axis(f, points, seed)) for f in fmts) * len(targets)
+    done = 0
+    for fmt in fmts:
+        axis = Axis(fmt, points, seed)
+        for t in targets:
+            label = f"{fam.name} {fmt.name} y={t:g}"
+
+            def tick(n, label=label):
+                nonlocal done
+                done += n
+                if progress:
+                    progress(label, done, total)
+
+            with jax.default_device(dev):
+                out = run_target(fam, chosen, axis, t, tolerance, dev, tick=tick)
+            rows.extend(rows_from(fam, out))
+    meta["points_total"] = done
+    return SweepResult(meta, rows)
+
+
+def rows_from(fam: Family, out: Outcome) -> list[dict]:
+    rows = []
+    for i, form in enumerate(out.forms):
+        counts = {c: int(out.counts[i, j]) for j, c in enumerate(CLASSES)}
+        counts["zero_subnormal"] = int(out.zero_subnormal[i])
+        onset, intervals = onsets_and_intervals(out, i)
+        row = {
+            "family": fam.name,
+            "quantity": form.quantity,
+            "form": form.name,
+            "summary": form.summary,
+            "dtype": out.fmt.name,
+            "target": out.target,
+            "target_in_format": out.target_in_format,
+            "axis": fam.axis,
+            "points": out.points,
+            "exhaustive": out.exhaustive,
+            "reference": "float64 (XLA)" if out.fmt.bits < 64 else "double-double (host)",
+            "counts": counts,
+            "max_ulp": None if out.max_ulp[i] < 0 else float(out.max_ulp[i]),
+            "stable": all(counts[c] == 0 for c in UNSTABLE),
+            "onset": onset,
+            "intervals": intervals,
+            "constants": constant_notes(form, out.fmt),
+            "profile": _profile(out, i),
+        }
+        if form.factors:
+            row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
+        rows.append(row)
+    return rows
+
+
+def _profile(out: Outcome, i: int) -> dict:
+    filled = out.profile_lo <= out.profile_hi
+    lo = formats.from_ordinal(np.where(filled, out.profile_lo, 0), out.fmt).astype(np.float64)
+    hi = formats.from_ordinal(np.where(filled, out.profile_hi, 0), out.fmt).astype(np.float64)
+    return {
+        "bins": len(filled),
+        "lo": [float(v) if f else None for v, f in zip(lo, filled)],
+        "hi": [float(v) if f else None for v, f in zip(hi, filled)],
+        "class": [CLASSES[c] if c >= 0 else None for c in out.profile_code[i]],
+        "max_ulp": [float(e) if e >= 0 else None for e in out.profile_err[i]],
+    }
+
+
+def _mechanism(fam: Family, form, out: Outcome, nan_onset: dict) -> dict:
+    """The two factors' computed values at each NaN onset (e.g. ∞ × 0)."""
+    mech = {}
+    for side in ("neg", "pos"):
+        z = nan_onset[side]
+        if z is None:
+            continue
+        vals = kernel_values(fam.name, form.factors, out.fmt.name, [z], out.target)
+        a, b = (float(v[0]) for v in vals)
+        mech[side] = {"z": z, form.factors[0]: _json_float(a), form.factors[1]: _json_float(b),
+                      "text": f"{_fmt_factor(a)} × {_fmt_factor(b)}"}
+    return mech
+
+
+def _json_float(v: float):
+    return v if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+def _fmt_factor(v: float) -> str:
+    if np.isnan(v):
+        return "NaN"
+    if np.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return "0" if v == 0 else f"{v:.3g}"
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(fam: Family, names: tuple[str, ...]):
+    fs = [fam.form(n) for n in names]
+    return jax.jit(lambda x, y: tuple(jax.vmap(f.kernel, (0, None))(x, y) for f in fs))
+
+
+def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target: float) -> list[np.ndarray]:
+    """What each form's jitted kernel computes at inputs `xs` (rounded to the format first)."""
+    fam, fmt = get_family(family), formats.get(dtype)
+    x = fmt.cast(np.asarray(xs, np.float64).ravel())
+    outs = _kernels(fam, tuple(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
+    return [np.asarray(v) for v in outs]
+
+
+def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target: float) -> dict:
+    """Per-point values of forms at chosen inputs: computed, exact, class and ULP error.
+
+    `xs` are rounded to the format first. The exact values come from the host
+    double-double reference, whatever the format. Returns a dict of dicts keyed by
+    form name: ``computed`` (format values as float64), ``exact``, ``class``, ``ulp``;
+    and ``x`` (the inputs as float64).
+    """
+    fam, fmt = get_family(family), formats.get(dtype)
+    x = fmt.cast(np.asarray(xs, np.float64).ravel())
+    y = fmt.cast(target)
+    names = tuple(form_names)
+    computed = kernel_values(family, names, dtype, x, target)
+    exact, scale = host_reference(fam, [fam.form(n) for n in names], x.astype(np.float64), float(y.astype(np.float64)))
+    code, ulp, _ = classify(np.stack(computed), exact, scale, fmt, DEFAULT_TOLERANCE, np)
+    return {
+        "x": x.astype(np.float64),
+        "computed": {n: c.astype(np.float64) for n, c in zip(names, computed)},
+        "exact": {n: exact[i] for i, n in enumerate(names)},
+        "class": {n: np.array(CLASSES)[code[i]] for i, n in enumerate(names)},
+        "ulp": {n: ulp[i] for i, n in enumerate(names)},
+    }
+
+
+def run_meta(fam: Family, tolerance: float, seed: int, dev, argv) -> dict:
+    import jaxlib
+
+    return {
+        "precision_lab": __version__,
+        "family": fam.name,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "backend": dev.platform,
+        "device_kind": dev.device_kind,
+        "x64": bool(jax.config.jax_enable_x64),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "tolerance_ulp": tolerance,
+        "seed": seed,
+        "argv": list(argv) if argv is not None else sys.argv[1:],
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(CLASSES),
+    }

@@ -1,0 +1,190 @@
+"""The `precision-lab` command: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from . import __version__, formats
+from .classify import DEFAULT_TOLERANCE, FAILURES
+from .errors import InputError
+
+EXIT_FAILED_CHECK = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input: reported as one sentence on stderr with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(message[0].upper() + message[1:] + ("" if message.endswith(".") else "."))
+
+
+def _list(kind: str, parse=str):
+    def convert(text: str):
+        items = [s.strip() for s in text.split(",")]
+        if not text.strip() or any(not s for s in items):
+            raise argparse.ArgumentTypeError(f"`{text}` is not a comma-separated list of {kind}")
+        try:
+            return [parse(s) for s in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not a comma-separated list of {kind}") from None
+
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"the point count must be positive, got {v}")
+    return v
+
+
+def _tolerance(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"the tolerance must be a non-negative number of ULPs, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="precision-lab", description="Find where losses and gradients break in low precision.")
+    p.add_argument("--version", action="version", version=f"precision-lab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    s = sub.add_parser("sweep", help="sweep forms over formats and print stability tables")
+    s.add_argument("--family", default="sigmoid", help="family of kernels: sigmoid (default: sigmoid)")
+    s.add_argument("--forms", type=_list("form names"), help="comma-separated forms (default: all of the family)")
+    s.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
+                   help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)}); "
+                        f"also {', '.join(f for f in formats.FORMATS if f not in formats.DEFAULT_FORMATS)}")
+    s.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
+                   help="comma-separated targets y in [0, 1] (default: 0,1; 0.1,0.9 is LeCun's trick)")
+    s.add_argument("--device", help="JAX backend: cpu, gpu or tpu (default: JAX's default)")
+    s.add_argument("--points", type=_positive_int, default=None,
+                   help="points per row for sampled formats, wider than 16 bits (default: 65536); "
+                        "16-bit and smaller formats are always swept exhaustively")
+    s.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
+                   help=f"ULPs beyond which a point is inaccurate (default: {DEFAULT_TOLERANCE:g})")
+    s.add_argument("--seed", type=int, default=0, help="seed of the sample of wide formats (default: 0)")
+    s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically)")
+    s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS",
+                   help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}); for CI")
+    s.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
+    sub.add_parser("list", help="list the families, forms and formats")
+    return p
+
+
+def _check_json_path(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"Cannot write JSON to `{path}`: it is a directory.")
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise UsageError(f"Cannot write JSON to `{path}`: its folder does not exist or is not writable.")
+
+
+def write_json(doc: dict, path: str) -> None:
+    """Write `doc` to `path` atomically: a temporary file in the same folder, then a rename."""
+    parent = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _sweep(args, argv) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import api, report
+
+    for c in args.fail_on:
+        if c not in FAILURES:
+            raise UsageError(f"Unknown class `{c}` for --fail-on; choose from {', '.join(FAILURES)}.")
+    if args.json:
+        _check_json_path(args.json)
+    kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
+                  tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv)
+    if args.points is not None:
+        kwargs["points"] = args.points
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("sweeping", total=None)
+
+        def progress(label, done, total):
+            bar.update(task, description=label, completed=done, total=total)
+
+        result = api.sweep(progress=progress, **kwargs)
+    if args.json:
+        write_json(result.to_json(), args.json)
+    if not args.quiet:
+        report.print_result(result, Console())
+    failing = [r for r in result.rows if any(r["counts"][c] for c in args.fail_on)]
+    if failing:
+        print(f"{len(failing)} row(s) have points of class {', '.join(args.fail_on)}.", file=sys.stderr)
+        return EXIT_FAILED_CHECK
+    return 0
+
+
+def _list_all() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import api
+
+    console = Console()
+    for fam in api.FAMILIES.values():
+        t = Table(title=f"family {fam.name} (axis {fam.axis})", title_justify="left")
+        for col in ("form", "quantity", "formula"):
+            t.add_column(col)
+        for f in fam.forms:
+            t.add_row(f.name, f.quantity, f.summary)
+        console.print(t)
+    t = Table(title="formats", title_justify="left")
+    for col in ("format", "bits", "eps", "max", "smallest subnormal", "∞", "swept", "default"):
+        t.add_column(col)
+    for f in formats.FORMATS.values():
+        t.add_row(f.name, str(f.bits), f"{f.eps:.3g}", f"{f.max:.4g}", f"{f.smallest_subnormal:.3g}",
+                  "yes" if f.has_inf else "no", "every value" if f.exhaustive else "sampled",
+                  "yes" if f.name in formats.DEFAULT_FORMATS else "")
+    console.print(t)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "sweep":
+            return _sweep(args, argv)
+        if args.command == "list":
+            return _list_all()
+        parser.print_help()
+        return EXIT_USAGE
+    except (UsageError, InputError) as e:
+        print(f"precision-lab: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("precision-lab: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

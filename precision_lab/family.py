@@ -1,0 +1,79 @@
+"""Forms and families: what a kernel is, and what its exact value is.
+
+A *form* is one way of computing a quantity (a loss, a gradient, or one factor
+of a gradient), written as a JAX user would write it, plus the exact value of
+the quantity it stands for. A *family* is a set of forms on the same input
+(the logit of a sigmoid unit; a softmax's logit vector).
+
+A reference is written once, with ordinary arithmetic on "base" quantities of
+the exact input, and evaluated by two interchangeable backends: float64 under
+JAX for formats up to 32 bits, and a host double-double for float64 itself.
+Each reference returns the exact value and a *scale*: the sum of the magnitudes
+of the terms of the exact formula. The classifier uses the scale for its
+absolute floor, so that cancellation inherent at a root of the exact value
+(ŷ − y near ŷ = y) is not counted against a kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+from .errors import InputError
+
+QUANTITIES = ("loss", "grad", "factor")
+
+
+@dataclasses.dataclass(frozen=True)
+class Constant:
+    """A framework constant as the framework casts it to the working format."""
+
+    label: str
+    exact: float
+    in_format: Callable[[Any], Any]  # numpy scalar type of the format -> its value there
+
+
+@dataclasses.dataclass(frozen=True)
+class Form:
+    name: str
+    quantity: str  # one of QUANTITIES
+    kernel: Callable  # (z, y) -> value, both in the format; returns the format
+    reference: Callable  # (base) -> (exact value, scale)
+    summary: str
+    constants: tuple[Constant, ...] = ()
+    factors: tuple[str, str] | None = None  # the two factor forms multiplied, if any
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    forms: tuple[Form, ...]
+    axis: str  # name of the swept input
+    device_base: Callable  # (x64, target64) -> base quantities in float64 under JAX
+    host_base: Callable  # (x64 numpy, target float) -> base quantities in double-double
+
+    def form(self, name: str) -> Form:
+        for f in self.forms:
+            if f.name == name:
+                return f
+        known = ", ".join(f.name for f in self.forms)
+        raise InputError(f"Unknown form `{name}` in family {self.name}; known forms are {known}.")
+
+
+def div0(num, den, where):
+    """num / den, taken as exactly 0 where num is 0 (also where den underflowed to 0)."""
+    return where(num == 0, 0.0 * den, num / den)
+
+
+def constant_notes(form: Form, fmt) -> list[str]:
+    """How each framework constant of `form` comes out in `fmt`."""
+    notes = []
+    for c in form.constants:
+        v = float(c.in_format(fmt.dtype.type))
+        if v == 0 and c.exact != 0:
+            notes.append(f"{c.label} vanishes (0)")
+        elif v != 0 and abs(v) < fmt.smallest_normal:
+            notes.append(f"{c.label} = {v:.3g} (subnormal)")
+        elif v == 1 and c.exact != 1:
+            notes.append(f"{c.label} rounds to 1")
+    return notes

@@ -1,0 +1,208 @@
+"""Floating-point formats and their lattices.
+
+A format's finite values, in order, form a lattice. Each value gets an integer
+*ordinal*: its position along that lattice, with +0 and -0 sharing ordinal 0,
+negative values negative, and +-inf (where the format has them) at +-(max + 1).
+The ULP distance between two values is the difference of their ordinals, which is
+correct across zero, subnormals and infinities.
+
+Every constant comes from the format's finfo or its bit layout. The integer
+helpers take an array namespace ``xp`` (numpy on the host, jax.numpy inside a
+jitted program) and use integer operations only, so they are immune to the
+flush-to-zero that XLA's CPU backend applies to subnormal floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import ml_dtypes
+import numpy as np
+from .errors import InputError
+
+_INT = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One floating-point format, described by its finfo and bit layout."""
+
+    name: str
+    dtype: np.dtype
+    bits: int
+    mant: int  # stored fraction bits (finfo.nmant)
+    bias: int  # exponent bias, 1 - finfo.minexp
+    has_inf: bool
+    max_ordinal: int  # ordinal of the largest finite value
+    eps: float
+    max: float
+    smallest_normal: float
+    smallest_subnormal: float
+    exhaustive: bool  # small enough to sweep every value
+
+    @property
+    def int_dtype(self) -> np.dtype:
+        return np.dtype(_INT[self.bits])
+
+    @property
+    def precision(self) -> int:
+        """Significand bits, the implicit leading bit included."""
+        return self.mant + 1
+
+    @property
+    def lattice_size(self) -> int:
+        """Number of finite values, +-0 counted once."""
+        return 2 * self.max_ordinal + 1
+
+    def cast(self, x) -> np.ndarray:
+        """Round float64 values to this format on the host (ml_dtypes: no flushing)."""
+        return np.asarray(x, dtype=np.float64).astype(self.dtype)
+
+
+def _make(name: str, dtype) -> Format:
+    dtype = np.dtype(dtype)
+    fi = ml_dtypes.finfo(dtype)
+    bits = dtype.itemsize * 8
+    max_bits = np.asarray(fi.max, dtype=dtype).view(_INT[bits])
+    with np.errstate(invalid="ignore", over="ignore"):
+        has_inf = bool(np.isinf(np.float64(np.inf).astype(dtype).astype(np.float64)))
+    return Format(
+        name=name,
+        dtype=dtype,
+        bits=bits,
+        mant=int(fi.nmant),
+        bias=1 - int(fi.minexp),
+        has_inf=has_inf,
+        max_ordinal=int(max_bits),
+        eps=float(fi.eps),
+        max=float(fi.max),
+        smallest_normal=float(fi.smallest_normal),
+        smallest_subnormal=float(fi.smallest_subnormal),
+        exhaustive=bits <= 16,
+    )
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        _make("float16", np.float16),
+        _make("bfloat16", ml_dtypes.bfloat16),
+        _make("float32", np.float32),
+        _make("float64", np.float64),
+        _make("float8_e4m3fn", ml_dtypes.float8_e4m3fn),
+        _make("float8_e5m2", ml_dtypes.float8_e5m2),
+    )
+}
+DEFAULT_FORMATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def get(name: str) -> Format:
+    """The format called `name`; ValueError naming the known ones otherwise."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise InputError(
+            f"Unknown format `{name}`; known formats are {', '.join(FORMATS)}."
+        ) from None
+
+
+# ---------------------------------------------------------------- bit helpers
+
+
+def _bitcast(x, dtype, xp):
+    if xp is np:
+        return np.asarray(x).view(dtype)
+    from jax import lax
+
+    return lax.bitcast_convert_type(x, dtype)
+
+
+def to_ordinal(x, fmt: Format, xp=np):
+    """Ordinal (int64) of each value of `x`, an array of `fmt`'s dtype. NaN is undefined."""
+    s = _bitcast(x, fmt.int_dtype, xp).astype(np.int64)
+    mag = s & ((1 << (fmt.bits - 1)) - 1)
+    return xp.where(s < 0, -mag, mag)
+
+
+def from_ordinal(o, fmt: Format) -> np.ndarray:
+    """Values of `fmt` at ordinals `o` (host); ordinal 0 gives +0."""
+    o = np.asarray(o, dtype=np.int64)
+    mag = np.abs(o).astype(np.uint64)
+    sign = np.uint64(1 << (fmt.bits - 1))
+    u = np.where(o < 0, mag | sign, mag)
+    return u.astype(np.dtype(f"u{fmt.bits // 8}")).view(fmt.dtype)
+
+
+def round_to_ordinal(v, fmt: Format, xp=np):
+    """Ordinal of the value of `fmt` nearest to float64 `v` (ties to even).
+
+    Values beyond the rounding range map to +-(max_ordinal + 1): infinity where the
+    format has one, "out of range" where it has none (float8_e4m3fn). Integer
+    arithmetic on float64's bit fields, so subnormal results are never flushed.
+    """
+    b = _bitcast(v, np.int64, xp)
+    a = b & 0x7FFF_FFFF_FFFF_FFFF
+    if fmt.bits == 64:
+        mag = a
+    else:
+        m, bias = fmt.mant, fmt.bias
+        e64 = a >> 52
+        frac = a & ((1 << 52) - 1)
+        mant = xp.where(e64 == 0, frac, frac | (1 << 52))
+        exp = xp.where(e64 == 0, -1022, e64 - 1023)  # v = mant * 2**(exp - 52)
+        k = xp.maximum(exp + bias, 1)  # biased exponent in the format, 1 for subnormals
+        shift = xp.minimum(52 - m + (k - (exp + bias)), 62)
+        one = xp.ones_like(shift)
+        q = mant >> shift
+        r = mant & ((one << shift) - 1)
+        half = one << (shift - 1)
+        up = (r > half) | ((r == half) & ((q & 1) == 1))
+        mag = q + up.astype(np.int64) + ((k - 1) << m)
+        mag = xp.minimum(mag, fmt.max_ordinal + 1)
+        mag = xp.where(e64 == 0x7FF, fmt.max_ordinal + 1, mag)
+    return xp.where(b < 0, -mag, mag)
+
+
+def ordinal_to_float64(o, fmt: Format, xp=np):
+    """float64 value of the format's ordinal `o`, exact, built from integers."""
+    mag = xp.abs(o)
+    ef = mag >> fmt.mant
+    frac = mag & ((1 << fmt.mant) - 1)
+    sig = xp.where(ef == 0, frac, frac | (1 << fmt.mant)).astype(np.float64)
+    with np.errstate(over="ignore"):  # the infinity ordinal's exponent overflows; replaced below
+        val = xp.ldexp(sig, (xp.maximum(ef, 1) - fmt.bias - fmt.mant).astype(np.int32))
+    val = xp.where(mag > fmt.max_ordinal, np.inf, val)
+    return xp.where(o < 0, -val, val)
+
+
+def ulp_distance(a, b, fmt: Format):
+    """Number of lattice steps between values `a` and `b` of `fmt` (uint64, host).
+
+    +0 and -0 are one point; +-inf sit one step beyond the largest finite value.
+    """
+    a, b = np.asarray(a, fmt.dtype), np.asarray(b, fmt.dtype)
+    if np.isnan(a.astype(np.float64)).any() or np.isnan(b.astype(np.float64)).any():
+        raise InputError("ULP distance is undefined for NaN.")
+    oa, ob = to_ordinal(a, fmt), to_ordinal(b, fmt)
+    hi, lo = np.maximum(oa, ob), np.minimum(oa, ob)
+    with np.errstate(over="ignore"):  # exact modulo 2**64, and the true distance is below 2**64
+        return hi.astype(np.uint64) - lo.astype(np.uint64)
+
+
+def next_value(x, fmt: Format) -> np.ndarray:
+    return from_ordinal(to_ordinal(np.asarray(x, fmt.dtype), fmt) + 1, fmt)
+
+
+def prev_value(x, fmt: Format) -> np.ndarray:
+    return from_ordinal(to_ordinal(np.asarray(x, fmt.dtype), fmt) - 1, fmt)
+
+
+def lattice(fmt: Format) -> np.ndarray:
+    """Every finite value of `fmt` in increasing order, +-0 once."""
+    return from_ordinal(np.arange(-fmt.max_ordinal, fmt.max_ordinal + 1), fmt)
+
+
+def underflow_logit(fmt: Format) -> float:
+    """-ln(smallest subnormal): the logit below which sigma(z) underflows in `fmt`."""
+    return -math.log(fmt.smallest_subnormal)

@@ -1,0 +1,116 @@
+"""Runs of one class along the swept sequence, streamed chunk by chunk.
+
+A run is a maximal stretch of consecutive swept points with the same class. For
+each failure class the tracker keeps the number of runs, the widest ones (to be
+listed as intervals) and the runs nearest zero on each side (whose zero-ward
+ends are the onsets). Each run remembers the ordinals of the swept points just
+outside it, so that a sampled sweep can refine its boundaries to exact lattice
+values afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .classify import CODE, FAILURES
+
+MAX_LISTED = 16
+
+
+@dataclasses.dataclass
+class Run:
+    code: int
+    start: int  # ordinal of the first point of the run
+    end: int  # ordinal of its last point
+    prev: int | None  # ordinal of the swept point before it (None at the lattice's end)
+    next: int | None  # ordinal of the swept point after it
+
+
+class RunTracker:
+    def __init__(self, listed: int = MAX_LISTED):
+        self.listed = listed
+        self.pending: Run | None = None
+        self.last: int | None = None
+        self.before_zero: int | None = None  # the swept point just below ordinal 0
+        self.count = {CODE[c]: 0 for c in FAILURES}
+        self.widest: dict[int, list[Run]] = {CODE[c]: [] for c in FAILURES}
+        self.neg: dict[int, Run] = {}
+        self.pos: dict[int, Run] = {}
+
+    def feed(self, codes: np.ndarray, ords: np.ndarray) -> None:
+        n = len(codes)
+        if n == 0:
+            return
+        zero_at = np.searchsorted(ords, 0)
+        if zero_at < n and ords[zero_at] == 0:
+            self.before_zero = int(ords[zero_at - 1]) if zero_at > 0 else self.last
+        cut = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        starts = np.concatenate(([0], cut))
+        ends = np.concatenate((cut - 1, [n - 1]))
+        first = Run(int(codes[0]), int(ords[0]), int(ords[ends[0]]), self.last, None)
+        if len(starts) > 1:
+            first.next = int(ords[starts[1]])
+        if self.pending is not None:
+            if self.pending.code == first.code:
+                first.start, first.prev = self.pending.start, self.pending.prev
+            else:
+                self.pending.next = int(ords[0])
+                self._finish([self.pending])
+        if len(starts) == 1:
+            self.pending = first
+        else:
+            self._finish([first])
+            mid = slice(1, len(starts) - 1)
+            self._finish_many(codes[starts[mid]], ords[starts[mid]], ords[ends[mid]],
+                              ords[starts[mid] - 1], ords[ends[mid] + 1])
+            self.pending = Run(int(codes[starts[-1]]), int(ords[starts[-1]]), int(ords[-1]),
+                               int(ords[starts[-1] - 1]), None)
+        self.last = int(ords[-1])
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self._finish([self.pending])
+            self.pending = None
+
+    def _finish_many(self, code, start, end, prev, nxt) -> None:
+        failing = np.flatnonzero(code > 0)
+        for k in np.unique(code[failing]):
+            idx = failing[code[failing] == k]
+            self.count[int(k)] += len(idx)
+            span = end[idx].astype(np.float64) - start[idx].astype(np.float64)
+            keep = idx[np.argsort(-span, kind="stable")[: self.listed]]
+            negs, poss = idx[start[idx] < 0], idx[end[idx] >= 0]
+            picked = set(keep.tolist())
+            if len(negs):
+                picked.add(int(negs[-1]))
+            if len(poss):
+                picked.add(int(poss[0]))
+            runs = [Run(int(k), int(start[i]), int(end[i]), int(prev[i]), int(nxt[i])) for i in sorted(picked)]
+            self._absorb(runs, count=False)
+
+    def _finish(self, runs: list[Run]) -> None:
+        self._absorb([r for r in runs if r.code > 0], count=True)
+
+    def _absorb(self, runs: list[Run], count: bool) -> None:
+        for r in runs:
+            if count:
+                self.count[r.code] += 1
+            w = self.widest[r.code]
+            w.append(r)
+            if len(w) > 4 * self.listed:
+                self._trim(r.code)
+            if r.start < 0:
+                self.neg[r.code] = r
+            if r.end >= 0 and r.code not in self.pos:
+                self.pos[r.code] = r
+
+    def _trim(self, code: int) -> None:
+        w = self.widest[code]
+        w.sort(key=lambda r: float(r.end) - float(r.start), reverse=True)
+        del w[self.listed:]
+
+    def listed_runs(self, code: int) -> list[Run]:
+        self._trim(code)
+        return sorted(self.widest[code], key=lambda r: r.start)

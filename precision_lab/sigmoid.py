@@ -1,0 +1,197 @@
+"""The sigmoid family: a logistic output unit trained with MSE or cross-entropy.
+
+Kernels are plain functions of a logit `z` and a target `y`, both already in the
+working format, written as a JAX user would write them: ŷ is `jax.nn.sigmoid(z)`,
+framework constants are cast to the format as the framework casts them.
+
+References are written on the exact base quantities of the logit:
+s = σ(z), c = σ(−z) = 1 − s, sp = softplus(z), spn = softplus(−z) = sp − z.
+Every loss form is measured against the true loss of its family, every gradient
+form against the true gradient ∂L/∂z, whatever clipping the form applies.
+"""
+
+from __future__ import annotations
+
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import dd
+from .family import Constant, Family, Form, div0
+
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
+TORCH_LOG_CLAMP = -100.0  # BCELoss clamps each log at -100
+TORCH_EPSILON = 1e-12  # BCELoss backward: max((1 - p) * p, 1e-12)
+
+
+# ------------------------------------------------------------------ factors
+
+
+def dmse_dyhat(z, y):
+    """∂L/∂ŷ of ½(ŷ − y)²: ŷ − y."""
+    return jax.nn.sigmoid(z) - y
+
+
+def dloss_dyhat(z, y):
+    """∂L/∂ŷ of binary cross-entropy, −y/ŷ + (1 − y)/(1 − ŷ): ∞ once ŷ rounds to 0 or 1."""
+    yhat = jax.nn.sigmoid(z)
+    return -y / yhat + (1 - y) / (1 - yhat)
+
+
+def dsigmoid_dz(z, y):
+    """σ'(z) = ŷ(1 − ŷ): exactly 0 once ŷ rounds to 0 or 1. (`y` is unused.)"""
+    yhat = jax.nn.sigmoid(z)
+    return yhat * (1 - yhat)
+
+
+# ------------------------------------------------------------------ losses
+
+
+def mse(z, y):
+    return 0.5 * (jax.nn.sigmoid(z) - y) ** 2
+
+
+def bce_naive(z, y):
+    yhat = jax.nn.sigmoid(z)
+    return -(y * jnp.log(yhat) + (1 - y) * jnp.log(1 - yhat))
+
+
+def bce_keras(z, y):
+    eps = jnp.asarray(KERAS_EPSILON, z.dtype)  # Keras casts epsilon to the output's dtype
+    p = jnp.clip(jax.nn.sigmoid(z), eps, 1 - eps)
+    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+
+
+def bce_torch(z, y):
+    p = jax.nn.sigmoid(z)
+    return (y - 1) * jnp.maximum(jnp.log(1 - p), TORCH_LOG_CLAMP) - y * jnp.maximum(
+        jnp.log(p), TORCH_LOG_CLAMP
+    )
+
+
+def bce_logits(z, y):
+    # log(1 - sigmoid(z)) = log_sigmoid(-z), the latter numerically stable
+    return -(y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z))
+
+
+# ------------------------------------------------------------------ gradients
+
+
+def mse_chain(z, y):
+    return dmse_dyhat(z, y) * dsigmoid_dz(z, y)
+
+
+def bce_naive_chain(z, y):
+    """The textbook product ∂L/∂ŷ · σ'(z), each factor computed on its own."""
+    return dloss_dyhat(z, y) * dsigmoid_dz(z, y)
+
+
+def bce_naive_autodiff(z, y):
+    return jax.grad(bce_naive)(z, y)
+
+
+def bce_torch_chain(z, y):
+    """PyTorch's BCELoss backward, (ŷ − y)/max(ŷ(1 − ŷ), 1e-12), times σ'(z)."""
+    p = jax.nn.sigmoid(z)
+    eps = jnp.asarray(TORCH_EPSILON, z.dtype)
+    return (p - y) / jnp.maximum(p * (1 - p), eps) * dsigmoid_dz(z, y)
+
+
+def bce_fused(z, y):
+    return jax.nn.sigmoid(z) - y
+
+
+def bce_logits_autodiff(z, y):
+    return jax.grad(bce_logits)(z, y)
+
+
+# ------------------------------------------------------------------ references
+
+
+def _ref_loss_bce(b):
+    v = b.y * b.spn + (1 - b.y) * b.sp  # −y ln σ(z) − (1 − y) ln σ(−z)
+    return v, v
+
+
+def _ref_loss_mse(b):
+    d = b.s - b.y
+    return 0.5 * d * d, abs(d) * (b.s + b.y)
+
+
+def _ref_grad_bce(b):
+    return b.s - b.y, b.s + b.y
+
+
+def _ref_grad_mse(b):
+    sc = b.s * b.c
+    return (b.s - b.y) * sc, (b.s + b.y) * sc
+
+
+def _ref_dloss(b):
+    pos, neg = div0(b.y, b.s, b.where), div0(1 - b.y, b.c, b.where)
+    return neg - pos, neg + pos
+
+
+def _ref_dsigmoid(b):
+    v = b.s * b.c
+    return v, v
+
+
+def device_base(z64, y64):
+    """Base quantities in float64 under JAX (for formats of up to 32 bits)."""
+    return types.SimpleNamespace(
+        z=z64,
+        y=y64,
+        s=jax.nn.sigmoid(z64),
+        c=jax.nn.sigmoid(-z64),
+        sp=jax.nn.softplus(z64),
+        spn=jax.nn.softplus(-z64),
+        where=jnp.where,
+    )
+
+
+def host_base(z64: np.ndarray, y64: float):
+    """Base quantities in double-double on the host (for float64)."""
+    s, c, sp, spn = dd.sigmoid_parts(np.asarray(z64, np.float64))
+    return types.SimpleNamespace(
+        z=dd.DD.from_float(z64), y=float(y64), s=s, c=c, sp=sp, spn=spn, where=dd.where
+    )
+
+
+_EPS_K = Constant("ε=1e-7", KERAS_EPSILON, lambda t: t(KERAS_EPSILON))
+_ONE_MINUS_EPS_K = Constant("1−ε", 1 - KERAS_EPSILON, lambda t: t(1) - t(KERAS_EPSILON))
+_EPS_T = Constant("1e-12", TORCH_EPSILON, lambda t: t(TORCH_EPSILON))
+
+FAMILY = Family(
+    name="sigmoid",
+    axis="z",
+    device_base=device_base,
+    host_base=host_base,
+    forms=(
+        Form("mse", "loss", mse, _ref_loss_mse, "½(ŷ − y)²"),
+        Form("bce_naive", "loss", bce_naive, _ref_loss_bce, "−y·ln ŷ − (1−y)·ln(1−ŷ)"),
+        Form(
+            "bce_keras", "loss", bce_keras, _ref_loss_bce, "ŷ clipped to [ε, 1−ε], as Keras",
+            constants=(_EPS_K, _ONE_MINUS_EPS_K),
+        ),
+        Form("bce_torch", "loss", bce_torch, _ref_loss_bce, "logs clamped at −100, as PyTorch"),
+        Form("bce_logits", "loss", bce_logits, _ref_loss_bce, "−y·logσ(z) − (1−y)·logσ(−z)"),
+        Form("mse_chain", "grad", mse_chain, _ref_grad_mse, "(ŷ − y)·σ'(z)"),
+        Form(
+            "bce_naive_chain", "grad", bce_naive_chain, _ref_grad_bce, "∂L/∂ŷ · σ'(z), unsimplified",
+            factors=("dloss_dyhat", "dsigmoid_dz"),
+        ),
+        Form("bce_naive_autodiff", "grad", bce_naive_autodiff, _ref_grad_bce, "jax.grad(bce_naive)"),
+        Form(
+            "bce_torch_chain", "grad", bce_torch_chain, _ref_grad_bce,
+            "(ŷ−y)/max(ŷ(1−ŷ), 1e-12)·σ'(z), as PyTorch", constants=(_EPS_T,),
+        ),
+        Form("bce_fused", "grad", bce_fused, _ref_grad_bce, "ŷ − y, simplified"),
+        Form("bce_logits_autodiff", "grad", bce_logits_autodiff, _ref_grad_bce, "jax.grad(bce_logits)"),
+        Form("dloss_dyhat", "factor", dloss_dyhat, _ref_dloss, "−y/ŷ + (1−y)/(1−ŷ)"),
+        Form("dsigmoid_dz", "factor", dsigmoid_dz, _ref_dsigmoid, "ŷ(1 − ŷ)"),
+        Form("dmse_dyhat", "factor", dmse_dyhat, _ref_grad_bce, "ŷ − y"),
+    ),
+)

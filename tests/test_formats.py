@@ -1,0 +1,133 @@
+"""Lattice and ULP helpers: hand-worked cases and properties against ml_dtypes."""
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from precision_lab import formats
+
+ALL = list(formats.FORMATS.values())
+finite64 = st.floats(allow_nan=False, allow_infinity=True, width=64)
+
+
+def fmt_id(f):
+    return f.name
+
+
+@pytest.mark.parametrize(
+    "name, mant, bias, has_inf, max_ordinal, n_values",
+    [
+        # float16: 5 exponent bits, 10 fraction bits; max 0x7BFF; 2*0x7BFF+1 finite values
+        ("float16", 10, 15, True, 0x7BFF, 2 * 0x7BFF + 1),
+        ("bfloat16", 7, 127, True, 0x7F7F, 2 * 0x7F7F + 1),
+        ("float32", 23, 127, True, 0x7F7FFFFF, 2 * 0x7F7FFFFF + 1),
+        ("float64", 52, 1023, True, 0x7FEFFFFFFFFFFFFF, 2 * 0x7FEFFFFFFFFFFFFF + 1),
+        # e4m3fn: no infinities, only S.1111.111 is NaN, so 0x7E = 448 is the largest finite
+        ("float8_e4m3fn", 3, 7, False, 0x7E, 2 * 0x7E + 1),
+        ("float8_e5m2", 2, 15, True, 0x7B, 2 * 0x7B + 1),
+    ],
+)
+def test_layout_from_finfo(name, mant, bias, has_inf, max_ordinal, n_values):
+    f = formats.get(name)
+    assert (f.mant, f.bias, f.has_inf, f.max_ordinal, f.lattice_size) == (mant, bias, has_inf, max_ordinal, n_values)
+    assert f.max == float(ml_dtypes.finfo(f.dtype).max)
+
+
+def test_unknown_format_names_the_known_ones():
+    with pytest.raises(ValueError, match="Unknown format `float12`; known formats are float16"):
+        formats.get("float12")
+
+
+@pytest.mark.parametrize(
+    "name, a, b, expected",
+    [
+        ("float16", 1.0, float.fromhex("0x1.004p0"), 1),  # one fraction step at 1 is 2**-10
+        ("float16", -0.0, 0.0, 0),  # ±0 are one point
+        ("float16", -5.960464477539063e-08, 5.960464477539063e-08, 2),  # -tiny, 0, +tiny
+        ("float16", 65504.0, np.inf, 1),  # infinity sits one step beyond max
+        ("float16", -np.inf, np.inf, 2 * 0x7BFF + 2),
+        ("bfloat16", 1.0, 2.0, 128),  # 2**7 fraction values per binade
+        ("float32", 0.0, 1.401298464324817e-45, 1),  # smallest subnormal
+        ("float32", float.fromhex("0x1.fffffcp-127"), float.fromhex("0x1p-126"), 1),  # subnormal to normal
+        ("float64", -1.0, 1.0, 2 * 0x3FF0000000000000),
+        ("float64", -np.inf, np.inf, 2 * 0x7FF0000000000000),  # beyond int64: computed modulo 2**64
+        ("float8_e4m3fn", 416.0, 448.0, 1),
+        ("float8_e4m3fn", -448.0, 448.0, 2 * 0x7E),
+        ("float8_e5m2", 57344.0, np.inf, 1),
+    ],
+)
+def test_ulp_distance_hand_cases(name, a, b, expected):
+    f = formats.get(name)
+    assert int(formats.ulp_distance(f.cast(a), f.cast(b), f)) == expected
+    assert int(formats.ulp_distance(f.cast(b), f.cast(a), f)) == expected
+
+
+def test_ulp_distance_refuses_nan():
+    f = formats.get("float32")
+    with pytest.raises(ValueError, match="NaN"):
+        formats.ulp_distance(f.cast(np.nan), f.cast(1.0), f)
+
+
+@pytest.mark.parametrize("f", ALL, ids=fmt_id)
+def test_next_and_prev_hand_cases(f):
+    one = f.cast(1.0)
+    assert float(formats.next_value(one, f)) == 1.0 + f.eps
+    assert float(formats.prev_value(one, f)) == 1.0 - f.eps / 2  # spacing halves below a power of two
+    assert float(formats.next_value(f.cast(0.0), f)) == f.smallest_subnormal
+    assert float(formats.next_value(f.cast(-0.0), f)) == f.smallest_subnormal  # -0 is the same point
+    assert float(formats.prev_value(f.cast(0.0), f)) == -f.smallest_subnormal
+
+
+@pytest.mark.parametrize("f", [f for f in ALL if f.exhaustive], ids=fmt_id)
+def test_lattice_is_every_finite_value_once(f):
+    lat = formats.lattice(f).astype(np.float64)
+    n_bits = 1 << f.bits
+    with np.errstate(invalid="ignore"):  # NaN patterns
+        every = np.arange(n_bits, dtype=np.uint64).astype(f"u{f.bits // 8}").view(f.dtype).astype(np.float64)
+        finite = np.unique(every[np.isfinite(every)])  # np.unique merges -0 and +0
+    np.testing.assert_array_equal(lat, finite)
+    assert np.all(np.diff(lat) > 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ALL), finite64)
+def test_round_to_ordinal_matches_ml_dtypes(f, x):
+    """Host and device integer rounding agree with ml_dtypes' own conversion (ties to even)."""
+    with np.errstate(all="ignore"):
+        c = np.float64(x).astype(f.dtype)
+    expected = f.max_ordinal + 1 if np.isnan(float(c)) or np.isinf(float(c)) else int(formats.to_ordinal(c, f))
+    if np.isnan(float(c)) or np.isinf(float(c)):
+        expected = expected if x > 0 else -expected
+    assert int(formats.round_to_ordinal(np.float64(x), f)) == expected
+    dev = jax.jit(lambda v: formats.round_to_ordinal(v, f, jnp))(jnp.float64(x))
+    assert int(dev) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ALL), st.integers(min_value=0, max_value=2**63))
+def test_ordinal_round_trip(f, k):
+    """from_ordinal and to_ordinal are inverse, and ordinal_to_float64 is exact."""
+    o = k % (2 * f.max_ordinal + 1) - f.max_ordinal
+    v = formats.from_ordinal(np.int64(o), f)
+    assert int(formats.to_ordinal(v, f)) == o
+    assert float(formats.ordinal_to_float64(np.int64(o), f)) == float(v.astype(np.float64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(ALL), st.floats(allow_nan=False, allow_infinity=False), st.floats(allow_nan=False, allow_infinity=False))
+def test_ulp_distance_is_a_metric_along_the_lattice(f, a, b):
+    """d(a, b) = d(a, 0) + d(0, b) when a and b straddle zero; d is symmetric."""
+    with np.errstate(all="ignore"):
+        ca, cb = f.cast(a), f.cast(b)
+    if np.isnan(ca.astype(np.float64)) or np.isnan(cb.astype(np.float64)):
+        return  # e4m3fn has no infinity: out-of-range values are NaN
+    d = int(formats.ulp_distance(ca, cb, f))
+    assert d == int(formats.ulp_distance(cb, ca, f))
+    fa, fb = float(ca.astype(np.float64)), float(cb.astype(np.float64))
+    if min(fa, fb) <= 0 <= max(fa, fb):
+        zero = f.cast(0.0)
+        assert d == int(formats.ulp_distance(ca, zero, f)) + int(formats.ulp_distance(zero, cb, f))
