@@ -24,7 +24,7 @@ from .errors import InputError
 
 from . import __version__, formats, sigmoid
 from .classify import CLASSES, DEFAULT_TOLERANCE, UNSTABLE, classify
-from .engine import Outcome, host_reference, onsets_and_intervals, run_target
+from .engine import Outcome, distinct_references, host_reference, onsets_and_intervals, run_target
 from .family import Family, constant_notes
 from .sampling import DEFAULT_POINTS, Axis
 
@@ -239,8 +239,11 @@ def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target: flo
     y = fmt.cast(target)
     names = tuple(form_names)
     computed = kernel_values(family, names, dtype, x, target)
-    exact, scale = host_reference(fam, [fam.form(n) for n in names], x.astype(np.float64), float(y.astype(np.float64)))
-    code, ulp, _ = classify(np.stack(computed), exact, scale, fmt, DEFAULT_TOLERANCE, np)
+    forms = [fam.form(n) for n in names]
+    exact, scale = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
+    ref_of = distinct_references(forms)[1]
+    code, ulp, _ = classify(np.stack(computed), exact, scale, fmt, DEFAULT_TOLERANCE, np, ref_of)
+    exact = exact[ref_of]
     return {
         "x": x.astype(np.float64),
         "computed": {n: c.astype(np.float64) for n, c in zip(names, computed)},

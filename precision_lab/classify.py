@@ -8,10 +8,10 @@ so the worst class of several points is their largest code):
 * ``zero``       computed 0 where the exact value rounds to a non-zero value: a lost
                  signal (``zero_subnormal`` counts those whose exact value is subnormal);
 * ``inaccurate`` more than `tolerance` ULPs from the exact value rounded to the format,
-                 *and* an absolute error above the floor ``tolerance · eps · scale``, where
-                 scale is the sum of the magnitudes of the exact formula's terms (capped
-                 at the format's max), so cancellation at a root of the exact value
-                 (ŷ − y near ŷ = y) is not flagged;
+                 *and* more than the absolute floor ``tolerance · eps · scale``, counted in
+                 ULPs of the exact value; scale is the sum of the magnitudes of the exact
+                 formula's terms (capped at the format's max), so cancellation at a root
+                 of the exact value (ŷ − y near ŷ = y) is not flagged;
 * ``ok``         everything else.
 
 All comparisons go through integer ordinals (see formats), so XLA's flushing of
@@ -31,18 +31,33 @@ UNSTABLE = ("nan", "inf", "zero")  # a row is stable when it has none of these
 DEFAULT_TOLERANCE = 4.0  # ULPs
 
 
-def classify(out, exact, scale, fmt: formats.Format, tolerance, xp):
+def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
+    """Per point, the ULP error above which it is inaccurate: the larger of `tolerance`
+    and the absolute floor ``tolerance · eps · scale`` expressed in ULPs of the exact
+    value (whose ordinal is `o_e`)."""
+    floor = tolerance * fmt.eps * xp.minimum(scale, fmt.max)
+    k = xp.maximum(xp.abs(o_e) >> fmt.mant, 1) - fmt.bias - fmt.mant  # ulp(exact) = 2**k
+    half = k // 2  # two steps, so 2**-k never leaves float64's normal range
+    return xp.maximum(floor * formats.pow2(-half, xp) * formats.pow2(half - k, xp), tolerance)
+
+
+def classify(out, exact, scale, fmt: formats.Format, tolerance, xp, ref_of=None):
     """Class codes (int8), ULP errors (float64) and "exact is subnormal" flags.
 
-    `out` is the kernel's result in `fmt`; `exact` and `scale` are float64.
+    `out` (forms × points) is the kernels' result in `fmt`; `exact` and `scale`
+    (references × points) are float64, and row i of `out` is measured against row
+    ``ref_of[i]`` of them (default: the same row), so that forms sharing a
+    reference round it to the format only once.
     """
-    o_c = formats.to_ordinal(out, fmt, xp)
     o_e = formats.round_to_ordinal(exact, fmt, xp)
-    ulp = xp.abs(o_c.astype(np.float64) - o_e.astype(np.float64))
-    c64 = out if fmt.bits == 64 else formats.ordinal_to_float64(o_c, fmt, xp)
-    floor = tolerance * fmt.eps * xp.minimum(scale, fmt.max)
-    with np.errstate(invalid="ignore"):  # ∞ − ∞ where both are ∞: not inaccurate
-        inaccurate = (ulp > tolerance) & (xp.abs(c64 - exact) > floor)
+    limit = ulp_threshold(o_e, scale, fmt, tolerance, xp)
+    if ref_of is not None:
+        o_e, limit = (xp.stack([a[int(k)] for k in ref_of]) for a in (o_e, limit))
+    o_c = formats.to_ordinal(out, fmt, xp)
+    same_side = (o_c >= 0) == (o_e >= 0)  # then the int64 difference cannot overflow
+    ulp = xp.where(same_side, xp.abs(o_c - o_e).astype(np.float64),
+                   xp.abs(o_c.astype(np.float64)) + xp.abs(o_e.astype(np.float64)))
+    inaccurate = ulp > limit
     zero = (o_c == 0) & (o_e != 0)
     inf = (xp.abs(o_c) > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(

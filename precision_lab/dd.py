@@ -80,15 +80,6 @@ def _two_prod(a, b):
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _two_prod_safe(a, b):
-    """two_prod for any float64s: split the frexp mantissas, rescale the error."""
-    ma, ea = np.frexp(a)
-    mb, eb = np.frexp(b)
-    p = a * b
-    e = np.ldexp(_two_prod(ma, mb)[1], ea + eb)
-    return p, np.where(np.isfinite(p), e, 0.0)
-
-
 # ---- DD kernels on (hi, lo) pairs ---------------------------------------------
 def _add(ah, al, bh, bl):
     """Accurate DD + DD (error ~3*2**-106 relative to the result)."""
@@ -104,37 +95,29 @@ def _add_sloppy(ah, al, bh, bl):
     return _fast_two_sum(s, e + (al + bl))
 
 
-def _mul(ah, al, bh, bl, two_prod=_two_prod):
-    p, e = two_prod(ah, bh)
+def _mul(ah, al, bh, bl):
+    p, e = _two_prod(ah, bh)
     return _fast_two_sum(p, e + (ah * bl + al * bh))
 
 
-def _div(ah, al, bh, bl, two_prod=_two_prod):
-    """a / b with three float quotients; hi = ah/bh where that is not finite."""
+def _div(ah, al, bh, bl):
+    """a / b from three float64 quotients (QD-library style)."""
     q1 = ah / bh
-    ph, pl = _mul(bh, bl, q1, 0.0, two_prod)
-    rh, rl = _add(ah, al, -ph, -pl)
+    rh, rl = _add(ah, al, *_mul(-bh, -bl, q1, 0.0))
     q2 = rh / bh
-    ph, pl = _mul(bh, bl, q2, 0.0, two_prod)
-    rh, rl = _add(rh, rl, -ph, -pl)
+    rh, rl = _add(rh, rl, *_mul(-bh, -bl, q2, 0.0))
     s, e = _fast_two_sum(q1, q2)
-    hi, lo = _fast_two_sum(s, e + rh / bh)
-    return np.where(np.isfinite(q1) & np.isfinite(bh), hi, q1), lo
-
-
-def _guard(lead, hi, lo):
-    """Where the float64 result ``lead`` (or hi) is inf/nan: hi = lead, lo = 0."""
-    hi = np.where(np.isfinite(lead), hi, lead)
-    return hi, np.where(np.isfinite(hi), lo, 0.0)
+    return _fast_two_sum(s, e + rh / bh)
 
 
 # ---- exp / expm1 ---------------------------------------------------------------
 def _reduce(xh, xl):
     """x -> (k, r) with x = k*ln2 + r, |r| <~ ln2/2; x must be clipped to +-1100."""
     k = np.rint(xh * _INV_LN2)
+    s, e = _two_sum(xh - k * _LN2_1, xl)  # xh - k*L1 is exact (Sterbenz)
     p, pe = _two_prod(k, _LN2_2)
-    s, e = _two_sum(xh - k * _LN2_1, -p)  # xh - k*L1 is exact (Sterbenz)
-    rh, rl = _two_sum(s, e + (xl - pe - k * _LN2_3))
+    s, f = _two_sum(s, -p)
+    rh, rl = _two_sum(s, (e + f) - (pe + k * _LN2_3))
     return k, rh, rl
 
 
@@ -163,21 +146,31 @@ def _expm1(yh, yl):
     return np.where(k == 0, th, h), np.where(k == 0, tl, l)
 
 
-def _exp_raw(xh, xl):
+def _exp_scaled(xh, xl):
+    """exp(x) = (h + l) * 2**k with h + l in [0.7, 1.42] (x clipped; nan -> 0)."""
     xc = np.clip(xh, -760.0, 720.0)
     xl = np.where(xc == xh, xl, 0.0)
-    xc = np.where(np.isnan(xc), 0.0, xc)
-    k, rh, rl = _reduce(xc, xl)
+    k, rh, rl = _reduce(np.where(np.isnan(xc), 0.0, xc), xl)
     th, tl = _expm1_reduced(rh, rl)
     h, l = _fast_two_sum(1.0, th)
     h, l = _fast_two_sum(h, l + tl)
-    # (h + l) * 2**k: hi = h*2**k rounded; what it misses is added back once
-    ki = k.astype(np.int64)
-    hi = np.ldexp(h, ki)
-    lo = np.ldexp((h - np.ldexp(hi, -ki)) + l, ki)
-    hi, lo = _fast_two_sum(hi, np.where(np.isfinite(hi), lo, 0.0))
-    hi = np.where(np.isnan(xh), xh, hi)
-    return hi, np.where(np.isfinite(hi), lo, 0.0)
+    return h, l, k.astype(np.int64)
+
+
+def _ldexp_dd(h, l, k):
+    """(h + l) * 2**k rounded once: hi is the correctly rounded float64 (also when
+    subnormal), lo what remains, rounded to a multiple of 2**-1074."""
+    hi = np.ldexp(h, k)
+    lo = np.ldexp((h - np.ldexp(hi, -k)) + l, k)  # h - hi/2**k is exact
+    lo = np.where(np.isfinite(hi), lo, 0.0)
+    sh, sl = _fast_two_sum(hi, lo)  # exact where hi is subnormal: folds lo in
+    sub = np.abs(hi) < 2.0**-1022
+    return np.where(sub, sh, hi), np.where(sub, sl, lo)
+
+
+def _exp_raw(xh, xl):
+    hi, lo = _ldexp_dd(*_exp_scaled(xh, xl))
+    return np.where(np.isnan(xh), xh, hi), lo
 
 
 def exp(x) -> DD:
@@ -208,14 +201,22 @@ def log1p(x) -> DD:
 
 def _sigmoid_raw(z):
     a = np.abs(z)
-    eh, el = _exp_raw(-a, np.zeros_like(a))  # e = exp(-|z|) in (0, 1], or 0
+    h, l, k = _exp_scaled(-a, np.zeros_like(a))  # e = exp(-|z|) = (h + l) * 2**k
+    h = np.where(np.isnan(a), a, h)  # nan in, nan out
+    eh, el = _ldexp_dd(h, l, k)  # in (0, 1], or 0 when it underflows
     dh, dl = _fast_two_sum(1.0, eh)
     dh, dl = _fast_two_sum(dh, dl + el)  # 1 + e
     ph, pl = _div(1.0, 0.0, dh, dl)  # 1 / (1 + e)
-    qh, ql = _mul(eh, el, ph, pl)  # e / (1 + e)
+    # tiny results are formed at scale 2**k and rounded once (else lo's subnormal
+    # quantisation could misround hi just above 2**-1022)
+    qh, ql = _ldexp_dd(*_mul(h, l, ph, pl), k)  # e / (1 + e)
     gh, gl = _log1p_raw(eh, el)
+    sh, sl = _two_sum(h, -np.ldexp(h * h, k - 1))  # log1p(e) = e - e**2/2 for tiny e
+    sh, sl = _ldexp_dd(*_fast_two_sum(sh, sl + l), k)
+    gh, gl = np.where(k < -64, sh, gh), np.where(k < -64, sl, gl)
     bh, bl = _two_sum(a, gh)
     bh, bl = _fast_two_sum(bh, bl + gl)  # |z| + log1p(e)
+    bh, bl = np.where(a < np.inf, bh, a), np.where(a < np.inf, bl, 0.0)
     pos = ~(z < 0)
     return tuple(np.where(pos, u, v) for u, v in
                  ((ph, qh), (pl, ql), (qh, ph), (ql, pl), (bh, gh), (bl, gl), (gh, bh), (gl, bl)))
@@ -263,8 +264,9 @@ class DD:
         hi, lo = np.broadcast_arrays(np.asarray(hi, np.float64), np.asarray(lo, np.float64))
         with np.errstate(all="ignore"):
             s, e = _two_sum(hi, lo)
-            s, e = _guard(hi + lo, s, e)
-        self.hi, self.lo = np.asarray(s), np.asarray(e)
+            ok = np.isfinite(hi) & np.isfinite(lo)
+            s = np.where(lo == 0, hi, np.where(ok, s, hi + lo))  # -0.0, inf, nan as float64
+            self.hi, self.lo = np.asarray(s), np.asarray(np.where(np.isfinite(s), e, 0.0))
 
     @classmethod
     def _raw(cls, hi, lo) -> DD:
@@ -277,8 +279,7 @@ class DD:
         return cls(x)
 
     def to_float(self) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return np.asarray(np.where(np.isfinite(self.hi), self.hi + self.lo, self.hi))
+        return self.hi.copy()  # normalised: hi is the value rounded to nearest
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -298,36 +299,51 @@ class DD:
         return DD._raw(np.where(neg, -self.hi, self.hi), np.where(neg, -self.lo, self.lo))
 
     def __add__(self, other) -> DD:
-        (ah, al), (bh, bl) = (self.hi, self.lo), _parts(other)
-        with np.errstate(all="ignore"):
-            return DD._raw(*_guard(ah + bh, *_add(ah, al, bh, bl)))
+        return DD._raw(*_blockwise(_add_raw, self.hi, self.lo, *_parts(other)))
 
     __radd__ = __add__
 
     def __sub__(self, other) -> DD:
-        return self + (-other if isinstance(other, DD) else -np.asarray(other, np.float64))
+        bh, bl = _parts(other)
+        return DD._raw(*_blockwise(_add_raw, self.hi, self.lo, -bh, -bl))
 
     def __rsub__(self, other) -> DD:
-        return (-self) + other
+        return DD._raw(*_blockwise(_add_raw, -self.hi, -self.lo, *_parts(other)))
 
     def __mul__(self, other) -> DD:
-        (ah, al), (bh, bl) = (self.hi, self.lo), _parts(other)
-        with np.errstate(all="ignore"):
-            return DD._raw(*_guard(ah * bh, *_mul(ah, al, bh, bl, _two_prod_safe)))
+        return DD._raw(*_blockwise(_mul_raw, self.hi, self.lo, *_parts(other)))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other) -> DD:
-        return _divide(self.hi, self.lo, *_parts(other))
+        return DD._raw(*_blockwise(_div_raw, self.hi, self.lo, *_parts(other)))
 
     def __rtruediv__(self, other) -> DD:
-        return _divide(*_parts(other), self.hi, self.lo)
+        return DD._raw(*_blockwise(_div_raw, *_parts(other), self.hi, self.lo))
 
 
-def _divide(ah, al, bh, bl) -> DD:
-    with np.errstate(all="ignore"):
-        big = np.abs(ah) > 2.0**1020  # keep q1*b from overflowing: divide a/4, then *4
-        f = np.where(big, 0.25, 1.0)
-        hi, lo = _div(ah * f, al * f, bh, bl, _two_prod_safe)
-        hi, lo = hi / f, lo / f
-        return DD._raw(hi, np.where(np.isfinite(hi), lo, 0.0))
+# Public operators: mantissas are scaled (frexp, or halved near overflow) so that
+# splitting never overflows and the result is rounded once, like float64.
+def _finish(ok, lead, hi, lo):
+    """Where not ok (a non-finite operand): float64's result ``lead``; inf gets
+    lo = 0, and a zero result float64's sign."""
+    hi = np.where(ok, np.where(hi == 0, lead * 0.0, hi), lead)
+    return hi, np.where(np.isfinite(hi), lo, 0.0)
+
+
+def _add_raw(ah, al, bh, bl):
+    f = np.where(np.maximum(np.abs(ah), np.abs(bh)) >= 2.0**1022, 0.5, 1.0)
+    hi, lo = _add(ah * f, al * f, bh * f, bl * f)
+    return _finish(np.isfinite(ah) & np.isfinite(bh), ah + bh, hi / f, lo / f)
+
+
+def _mul_raw(ah, al, bh, bl):
+    (ma, ea), (mb, eb) = np.frexp(ah), np.frexp(bh)
+    hi, lo = _ldexp_dd(*_mul(ma, np.ldexp(al, -ea), mb, np.ldexp(bl, -eb)), ea + eb)
+    return _finish(np.isfinite(ah) & np.isfinite(bh), ah * bh, hi, lo)
+
+
+def _div_raw(ah, al, bh, bl):
+    (ma, ea), (mb, eb) = np.frexp(ah), np.frexp(bh)
+    hi, lo = _ldexp_dd(*_div(ma, np.ldexp(al, -ea), mb, np.ldexp(bl, -eb)), ea - eb)
+    return _finish(np.isfinite(ah) & np.isfinite(bh) & (bh != 0), ah / bh, hi, lo)

@@ -3,7 +3,8 @@
 For each format one jitted program evaluates all selected forms (vmapped over
 the chunk), their references, and the classification, and reduces on the
 device to per-chunk counts, maximum errors and profile bins; only the per-point
-class codes (one byte a point and form) come back, to find runs. The target is
+class codes (one byte a point and form) come back, to find runs, whose
+lengths give the counts of each class. The target is
 an argument, so each format compiles once for all targets. Sampled formats then
 refine every onset and listed interval boundary by bisection on ordinals.
 """
@@ -24,6 +25,8 @@ from .family import Family, Form
 from .runs import RunTracker
 
 CHUNK = 1 << 16
+REFINE = 1 << 10  # points per refinement call
+BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
 PROFILE_BINS = 256
 
 
@@ -46,53 +49,72 @@ class Outcome:
     profile_hi: np.ndarray
     trackers: list[RunTracker]
     refined: dict  # (form index, code, inside, outside) -> refined inside ordinal
+    before_zero: int | None  # ordinal of the swept point just below 0
+
+
+def distinct_references(forms: Sequence[Form]) -> tuple[list[Callable], np.ndarray]:
+    """The distinct reference functions of `forms`, and which one each form uses."""
+    refs = list(dict.fromkeys(f.reference for f in forms))
+    return refs, np.array([refs.index(f.reference) for f in forms])
+
+
+def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Format, ords, target, target64):
+    """Inside a jitted program: every form's result at the points `ords`, stacked, and
+    (for formats narrower than float64) the exact values and scales of each distinct
+    reference in float64."""
+    x = formats.from_ordinal(ords, fmt, jnp)
+    outs = []
+    for f in forms:
+        out = jax.vmap(f.kernel, (0, None))(x, target)
+        if out.dtype != fmt.dtype:
+            raise TypeError(f"Form `{f.name}` returned {out.dtype} for {fmt.name} input; it must not change dtype.")
+        outs.append(out)
+    if fmt.bits == 64:
+        return jnp.stack(outs), None, None
+    base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
+    refs = [r(base) for r in distinct_references(forms)[0]]
+    exact = jnp.stack([jnp.broadcast_to(r[0], x.shape) for r in refs])
+    scale = jnp.stack([jnp.broadcast_to(r[1], x.shape) for r in refs])
+    return jnp.stack(outs), exact, scale
 
 
 @functools.lru_cache(maxsize=None)
-def program(family: Family, form_names: tuple[str, ...], fmt: formats.Format, bins: int) -> Callable:
-    """The jitted per-chunk program for these forms in this format."""
-    forms = [family.form(n) for n in form_names]
-    on_device = fmt.bits < 64  # float64 references come from the host (double-double)
+def program(family: Family, form_names: tuple[str, ...], axis, by_position: bool) -> Callable:
+    """The jitted program for these forms on this axis.
 
-    def run(x, target, target64, tolerance, start, total, valid_n, ext_exact, ext_scale):
-        size = x.shape[0]
-        outs = []
-        for f in forms:
-            out = jax.vmap(f.kernel, (0, None))(x, target)
-            if out.dtype != fmt.dtype:
-                raise TypeError(f"Form `{f.name}` returned {out.dtype} for {fmt.name} input; it must not change dtype.")
-            outs.append(out)
-        out = jnp.stack(outs)
-        if on_device:
-            x64 = formats.ordinal_to_float64(formats.to_ordinal(x, fmt, jnp), fmt, jnp)
-            base = family.device_base(x64, target64)
-            refs = [f.reference(base) for f in forms]
-            exact = jnp.stack([jnp.broadcast_to(r[0], (size,)) for r in refs])
-            scale = jnp.stack([jnp.broadcast_to(r[1], (size,)) for r in refs])
-        else:
+    With `by_position` it takes the position of a chunk's first point and makes
+    the chunk's points itself (no host-to-device traffic); otherwise it takes the
+    points' ordinals (for refinement).
+    """
+    fmt = axis.fmt
+    forms = [family.form(n) for n in form_names]
+    ref_of = distinct_references(forms)[1]
+
+    def run(where, target, target64, tolerance, valid_n, ext_exact, ext_scale):
+        ords = axis.ordinals(where + jnp.arange(CHUNK, dtype=jnp.int64), jnp) if by_position else where
+        out, exact, scale = computed_and_exact(family, forms, fmt, ords, target, target64)
+        if exact is None:  # float64: references come from the host (double-double)
             exact, scale = ext_exact, ext_scale
-        code, ulp, subnormal = classify(out, exact, scale, fmt, tolerance, jnp)
+        size = ords.shape[0]
+        code, ulp, subnormal = classify(out, exact, scale, fmt, tolerance, jnp, ref_of)
         valid = jnp.arange(size) < valid_n
-        onehot = (code[..., None] == jnp.arange(len(CLASSES), dtype=jnp.int8)) & valid[:, None]
-        counts = onehot.sum(axis=1)
-        zsub = (subnormal & valid).sum(axis=1)
-        measured = (code <= CODE["inaccurate"]) & valid
-        err = jnp.where(measured, ulp, -1.0)
-        b = ((start + jnp.arange(size, dtype=jnp.int64)) * bins) // total
-        b = jnp.where(valid, b, bins)  # padding goes to a discarded extra bin
-        pcode = jax.ops.segment_max(jnp.where(valid, code, -1).T, b, bins + 1)[:bins].T
-        perr = jax.ops.segment_max(err.T, b, bins + 1)[:bins].T
-        return code, counts, zsub, err.max(axis=1), pcode, perr
+        code = jnp.where(valid, code, -1)  # padding is no class
+        # XLA's CPU reductions are fastest in float32 (exact here: a chunk holds < 2**24 points)
+        zsub = (subnormal & valid).sum(axis=1, dtype=jnp.float32)
+        err = jnp.where((code >= 0) & (code <= CODE["inaccurate"]), ulp.astype(jnp.float32), -1.0)  # ok, inaccurate
+        blocks = (len(forms), size // BLOCK, BLOCK)
+        return code, zsub, code.reshape(blocks).max(-1), err.reshape(blocks).max(-1)
 
     return jax.jit(run)
 
 
 def host_reference(family: Family, forms: Sequence[Form], x: np.ndarray, target64: float):
-    """Exact values and scales in double-double on the host, rounded to float64."""
+    """Exact values and scales of each distinct reference of `forms`, in double-double
+    on the host, rounded to float64."""
     base = family.host_base(np.asarray(x, np.float64), target64)
     exact, scale = [], []
-    for f in forms:
-        v, s = f.reference(base)
+    for r in distinct_references(forms)[0]:
+        v, s = r(base)
         exact.append(np.broadcast_to(_to_float(v), x.shape))
         scale.append(np.broadcast_to(_to_float(s), x.shape))
     return np.stack(exact), np.stack(scale)
@@ -103,73 +125,96 @@ def _to_float(v):
 
 
 class _Runner:
-    """Feeds padded chunks of one format to its program."""
+    """Runs one format's programs at one target: whole chunks, or chosen points."""
 
-    def __init__(self, family, forms, fmt, target, tolerance, device, bins):
-        self.family, self.forms, self.fmt = family, forms, fmt
-        self.prog = program(family, tuple(f.name for f in forms), fmt, bins)
-        y = fmt.cast(target)
+    def __init__(self, family, forms, axis, target, tolerance, device):
+        self.family, self.forms, self.axis, self.fmt = family, forms, axis, axis.fmt
+        names = tuple(f.name for f in forms)
+        self.by_position = program(family, names, axis, True)
+        self.by_ordinal = program(family, names, axis, False)
+        y = self.fmt.cast(target)
         self.target_in_format = float(y.astype(np.float64))
         self.args = (jax.device_put(y, device), jnp.float64(self.target_in_format), jnp.float64(tolerance))
         self.device = device
 
-    def __call__(self, ords: np.ndarray, start: int, total: int):
+    def _ext(self, ords: np.ndarray):
+        if self.fmt.bits < 64:
+            return None, None
+        x = formats.from_ordinal(ords, self.fmt).astype(np.float64)
+        ref = host_reference(self.family, self.forms, x, self.target_in_format)
+        return tuple(jax.device_put(a, self.device) for a in ref)
+
+    def chunk(self, start: int):
+        n = min(CHUNK, len(self.axis) - start)
+        ext = self._ext(self.axis.ordinals(np.arange(start, start + CHUNK))) if self.fmt.bits == 64 else (None, None)
+        return self.by_position(start, *self.args, n, *ext)
+
+    def classes_at(self, ords: np.ndarray) -> np.ndarray:
+        """Class codes (forms × points) at arbitrary ordinals."""
         n = len(ords)
-        padded = np.concatenate((ords, np.full(CHUNK - n, ords[-1], np.int64))) if n < CHUNK else ords
-        x = formats.from_ordinal(padded, self.fmt)
-        ext = (None, None)
-        if self.fmt.bits == 64:
-            ext = tuple(jax.device_put(a, self.device) for a in
-                        host_reference(self.family, self.forms, x.astype(np.float64), self.target_in_format))
-        return self.prog(jax.device_put(x, self.device), *self.args, start, total, n, *ext)
+        padded = np.concatenate((ords, np.full(REFINE - n, ords[-1], np.int64)))
+        return np.asarray(self.by_ordinal(jax.device_put(padded, self.device), *self.args, n, *self._ext(padded))[0])
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
                device, bins: int = PROFILE_BINS, tick: Callable[[int], None] | None = None) -> Outcome:
     """Sweep all `forms` over `axis` at one target; refine boundaries if sampled."""
     fmt = axis.fmt
-    runner = _Runner(family, forms, fmt, target, tolerance, device, bins)
+    runner = _Runner(family, forms, axis, target, tolerance, device)
     nf, n = len(forms), len(axis)
     counts = np.zeros((nf, len(CLASSES)), np.int64)
     zsub = np.zeros(nf, np.int64)
     max_ulp = np.full(nf, -1.0)
     pcode = np.full((nf, bins), -1, np.int64)
     perr = np.full((nf, bins), -1.0)
-    plo = np.full(bins, np.iinfo(np.int64).max)
-    phi = np.full(bins, np.iinfo(np.int64).min)
     trackers = [RunTracker() for _ in forms]
 
-    def absorb(ords, res):
-        code, c, z, m, pc, pe = (np.asarray(r) for r in res)
-        counts[:] += c
-        zsub[:] += z
-        np.maximum(max_ulp, m, out=max_ulp)
-        np.maximum(pcode, pc, out=pcode)
-        np.maximum(perr, pe, out=perr)
-        for i, t in enumerate(trackers):
-            t.feed(code[i, : len(ords)], ords)
-        idx = np.arange(len(ords)) + absorb.start
-        b = idx * bins // n
-        np.minimum.at(plo, b, ords)
-        np.maximum.at(phi, b, ords)
-        absorb.start += len(ords)
-        if tick:
-            tick(len(ords))
+    def absorb(start, res):
+        code, z, bcode, berr = (np.asarray(r) for r in res)
+        m = min(CHUNK, n - start)
+        zsub[:] += z.astype(np.int64)
+        np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
+        b = (start + np.arange(0, m, BLOCK)) * bins // n  # each block joins the bin of its first point
+        firsts = np.flatnonzero(np.diff(b, prepend=-1))
+        ub = b[firsts]
+        pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
+        perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
+        # ordinals are needed only at run ends and their neighbours: look them all up at once
+        edge = np.flatnonzero((code[:, 1:m] != code[:, : m - 1]).any(axis=0))
+        need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
+        known = axis.ordinals(start + need)
 
-    absorb.start = 0
+        def ordinals(i):
+            return known[np.searchsorted(need, i - start)]
+
+        for i, t in enumerate(trackers):
+            counts[i] += t.feed(code[i, :m], start, ordinals)
+        if tick:
+            tick(m)
+
     pending = None
     for start in range(0, n, CHUNK):
-        ords = axis.ordinals(start, start + CHUNK)
-        res = runner(ords, start, n)  # dispatched asynchronously
+        res = runner.chunk(start)  # dispatched asynchronously
         if pending is not None:
             absorb(*pending)
-        pending = (ords, res)
+        pending = (start, res)
     absorb(*pending)
     for t in trackers:
         t.close()
     refined = {} if axis.exhaustive else _refine(runner, trackers)
+    block_starts = np.arange(0, n, BLOCK)
+    b = block_starts * bins // n
+    lo_idx = np.full(bins, -1)
+    hi_idx = np.full(bins, -1)
+    firsts = np.flatnonzero(np.diff(b, prepend=-1))
+    lo_idx[b[firsts]] = block_starts[firsts]
+    hi_idx[b[firsts]] = np.append(block_starts[firsts[1:]] - 1, n - 1)
+    filled = lo_idx >= 0
+    plo = np.where(filled, axis.ordinals(np.maximum(lo_idx, 0)), 1)
+    phi = np.where(filled, axis.ordinals(np.maximum(hi_idx, 0)), 0)
+    before_zero = int(axis.ordinals(np.array([axis.zero_index - 1]))[0]) if axis.zero_index > 0 else None
     return Outcome(fmt, tuple(forms), target, runner.target_in_format, n, axis.exhaustive, counts,
-                   zsub, max_ulp, pcode, perr, plo, phi, trackers, refined)
+                   zsub, max_ulp, pcode, perr, plo, phi, trackers, refined, before_zero)
 
 
 def boundaries(trackers: list[RunTracker]) -> set[tuple[int, int, int, int]]:
@@ -198,20 +243,13 @@ def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:
         open_ = [b for b in todo if abs(state[b][0] - state[b][1]) > 1]
         if not open_:
             break
-        for lo in range(0, len(open_), CHUNK):
-            batch = open_[lo : lo + CHUNK]
-            mids = np.array([_mid(*state[b]) for b in batch], np.int64)
-            order = np.argsort(mids)
-            code = np.asarray(runner(mids[order], 0, 1)[0])
-            for j, pos in enumerate(order):
-                b = batch[pos]
-                side = 0 if code[b[0], j] == b[1] else 1
-                state[b][side] = int(mids[pos])
+        for lo in range(0, len(open_), REFINE):
+            batch = open_[lo : lo + REFINE]
+            mids = np.array([(state[b][0] + state[b][1]) // 2 for b in batch], np.int64)
+            code = runner.classes_at(mids)
+            for j, b in enumerate(batch):
+                state[b][0 if code[b[0], j] == b[1] else 1] = int(mids[j])
     return {b: state[b][0] for b in todo}
-
-
-def _mid(a: int, b: int) -> int:
-    return (a + b) // 2
 
 
 def onsets_and_intervals(out: Outcome, i: int) -> tuple[dict, dict]:
@@ -238,7 +276,7 @@ def onsets_and_intervals(out: Outcome, i: int) -> tuple[dict, dict]:
             if r.end < 0:
                 neg = end_of(r)
             else:  # the run crosses zero: its last point below zero is the swept one
-                neg = t.before_zero
+                neg = out.before_zero
                 how = method if out.exhaustive else "sampled"
         onset[name] = {"neg": _value(neg, fmt), "pos": _value(pos, fmt),
                        "method": how if (neg is not None or pos is not None) else None}

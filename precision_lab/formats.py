@@ -125,13 +125,12 @@ def to_ordinal(x, fmt: Format, xp=np):
     return xp.where(s < 0, -mag, mag)
 
 
-def from_ordinal(o, fmt: Format) -> np.ndarray:
-    """Values of `fmt` at ordinals `o` (host); ordinal 0 gives +0."""
-    o = np.asarray(o, dtype=np.int64)
-    mag = np.abs(o).astype(np.uint64)
-    sign = np.uint64(1 << (fmt.bits - 1))
-    u = np.where(o < 0, mag | sign, mag)
-    return u.astype(np.dtype(f"u{fmt.bits // 8}")).view(fmt.dtype)
+def from_ordinal(o, fmt: Format, xp=np):
+    """Values of `fmt` at ordinals `o`; ordinal 0 gives +0."""
+    o = xp.asarray(o).astype(np.int64)
+    mag = xp.abs(o).astype(np.uint64)
+    u = xp.where(o < 0, mag | np.uint64(1 << (fmt.bits - 1)), mag)
+    return _bitcast(u.astype(np.dtype(f"u{fmt.bits // 8}")), fmt.dtype, xp)
 
 
 def round_to_ordinal(v, fmt: Format, xp=np):
@@ -170,10 +169,19 @@ def ordinal_to_float64(o, fmt: Format, xp=np):
     ef = mag >> fmt.mant
     frac = mag & ((1 << fmt.mant) - 1)
     sig = xp.where(ef == 0, frac, frac | (1 << fmt.mant)).astype(np.float64)
-    with np.errstate(over="ignore"):  # the infinity ordinal's exponent overflows; replaced below
-        val = xp.ldexp(sig, (xp.maximum(ef, 1) - fmt.bias - fmt.mant).astype(np.int32))
+    e = xp.maximum(ef, 1) - fmt.bias - fmt.mant
+    if fmt.bits < 64:  # 2**e built from its bit pattern (fast under XLA, exact: e is in float64's normal range)
+        val = sig * pow2(e, xp)
+    else:
+        with np.errstate(over="ignore"):  # the infinity ordinal's exponent overflows; replaced below
+            val = xp.ldexp(sig, e.astype(np.int32))
     val = xp.where(mag > fmt.max_ordinal, np.inf, val)
     return xp.where(o < 0, -val, val)
+
+
+def pow2(k, xp=np):
+    """2.0**k in float64 for integer k in [-1022, 1023], built from its bit pattern."""
+    return _bitcast((k.astype(np.int64) + 1023) << 52, np.float64, xp)
 
 
 def ulp_distance(a, b, fmt: Format):

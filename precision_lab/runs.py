@@ -11,10 +11,11 @@ values afterwards.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
-from .classify import CODE, FAILURES
+from .classify import CLASSES, CODE, FAILURES
 
 MAX_LISTED = 16
 
@@ -33,41 +34,44 @@ class RunTracker:
         self.listed = listed
         self.pending: Run | None = None
         self.last: int | None = None
-        self.before_zero: int | None = None  # the swept point just below ordinal 0
         self.count = {CODE[c]: 0 for c in FAILURES}
         self.widest: dict[int, list[Run]] = {CODE[c]: [] for c in FAILURES}
         self.neg: dict[int, Run] = {}
         self.pos: dict[int, Run] = {}
 
-    def feed(self, codes: np.ndarray, ords: np.ndarray) -> None:
+    def feed(self, codes: np.ndarray, first: int, ordinals: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Take the next stretch of the sequence, points first.., and return its count per class.
+
+        `ordinals(positions)` gives the ordinals of sequence positions; it is asked
+        only for the ends of runs and their neighbours.
+        """
         n = len(codes)
         if n == 0:
-            return
-        zero_at = np.searchsorted(ords, 0)
-        if zero_at < n and ords[zero_at] == 0:
-            self.before_zero = int(ords[zero_at - 1]) if zero_at > 0 else self.last
+            return np.zeros(len(CLASSES), np.int64)
         cut = np.flatnonzero(codes[1:] != codes[:-1]) + 1
         starts = np.concatenate(([0], cut))
         ends = np.concatenate((cut - 1, [n - 1]))
-        first = Run(int(codes[0]), int(ords[0]), int(ords[ends[0]]), self.last, None)
+        per_class = np.bincount(codes[starts], weights=ends - starts + 1, minlength=len(CLASSES))
+        o_start, o_end = ordinals(first + starts), ordinals(first + ends)
+        o_prev, o_next = ordinals(first + starts[1:] - 1), ordinals(first + ends[:-1] + 1)
+        run = Run(int(codes[0]), int(o_start[0]), int(o_end[0]), self.last, None)
         if len(starts) > 1:
-            first.next = int(ords[starts[1]])
+            run.next = int(o_next[0])
         if self.pending is not None:
-            if self.pending.code == first.code:
-                first.start, first.prev = self.pending.start, self.pending.prev
+            if self.pending.code == run.code:
+                run.start, run.prev = self.pending.start, self.pending.prev
             else:
-                self.pending.next = int(ords[0])
+                self.pending.next = int(o_start[0])
                 self._finish([self.pending])
         if len(starts) == 1:
-            self.pending = first
+            self.pending = run
         else:
-            self._finish([first])
+            self._finish([run])
             mid = slice(1, len(starts) - 1)
-            self._finish_many(codes[starts[mid]], ords[starts[mid]], ords[ends[mid]],
-                              ords[starts[mid] - 1], ords[ends[mid] + 1])
-            self.pending = Run(int(codes[starts[-1]]), int(ords[starts[-1]]), int(ords[-1]),
-                               int(ords[starts[-1] - 1]), None)
-        self.last = int(ords[-1])
+            self._finish_many(codes[starts[mid]], o_start[mid], o_end[mid], o_prev[:-1], o_next[1:])
+            self.pending = Run(int(codes[starts[-1]]), int(o_start[-1]), int(o_end[-1]), int(o_prev[-1]), None)
+        self.last = int(o_end[-1])
+        return per_class.astype(np.int64)
 
     def close(self) -> None:
         if self.pending is not None:

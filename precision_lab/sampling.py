@@ -25,13 +25,15 @@ from . import formats
 DEFAULT_POINTS = 1 << 16
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """A counter-based generator: uniform uint64 from consecutive counters."""
+def _hash32(x):
+    """A counter-based generator: uniform uint32 from consecutive uint32 counters
+    (the "lowbias32" integer hash; numpy or jax, 32-bit multiplies vectorise well)."""
     with np.errstate(over="ignore"):
-        z = x + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7FEB352D)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846CA68B)
+        return x ^ (x >> np.uint32(16))
 
 
 class Axis:
@@ -55,33 +57,47 @@ class Axis:
     def __len__(self) -> int:
         return self.n
 
-    def ordinals(self, start: int, stop: int) -> np.ndarray:
-        """Ordinals of points start..stop-1 of the sequence, strictly increasing."""
-        i = np.arange(start, min(stop, self.n), dtype=np.int64)
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Axis) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self):
+        return (self.fmt.name, self.n, self.seed, getattr(self, "n_grid", None))
+
+    @property
+    def zero_index(self) -> int:
+        """Position of the point 0 in the sequence."""
+        return self.fmt.max_ordinal if self.exhaustive else self.n_side + self.n_grid // 2
+
+    def ordinals(self, i, xp=np):
+        """Ordinals (int64) of the points at positions `i` of the sequence; strictly increasing in i.
+
+        Works on the host (numpy) and inside a jitted program (jax.numpy) alike, and
+        gives the same values in both.
+        """
+        i = xp.asarray(i).astype(np.int64)
         if self.exhaustive:
             return i - self.fmt.max_ordinal
-        out = np.empty(i.shape, np.int64)
-        neg = i < self.n_side
-        grid = (i >= self.n_side) & (i < self.n_side + self.n_grid)
+        half = self.n_grid // 2
+        g = (i - self.n_side - half).astype(np.float64) * (self.grid_limit / half)
+        grid = formats.round_to_ordinal(g, self.fmt, xp)
         pos = i >= self.n_side + self.n_grid
-        out[neg] = -self._strata(self.n_side - 1 - i[neg], 0)
-        g = i[grid] - self.n_side
-        step = 2.0 * self.grid_limit / (self.n_grid - 1)
-        values = self.fmt.cast(-self.grid_limit + g * step)
-        out[grid] = formats.to_ordinal(values, self.fmt)
-        out[pos] = self._strata(i[pos] - self.n_side - self.n_grid, 1)
-        return out
+        j = xp.clip(xp.where(pos, i - self.n_side - self.n_grid, self.n_side - 1 - i), 0, self.n_side - 1)
+        strata = self._strata(j, pos, xp)
+        return xp.where(i < self.n_side, -strata, xp.where(pos, strata, grid))
 
-    def _strata(self, j: np.ndarray, side: int) -> np.ndarray:
-        """Ordinal of stratum j of the region (L, max], one draw each (side 0 mirrored)."""
+    def _strata(self, j, pos, xp):
+        """Ordinal of stratum j of the region (L, max], one draw each (mirrored where not `pos`)."""
         lo, hi = self.grid_ord + 1, self.fmt.max_ordinal
         width = (hi - lo + 1) / self.n_side
-        start = lo + np.floor(j * width).astype(np.int64)
-        end = lo + np.floor((j + 1) * width).astype(np.int64)  # exclusive
-        counter = (np.uint64(self.seed) << np.uint64(33)) ^ (np.uint64(side) << np.uint64(32))
-        u = _splitmix64(counter + j.astype(np.uint64)) >> np.uint64(11)
-        draw = start + np.floor(u * (2.0**-53) * (end - start)).astype(np.int64)
-        return np.where(j == self.n_side - 1, hi, np.minimum(draw, end - 1))
+        start = lo + xp.floor(j.astype(np.float64) * width).astype(np.int64)
+        end = lo + xp.floor((j + 1).astype(np.float64) * width).astype(np.int64)  # exclusive
+        counter = (j.astype(np.uint32) << np.uint32(1)) | pos.astype(np.uint32)
+        u = _hash32(counter ^ np.uint32(_hash32(np.uint32(self.seed & 0xFFFFFFFF)))).astype(np.float64)
+        draw = start + xp.floor(u * (2.0**-32) * (end - start).astype(np.float64)).astype(np.int64)
+        return xp.where(j == self.n_side - 1, hi, xp.minimum(draw, end - 1))
 
     def values(self, start: int, stop: int) -> np.ndarray:
-        return formats.from_ordinal(self.ordinals(start, stop), self.fmt)
+        return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)

@@ -156,8 +156,13 @@ def host_base(z64: np.ndarray, y64: float):
     """Base quantities in double-double on the host (for float64)."""
     s, c, sp, spn = dd.sigmoid_parts(np.asarray(z64, np.float64))
     return types.SimpleNamespace(
-        z=dd.DD.from_float(z64), y=float(y64), s=s, c=c, sp=sp, spn=spn, where=dd.where
+        z=dd.DD.from_float(z64), y=float(y64), s=s, c=c, sp=sp, spn=spn, where=_select
     )
+
+
+def _select(cond: bool, a, b):
+    """`where` for the host base, whose conditions are on the (scalar) target only."""
+    return a if cond else b
 
 
 _EPS_K = Constant("ε=1e-7", KERAS_EPSILON, lambda t: t(KERAS_EPSILON))

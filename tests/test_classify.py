@@ -67,9 +67,13 @@ def test_e4m3fn_overflow_is_nan_not_inf():
 
 
 def feed(tracker, codes, ords, chunk):
+    """Feed in chunks; returns the points counted per class."""
+    ords = np.asarray(ords, np.int64)
+    total = 0
     for i in range(0, len(codes), chunk):
-        tracker.feed(np.asarray(codes[i:i + chunk], np.int8), np.asarray(ords[i:i + chunk], np.int64))
+        total = total + tracker.feed(np.asarray(codes[i:i + chunk], np.int8), i, lambda pos: ords[pos])
     tracker.close()
+    return total
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 100])
@@ -78,7 +82,8 @@ def test_runs_are_the_same_whatever_the_chunking(chunk):
     ords = np.arange(-6, 7)  # -6..6, contiguous lattice
     codes = [nan, nan, ok, zero, ok, ok, zero, zero, ok, nan, nan, nan, ok]
     t = RunTracker()
-    feed(t, codes, ords, chunk)
+    per_class = feed(t, codes, ords, chunk)
+    assert list(per_class) == [5, 0, 3, 0, 5]  # points of ok, inaccurate, zero, inf, nan
     assert t.count[nan] == 2 and t.count[zero] == 2
     assert [(r.start, r.end) for r in t.listed_runs(nan)] == [(-6, -5), (3, 5)]
     assert [(r.start, r.end) for r in t.listed_runs(zero)] == [(-3, -3), (0, 1)]
