@@ -116,6 +116,8 @@ def sweep(
         raise InputError("`forms` is empty; give at least one form.")
     if int(points) < 1:
         raise InputError(f"`points` must be a positive integer, got {points}.")
+    if int(seed) != seed or seed < 0:
+        raise InputError(f"`seed` must be a non-negative integer, got {seed}.")
     if not tolerance >= 0:
         raise InputError(f"`tolerance` must be a non-negative number of ULPs, got {tolerance}.")
     dev = get_device(device)

@@ -151,13 +151,15 @@ def _list_all() -> int:
     console = Console()
     for fam in api.FAMILIES.values():
         t = Table(title=f"family {fam.name} (axis {fam.axis})", title_justify="left")
-        for col in ("form", "quantity", "formula"):
+        t.add_column("form", no_wrap=True)
+        for col in ("quantity", "formula"):
             t.add_column(col)
         for f in fam.forms:
             t.add_row(f.name, f.quantity, f.summary)
         console.print(t)
     t = Table(title="formats", title_justify="left")
-    for col in ("format", "bits", "eps", "max", "smallest subnormal", "∞", "swept", "default"):
+    t.add_column("format", no_wrap=True)
+    for col in ("bits", "eps", "max", "min subnormal", "∞", "swept", "default"):
         t.add_column(col)
     for f in formats.FORMATS.values():
         t.add_row(f.name, str(f.bits), f"{f.eps:.3g}", f"{f.max:.4g}", f"{f.smallest_subnormal:.3g}",

@@ -115,18 +115,24 @@ def _ref_loss_bce(b):
     return v, v
 
 
+def _s_minus_y(b):
+    # σ(z) − y = (1 − y) − σ(−z): the latter keeps the tail where σ(z) rounds to 1
+    # (1 − y is exact for y ≥ 0.5, by Sterbenz's lemma)
+    return b.where(b.y >= 0.5, (1 - b.y) - b.c, b.s - b.y)
+
+
 def _ref_loss_mse(b):
-    d = b.s - b.y
+    d = _s_minus_y(b)
     return 0.5 * d * d, abs(d) * (b.s + b.y)
 
 
 def _ref_grad_bce(b):
-    return b.s - b.y, b.s + b.y
+    return _s_minus_y(b), b.s + b.y
 
 
 def _ref_grad_mse(b):
     sc = b.s * b.c
-    return (b.s - b.y) * sc, (b.s + b.y) * sc
+    return _s_minus_y(b) * sc, (b.s + b.y) * sc
 
 
 def _ref_dloss(b):

@@ -1,0 +1,97 @@
+"""The command line: JSON document, exit statuses, and one-sentence errors."""
+
+import json
+import os
+
+import pytest
+
+from precision_lab import cli
+
+SMALL = ["sweep", "--dtypes", "float16", "--targets", "0", "--forms", "bce_naive_chain,bce_fused"]
+
+
+def run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_document(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    code, out, err = run(SMALL + ["--json", str(path)], capsys)
+    assert code == 0
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "precision_lab.sweep/1"
+    meta = doc["meta"]
+    for key in ("jax", "jaxlib", "backend", "device_kind", "xla_flags", "tolerance_ulp", "seed", "argv", "x64"):
+        assert key in meta
+    assert meta["argv"] == SMALL + ["--json", str(path)] and meta["x64"] is True
+    rows = {r["form"]: r for r in doc["rows"]}
+    assert set(rows) == {"bce_naive_chain", "bce_fused"}
+    row = rows["bce_naive_chain"]
+    for key in ("family", "quantity", "form", "dtype", "target", "target_in_format", "axis", "points",
+                "exhaustive", "counts", "max_ulp", "onset", "intervals", "profile"):
+        assert key in row
+    assert (row["family"], row["quantity"], row["dtype"], row["axis"]) == ("sigmoid", "grad", "float16", "z")
+    assert row["onset"]["nan"] == {"neg": -11.09375, "pos": 7.625, "method": "exhaustive"}
+    assert set(row["onset"]) == {"nan", "inf", "zero", "inaccurate"}
+    assert row["intervals"]["nan"]["total"] == 2
+    assert len(row["profile"]["class"]) == row["profile"]["bins"] == 256
+    assert row["profile"]["class"][0] == "nan" and row["profile"]["class"][-1] == "nan"
+    assert "NaN z ≥ 7.625 (∞ × 0)" in out  # the table names the mechanism at the onset
+    assert not [p for p in os.listdir(tmp_path) if p != "out.json"]  # no temporary file left
+
+
+def test_fail_on_exits_one(capsys):
+    code, _, err = run(SMALL + ["--fail-on", "nan", "--quiet"], capsys)
+    assert code == 1 and "have points of class nan" in err
+    code, _, _ = run(SMALL[:-1] + ["bce_logits", "--fail-on", "nan", "--quiet"], capsys)
+    assert code == 0  # bce_logits has no NaN anywhere in float16
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sweep", "--dtypes", "float12"], "Unknown format `float12`; known formats are float16"),
+        (["sweep", "--forms", "bce_magic"], "Unknown form `bce_magic` in family sigmoid"),
+        (["sweep", "--family", "tanh"], "Unknown family `tanh`"),
+        (["sweep", "--targets", "1.5"], "Target 1.5 is outside [0, 1]"),
+        (["sweep", "--targets", "0,,1"], "`0,,1` is not a comma-separated list of numbers"),
+        (["sweep", "--targets", ""], "is not a comma-separated list of numbers"),
+        (["sweep", "--dtypes", "float16,"], "`float16,` is not a comma-separated list"),
+        (["sweep", "--device", "tpu"], "Backend `tpu` is not present here; available: cpu"),
+        (["sweep", "--device", "quantum"], "Unknown device `quantum`; choose one of cpu, gpu, tpu"),
+        (["sweep", "--points", "0"], "the point count must be positive, got 0"),
+        (["sweep", "--points", "many"], "`many` is not a whole number"),
+        (["sweep", "--tolerance", "-1"], "the tolerance must be a non-negative number of ULPs"),
+        (["sweep", "--fail-on", "slow"], "Unknown class `slow` for --fail-on"),
+        (["sweep", "--json", "/nonexistent-dir/x.json"], "its folder does not exist or is not writable"),
+        (["sweep", "--seed", "-3"], "`seed` must be a non-negative integer, got -3"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_two(argv, message, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("precision-lab: ")
+
+
+def test_json_path_that_is_a_directory(tmp_path, capsys):
+    code, _, err = run(["sweep", "--json", str(tmp_path)], capsys)
+    assert code == 2 and "it is a directory" in err
+
+
+def test_list_names_forms_and_formats(capsys):
+    code, out, _ = run(["list"], capsys)
+    assert code == 0
+    for name in ("bce_naive_chain", "bce_logits_autodiff", "dsigmoid_dz", "float8_e4m3fn", "bfloat16"):
+        assert name in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("precision-lab 0.")
