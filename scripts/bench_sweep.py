@@ -1,0 +1,127 @@
+"""Throughput of the sweep engine against its floor and a plain NumPy sweep, side by side.
+
+* engine: the full sweep (``precision_lab.sweep``) of every form of the case's family;
+* floor:  the same chunks, all forms and their references in one jitted program that
+          returns one scalar per chunk, nothing else;
+* numpy:  scripts/numpy_sweep.py, the same kernels, reference and classification in NumPy.
+
+Each figure is the median of `--repeats` runs after one warm-up (compilation is not
+counted). `--json` prints one JSON object; otherwise a table.
+
+    python scripts/bench_sweep.py                 # float32, 2**24 points per row
+    python scripts/bench_sweep.py --points 1048576 --repeats 3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import precision_lab as pl
+from precision_lab import engine, formats, sampling
+
+sys.path.insert(0, str(Path(__file__).parent))
+import numpy_sweep  # noqa: E402
+
+CASES = [{"name": "sigmoid float32 y=0", "family": "sigmoid", "dtype": "float32", "target": 0.0}]
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: compiles
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def floor_runner(case, axis):
+    fam = pl.FAMILIES[case["family"]]
+    fmt = axis.fmt
+    y = fmt.cast(case["target"])
+    y64 = float(y.astype(np.float64))
+
+    @jax.jit
+    def chunk(start):
+        ords = axis.ordinals(start + jnp.arange(engine.CHUNK, dtype=jnp.int64), jnp)
+        out, exact, scale = engine.computed_and_exact(fam, fam.forms, fmt, ords, y, y64)
+        return jnp.sum(out.astype(jnp.float32)) + jnp.sum(exact) + jnp.sum(scale)
+
+    def run():
+        sums = [chunk(s) for s in range(0, len(axis), engine.CHUNK)]
+        jax.block_until_ready(sums)
+
+    return run
+
+
+def numpy_runner(case, axis):
+    def run():
+        for s in range(0, len(axis), engine.CHUNK):
+            numpy_sweep.sweep_chunk(axis.values(s, s + engine.CHUNK), case["target"])
+
+    return run
+
+
+def bench(case, points: int, repeats: int) -> dict:
+    fmt = formats.get(case["dtype"])
+    axis = sampling.Axis(fmt, points, 0)
+    n = len(axis)
+
+    def engine_run():
+        pl.sweep(case["family"], dtypes=[case["dtype"]], targets=[case["target"]], points=points)
+
+    rate = {
+        "engine": n / median_time(engine_run, repeats),
+        "floor": n / median_time(floor_runner(case, axis), repeats),
+        "numpy": n / median_time(numpy_runner(case, axis), repeats),
+    }
+    return {
+        "name": case["name"],
+        "points": n,
+        "points_per_s": rate,
+        "engine_over_floor": rate["engine"] / rate["floor"],
+        "engine_over_numpy": rate["engine"] / rate["numpy"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Engine throughput against its floor and NumPy.")
+    ap.add_argument("--points", type=int, default=1 << 24, help="points per row (default 2**24)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+    cases = [bench(c, args.points, args.repeats) for c in CASES]
+    doc = {
+        "cases": cases,
+        "engine_over_floor": min(c["engine_over_floor"] for c in cases),
+        "engine_over_numpy": min(c["engine_over_numpy"] for c in cases),
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"sweep throughput, points/s (median of {args.repeats}, {doc['backend']})")
+    for col in ("case", "points", "engine", "floor", "numpy", "engine/floor", "engine/numpy"):
+        t.add_column(col, justify="right")
+    for c in cases:
+        r = c["points_per_s"]
+        t.add_row(c["name"], str(c["points"]), f"{r['engine']:.3g}", f"{r['floor']:.3g}", f"{r['numpy']:.3g}",
+                  f"{c['engine_over_floor']:.2f}", f"{c['engine_over_numpy']:.1f}")
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    main()
