@@ -22,14 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 from .errors import InputError
 
-from . import __version__, formats, sigmoid
-from .classify import CLASSES, DEFAULT_TOLERANCE, UNSTABLE, classify
+from . import __version__, accumulation, formats, sigmoid, softmax, vectors
+from .classify import CLASSES, DEFAULT_TOLERANCE, UNSTABLE, classify, per_point
 from .engine import Outcome, distinct_references, host_reference, onsets_and_intervals, run_target
 from .family import Family, constant_notes
 from .sampling import DEFAULT_POINTS, Axis
 
 SCHEMA = "precision_lab.sweep/1"
 FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY}
+FAMILY_NAMES = ("sigmoid", "softmax", "all")
 DEFAULT_TARGETS = (0.0, 1.0)
 BACKENDS = ("cpu", "gpu", "tpu")
 
@@ -49,9 +50,12 @@ class SweepResult:
         return {"schema": SCHEMA, "meta": self.meta, "rows": self.rows}
 
 
-def get_family(name: str) -> Family:
+def get_family(name: str, sweep: str = "margin", classes: int = 10) -> Family:
+    """The family called `name` (the softmax family on a given sweep and K)."""
+    if name == "softmax":
+        return softmax.family(sweep, classes)
     if name not in FAMILIES:
-        raise InputError(f"Unknown family `{name}`; known families are {', '.join(FAMILIES)}.")
+        raise InputError(f"Unknown family `{name}`; known families are {', '.join(FAMILY_NAMES)}.")
     return FAMILIES[name]
 
 
@@ -89,62 +93,112 @@ def sweep(
     device: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     argv: Sequence[str] | None = None,
+    classes: Sequence[int] = softmax.DEFAULT_CLASSES,
+    sweeps: Sequence[str] = softmax.DEFAULT_SWEEPS,
+    target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES),
+    logits=None,
+    labels=None,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
     Args:
-      family: the family of kernels (``"sigmoid"``).
+      family: ``"sigmoid"``, ``"softmax"`` or ``"all"``.
       dtypes: format names (see ``formats.FORMATS``).
-      targets: target values y in [0, 1], rounded to each format as a label would be.
-      forms: form names of the family (default: all).
-      points: points per row for sampled formats (wider than 16 bits); smaller
-        formats are swept exhaustively.
+      targets: sigmoid targets y in [0, 1], rounded to each format as a label would be.
+      forms: form names (default: all of each family).
+      points: points per row for sampled formats (wider than 16 bits, or a softmax
+        row whose lattice × K is too large); others are swept exhaustively.
       tolerance: ULPs beyond which a point is inaccurate.
-      seed: the seed of the sample.
+      seed: the seed of every sample.
       device: ``"cpu"``, ``"gpu"`` or ``"tpu"`` (default: JAX's default backend).
       progress: called as ``progress(label, done, total)`` while points are swept.
+      classes: softmax class counts K.
+      sweeps: softmax sweeps: ``margin``, ``offset``, ``random`` (and ``logits``,
+        implied by `logits`).
+      target_classes: softmax true class: ``top`` and/or ``other``.
+      logits, labels: the user's own (N, K) logit vectors and (N,) class indices
+        (numpy arrays) for the softmax ``logits`` sweep.
     Returns:
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/1``.
     """
-    fam = get_family(family)
+    names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
     fmts = [formats.get(d) for d in dtypes]
     if not fmts:
         raise InputError("`dtypes` is empty; give at least one format.")
-    targets = check_targets(targets)
-    chosen = tuple(fam.form(n) for n in forms) if forms is not None else fam.forms
-    if not chosen:
-        raise InputError("`forms` is empty; give at least one form.")
     if int(points) < 1:
         raise InputError(f"`points` must be a positive integer, got {points}.")
     if int(seed) != seed or seed < 0:
         raise InputError(f"`seed` must be a non-negative integer, got {seed}.")
     if not tolerance >= 0:
         raise InputError(f"`tolerance` must be a non-negative number of ULPs, got {tolerance}.")
+    if forms is not None:
+        if not forms:
+            raise InputError("`forms` is empty; give at least one form.")
+        known = {f.name for n in names for f in _forms_of(n)}
+        for f in forms:
+            if f not in known:
+                get_family(names[0]).form(f) if len(names) == 1 else None
+                raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
+    jobs = []  # (family, forms, axis, target, extra row fields)
+    if "sigmoid" in names:
+        fam = sigmoid.FAMILY
+        chosen = _select(fam, forms)
+        for fmt in fmts:
+            axis = Axis(fmt, points, seed)
+            jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
+    vector_jobs = []
+    if "softmax" in names:
+        plan = softmax.check_plan(classes, sweeps, target_classes, logits, labels)
+        for sweep_name, k in plan.axis_sweeps:
+            fam = softmax.family(sweep_name, k)
+            chosen = _select(fam, forms)
+            for fmt in fmts:
+                n = softmax.points_for(k, points, fmt)
+                axis = Axis(fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+                for tc in plan.target_classes:
+                    extra = {"sweep": sweep_name, "classes": k, "target_class": tc}
+                    jobs += [(fam, chosen, axis, softmax.TARGET_CLASSES[tc], extra)] if chosen else []
+        vector_jobs = plan.vector_sweeps
     dev = get_device(device)
-    meta = run_meta(fam, tolerance, seed, dev, argv)
-    rows = []
-    total = sum(len(Axis(f, points, seed)) for f in fmts) * len(targets)
+    meta = run_meta(names, tolerance, seed, dev, argv)
+    total = sum(len(j[2]) for j in jobs)
     done = 0
-    for fmt in fmts:
-        axis = Axis(fmt, points, seed)
-        for t in targets:
-            label = f"{fam.name} {fmt.name} y={t:g}"
+    rows = []
+    for fam, chosen, axis, target, extra in jobs:
+        label = f"{fam.name} {extra.get('sweep', '')} {axis.fmt.name} " + (
+            f"K={extra['classes']} {extra['target_class']}" if extra else f"y={target:g}")
 
-            def tick(n, label=label):
-                nonlocal done
-                done += n
-                if progress:
-                    progress(label, done, total)
+        def tick(n, label=label):
+            nonlocal done
+            done += n
+            if progress:
+                progress(label, done, total)
 
-            with jax.default_device(dev):
-                out = run_target(fam, chosen, axis, t, tolerance, dev, tick=tick)
-            rows.extend(rows_from(fam, out))
+        with jax.default_device(dev):
+            out = run_target(fam, chosen, axis, target, tolerance, dev, tick=tick)
+        rows.extend(rows_from(fam, out, extra))
+    for vs in vector_jobs:
+        with jax.default_device(dev):
+            rows.extend(vectors.sweep_vectors(vs, fmts, forms, tolerance, seed))
+    if "softmax" in names:
+        meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
     meta["points_total"] = done
     return SweepResult(meta, rows)
 
 
-def rows_from(fam: Family, out: Outcome) -> list[dict]:
+def _forms_of(name: str):
+    return sigmoid.FAMILY.forms if name == "sigmoid" else softmax.family().forms
+
+
+def _select(fam: Family, forms):
+    if forms is None:
+        return fam.forms
+    return tuple(f for f in fam.forms if f.name in forms)
+
+
+def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict]:
     rows = []
+    vector = fam.width > 1
     for i, form in enumerate(out.forms):
         counts = {c: int(out.counts[i, j]) for j, c in enumerate(CLASSES)}
         counts["zero_subnormal"] = int(out.zero_subnormal[i])
@@ -155,8 +209,8 @@ def rows_from(fam: Family, out: Outcome) -> list[dict]:
             "form": form.name,
             "summary": form.summary,
             "dtype": out.fmt.name,
-            "target": out.target,
-            "target_in_format": out.target_in_format,
+            "target": None if vector else out.target,
+            "target_in_format": None if vector else out.target_in_format,
             "axis": fam.axis,
             "points": out.points,
             "exhaustive": out.exhaustive,
@@ -169,6 +223,7 @@ def rows_from(fam: Family, out: Outcome) -> list[dict]:
             "constants": constant_notes(form, out.fmt),
             "profile": _profile(out, i),
         }
+        row.update(extra or {})
         if form.factors:
             row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
         rows.append(row)
@@ -220,15 +275,26 @@ def _kernels(fam: Family, names: tuple[str, ...]):
     return jax.jit(lambda x, y: tuple(jax.vmap(f.kernel, (0, None))(x, y) for f in fs))
 
 
-def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target: float) -> list[np.ndarray]:
-    """What each form's jitted kernel computes at inputs `xs` (rounded to the format first)."""
-    fam, fmt = get_family(family), formats.get(dtype)
+def _target(target) -> float:
+    return float(softmax.TARGET_CLASSES[target]) if isinstance(target, str) else float(target)
+
+
+def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target,
+                  sweep: str = "margin", classes: int = 10) -> list[np.ndarray]:
+    """What each form's jitted kernel computes at inputs `xs` (rounded to the format first).
+
+    `target` is y for the sigmoid family, ``"top"``/``"other"`` (or 0/1) for softmax,
+    whose inputs are the swept number of `sweep` with K = `classes`.
+    """
+    fam, fmt = get_family(family, sweep, classes), formats.get(dtype)
+    target = _target(target)
     x = fmt.cast(np.asarray(xs, np.float64).ravel())
     outs = _kernels(fam, tuple(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
     return [np.asarray(v) for v in outs]
 
 
-def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target: float) -> dict:
+def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
+             sweep: str = "margin", classes: int = 10) -> dict:
     """Per-point values of forms at chosen inputs: computed, exact, class and ULP error.
 
     `xs` are rounded to the format first. The exact values come from the host
@@ -236,31 +302,32 @@ def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target: flo
     form name: ``computed`` (format values as float64), ``exact``, ``class``, ``ulp``;
     and ``x`` (the inputs as float64).
     """
-    fam, fmt = get_family(family), formats.get(dtype)
+    fam, fmt = get_family(family, sweep, classes), formats.get(dtype)
+    target = _target(target)
     x = fmt.cast(np.asarray(xs, np.float64).ravel())
     y = fmt.cast(target)
     names = tuple(form_names)
-    computed = kernel_values(family, names, dtype, x, target)
+    computed = kernel_values(family, names, dtype, x, target, sweep, classes)
     forms = [fam.form(n) for n in names]
-    exact, scale = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
+    refs = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
     ref_of = distinct_references(forms)[1]
-    code, ulp, _ = classify(np.stack(computed), exact, scale, fmt, DEFAULT_TOLERANCE, np, ref_of)
-    exact = exact[ref_of]
-    return {
-        "x": x.astype(np.float64),
-        "computed": {n: c.astype(np.float64) for n, c in zip(names, computed)},
-        "exact": {n: exact[i] for i, n in enumerate(names)},
-        "class": {n: np.array(CLASSES)[code[i]] for i, n in enumerate(names)},
-        "ulp": {n: ulp[i] for i, n in enumerate(names)},
-    }
+    result = {"x": x.astype(np.float64), "computed": {}, "exact": {}, "class": {}, "ulp": {}}
+    for name, out, k in zip(names, computed, ref_of):
+        exact, scale = (np.broadcast_to(a, out.shape) for a in refs[k])
+        code, ulp, _ = per_point(*classify(out, exact, scale, fmt, DEFAULT_TOLERANCE, np), tuple(range(1, out.ndim)))
+        result["computed"][name] = out.astype(np.float64)
+        result["exact"][name] = exact
+        result["class"][name] = np.array(CLASSES)[code]
+        result["ulp"][name] = ulp
+    return result
 
 
-def run_meta(fam: Family, tolerance: float, seed: int, dev, argv) -> dict:
+def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv) -> dict:
     import jaxlib
 
     return {
         "precision_lab": __version__,
-        "family": fam.name,
+        "families": list(families),
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "backend": dev.platform,

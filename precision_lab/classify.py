@@ -41,29 +41,42 @@ def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
     return xp.maximum(floor * formats.pow2(-half, xp) * formats.pow2(half - k, xp), tolerance)
 
 
-def classify(out, exact, scale, fmt: formats.Format, tolerance, xp, ref_of=None):
-    """Class codes (int8), ULP errors (float64) and "exact is subnormal" flags.
-
-    `out` (forms × points) is the kernels' result in `fmt`; `exact` and `scale`
-    (references × points) are float64, and row i of `out` is measured against row
-    ``ref_of[i]`` of them (default: the same row), so that forms sharing a
-    reference round it to the format only once.
-    """
+def reference_terms(exact, scale, fmt: formats.Format, tolerance, xp):
+    """What a point is compared against: the exact value's ordinal and the ULP limit."""
     o_e = formats.round_to_ordinal(exact, fmt, xp)
-    limit = ulp_threshold(o_e, scale, fmt, tolerance, xp)
-    if ref_of is not None:
-        o_e, limit = (xp.stack([a[int(k)] for k in ref_of]) for a in (o_e, limit))
+    return o_e, ulp_threshold(o_e, scale, fmt, tolerance, xp)
+
+
+def classify_terms(out, o_e, limit, fmt: formats.Format, xp):
+    """Class codes (int8), ULP errors (float64) and "exact is subnormal" flags of the
+    results `out` against reference terms (broadcast against `out`)."""
     o_c = formats.to_ordinal(out, fmt, xp)
     same_side = (o_c >= 0) == (o_e >= 0)  # then the int64 difference cannot overflow
     ulp = xp.where(same_side, xp.abs(o_c - o_e).astype(np.float64),
                    xp.abs(o_c.astype(np.float64)) + xp.abs(o_e.astype(np.float64)))
-    inaccurate = ulp > limit
     zero = (o_c == 0) & (o_e != 0)
     inf = (xp.abs(o_c) > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(
         xp.isnan(out),
         CODE["nan"],
-        xp.where(inf, CODE["inf"], xp.where(zero, CODE["zero"], xp.where(inaccurate, CODE["inaccurate"], 0))),
+        xp.where(inf, CODE["inf"], xp.where(zero, CODE["zero"], xp.where(ulp > limit, CODE["inaccurate"], 0))),
     ).astype(np.int8)
     subnormal = zero & (xp.abs(o_e) < (1 << fmt.mant))
     return code, ulp, subnormal
+
+
+def classify(out, exact, scale, fmt: formats.Format, tolerance, xp):
+    """Class codes (int8), ULP errors (float64) and "exact is subnormal" flags.
+
+    `out` is a kernel's result in `fmt`; `exact` and `scale` are float64 arrays
+    that broadcast against it.
+    """
+    return classify_terms(out, *reference_terms(exact, scale, fmt, tolerance, xp), fmt, xp)
+
+
+def per_point(code, ulp, subnormal, axes: tuple[int, ...]):
+    """Reduce a vector-valued result to one class per point: the worst class over its
+    entries (codes rise with severity), the largest entry error, any subnormal zero."""
+    if not axes:
+        return code, ulp, subnormal
+    return code.max(axis=axes), ulp.max(axis=axes), subnormal.any(axis=axes)

@@ -82,7 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS",
                    help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}); for CI")
     s.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
+    s.add_argument("--no-color", action="store_true",
+                   help="plain text without colour (also when stdout is not a terminal)")
     sub.add_parser("list", help="list the families, forms and formats")
+    g = sub.add_parser("figures", help="draw the textbook figures and each format's error and onset charts")
+    g.add_argument("--out", default="figures", metavar="DIR",
+                   help="folder for the PNG files, created if missing (default: figures)")
+    g.add_argument("--terminal", action="store_true",
+                   help="draw the four textbook figures in the terminal instead of writing PNG files")
+    g.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
+                   help=f"comma-separated formats swept for the error and onset charts "
+                        f"(default: {','.join(formats.DEFAULT_FORMATS)})")
+    g.add_argument("--no-color", action="store_true",
+                   help="plain text without colour (also when stdout is not a terminal)")
     return p
 
 
@@ -134,11 +146,42 @@ def _sweep(args, argv) -> int:
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet:
-        report.print_result(result, Console())
+        report.print_result(result, Console(no_color=args.no_color or None))
     failing = [r for r in result.rows if any(r["counts"][c] for c in args.fail_on)]
     if failing:
         print(f"{len(failing)} row(s) have points of class {', '.join(args.fail_on)}.", file=sys.stderr)
         return EXIT_FAILED_CHECK
+    return 0
+
+
+def _figures(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    console = Console(no_color=args.no_color or None)
+    if args.terminal:
+        from . import terminal_plots
+
+        color = console.is_terminal and not console.no_color
+        for plot in terminal_plots.textbook_plots(console.width, color=color):
+            console.print(Text.from_ansi(plot) if color else Text(plot), soft_wrap=True)
+        return 0
+    from . import figures
+
+    for d in args.dtypes:
+        formats.get(d)  # an unknown format is reported before anything is drawn
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("sweeping", total=None)
+
+        def progress(label, done, total):
+            bar.update(task, description=label, completed=done, total=total)
+
+        paths = figures.write_figures(args.out, dtypes=args.dtypes, progress=progress)
+    for p in paths:
+        console.print(p, highlight=False)
     return 0
 
 
@@ -178,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args, argv)
         if args.command == "list":
             return _list_all()
+        if args.command == "figures":
+            return _figures(args)
         parser.print_help()
         return EXIT_USAGE
     except (UsageError, InputError) as e:

@@ -20,11 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import formats
-from .classify import CLASSES, CODE, FAILURES, classify
+from .classify import CLASSES, CODE, FAILURES, classify_terms, per_point, reference_terms
 from .family import Family, Form
 from .runs import RunTracker
 
 CHUNK = 1 << 16
+CHUNK_ELEMENTS = 1 << 19  # bound on points × vector length per chunk
 REFINE = 1 << 10  # points per refinement call
 BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
 PROFILE_BINS = 256
@@ -59,9 +60,9 @@ def distinct_references(forms: Sequence[Form]) -> tuple[list[Callable], np.ndarr
 
 
 def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Format, ords, target, target64):
-    """Inside a jitted program: every form's result at the points `ords`, stacked, and
-    (for formats narrower than float64) the exact values and scales of each distinct
-    reference in float64."""
+    """Inside a jitted program: every form's result at the points `ords` (a list; a
+    result is one value or one vector per point), and, for formats narrower than
+    float64, (exact, scale) in float64 of each distinct reference (None for float64)."""
     x = formats.from_ordinal(ords, fmt, jnp)
     outs = []
     for f in forms:
@@ -70,12 +71,9 @@ def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Forma
             raise TypeError(f"Form `{f.name}` returned {out.dtype} for {fmt.name} input; it must not change dtype.")
         outs.append(out)
     if fmt.bits == 64:
-        return jnp.stack(outs), None, None
+        return outs, None
     base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
-    refs = [r(base) for r in distinct_references(forms)[0]]
-    exact = jnp.stack([jnp.broadcast_to(r[0], x.shape) for r in refs])
-    scale = jnp.stack([jnp.broadcast_to(r[1], x.shape) for r in refs])
-    return jnp.stack(outs), exact, scale
+    return outs, [r(base) for r in distinct_references(forms)[0]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,35 +87,49 @@ def program(family: Family, form_names: tuple[str, ...], axis, by_position: bool
     fmt = axis.fmt
     forms = [family.form(n) for n in form_names]
     ref_of = distinct_references(forms)[1]
+    size = chunk_size(family) if by_position else refine_size(family)
+    block = min(BLOCK, size)
 
-    def run(where, target, target64, tolerance, valid_n, ext_exact, ext_scale):
-        ords = axis.ordinals(where + jnp.arange(CHUNK, dtype=jnp.int64), jnp) if by_position else where
-        out, exact, scale = computed_and_exact(family, forms, fmt, ords, target, target64)
-        if exact is None:  # float64: references come from the host (double-double)
-            exact, scale = ext_exact, ext_scale
-        size = ords.shape[0]
-        code, ulp, subnormal = classify(out, exact, scale, fmt, tolerance, jnp, ref_of)
+    def run(where, target, target64, tolerance, valid_n, host_refs):
+        ords = axis.ordinals(where + jnp.arange(size, dtype=jnp.int64), jnp) if by_position else where
+        outs, refs = computed_and_exact(family, forms, fmt, ords, target, target64)
+        if refs is None:  # float64: references come from the host (double-double)
+            refs = host_refs
+        terms = [reference_terms(e, s, fmt, tolerance, jnp) for e, s in refs]
+        per_form = [per_point(*classify_terms(out, *terms[k], fmt, jnp), tuple(range(1, out.ndim)))
+                    for out, k in zip(outs, ref_of)]
+        code, ulp, subnormal = (jnp.stack(parts) for parts in zip(*per_form))
         valid = jnp.arange(size) < valid_n
         code = jnp.where(valid, code, -1)  # padding is no class
         # XLA's CPU reductions are fastest in float32 (exact here: a chunk holds < 2**24 points)
         zsub = (subnormal & valid).sum(axis=1, dtype=jnp.float32)
-        err = jnp.where((code >= 0) & (code <= CODE["inaccurate"]), ulp.astype(jnp.float32), -1.0)  # ok, inaccurate
-        blocks = (len(forms), size // BLOCK, BLOCK)
+        measured = (code >= 0) & (code <= CODE["inaccurate"])
+        err = jnp.where(measured, ulp.astype(jnp.float32), -1.0)
+        blocks = (len(forms), size // block, block)
         return code, zsub, code.reshape(blocks).max(-1), err.reshape(blocks).max(-1)
 
     return jax.jit(run)
 
 
-def host_reference(family: Family, forms: Sequence[Form], x: np.ndarray, target64: float):
-    """Exact values and scales of each distinct reference of `forms`, in double-double
-    on the host, rounded to float64."""
+def refine_size(family: Family) -> int:
+    """Points per refinement call."""
+    return min(REFINE, chunk_size(family))
+
+
+def chunk_size(family: Family) -> int:
+    """Points per chunk: CHUNK for scalar families; for vector-valued ones a power of
+    two that keeps points × K near CHUNK_ELEMENTS, so memory stays bounded at any K."""
+    if family.width <= 1:
+        return CHUNK
+    fit = max(CHUNK_ELEMENTS // family.width, 8)
+    return min(CHUNK, 1 << (fit.bit_length() - 1))
+
+
+def host_reference(family: Family, forms: Sequence[Form], x: np.ndarray, target64: float) -> list:
+    """(exact, scale) of each distinct reference of `forms`, in double-double on the
+    host, rounded to float64."""
     base = family.host_base(np.asarray(x, np.float64), target64)
-    exact, scale = [], []
-    for r in distinct_references(forms)[0]:
-        v, s = r(base)
-        exact.append(np.broadcast_to(_to_float(v), x.shape))
-        scale.append(np.broadcast_to(_to_float(s), x.shape))
-    return np.stack(exact), np.stack(scale)
+    return [tuple(np.asarray(_to_float(v), np.float64) for v in r(base)) for r in distinct_references(forms)[0]]
 
 
 def _to_float(v):
@@ -137,23 +149,27 @@ class _Runner:
         self.args = (jax.device_put(y, device), jnp.float64(self.target_in_format), jnp.float64(tolerance))
         self.device = device
 
-    def _ext(self, ords: np.ndarray):
+        self.size = chunk_size(family)
+        self.refine = refine_size(family)
+
+    def _host_refs(self, ords: np.ndarray):
         if self.fmt.bits < 64:
-            return None, None
+            return None
         x = formats.from_ordinal(ords, self.fmt).astype(np.float64)
-        ref = host_reference(self.family, self.forms, x, self.target_in_format)
-        return tuple(jax.device_put(a, self.device) for a in ref)
+        refs = host_reference(self.family, self.forms, x, self.target_in_format)
+        return jax.device_put(refs, self.device)
 
     def chunk(self, start: int):
-        n = min(CHUNK, len(self.axis) - start)
-        ext = self._ext(self.axis.ordinals(np.arange(start, start + CHUNK))) if self.fmt.bits == 64 else (None, None)
-        return self.by_position(start, *self.args, n, *ext)
+        n = min(self.size, len(self.axis) - start)
+        refs = self._host_refs(self.axis.ordinals(np.arange(start, start + self.size)))
+        return self.by_position(start, *self.args, n, refs)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals."""
         n = len(ords)
-        padded = np.concatenate((ords, np.full(REFINE - n, ords[-1], np.int64)))
-        return np.asarray(self.by_ordinal(jax.device_put(padded, self.device), *self.args, n, *self._ext(padded))[0])
+        padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
+        refs = self._host_refs(padded)
+        return np.asarray(self.by_ordinal(jax.device_put(padded, self.device), *self.args, n, refs)[0])
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -169,12 +185,15 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     perr = np.full((nf, bins), -1.0)
     trackers = [RunTracker() for _ in forms]
 
+    size = runner.size
+    block = min(BLOCK, size)
+
     def absorb(start, res):
         code, z, bcode, berr = (np.asarray(r) for r in res)
-        m = min(CHUNK, n - start)
+        m = min(size, n - start)
         zsub[:] += z.astype(np.int64)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
-        b = (start + np.arange(0, m, BLOCK)) * bins // n  # each block joins the bin of its first point
+        b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
@@ -193,7 +212,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
             tick(m)
 
     pending = None
-    for start in range(0, n, CHUNK):
+    for start in range(0, n, size):
         res = runner.chunk(start)  # dispatched asynchronously
         if pending is not None:
             absorb(*pending)
@@ -202,7 +221,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     for t in trackers:
         t.close()
     refined = {} if axis.exhaustive else _refine(runner, trackers)
-    block_starts = np.arange(0, n, BLOCK)
+    block_starts = np.arange(0, n, block)
     b = block_starts * bins // n
     lo_idx = np.full(bins, -1)
     hi_idx = np.full(bins, -1)
@@ -243,8 +262,8 @@ def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:
         open_ = [b for b in todo if abs(state[b][0] - state[b][1]) > 1]
         if not open_:
             break
-        for lo in range(0, len(open_), REFINE):
-            batch = open_[lo : lo + REFINE]
+        for lo in range(0, len(open_), runner.refine):
+            batch = open_[lo : lo + runner.refine]
             mids = np.array([(state[b][0] + state[b][1]) // 2 for b in batch], np.int64)
             code = runner.classes_at(mids)
             for j, b in enumerate(batch):

@@ -66,6 +66,19 @@ def cell(row: dict) -> Text:
     return text
 
 
+def with_strip(row: dict):
+    """The cell of a row under its stability strip (one line, as wide as the column)."""
+    from .terminal_plots import Strip
+
+    return Group(Strip(row["profile"]), cell(row)) if row.get("profile") else cell(row)
+
+
+def strip_legend(axis: str = "z") -> Text:
+    from . import terminal_plots
+
+    return terminal_plots.strip_legend(axis)
+
+
 def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
     """Which forms are stable (no NaN, ∞ or lost 0) in which formats."""
     by_form: dict[str, list[str]] = {}
@@ -108,8 +121,8 @@ def tables(result) -> list:
             first = next(r for r in rows if r["form"] == f)
             head = Text(f, style="bold")
             head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
-            table.add_row(head, *[cell(cells[(f, d)]) if (f, d) in cells else Text("") for d in dtypes])
-        out.append(Group(table, verdict(rows, dtypes), Text("")))
+            table.add_row(head, *[with_strip(cells[(f, d)]) if (f, d) in cells else Text("") for d in dtypes])
+        out.append(Group(table, strip_legend(rows[0].get("axis", "z")), verdict(rows, dtypes), Text("")))
     return out
 
 

@@ -39,9 +39,10 @@ def _hash32(x):
 class Axis:
     """The ordered points swept in one format: `len(axis)` ordinals, chunk by chunk."""
 
-    def __init__(self, fmt: formats.Format, points: int = DEFAULT_POINTS, seed: int = 0):
+    def __init__(self, fmt: formats.Format, points: int = DEFAULT_POINTS, seed: int = 0,
+                 exhaustive: bool | None = None):
         self.fmt = fmt
-        self.exhaustive = fmt.exhaustive
+        self.exhaustive = fmt.exhaustive if exhaustive is None else exhaustive or points >= fmt.lattice_size
         self.seed = seed
         if self.exhaustive:
             self.n = fmt.lattice_size
@@ -64,7 +65,7 @@ class Axis:
         return hash(self._key())
 
     def _key(self):
-        return (self.fmt.name, self.n, self.seed, getattr(self, "n_grid", None))
+        return (self.fmt.name, self.n, self.seed, self.exhaustive, getattr(self, "n_grid", None))
 
     @property
     def zero_index(self) -> int:

@@ -1,0 +1,293 @@
+"""The softmax family: categorical cross-entropy over K classes.
+
+Forms are plain functions of a logit vector `z` (K entries, in the working
+format) and the index `t` of the true class, written as a JAX user writes them.
+Two structured sweeps turn one swept number into a logit vector:
+
+* ``margin`` (axis m): z = (m, 0, …, 0);
+* ``offset`` (axis c): z = c + (1, 0, …, 0), computed in the format. The exact loss
+  does not depend on c, so the reference is the loss of (1, 0, …, 0): every
+  deviation, the rounding of c + 1 included, is the format's fault.
+
+The true class is the top one (index 0) or another (index 1). Both sweeps have
+closed-form references built on q = (K − 1)·e^(−m) (m ≥ 0) or r = e^m/(K − 1)
+(m < 0), evaluated in float64 under JAX for formats up to 32 bits and in
+double-double on the host for float64.
+
+Σ exp is accumulated the way the backend's `jnp.sum` does it (measured, see
+accumulation.py), and, in the ``*_fmt_sum`` forms, pairwise with a rounding to the
+format after every addition, so the growth of error with K shows in both cases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import dd
+from .family import Family, Form
+
+KERAS_EPSILON = 1e-7
+SWEEPS = ("margin", "offset")
+TARGET_CLASSES = {"top": 0, "other": 1}
+
+
+def _pick(v, t):
+    return lax.dynamic_index_in_dim(v, t.astype(jnp.int32), keepdims=False)
+
+
+def _onehot(z, t):
+    return (jnp.arange(z.shape[-1]) == t.astype(jnp.int32)).astype(z.dtype)
+
+
+def format_sum(v):
+    """Σv pairwise, rounded to v's format after every addition (a stated order)."""
+    n = 1 << max(0, math.ceil(math.log2(v.shape[-1])))
+    v = jnp.pad(v, (0, n - v.shape[-1]))
+    info = jnp.finfo(v.dtype)
+    while v.shape[-1] > 1:
+        v = lax.reduce_precision(v[0::2] + v[1::2], exponent_bits=info.nexp, mantissa_bits=info.nmant)
+    return v[0]
+
+
+# ------------------------------------------------------------------ losses
+
+
+def ce_naive(z, t):
+    e = jnp.exp(z)  # no shift: overflows once a logit passes ln(max)
+    return -jnp.log(_pick(e / jnp.sum(e), t))
+
+
+def ce_shifted(z, t):
+    e = jnp.exp(z - jnp.max(z))
+    return -jnp.log(_pick(e / jnp.sum(e), t))
+
+
+def ce_keras(z, t):
+    p = jax.nn.softmax(z)
+    p = p / jnp.sum(p)  # Keras renormalises, then clips to [ε, 1 − ε]
+    eps = jnp.asarray(KERAS_EPSILON, z.dtype)
+    return -jnp.log(_pick(jnp.clip(p, eps, 1 - eps), t))
+
+
+def ce_log_softmax(z, t):
+    # logsumexp(z) − z_t with the max shifted out: the fused form
+    s = z - lax.stop_gradient(jnp.max(z))
+    return jnp.log(jnp.sum(jnp.exp(s))) - _pick(s, t)
+
+
+def ce_log_softmax_fmt_sum(z, t):
+    s = z - lax.stop_gradient(jnp.max(z))
+    return jnp.log(format_sum(jnp.exp(s))) - _pick(s, t)
+
+
+# ------------------------------------------------------------------ gradients
+
+
+def ce_naive_chain(z, t):
+    """∂L/∂p_t = −1/p_t times row t of the softmax Jacobian, p_t(δ_t − p): ∞ × 0."""
+    e = jnp.exp(z)
+    p = e / jnp.sum(e)
+    pt = _pick(p, t)
+    return (-1 / pt) * (pt * (_onehot(z, t) - p))
+
+
+def ce_naive_autodiff(z, t):
+    return jax.grad(ce_naive)(z, t)
+
+
+def ce_shifted_autodiff(z, t):
+    return jax.grad(ce_shifted)(z, t)
+
+
+def ce_fused(z, t):
+    return jax.nn.softmax(z) - _onehot(z, t)
+
+
+def ce_fused_fmt_sum(z, t):
+    e = jnp.exp(z - jnp.max(z))
+    return e / format_sum(e) - _onehot(z, t)
+
+
+def ce_log_softmax_autodiff(z, t):
+    return jax.grad(ce_log_softmax)(z, t)
+
+
+VECTOR_FORMS = (
+    ("ce_naive", "loss", ce_naive, "−ln p_t, softmax exp(z)/Σexp(z) unshifted"),
+    ("ce_shifted", "loss", ce_shifted, "−ln p_t, softmax after subtracting max z"),
+    ("ce_keras", "loss", ce_keras, "p clipped to [ε, 1−ε], as Keras"),
+    ("ce_log_softmax", "loss", ce_log_softmax, "logsumexp(z) − z_t, shifted"),
+    ("ce_log_softmax_fmt_sum", "loss", ce_log_softmax_fmt_sum, "the same, Σexp rounded to the format each step"),
+    ("ce_naive_chain", "grad", ce_naive_chain, "(−1/p_t)·p_t(δ_t − p), unsimplified"),
+    ("ce_naive_autodiff", "grad", ce_naive_autodiff, "jax.grad(ce_naive)"),
+    ("ce_shifted_autodiff", "grad", ce_shifted_autodiff, "jax.grad(ce_shifted)"),
+    ("ce_fused", "grad", ce_fused, "softmax(z) − onehot(t)"),
+    ("ce_fused_fmt_sum", "grad", ce_fused_fmt_sum, "the same, Σexp rounded to the format each step"),
+    ("ce_log_softmax_autodiff", "grad", ce_log_softmax_autodiff, "jax.grad(ce_log_softmax)"),
+)
+
+
+# ------------------------------------------------------------------ references
+
+
+def _parts(m, k: int, xp):
+    """Exact pieces of z = (m, 0, …, 0): ln Σe^z, ln Σe^z − m, p_0, p_0 − 1 and p_j (j ≥ 1),
+    each written without cancellation. `m` is a float64 array; xp does the arithmetic
+    (float64 under JAX, or double-double)."""
+    pos = m >= 0
+    e = xp.exp(-abs(m))  # e^(−|m|)
+    q = (k - 1) * e  # m ≥ 0: Σe^z / e^m − 1
+    r = e / (k - 1)  # m < 0: Σe^z / (K − 1) − 1
+    log_k1 = math.log(k - 1)
+    lse = xp.where(pos, m + xp.log1p(q), log_k1 + xp.log1p(r))
+    lse_minus_m = xp.where(pos, xp.log1p(q), log_k1 + xp.log1p(r) - m)
+    p0 = xp.where(pos, 1 / (1 + q), r / (1 + r))
+    p0_minus_1 = xp.where(pos, -q / (1 + q), -1 / (1 + r))
+    p_other = xp.where(pos, e / (1 + q), 1 / ((k - 1) * (1 + r)))
+    return lse, lse_minus_m, p0, p0_minus_1, p_other
+
+
+class _Device:
+    """Arithmetic for references in float64 under JAX."""
+
+    exp, log1p = staticmethod(jnp.exp), staticmethod(jnp.log1p)
+
+    @staticmethod
+    def where(c, a, b):
+        return jnp.where(c, a, b)
+
+
+class _Host:
+    """Arithmetic for references in double-double on the host."""
+
+    exp, log1p = staticmethod(dd.exp), staticmethod(dd.log1p)
+
+    @staticmethod
+    def where(c, a, b):
+        a, b = (x if isinstance(x, dd.DD) else dd.DD(np.asarray(x, np.float64)) for x in (a, b))
+        return dd.DD(np.where(c, a.hi, b.hi), np.where(c, a.lo, b.lo))
+
+
+def _f(v):
+    return v.to_float() if isinstance(v, dd.DD) else v
+
+
+def _base(x64, target64, k: int, sweep: str, xp, array):
+    """Reference quantities for the swept number x (m, or c for the offset sweep)."""
+    m = x64 if sweep == "margin" else 0 * x64 + 1.0
+    lse, lse_m, p0, p0m1, pj = (_f(v) for v in _parts(m, k, xp))
+    top = target64 == 0
+    idx = array.arange(k)
+    col = lambda v: v[..., None]  # noqa: E731
+    loss = array.where(top, lse_m, lse)  # ln Σe^z − z_t (z_1 = 0)
+    # gradient p − onehot(t): entry 0 is p_0 − 1 (top) or p_0; entry 1 is p_1 − 1 (other)
+    g0 = array.where(top, p0m1, p0)
+    g1 = array.where(top, pj, pj - 1)
+    grad = array.where(idx == 0, col(g0), array.where(idx == 1, col(g1), col(pj)))
+    scale = array.where(idx == 0, col(abs(g0) + array.where(top, 1.0, 0.0)),
+                        array.where(idx == 1, col(abs(g1) + array.where(top, 0.0, 1.0)), col(pj)))
+    return types.SimpleNamespace(loss=loss, grad=grad, grad_scale=scale)
+
+
+def _ref_loss(b):
+    return b.loss, b.loss
+
+
+def _ref_grad(b):
+    return b.grad, b.grad_scale
+
+
+def _vector(sweep: str, k: int):
+    if sweep == "margin":
+        return lambda x: jnp.zeros(k, x.dtype).at[0].set(x)
+    return lambda x: x + jnp.zeros(k, x.dtype).at[0].set(1)
+
+
+@functools.lru_cache(maxsize=None)
+def family(sweep: str = "margin", classes: int = 10) -> Family:
+    """The softmax family on a structured sweep with K = `classes`."""
+    build = _vector(sweep, classes)
+    forms = tuple(
+        Form(name, quantity, _scalar_kernel(fn, build), _ref_loss if quantity == "loss" else _ref_grad, summary)
+        for name, quantity, fn, summary in VECTOR_FORMS
+    )
+    return Family(
+        name="softmax",
+        forms=forms,
+        axis="m" if sweep == "margin" else "c",
+        device_base=lambda x64, t64: _base(x64, t64, classes, sweep, _Device, jnp),
+        host_base=lambda x64, t64: _base(x64, t64, classes, sweep, _Host, np),
+        width=classes,
+        sweep=sweep,
+    )
+
+
+def _scalar_kernel(fn, build):
+    def kernel(x, t):
+        return fn(build(x), t)
+
+    kernel.__name__ = fn.__name__
+    return kernel
+
+
+# ------------------------------------------------------------------ sweep plans
+
+DEFAULT_CLASSES = (10, 1000)
+DEFAULT_SWEEPS = ("margin", "offset", "random")
+ALL_SWEEPS = ("margin", "offset", "random", "logits")
+ELEMENTS_PER_ROW = 1 << 22  # points × K of one structured row, beyond which the lattice is sampled
+MAX_CLASSES = 1 << 22  # one chunk of 8 vectors of K entries, with its float64 references, in memory
+
+
+@dataclasses.dataclass
+class Plan:
+    axis_sweeps: list  # (sweep, K)
+    target_classes: tuple
+    vector_sweeps: list  # vectors.VectorSweep
+
+
+def points_for(k: int, points: int, fmt) -> int:
+    """Points of a structured row: the whole lattice when lattice × K fits the row's
+    budget, else `points` capped so that points × K stays near the budget (≥ 256)."""
+    if fmt.exhaustive and fmt.lattice_size * k <= ELEMENTS_PER_ROW:
+        return fmt.lattice_size
+    return min(points, max(256, ELEMENTS_PER_ROW // k))
+
+
+def check_plan(classes, sweeps, target_classes, logits=None, labels=None) -> Plan:
+    """Validate the softmax options; one sentence per problem (InputError)."""
+    from . import vectors
+    from .errors import InputError
+
+    classes = tuple(classes)
+    if not classes:
+        raise InputError("`classes` is empty; give at least one K ≥ 2.")
+    for k in classes:
+        if int(k) != k or k < 2:
+            raise InputError(f"K = {k} is not a class count; a softmax needs K ≥ 2 whole classes.")
+        if k > MAX_CLASSES:
+            raise InputError(f"K = {k} cannot fit in memory: one chunk of 8 logit vectors with its float64 "
+                             f"references would need about {8 * k * 8 * 6 / 2**30:.1f} GiB; the largest K is {MAX_CLASSES}.")
+    for s in sweeps:
+        if s not in ALL_SWEEPS:
+            raise InputError(f"Unknown sweep `{s}`; choose from {', '.join(ALL_SWEEPS)}.")
+    for tc in target_classes:
+        if tc not in TARGET_CLASSES:
+            raise InputError(f"Unknown target class `{tc}`; choose from {', '.join(TARGET_CLASSES)}.")
+    if not target_classes:
+        raise InputError("`target_classes` is empty; give top, other or both.")
+    axis = [(s, int(k)) for s in sweeps if s in SWEEPS for k in classes]
+    vec = [vectors.VectorSweep.random(int(k), tuple(target_classes)) for k in classes if "random" in sweeps]
+    if logits is not None:
+        vec.append(vectors.VectorSweep.from_arrays(logits, labels))
+    elif "logits" in sweeps:
+        raise InputError("The `logits` sweep needs logit vectors (--logits FILE.npy).")
+    return Plan(axis, tuple(target_classes), vec)

@@ -1,0 +1,182 @@
+"""Pictures in the terminal: the textbook figures (plotext) and the stability strip of a row.
+
+The strip is a band along the swept axis, one character a cell, each cell the worst
+class of the profile bins it covers, coloured by class and drawn with a character of
+its own, so that it also reads without colour::
+
+    NNNNNNNNN······················NNNNNNNNN    float16 bce_naive_chain, y = 0
+    NNNNNNNNN~····················~∞∞∞∞∞∞∞∞∞    float16 bce_naive, y = 0
+
+Its cells follow the swept points in order, −max on the left, 0 in the middle, +max
+on the right: for 16-bit formats every value of the lattice (so |z| grows about
+logarithmically outward from the middle), for wider ones a linear grid on [−L, L] in
+the middle half and a sample of the bit patterns beyond.
+
+plotext is imported inside `textbook_plots` only, so the strips need nothing but rich.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.text import Text
+
+from .classify import CODE
+from .errors import InputError
+from .report import STYLE
+
+SYMBOL = {"ok": "·", "inaccurate": "~", "zero": "0", "inf": "∞", "nan": "N"}
+LEGEND_NAME = {"ok": "ok", "inaccurate": "inexact", "zero": "lost to 0", "inf": "inf", "nan": "NaN"}
+EMPTY = " "  # a cell with no swept point (a sparse profile)
+
+
+def strip(profile: dict, width: int) -> Text:
+    """The profile of a sweep row as `width` characters: the worst class of the bins each covers.
+
+    Args:
+      profile: a row's ``profile`` (``class``: the worst class name per bin, or None).
+      width: characters; cells share the bins as evenly as the counts allow, and
+        with more cells than bins a bin spans several cells.
+    Returns:
+      rich Text of exactly `width` cells, styled by class.
+    """
+    if int(width) < 1:
+        raise InputError(f"The strip width must be a positive number of characters, got {width}.")
+    classes = profile["class"]
+    n = len(classes)
+    text = Text(no_wrap=True, overflow="crop")
+    for j in range(int(width)):
+        a = j * n // width
+        b = max((j + 1) * n // width, a + 1)
+        seen = [c for c in classes[a:b] if c is not None]
+        worst = max(seen, key=CODE.__getitem__) if seen else None
+        text.append(SYMBOL[worst] if worst else EMPTY, style=STYLE[worst] if worst else "")
+    return text
+
+
+def strip_legend(axis: str = "z") -> Text:
+    """One line: how to read a strip."""
+    text = Text(f"strip along {axis} (−max … 0 … +max):", style="dim")
+    for cls in ("ok", "inaccurate", "zero", "inf", "nan"):
+        text.append("  ")
+        text.append(SYMBOL[cls], style=STYLE[cls])
+        text.append(f" {LEGEND_NAME[cls]}")
+    return text
+
+
+class Strip:
+    """A strip as a rich renderable that takes the width of its table cell (between
+    `min_width` and `max_width` characters)."""
+
+    def __init__(self, profile: dict, min_width: int = 4, max_width: int = 40):
+        self.profile, self.min_width, self.max_width = profile, min_width, max_width
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.min_width, self.max_width).clamp(max_width=options.max_width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield strip(self.profile, max(1, min(self.max_width, options.max_width)))
+
+
+# ------------------------------------------------------------------ textbook figures in the terminal
+
+MARKER = {"dloss_dyhat": "•", "dsigmoid_dz": "+", "error_term": "█", "loss_mse": "•", "loss_bce": "█"}
+TERMINAL_LABEL = {
+    "mse": ("∂L/∂ŷ = ŷ − y", "δ = ∂L/∂ŷ·σ'(z)"),
+    "bce": ("∂L/∂ŷ = −y/ŷ + (1−y)/(1−ŷ)", "δ = ∂L/∂ŷ·σ'(z) = ŷ − y"),
+}
+PANEL_HEIGHT = 22
+
+
+def _plotext():
+    try:
+        import plotext
+    except ImportError:
+        raise InputError("Drawing figures in the terminal needs plotext, which is not installed: "
+                         "pip install 'precision_lab[plot]'.") from None
+    return plotext
+
+
+def _legend_corner(plot, lower_right: bool, ylim: tuple[float, float]) -> None:
+    """Put the legend in a corner the curves leave empty (positions in data units)."""
+    if lower_right:
+        plot.legend(x=1, y=ylim[0], relative=True, ha="right", va="bottom")
+    else:
+        plot.legend(x=0, y=ylim[1], relative=True, ha="left", va="top")
+
+
+def _factor_panel(plot, target: float, loss: str, ylim: tuple[float, float], title: str, points: int) -> None:
+    from .figures import textbook_curves
+
+    c = textbook_curves(target, loss, points)
+    x = c["yhat"].tolist()
+    dl_label, d_label = TERMINAL_LABEL[loss]
+    lo, hi = ylim
+    for key, label in (("dloss_dyhat", dl_label), ("dsigmoid_dz", "σ'(z) = ŷ(1 − ŷ)"), ("error_term", d_label)):
+        y = c[key]
+        keep = (y >= lo) & (y <= hi)  # plotext draws what lies outside the limits on the frame
+        s = plot.signal([v for v, k in zip(x, keep) if k], y[keep].tolist(), marker=MARKER[key]).label(label)
+        plot.draw(s)
+    plot.title(title)
+    plot.label("ŷ = σ(z)", axis="x")
+    plot.label("value", axis="y")
+    plot.ruler("x").lim(0, 1)
+    plot.ruler("y").lim(lo, hi)
+    _legend_corner(plot, target == 1.0, ylim)
+
+
+def _loss_panel(plot, points: int) -> None:
+    from .figures import textbook_curves
+
+    for loss, label in (("mse", "MSE ½(ŷ − y)²"), ("bce", "cross-entropy −ln(1 − ŷ)")):
+        c = textbook_curves(0.0, loss, points)
+        keep = c["loss"] <= 5
+        plot.draw(plot.signal(c["yhat"][keep].tolist(), c["loss"][keep].tolist(), marker=MARKER[f"loss_{loss}"])
+                  .label(label))
+    plot.title("Figure 5-6 · loss values, target y = 0 (cut at 5)")
+    plot.label("ŷ = σ(z)", axis="x")
+    plot.label("loss", axis="y")
+    plot.ruler("x").lim(0, 1)
+    plot.ruler("y").lim(0, 5)
+    _legend_corner(plot, False, (0, 5))
+
+
+def textbook_plots(width: int = 100, color: bool = True, points: int = 199) -> list[str]:
+    """The textbook's Figures 5-4 to 5-7 as terminal plots, each a string `width` columns wide.
+
+    The curves are `figures.textbook_curves`, the project's float64 kernels. With
+    `color` False the strings hold no escape codes: each curve is told apart by its
+    marker (• ∂L/∂ŷ, + σ'(z), █ the error term δ), named in the plot's legend.
+    """
+    plt = _plotext()
+    if int(width) < 40:
+        raise InputError(f"Terminal figures need at least 40 columns, got {width}.")
+    fig = plt.figure
+    panels = [
+        (lambda p: _factor_panel(p, 0.0, "mse", (-0.05, 1.05),
+                                 "Figure 5-4 · MSE, target y = 0: δ falls to 0 as the unit saturates", points)),
+        (lambda p: _factor_panel(p, 0.0, "bce", (-0.25, 5.0),
+                                 "Figure 5-5 · cross-entropy, target y = 0: δ tends to 1 (cut at 5)", points)),
+        (lambda p: _loss_panel(p, points)),
+        (lambda p: (
+            _factor_panel(p.subplot(1, 1), 1.0, "mse", (-1.05, 0.3),
+                          "Figure 5-7 (top) · target y = 1, MSE: δ rises to 0 as ŷ → 0", points),
+            _factor_panel(p.subplot(2, 1), 1.0, "bce", (-5.0, 0.5),
+                          "Figure 5-7 (bottom) · target y = 1, cross-entropy: δ tends to −1 (cut at −5)", points))),
+    ]
+    out = []
+    plt.terminal.limit(False, False)  # the size asked for, whatever the terminal reports (or when there is none)
+    try:
+        for k, draw in enumerate(panels):
+            rows = 2 if k == 3 else 1
+            fig.clear()
+            fig.plot_size(int(width), PANEL_HEIGHT * rows)
+            if rows > 1:
+                fig.subplots(rows, 1)
+            fig.theme("simple")  # coloured curves on the terminal's own background
+            draw(fig)
+            out.append(fig.build().string(colorless=not color))
+    finally:  # plotext's figure is global: leave it as found
+        fig.clear()
+        plt.terminal.limit()
+    return out

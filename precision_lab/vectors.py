@@ -1,0 +1,190 @@
+"""Softmax forms on whole logit vectors: the random sweep and the user's own logits.
+
+These sweeps have no axis: each row reports the share of vectors in each class
+(a vector's class is the worst over its entries) and lists the worst vectors by
+index. The reference is a max-shifted log-sum-exp computed apart from the
+kernels: in float64 with NumPy for formats up to 32 bits (Σ over K ≤ 2**22
+terms loses at most about 22·2**-53, far below any of their ULPs), in
+double-double on the host for float64.
+
+The random sweep follows Blanchard, Higham & Higham's experiment: fixed-seed
+vectors of K standard normal logits times a scale (1, 10, 100), so that
+unshifted exponentials overflow in the narrow formats at the larger scales.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import dd, formats, softmax
+from .classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
+from .errors import InputError
+
+SCALES = (1.0, 10.0, 100.0)
+WORST_LISTED = 5
+VECTOR_ELEMENTS = 1 << 20  # vectors × K per random row
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorSweep:
+    kind: str  # "random" or "logits"
+    classes: int
+    target_classes: tuple  # ("top", "other") for random, ("label",) or ("top",) for logits
+    logits: np.ndarray | None = None  # float64 (N, K) for the logits sweep
+    labels: np.ndarray | None = None
+
+    @classmethod
+    def random(cls, k: int, target_classes: tuple) -> VectorSweep:
+        return cls("random", k, target_classes)
+
+    @classmethod
+    def from_arrays(cls, logits, labels=None) -> VectorSweep:
+        z = np.asarray(logits)
+        if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] < 1:
+            raise InputError(f"The logits must be an N × K array with K ≥ 2, got shape {z.shape}.")
+        if not np.issubdtype(z.dtype, np.number) or np.iscomplexobj(z):
+            raise InputError(f"The logits must be real numbers, got dtype {z.dtype}.")
+        z = z.astype(np.float64)
+        if not np.all(np.isfinite(z)):
+            raise InputError("The logits contain NaN or infinite values; give finite logit vectors.")
+        if labels is None:
+            return cls("logits", z.shape[1], ("top",), z, None)
+        t = np.asarray(labels)
+        if t.ndim != 1 or len(t) != len(z):
+            raise InputError(f"The labels must be N = {len(z)} class indices, got shape {t.shape}.")
+        if not np.issubdtype(t.dtype, np.integer):
+            raise InputError(f"The labels must be integer class indices, got dtype {t.dtype}.")
+        if t.min() < 0 or t.max() >= z.shape[1]:
+            raise InputError(f"A label is outside 0..{z.shape[1] - 1} (K = {z.shape[1]} classes).")
+        return cls("logits", z.shape[1], ("label",), z, t.astype(np.int64))
+
+    def vectors(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) float64 logits and each vector's scale (1.0 for user logits)."""
+        if self.logits is not None:
+            return self.logits, np.ones(len(self.logits))
+        per_scale = max(8, VECTOR_ELEMENTS // (len(SCALES) * self.classes))
+        rng = np.random.default_rng([seed, self.classes])
+        z = rng.standard_normal((len(SCALES), per_scale, self.classes))
+        scale = np.repeat(np.array(SCALES), per_scale)
+        return (z * np.array(SCALES)[:, None, None]).reshape(-1, self.classes), scale
+
+    def targets(self, z: np.ndarray, tc: str, seed: int) -> np.ndarray:
+        top = np.argmax(z, axis=1)
+        if tc == "top":
+            return top
+        if tc == "label":
+            return self.labels
+        other = np.random.default_rng([seed, self.classes, 1]).integers(0, self.classes - 1, len(z))
+        return np.where(other >= top, other + 1, other)  # any class but the top one
+
+
+@functools.lru_cache(maxsize=None)
+def _program(names: tuple[str, ...]):
+    fns = [dict((n, fn) for n, _, fn, _ in softmax.VECTOR_FORMS)[n] for n in names]
+    return jax.jit(lambda z, t: tuple(jax.vmap(fn)(z, t) for fn in fns))
+
+
+def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
+    """Exact loss and gradient of the format's logit vectors z (float64 values).
+
+    With e_j = exp(z_j − max z): loss = (max z − z_t) + log1p(Σ_{j≠argmax} e_j) and
+    p_t − 1 = −Σ_{j≠t} e_j / Σ e_j, each sum taken without the term that would cancel.
+    Returns (loss, loss scale), (grad, grad scale) rounded to float64.
+    """
+    n, k = z.shape
+    rows = np.arange(n)
+    top = np.argmax(z, axis=1)
+    shift = z[rows, top] - z[rows, t]  # exact: both are values of the format
+    if fmt.bits < 64:
+        e = np.exp(z - z[rows, top][:, None])
+        total = e.sum(axis=1)
+        loss = shift + np.log1p(_without(e, top).sum(axis=1))
+        grad = e / total[:, None]
+        grad[rows, t] = -_without(e, t).sum(axis=1) / total
+    else:
+        e = dd.exp(dd.DD(z) - z[rows, top][:, None])
+        total = _dd_sum(e)
+        loss = (dd.DD(shift) + dd.log1p(_dd_sum(_without(e, top)))).to_float()
+        grad = (e / dd.DD(total.hi[:, None], total.lo[:, None])).to_float()
+        grad[rows, t] = (-_dd_sum(_without(e, t)) / total).to_float()
+    onehot = np.zeros_like(grad)
+    onehot[rows, t] = 1.0
+    return (loss, np.abs(loss)), (grad, np.abs(grad) + onehot)
+
+
+def _without(e, idx):
+    """A copy of e (float64 or double-double, N × K) with entry idx of each row set to 0."""
+    rows = np.arange(len(idx))
+    if isinstance(e, dd.DD):
+        hi, lo = e.hi.copy(), e.lo.copy()
+        hi[rows, idx] = 0.0
+        lo[rows, idx] = 0.0
+        return dd.DD(hi, lo)
+    out = e.copy()
+    out[rows, idx] = 0.0
+    return out
+
+
+def _dd_sum(x: dd.DD) -> dd.DD:
+    """Σ over the last axis, pairwise, in double-double."""
+    while x.shape[-1] > 1:
+        if x.shape[-1] % 2:
+            x = dd.DD(np.concatenate([x.hi, np.zeros_like(x.hi[..., :1])], -1),
+                      np.concatenate([x.lo, np.zeros_like(x.lo[..., :1])], -1))
+        x = x[..., 0::2] + x[..., 1::2]
+    return x[..., 0]
+
+
+def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int) -> list[dict]:
+    """One row per (format, target class, form) of the vector sweep `spec`."""
+    names = tuple(n for n, *_ in softmax.VECTOR_FORMS if forms is None or n in forms)
+    z64, scale = spec.vectors(seed)
+    rows = []
+    for fmt in fmts:
+        with np.errstate(over="ignore"):
+            zf = fmt.cast(z64)
+        zx = zf.astype(np.float64)
+        finite = np.isfinite(zx).all(axis=1)
+        for tc in spec.target_classes:
+            t = spec.targets(zx, tc, seed)
+            outs = [np.asarray(o) for o in _program(names)(jnp.asarray(zf), jnp.asarray(t, jnp.int32))]
+            (loss, loss_s), (grad, grad_s) = reference(np.where(finite[:, None], zx, 0.0), t, fmt)
+            for name, out in zip(names, outs):
+                quantity = "loss" if out.ndim == 1 else "grad"
+                exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
+                code, ulp, sub = per_point(*classify(out, exact, sc, fmt, tolerance, np), tuple(range(1, out.ndim)))
+                code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
+                rows.append(_row(spec, fmt, name, quantity, tc, code, ulp, sub, scale))
+    return rows
+
+
+def _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale) -> dict:
+    n = len(code)
+    counts = {c: int((code == CODE[c]).sum()) for c in CLASSES}
+    counts["zero_subnormal"] = int(sub.sum())
+    measured = code <= CODE["inaccurate"]
+    order = np.lexsort((-np.where(measured, ulp, 0), -code))[:WORST_LISTED]
+    summary = dict((n_, s) for n_, _, _, s in softmax.VECTOR_FORMS)[name]
+    return {
+        "family": "softmax", "quantity": quantity, "form": name, "summary": summary, "dtype": fmt.name,
+        "target": None, "target_in_format": None, "sweep": spec.kind, "axis": None,
+        "classes": spec.classes, "target_class": tc, "points": n, "exhaustive": False,
+        "reference": "float64 (NumPy)" if fmt.bits < 64 else "double-double (host)",
+        "counts": counts,
+        "shares": {c: counts[c] / n for c in CLASSES},
+        "shares_by_scale": {f"{s:g}": {c: float(np.mean(code[scale == s] == CODE[c])) for c in CLASSES}
+                            for s in np.unique(scale)} if spec.kind == "random" else None,
+        "max_ulp": float(ulp[measured].max()) if measured.any() else None,
+        "stable": all(counts[c] == 0 for c in UNSTABLE),
+        "onset": {c: {"neg": None, "pos": None, "method": None} for c in FAILURES},
+        "intervals": {c: {"total": 0, "listed": []} for c in FAILURES},
+        "worst": [{"index": int(i), "class": CLASSES[code[i]], "ulp": float(ulp[i]) if measured[i] else None}
+                  for i in order if code[i] > 0 or measured[i]],
+        "constants": [],
+        "profile": None,
+    }

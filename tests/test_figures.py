@@ -1,0 +1,223 @@
+"""Figures: the textbook curve data, the PNG files, the terminal plots and the stability strips."""
+
+import sys
+
+import numpy as np
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+import precision_lab as pl
+from precision_lab import cli, figures, formats, report, terminal_plots
+
+SMALL_FORMS = ["bce_naive_chain", "bce_fused", "bce_logits_autodiff"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Every value of float16, targets 0 and 1, three gradient forms."""
+    return pl.sweep(dtypes=["float16"], targets=[0.0, 1.0], forms=SMALL_FORMS)
+
+
+# ------------------------------------------------------------------ the textbook curves
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0])
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_textbook_curves_follow_the_formulas(target, loss):
+    """At ŷ = 0.001, 0.1, 0.5, 0.9, 0.999 the kernels' curves equal the textbook formulas.
+
+    Tolerance: 1e-12 relative. Both sides are float64 at the same ŷ (the kernels' own
+    σ(z)), each a handful of correctly rounded operations (≲ 10 ulp ≈ 2e-15), and the
+    1 − ŷ and 1/ŷ terms amplify the rounding of ŷ by at most ŷ/(1 − ŷ) ≈ 1e3 at
+    ŷ = 0.999: 1e-12 covers that with room, while a wrong formula, factor or target is
+    off by more than 1e-3.
+    """
+    c = figures.textbook_curves(target, loss, points=999)
+    idx = [0, 99, 499, 899, 998]  # the grid is k/1000
+    yhat, y = c["yhat"][idx], target
+    np.testing.assert_allclose(yhat, [0.001, 0.1, 0.5, 0.9, 0.999], rtol=1e-12)
+    if loss == "mse":
+        dl = yhat - y
+        value = 0.5 * (yhat - y) ** 2
+    else:
+        dl = -y / yhat + (1 - y) / (1 - yhat)
+        value = -(y * np.log(yhat) + (1 - y) * np.log1p(-yhat))
+    ds = yhat * (1 - yhat)
+    np.testing.assert_allclose(c["dloss_dyhat"][idx], dl, rtol=1e-12)
+    np.testing.assert_allclose(c["dsigmoid_dz"][idx], ds, rtol=1e-12)
+    np.testing.assert_allclose(c["error_term"][idx], dl * ds, rtol=1e-12)
+    np.testing.assert_allclose(c["loss"][idx], value, rtol=1e-12)
+    if loss == "bce":  # the textbook's simplification: δ = ŷ − y
+        np.testing.assert_allclose(c["error_term"][idx], yhat - y, rtol=1e-12)
+
+
+def test_textbook_claims_at_the_saturated_end():
+    """Figure 5-4: with MSE the error term falls to 0 as ŷ → 1 (y = 0); Figure 5-5: with
+    cross-entropy it tends to 1; Figure 5-7: mirrored for y = 1."""
+    assert figures.textbook_curves(0.0, "mse")["error_term"][-1] == pytest.approx(0.999 * 0.999 * 0.001, rel=1e-12)
+    assert figures.textbook_curves(0.0, "bce")["error_term"][-1] == pytest.approx(0.999, rel=1e-12)
+    assert figures.textbook_curves(1.0, "mse")["error_term"][0] == pytest.approx(-0.999 * 0.001 * 0.999, rel=1e-12)
+    assert figures.textbook_curves(1.0, "bce")["error_term"][0] == pytest.approx(-0.999, rel=1e-12)
+
+
+def test_textbook_curves_reject_bad_input():
+    with pytest.raises(pl.InputError, match="`mse` or `bce`"):
+        figures.textbook_curves(0.0, "hinge")
+    with pytest.raises(pl.InputError, match="outside"):
+        figures.textbook_curves(2.0, "mse")
+
+
+def test_error_bits_as_herbie():
+    np.testing.assert_array_equal(figures.error_bits([0, 1, 3, 65535]), [0, 1, 2, 16])
+
+
+# ------------------------------------------------------------------ PNG files
+
+
+def test_every_png_is_written_and_valid(small, tmp_path):
+    import matplotlib.image
+
+    out = tmp_path / "figs"  # created by write_figures
+    paths = figures.write_figures(out, result=small)
+    names = ["fig5_4.png", "fig5_5.png", "fig5_6.png", "fig5_7.png", "error_float16.png", "onsets.png"]
+    assert [p.rsplit("/", 1)[-1] for p in paths] == names
+    for p in paths:
+        data = open(p, "rb").read()
+        assert data[:8] == PNG_SIGNATURE, p
+        assert data[12:16] == b"IHDR" and data[-8:-4] == b"IEND", p
+        assert len(data) > 10_000, p
+        image = matplotlib.image.imread(p)  # decodes: a valid PNG
+        assert image.shape[0] > 300 and image.shape[1] > 500, p
+
+
+def test_error_figure_is_a_function_of_rows(small, tmp_path):
+    """It evaluates the rows' own family, forms and format, on a symmetric-log set of the
+    format's values that holds every onset and its two lattice neighbours."""
+    calls = []
+
+    def spy(family, forms, dtype, xs, target):
+        calls.append((family, tuple(forms), dtype, np.asarray(xs), target))
+        return pl.evaluate(family, forms, dtype, xs, target)
+
+    rows = [r for r in small.rows if r["target"] == 0.0]
+    figures.error_figure(rows, tmp_path / "e.png", evaluate=spy)
+    [(family, forms, dtype, xs, target)] = calls
+    assert (family, forms, dtype, target) == ("sigmoid", tuple(SMALL_FORMS), "float16", 0.0)
+    fmt = formats.get("float16")
+    for onset in (7.625, -11.09375):  # bce_naive_chain's NaN onsets
+        neighbours = [formats.prev_value(np.float16(onset), fmt), formats.next_value(np.float16(onset), fmt)]
+        assert {onset, *map(float, neighbours)} <= set(xs.tolist())
+    span = figures.axis_span(rows)
+    assert span == 50  # 1.5 × 17.33 (bce_fused's zero band), rounded up to 1, 2 or 5 × 10^k
+    assert xs.min() >= -span and xs.max() <= span
+    assert 0.2 < np.mean(np.abs(xs) <= 1) < 0.6  # symmetric-log: the linear middle keeps its share
+    assert np.all(xs == fmt.cast(xs).astype(np.float64))  # values of the format
+
+
+def test_missing_matplotlib_names_the_extra(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "figs"
+    code = cli.main(["figures", "--out", str(out), "--dtypes", "float16"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1 and "matplotlib" in err and "pip install 'precision_lab[plot]'" in err
+    assert not out.exists()  # reported before anything is made or swept
+
+
+def test_missing_plotext_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "plotext", None)
+    code = cli.main(["figures", "--terminal"])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "plotext" in err and "precision_lab[plot]" in err
+
+
+def test_unwritable_out_dir_is_one_sentence(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = cli.main(["figures", "--out", str(blocker / "figs"), "--dtypes", "float16"])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "Cannot write figures to" in err
+
+
+# ------------------------------------------------------------------ the terminal
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_terminal_figures_render(width):
+    plots = terminal_plots.textbook_plots(width, color=False)
+    assert len(plots) == 4
+    for text, title in zip(plots, ["Figure 5-4", "Figure 5-5", "Figure 5-6", "Figure 5-7 (top)"]):
+        lines = text.splitlines()
+        assert title in text and "\x1b" not in text
+        assert max(cell_len(line) for line in lines) == width
+        assert "ŷ = σ(z)" in text  # the x label
+    for text in (plots[0], plots[1], plots[3]):  # each curve: its marker on the plot and in the legend
+        for marker, label in (("•", "• ∂L/∂ŷ"), ("+", "+ σ'(z)"), ("█", "█ δ = ∂L/∂ŷ·σ'(z)")):
+            assert label in text and text.count(marker) > 10
+    assert "Figure 5-7 (bottom)" in plots[3]
+    assert "\x1b[" in terminal_plots.textbook_plots(width, color=True)[0]
+
+
+def test_cli_terminal_figures_follow_the_console_width(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli.main(["figures", "--terminal", "--no-color"]) == 0
+    out, _ = capsys.readouterr()
+    assert "Figure 5-4" in out and "Figure 5-7 (bottom)" in out and "\x1b" not in out
+    assert max(cell_len(line) for line in out.splitlines()) == 80
+
+
+def leading(text: str, ch: str) -> int:
+    return len(text) - len(text.lstrip(ch))
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_strip_shows_the_nan_bands_at_both_ends(small, width):
+    """float16 bce_naive_chain, y = 0: NaN for z ≥ 7.625 and z ≤ −11.09375, fine between.
+
+    The strip follows the lattice in order, so the NaN ends take the share of the
+    lattice's values beyond each onset (within 2 cells: a cell is NaN if any of its
+    profile bins holds a NaN point)."""
+    row = small.row("bce_naive_chain", "float16", 0.0)
+    s = terminal_plots.strip(row["profile"], width).plain
+    assert len(s) == width and s[0] == "N" and s[-1] == "N"
+    assert set(s) == {"N", "·"} and "N" not in s[width // 2 - 5: width // 2 + 5]
+    fmt = formats.get("float16")
+    n = fmt.lattice_size
+    for count, onset in ((leading(s, "N"), 11.09375), (leading(s[::-1], "N"), 7.625)):
+        beyond = fmt.max_ordinal - int(formats.to_ordinal(np.float16(onset), fmt)) + 1
+        assert abs(count - width * beyond / n) <= 2
+
+
+def test_strip_characters_per_class(small):
+    stable = small.row("bce_logits_autodiff", "float16", 0.0)
+    assert set(terminal_plots.strip(stable["profile"], 60).plain) == {"·"}
+    fused = terminal_plots.strip(small.row("bce_fused", "float16", 0.0)["profile"], 60).plain
+    assert "0" in fused[:30] and "N" not in fused  # the lost band z in [−17.3, −11.1]
+    assert terminal_plots.strip({"class": ["inaccurate", "inf", None, "ok"]}, 8).plain == "~~∞∞  ··"
+    with pytest.raises(pl.InputError):
+        terminal_plots.strip(stable["profile"], 0)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_table_cells_carry_strips_and_a_legend(small, width):
+    console = Console(width=width, record=True, no_color=True, file=open("/dev/null", "w"))
+    report.print_result(small, console)
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= width
+    i = next(k for k, line in enumerate(lines) if line.startswith("│ bce_naive_chain"))
+    strip = lines[i].split("│")[2].strip()
+    assert strip[0] == "N" and strip[-1] == "N" and "·" in strip
+    legend = next(line for line in lines if line.startswith("strip along z"))
+    for mark in ("· ok", "~ inexact", "0 lost to 0", "∞ inf", "N NaN"):
+        assert mark in legend
+    assert cell_len(legend) <= width
+
+
+def test_sweep_no_color_prints_plain_strips(capsys):
+    argv = ["sweep", "--dtypes", "float16", "--targets", "0", "--forms", "bce_naive_chain", "--no-color"]
+    assert cli.main(argv) == 0
+    out, _ = capsys.readouterr()
+    assert "\x1b" not in out and "NNN" in out and "strip along z" in out
