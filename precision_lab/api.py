@@ -50,10 +50,10 @@ class SweepResult:
         return {"schema": SCHEMA, "meta": self.meta, "rows": self.rows}
 
 
-def get_family(name: str, sweep: str = "margin", classes: int = 10) -> Family:
-    """The family called `name` (the softmax family on a given sweep and K)."""
+def get_family(name: str, classes: int = 10) -> Family:
+    """The family called `name` (the softmax family with K = `classes`)."""
     if name == "softmax":
-        return softmax.family(sweep, classes)
+        return softmax.family(classes)
     if name not in FAMILIES:
         raise InputError(f"Unknown family `{name}`; known families are {', '.join(FAMILY_NAMES)}.")
     return FAMILIES[name]
@@ -149,15 +149,17 @@ def sweep(
     vector_jobs = []
     if "softmax" in names:
         plan = softmax.check_plan(classes, sweeps, target_classes, logits, labels)
-        for sweep_name, k in plan.axis_sweeps:
-            fam = softmax.family(sweep_name, k)
+        for k in plan.classes:
+            fam = softmax.family(k)
             chosen = _select(fam, forms)
             for fmt in fmts:
                 n = softmax.points_for(k, points, fmt)
                 axis = Axis(fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
-                for tc in plan.target_classes:
-                    extra = {"sweep": sweep_name, "classes": k, "target_class": tc}
-                    jobs += [(fam, chosen, axis, softmax.TARGET_CLASSES[tc], extra)] if chosen else []
+                for sweep_name in plan.axis_sweeps:
+                    for tc in plan.target_classes:
+                        extra = {"sweep": sweep_name, "axis": "m" if sweep_name == "margin" else "c",
+                                 "classes": k, "target_class": tc}
+                        jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra)] if chosen else []
         vector_jobs = plan.vector_sweeps
     dev = get_device(device)
     meta = run_meta(names, tolerance, seed, dev, argv)
@@ -275,19 +277,20 @@ def _kernels(fam: Family, names: tuple[str, ...]):
     return jax.jit(lambda x, y: tuple(jax.vmap(f.kernel, (0, None))(x, y) for f in fs))
 
 
-def _target(target) -> float:
-    return float(softmax.TARGET_CLASSES[target]) if isinstance(target, str) else float(target)
+def _target(target, sweep: str) -> float:
+    return float(softmax.case(sweep, target)) if isinstance(target, str) else float(target)
 
 
 def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target,
                   sweep: str = "margin", classes: int = 10) -> list[np.ndarray]:
     """What each form's jitted kernel computes at inputs `xs` (rounded to the format first).
 
-    `target` is y for the sigmoid family, ``"top"``/``"other"`` (or 0/1) for softmax,
-    whose inputs are the swept number of `sweep` with K = `classes`.
+    `target` is y for the sigmoid family; for softmax, ``"top"`` or ``"other"`` on
+    the structured sweep `sweep` (or the code ``softmax.case(sweep, class)``), with
+    K = `classes`.
     """
-    fam, fmt = get_family(family, sweep, classes), formats.get(dtype)
-    target = _target(target)
+    fam, fmt = get_family(family, classes), formats.get(dtype)
+    target = _target(target, sweep)
     x = fmt.cast(np.asarray(xs, np.float64).ravel())
     outs = _kernels(fam, tuple(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
     return [np.asarray(v) for v in outs]
@@ -302,12 +305,12 @@ def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
     form name: ``computed`` (format values as float64), ``exact``, ``class``, ``ulp``;
     and ``x`` (the inputs as float64).
     """
-    fam, fmt = get_family(family, sweep, classes), formats.get(dtype)
-    target = _target(target)
+    fam, fmt = get_family(family, classes), formats.get(dtype)
+    target = _target(target, sweep)
     x = fmt.cast(np.asarray(xs, np.float64).ravel())
     y = fmt.cast(target)
     names = tuple(form_names)
-    computed = kernel_values(family, names, dtype, x, target, sweep, classes)
+    computed = kernel_values(family, names, dtype, x, target, classes=classes)
     forms = [fam.form(n) for n in names]
     refs = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
     ref_of = distinct_references(forms)[1]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 
 from . import formats
@@ -26,7 +27,6 @@ from .runs import RunTracker
 
 CHUNK = 1 << 16
 CHUNK_ELEMENTS = 1 << 19  # bound on points × vector length per chunk
-REFINE = 1 << 10  # points per refinement call
 BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
 PROFILE_BINS = 256
 
@@ -77,21 +77,21 @@ def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Forma
 
 
 @functools.lru_cache(maxsize=None)
-def program(family: Family, form_names: tuple[str, ...], axis, by_position: bool) -> Callable:
-    """The jitted program for these forms on this axis.
+def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
+    """The jitted program for these forms on this axis, compiled once.
 
-    With `by_position` it takes the position of a chunk's first point and makes
-    the chunk's points itself (no host-to-device traffic); otherwise it takes the
-    points' ordinals (for refinement).
+    It takes the position of a chunk's first point and makes the chunk's points
+    itself (no host-to-device traffic), or, when `chosen` is set, takes the
+    points' ordinals `ords` (for refinement).
     """
     fmt = axis.fmt
     forms = [family.form(n) for n in form_names]
     ref_of = distinct_references(forms)[1]
-    size = chunk_size(family) if by_position else refine_size(family)
+    size = chunk_size(family)
     block = min(BLOCK, size)
 
-    def run(where, target, target64, tolerance, valid_n, host_refs):
-        ords = axis.ordinals(where + jnp.arange(size, dtype=jnp.int64), jnp) if by_position else where
+    def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
+        ords = lax.cond(chosen, lambda: ords, lambda: axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp))
         outs, refs = computed_and_exact(family, forms, fmt, ords, target, target64)
         if refs is None:  # float64: references come from the host (double-double)
             refs = host_refs
@@ -109,11 +109,6 @@ def program(family: Family, form_names: tuple[str, ...], axis, by_position: bool
         return code, zsub, code.reshape(blocks).max(-1), err.reshape(blocks).max(-1)
 
     return jax.jit(run)
-
-
-def refine_size(family: Family) -> int:
-    """Points per refinement call."""
-    return min(REFINE, chunk_size(family))
 
 
 def chunk_size(family: Family) -> int:
@@ -141,35 +136,35 @@ class _Runner:
 
     def __init__(self, family, forms, axis, target, tolerance, device):
         self.family, self.forms, self.axis, self.fmt = family, forms, axis, axis.fmt
-        names = tuple(f.name for f in forms)
-        self.by_position = program(family, names, axis, True)
-        self.by_ordinal = program(family, names, axis, False)
+        self.prog = program(family, tuple(f.name for f in forms), axis)
         y = self.fmt.cast(target)
         self.target_in_format = float(y.astype(np.float64))
         self.args = (jax.device_put(y, device), jnp.float64(self.target_in_format), jnp.float64(tolerance))
         self.device = device
-
-        self.size = chunk_size(family)
-        self.refine = refine_size(family)
+        self.size = self.refine = chunk_size(family)
+        self.no_ords = jax.device_put(np.zeros(self.size, np.int64), device)
 
     def _host_refs(self, ords: np.ndarray):
+        """float64's references for the points `ords`, padded to a whole chunk."""
         if self.fmt.bits < 64:
             return None
         x = formats.from_ordinal(ords, self.fmt).astype(np.float64)
         refs = host_reference(self.family, self.forms, x, self.target_in_format)
+        pad = self.size - len(ords)
+        refs = [tuple(np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode="edge") for a in r) for r in refs]
         return jax.device_put(refs, self.device)
 
     def chunk(self, start: int):
         n = min(self.size, len(self.axis) - start)
-        refs = self._host_refs(self.axis.ordinals(np.arange(start, start + self.size)))
-        return self.by_position(start, *self.args, n, refs)
+        refs = self._host_refs(self.axis.ordinals(np.arange(start, start + n)))
+        return self.prog(start, self.no_ords, False, *self.args, n, refs)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals."""
         n = len(ords)
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
-        refs = self._host_refs(padded)
-        return np.asarray(self.by_ordinal(jax.device_put(padded, self.device), *self.args, n, refs)[0])
+        refs = self._host_refs(ords)
+        return np.asarray(self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0])
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,

@@ -180,11 +180,12 @@ def _f(v):
     return v.to_float() if isinstance(v, dd.DD) else v
 
 
-def _base(x64, target64, k: int, sweep: str, xp, array):
+def _base(x64, code64, k: int, xp, array):
     """Reference quantities for the swept number x (m, or c for the offset sweep)."""
-    m = x64 if sweep == "margin" else 0 * x64 + 1.0
+    offset = code64 >= 2
+    m = array.where(offset, 0 * x64 + 1.0, x64)
     lse, lse_m, p0, p0m1, pj = (_f(v) for v in _parts(m, k, xp))
-    top = target64 == 0
+    top = code64 - 2 * offset == 0
     idx = array.arange(k)
     col = lambda v: v[..., None]  # noqa: E731
     loss = array.where(top, lse_m, lse)  # ln Σe^z − z_t (z_1 = 0)
@@ -205,34 +206,41 @@ def _ref_grad(b):
     return b.grad, b.grad_scale
 
 
-def _vector(sweep: str, k: int):
-    if sweep == "margin":
-        return lambda x: jnp.zeros(k, x.dtype).at[0].set(x)
-    return lambda x: x + jnp.zeros(k, x.dtype).at[0].set(1)
+def case(sweep: str, target_class: str) -> int:
+    """The code that the structured kernels take as their target: the true class in
+    bit 0 (0 top, 1 other) and the sweep in bit 1 (0 margin, 1 offset), so that both
+    sweeps and both classes share one compiled program per format."""
+    return TARGET_CLASSES[target_class] + 2 * SWEEPS.index(sweep)
+
+
+def _vector(x, code, k: int):
+    """z = (x, 0, …, 0) for the margin sweep, x + (1, 0, …, 0) in the format for the offset sweep."""
+    offset = code >= 2
+    entry0 = jnp.where(offset, jnp.ones_like(x), x)
+    return jnp.zeros(k, x.dtype).at[0].set(entry0) + jnp.where(offset, x, jnp.zeros_like(x))
 
 
 @functools.lru_cache(maxsize=None)
-def family(sweep: str = "margin", classes: int = 10) -> Family:
-    """The softmax family on a structured sweep with K = `classes`."""
-    build = _vector(sweep, classes)
+def family(classes: int = 10) -> Family:
+    """The softmax family on the structured sweeps with K = `classes` (target: `case`)."""
     forms = tuple(
-        Form(name, quantity, _scalar_kernel(fn, build), _ref_loss if quantity == "loss" else _ref_grad, summary)
+        Form(name, quantity, _scalar_kernel(fn, classes), _ref_loss if quantity == "loss" else _ref_grad, summary)
         for name, quantity, fn, summary in VECTOR_FORMS
     )
     return Family(
         name="softmax",
         forms=forms,
-        axis="m" if sweep == "margin" else "c",
-        device_base=lambda x64, t64: _base(x64, t64, classes, sweep, _Device, jnp),
-        host_base=lambda x64, t64: _base(x64, t64, classes, sweep, _Host, np),
+        axis="m",
+        device_base=lambda x64, code64: _base(x64, code64, classes, _Device, jnp),
+        host_base=lambda x64, code64: _base(x64, code64, classes, _Host, np),
         width=classes,
-        sweep=sweep,
     )
 
 
-def _scalar_kernel(fn, build):
-    def kernel(x, t):
-        return fn(build(x), t)
+def _scalar_kernel(fn, k: int):
+    def kernel(x, code):
+        offset = code >= 2
+        return fn(_vector(x, code, k), code - 2 * offset.astype(code.dtype))
 
     kernel.__name__ = fn.__name__
     return kernel
@@ -249,7 +257,8 @@ MAX_CLASSES = 1 << 22  # one chunk of 8 vectors of K entries, with its float64 r
 
 @dataclasses.dataclass
 class Plan:
-    axis_sweeps: list  # (sweep, K)
+    classes: tuple  # K values of the structured sweeps
+    axis_sweeps: tuple  # margin and/or offset
     target_classes: tuple
     vector_sweeps: list  # vectors.VectorSweep
 
@@ -284,10 +293,10 @@ def check_plan(classes, sweeps, target_classes, logits=None, labels=None) -> Pla
             raise InputError(f"Unknown target class `{tc}`; choose from {', '.join(TARGET_CLASSES)}.")
     if not target_classes:
         raise InputError("`target_classes` is empty; give top, other or both.")
-    axis = [(s, int(k)) for s in sweeps if s in SWEEPS for k in classes]
+    axis = tuple(s for s in SWEEPS if s in sweeps)
     vec = [vectors.VectorSweep.random(int(k), tuple(target_classes)) for k in classes if "random" in sweeps]
     if logits is not None:
         vec.append(vectors.VectorSweep.from_arrays(logits, labels))
     elif "logits" in sweeps:
         raise InputError("The `logits` sweep needs logit vectors (--logits FILE.npy).")
-    return Plan(axis, tuple(target_classes), vec)
+    return Plan(tuple(int(k) for k in classes), axis, tuple(target_classes), vec)

@@ -27,7 +27,7 @@ from .errors import InputError
 
 SCALES = (1.0, 10.0, 100.0)
 WORST_LISTED = 5
-VECTOR_ELEMENTS = 1 << 20  # vectors × K per random row
+VECTOR_ELEMENTS = 1 << 18  # vectors × K per random row
 
 
 @dataclasses.dataclass(frozen=True)
