@@ -137,7 +137,6 @@ def sweep(
         known = {f.name for n in names for f in _forms_of(n)}
         for f in forms:
             if f not in known:
-                get_family(names[0]).form(f) if len(names) == 1 else None
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
     jobs = []  # (family, forms, axis, target, extra row fields)
     if "sigmoid" in names:
@@ -160,7 +159,7 @@ def sweep(
                         extra = {"sweep": sweep_name, "axis": "m" if sweep_name == "margin" else "c",
                                  "classes": k, "target_class": tc}
                         jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra)] if chosen else []
-        vector_jobs = plan.vector_sweeps
+        vector_jobs = plan.vector_sweeps if _select(softmax.family(), forms) else []
     dev = get_device(device)
     meta = run_meta(names, tolerance, seed, dev, argv)
     total = sum(len(j[2]) for j in jobs)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from . import __version__, formats
 from .classify import DEFAULT_TOLERANCE, FAILURES
 from .errors import InputError
+from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
 
 EXIT_FAILED_CHECK = 1
 EXIT_USAGE = 2
@@ -64,13 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"precision-lab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     s = sub.add_parser("sweep", help="sweep forms over formats and print stability tables")
-    s.add_argument("--family", default="sigmoid", help="family of kernels: sigmoid (default: sigmoid)")
+    s.add_argument("--family", default="all",
+                   help="family of kernels: sigmoid, softmax or all (default: all)")
     s.add_argument("--forms", type=_list("form names"), help="comma-separated forms (default: all of the family)")
     s.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
                    help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)}); "
                         f"also {', '.join(f for f in formats.FORMATS if f not in formats.DEFAULT_FORMATS)}")
     s.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
                    help="comma-separated targets y in [0, 1] (default: 0,1; 0.1,0.9 is LeCun's trick)")
+    s.add_argument("--classes", type=_list("class counts", int), default=None, metavar="K,...",
+                   help="softmax: numbers of classes K, each ≥ 2 (default: "
+                        f"{','.join(map(str, DEFAULT_CLASSES))}; e.g. 2,10,1000,32768,131072)")
+    s.add_argument("--sweeps", type=_list("sweep names"), default=None, metavar="SWEEP,...",
+                   help="softmax sweeps: margin (z = (m, 0, …, 0)), offset (z = c + (1, 0, …, 0)), random "
+                        f"(default: {','.join(DEFAULT_SWEEPS)}; with --logits: logits)")
+    s.add_argument("--target-classes", type=_list("target classes"), default=["top", "other"], metavar="CLASS,...",
+                   help="softmax: the true class is the top logit and/or another (default: top,other)")
+    s.add_argument("--logits", metavar="FILE.npy", help="softmax: your own N × K logit vectors (a .npy file)")
+    s.add_argument("--labels", metavar="FILE.npy", help="softmax: N class indices for --logits (default: the top class)")
     s.add_argument("--device", help="JAX backend: cpu, gpu or tpu (default: JAX's default)")
     s.add_argument("--points", type=_positive_int, default=None,
                    help="points per row for sampled formats, wider than 16 bits (default: 65536); "
@@ -119,6 +131,21 @@ def write_json(doc: dict, path: str) -> None:
         raise
 
 
+def load_array(path: str, option: str):
+    """A numeric array from a .npy file; one sentence if it cannot be read."""
+    import numpy as np
+
+    try:
+        a = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"Cannot read {option} `{path}`: no such file.") from None
+    except (ValueError, OSError, EOFError):
+        raise UsageError(f"Cannot read {option} `{path}`: it is not a .npy array of numbers.") from None
+    if not isinstance(a, np.ndarray) or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise UsageError(f"{option} `{path}` holds {getattr(a, 'dtype', type(a))} values, not numbers.")
+    return a
+
+
 def _sweep(args, argv) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -131,7 +158,22 @@ def _sweep(args, argv) -> int:
     if args.json:
         _check_json_path(args.json)
     kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
-                  tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv)
+                  tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
+                  classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
+                  target_classes=args.target_classes)
+    if args.labels and not args.logits:
+        raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
+    if args.logits:
+        logits = kwargs["logits"] = load_array(args.logits, "--logits")
+        kwargs["labels"] = load_array(args.labels, "--labels") if args.labels else None
+        kwargs["sweeps"] = args.sweeps or ["logits"]
+        k = logits.shape[-1] if logits.ndim == 2 else None
+        if args.classes and k is not None and k not in args.classes:
+            raise UsageError(f"--logits holds K = {k} classes but --classes asks for {','.join(map(str, args.classes))}.")
+        if not args.classes:
+            kwargs["classes"] = [k] if k and k >= 2 else DEFAULT_CLASSES
+        if args.family == "all" and "--family" not in argv:
+            kwargs["family"] = "softmax"
     if args.points is not None:
         kwargs["points"] = args.points
     err = Console(stderr=True)

@@ -41,9 +41,14 @@ def cell(row: dict) -> Text:
     fmt = formats.get(row["dtype"])
     text = Text()
     mech = row.get("mechanism", {})
+    counts, n = row["counts"], row["points"]
     for cls in ("nan", "inf", "zero"):
+        if not counts[cls]:
+            continue
+        sub = " (subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
         iv = row["intervals"][cls]
-        if not iv["total"]:
+        if row["axis"] is None:  # no axis: the share of vectors
+            text.append(f"{LABEL[cls]} {_pct(counts[cls], n)} of vectors{sub}\n", style=STYLE[cls])
             continue
         listed = sorted(iv["listed"], key=lambda b: min(abs(b[0]), abs(b[1])))
         for lo, hi in listed[:SHOWN_BANDS]:
@@ -51,19 +56,33 @@ def cell(row: dict) -> Text:
             for m in mech.values() if cls == "nan" else ():
                 if m["z"] in (lo, hi):
                     line += f" ({m['text']})"
-            text.append(line + "\n", style=STYLE[cls])
+            text.append(line + sub + "\n", style=STYLE[cls])
         if iv["total"] > SHOWN_BANDS:
             text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
-    n_inexact = row["counts"]["inaccurate"]
+    n_inexact = counts["inaccurate"]
     if n_inexact:
-        share = 100.0 * n_inexact / row["points"]
-        text.append(f"inexact {share:.3g}% of points\n", style=STYLE["inaccurate"])
+        text.append(f"inexact {_pct(n_inexact, n)} of {'points' if row['axis'] else 'vectors'}\n",
+                    style=STYLE["inaccurate"])
     for note in row.get("constants", ()):
         text.append(note + "\n", style="dim")
+    if row.get("sweep") == "logits" and row.get("worst"):
+        bad = [f"#{w['index']}" for w in row["worst"] if w["class"] != "ok"]
+        if bad:
+            text.append("worst " + " ".join(bad) + "\n", style="dim")
     worst = row["max_ulp"]
     style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
     return text
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100.0 * k / n:.3g}%"
+
+
+def flush_only(row: dict) -> bool:
+    """Unstable only because subnormal results were flushed to zero."""
+    c = row["counts"]
+    return not row["stable"] and not c["nan"] and not c["inf"] and c["zero"] == c["zero_subnormal"]
 
 
 def with_strip(row: dict):
@@ -81,21 +100,65 @@ def strip_legend(axis: str = "z") -> Text:
 
 def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
     """Which forms are stable (no NaN, ∞ or lost 0) in which formats."""
-    by_form: dict[str, list[str]] = {}
+    stable: dict[str, list[str]] = {}
+    flushed: dict[str, list[str]] = {}
     for r in rows:
-        by_form.setdefault(r["form"], [])
+        stable.setdefault(r["form"], [])
+        flushed.setdefault(r["form"], [])
         if r["stable"]:
-            by_form[r["form"]].append(r["dtype"])
-    everywhere = [f for f, ok in by_form.items() if len(ok) == len(dtypes)]
-    nowhere = [f for f, ok in by_form.items() if not ok]
-    some = {f: ok for f, ok in by_form.items() if 0 < len(ok) < len(dtypes)}
+            stable[r["form"]].append(r["dtype"])
+        elif flush_only(r):
+            flushed[r["form"]].append(r["dtype"])
+    everywhere = [f for f, ok in stable.items() if len(ok) == len(dtypes)]
+    but_flush = [f for f in stable if f not in everywhere and len(stable[f]) + len(flushed[f]) == len(dtypes)]
+    nowhere = [f for f, ok in stable.items() if not ok and not flushed[f]]
     text = Text("Stable (no NaN, ∞ or lost 0) in every format: ", style="bold")
     text.append(", ".join(everywhere) or "none", style="green")
-    for f, ok in some.items():
-        text.append(f"\n  {f}: stable only in {', '.join(ok)}", style="default")
+    if but_flush:
+        text.append("\nStable but for subnormal results flushed to 0: ", style="bold")
+        text.append(", ".join(but_flush), style="yellow")
+    for f, ok in stable.items():
+        if f not in everywhere and f not in but_flush and ok:
+            text.append(f"\n  {f}: stable only in {', '.join(ok)}", style="default")
     text.append("\nUnstable in every format: ", style="bold")
     text.append(", ".join(nowhere) or "none", style="red")
     return text
+
+
+STABLE_SOFTMAX = ("ce_log_softmax", "ce_log_softmax_fmt_sum", "ce_fused", "ce_fused_fmt_sum", "ce_log_softmax_autodiff")
+
+
+def growth_with_k(rows: Sequence[dict]) -> Table | None:
+    """The stable softmax forms' worst error (ULPs) on random logits of scale 1, where
+    nothing saturates, against K per format, with any NaN or ∞ seen on any sweep at that K."""
+    rows = [r for r in rows if r["family"] == "softmax" and r["form"] in STABLE_SOFTMAX]
+    if not any(r.get("sweep") == "random" for r in rows):
+        return None
+    ks = sorted({r["classes"] for r in rows})
+    if len(ks) < 2:
+        return None
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    t = Table(title="softmax: worst error (ULPs) of the stable forms on random logits of scale 1, against K",
+              title_justify="left")
+    t.add_column("form", style="bold", no_wrap=True)
+    for d in dtypes:
+        t.add_column(d)
+    for f in STABLE_SOFTMAX:
+        line = []
+        for d in dtypes:
+            parts = []
+            for k in ks:
+                sel = [r for r in rows if (r["form"], r["dtype"], r["classes"]) == (f, d, k)]
+                if not sel:
+                    continue
+                typical = [r["max_ulp_by_scale"].get("1") or 0 for r in sel if r.get("sweep") == "random"]
+                worst = max(typical or [0])
+                bad = [c for c in ("nan", "inf") if any(r["counts"][c] for r in sel)]
+                parts.append(f"K={k}: {worst:.3g}" + (f" {'/'.join(LABEL[c] for c in bad)}" if bad else ""))
+            line.append(Text("\n".join(parts)))
+        if any(str(x) for x in line):
+            t.add_row(f, *line)
+    return t
 
 
 def tables(result) -> list:
@@ -112,7 +175,7 @@ def tables(result) -> list:
         title += f", target y = {target:g}" if target is not None else ""
         title += f", target class {tclass}" if tclass else ""
         table = Table(title=title, show_lines=True, title_justify="left")
-        table.add_column("form", style="bold", no_wrap=True)
+        table.add_column("form", style="bold", max_width=30)
         for d in dtypes:
             table.add_column(d, justify="left")
         forms = list(dict.fromkeys(r["form"] for r in rows))
@@ -122,7 +185,14 @@ def tables(result) -> list:
             head = Text(f, style="bold")
             head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
             table.add_row(head, *[with_strip(cells[(f, d)]) if (f, d) in cells else Text("") for d in dtypes])
-        out.append(Group(table, strip_legend(rows[0].get("axis", "z")), verdict(rows, dtypes), Text("")))
+        legend = [strip_legend(rows[0]["axis"])] if rows[0]["axis"] else []
+        out.append(Group(table, *legend, verdict(rows, dtypes), Text("")))
+    growth = growth_with_k(result.rows)
+    if growth is not None:
+        out.append(growth)
+    acc = result.meta.get("accumulation")
+    if acc:
+        out.append(Text("\n".join(f"Σ in {d}: {v['verdict']}." for d, v in acc.items()), style="dim"))
     return out
 
 
@@ -144,8 +214,11 @@ def print_result(result, console: Console | None = None) -> None:
     for r in tables(result):
         console.print(r)
     exhaustive = sorted({r["dtype"] for r in result.rows if r["exhaustive"]})
-    sampled = sorted({(r["dtype"], r["points"]) for r in result.rows if not r["exhaustive"]})
+    sampled = sorted({(r["dtype"], r["points"]) for r in result.rows if not r["exhaustive"] and r["axis"]})
     how = []
+    vectors = sorted({(r["sweep"], r["classes"], r["points"]) for r in result.rows if r["axis"] is None})
+    if vectors:
+        how.append(", ".join(f"{s} sweep K={k}: {p} vectors" for s, k, p in vectors))
     if exhaustive:
         how.append("every value of " + ", ".join(exhaustive) + " (onsets exact)")
     if sampled:

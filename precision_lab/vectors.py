@@ -180,6 +180,8 @@ def _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale) -> dict:
         "shares_by_scale": {f"{s:g}": {c: float(np.mean(code[scale == s] == CODE[c])) for c in CLASSES}
                             for s in np.unique(scale)} if spec.kind == "random" else None,
         "max_ulp": float(ulp[measured].max()) if measured.any() else None,
+        "max_ulp_by_scale": {f"{s:g}": float(ulp[measured & (scale == s)].max()) if (measured & (scale == s)).any()
+                             else None for s in np.unique(scale)} if spec.kind == "random" else None,
         "stable": all(counts[c] == 0 for c in UNSTABLE),
         "onset": {c: {"neg": None, "pos": None, "method": None} for c in FAILURES},
         "intervals": {c: {"total": 0, "listed": []} for c in FAILURES},

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from precision_lab import cli
@@ -53,7 +54,7 @@ def test_fail_on_exits_one(capsys):
     "argv, message",
     [
         (["sweep", "--dtypes", "float12"], "Unknown format `float12`; known formats are float16"),
-        (["sweep", "--forms", "bce_magic"], "Unknown form `bce_magic` in family sigmoid"),
+        (["sweep", "--forms", "bce_magic"], "Unknown form `bce_magic`; known forms are bce_fused"),
         (["sweep", "--family", "tanh"], "Unknown family `tanh`"),
         (["sweep", "--targets", "1.5"], "Target 1.5 is outside [0, 1]"),
         (["sweep", "--targets", "0,,1"], "`0,,1` is not a comma-separated list of numbers"),
@@ -76,6 +77,45 @@ def test_bad_input_is_one_sentence_and_exit_two(argv, message, capsys):
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("precision-lab: ")
+
+
+def test_softmax_logits_from_files(tmp_path, capsys):
+    z = np.zeros((3, 5))
+    z[1, 2] = 300.0
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "t.npy", np.array([0, 2, 4]))
+    code, out, err = run(["sweep", "--logits", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "t.npy"),
+                          "--dtypes", "float32", "--forms", "ce_naive,ce_log_softmax", "--fail-on", "nan"], capsys)
+    assert code == 1  # ce_naive is NaN on vector 1
+    assert "softmax, logits sweep, K = 5, target class label" in out
+    assert "worst #1" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--classes", "1"], "K = 1 is not a class count"),
+        (["--sweeps", "spiral"], "Unknown sweep `spiral`"),
+        (["--target-classes", "middle"], "Unknown target class `middle`"),
+        (["--logits", "/nonexistent.npy"], "no such file"),
+        (["--labels", "x.npy"], "--labels needs --logits"),
+    ],
+)
+def test_bad_softmax_options(argv, message, capsys):
+    code, _, err = run(["sweep", "--family", "softmax"] + argv, capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_logits_file_that_is_not_an_array(tmp_path, capsys):
+    (tmp_path / "z.npy").write_text("not numpy")
+    code, _, err = run(["sweep", "--logits", str(tmp_path / "z.npy")], capsys)
+    assert code == 2 and "is not a .npy array of numbers" in err
+
+
+def test_logits_k_must_match_classes(tmp_path, capsys):
+    np.save(tmp_path / "z.npy", np.zeros((2, 6)))
+    code, _, err = run(["sweep", "--logits", str(tmp_path / "z.npy"), "--classes", "10"], capsys)
+    assert code == 2 and "--logits holds K = 6 classes but --classes asks for 10" in err
 
 
 def test_json_path_that_is_a_directory(tmp_path, capsys):
