@@ -96,17 +96,18 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         if refs is None:  # float64: references come from the host (double-double)
             refs = host_refs
         terms = [reference_terms(e, s, fmt, tolerance, jnp) for e, s in refs]
-        per_form = [per_point(*classify_terms(out, *terms[k], fmt, jnp), tuple(range(1, out.ndim)))
-                    for out, k in zip(outs, ref_of)]
-        code, ulp, subnormal = (jnp.stack(parts) for parts in zip(*per_form))
         valid = jnp.arange(size) < valid_n
-        code = jnp.where(valid, code, -1)  # padding is no class
-        # XLA's CPU reductions are fastest in float32 (exact here: a chunk holds < 2**24 points)
-        zsub = (subnormal & valid).sum(axis=1, dtype=jnp.float32)
-        measured = (code >= 0) & (code <= CODE["inaccurate"])
-        err = jnp.where(measured, ulp.astype(jnp.float32), -1.0)
+        codes, errs, zsub = [], [], []
+        for out, k in zip(outs, ref_of):
+            code, ulp, subnormal = per_point(*classify_terms(out, *terms[k], fmt, jnp), tuple(range(1, out.ndim)))
+            code = jnp.where(valid, code, -1)  # padding is no class
+            codes.append(code)
+            errs.append(jnp.where((code >= 0) & (code <= CODE["inaccurate"]), ulp.astype(jnp.float32), -1.0))
+            # XLA's CPU reductions are fastest in float32 (exact here: a chunk holds < 2**24 points)
+            zsub.append((subnormal & valid).sum(dtype=jnp.float32))
+        code, err = jnp.stack(codes), jnp.stack(errs)
         blocks = (len(forms), size // block, block)
-        return code, zsub, code.reshape(blocks).max(-1), err.reshape(blocks).max(-1)
+        return code, jnp.stack(zsub), code.reshape(blocks).max(-1), err.reshape(blocks).max(-1)
 
     return jax.jit(run)
 

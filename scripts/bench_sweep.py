@@ -26,12 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import precision_lab as pl
-from precision_lab import engine, formats, sampling
+from precision_lab import engine, formats, sampling, softmax
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy_sweep  # noqa: E402
 
-CASES = [{"name": "sigmoid float32 y=0", "family": "sigmoid", "dtype": "float32", "target": 0.0}]
+CASES = [
+    {"name": "sigmoid float32 y=0", "family": "sigmoid", "dtype": "float32", "target": 0.0},
+    {"name": "softmax margin K=32768 bfloat16", "family": "softmax", "classes": 32768, "dtype": "bfloat16"},
+    {"name": "softmax margin K=32768 float32", "family": "softmax", "classes": 32768, "dtype": "float32"},
+]
+SOFTMAX_POINTS = 1024  # margin vectors per softmax case (× K = 32768 entries each)
 
 
 def median_time(fn, repeats: int) -> float:
@@ -44,10 +49,16 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _family_and_target(case):
+    if case["family"] == "softmax":
+        return softmax.family(case["classes"]), softmax.case("margin", "top")
+    return pl.FAMILIES[case["family"]], case["target"]
+
+
 def floor_runner(case, axis):
-    fam = pl.FAMILIES[case["family"]]
+    fam, target = _family_and_target(case)
     fmt = axis.fmt
-    y = fmt.cast(case["target"])
+    y = fmt.cast(target)
     y64 = float(y.astype(np.float64))
 
     size = engine.chunk_size(fam)
@@ -66,20 +77,31 @@ def floor_runner(case, axis):
 
 
 def numpy_runner(case, axis):
+    fam, _ = _family_and_target(case)
+    size = engine.chunk_size(fam)
+
     def run():
-        for s in range(0, len(axis), engine.CHUNK):
-            numpy_sweep.sweep_chunk(axis.values(s, s + engine.CHUNK), case["target"])
+        for s in range(0, len(axis), size):
+            if case["family"] == "softmax":
+                numpy_sweep.softmax_chunk(axis.values(s, s + size), case["classes"], 0, axis.fmt)
+            else:
+                numpy_sweep.sweep_chunk(axis.values(s, s + size), case["target"])
 
     return run
 
 
 def bench(case, points: int, repeats: int) -> dict:
     fmt = formats.get(case["dtype"])
-    axis = sampling.Axis(fmt, points, 0)
+    if case["family"] == "softmax":
+        points = SOFTMAX_POINTS
+        kw = dict(classes=[case["classes"]], sweeps=["margin"], target_classes=["top"])
+    else:
+        kw = dict(targets=[case["target"]])
+    axis = sampling.Axis(fmt, points, 0, exhaustive=False)
     n = len(axis)
 
     def engine_run():
-        pl.sweep(case["family"], dtypes=[case["dtype"]], targets=[case["target"]], points=points)
+        pl.sweep(case["family"], dtypes=[case["dtype"]], points=points, **kw)
 
     rate = {
         "engine": n / median_time(engine_run, repeats),
@@ -100,8 +122,10 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1 << 24, help="points per row (default 2**24)")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--cases", default=None, help="comma-separated case-name substrings to run (default: all)")
     args = ap.parse_args()
-    cases = [bench(c, args.points, args.repeats) for c in CASES]
+    chosen = [c for c in CASES if args.cases is None or any(p in c["name"] for p in args.cases.split(","))]
+    cases = [bench(c, args.points, args.repeats) for c in chosen]
     doc = {
         "cases": cases,
         "engine_over_floor": min(c["engine_over_floor"] for c in cases),

@@ -105,6 +105,92 @@ def sweep_chunk(z32: np.ndarray, target: float) -> dict[str, np.ndarray]:
     return {name: np.bincount(classify(outs[name], *refs[name]), minlength=5) for name in outs}
 
 
+def softmax_kernels(z, t):
+    """The softmax forms on logit vectors z (N × K, format dtype) with true classes t (N,)."""
+    n, k = z.shape
+    rows = np.arange(n)
+    one = z.dtype.type(1)
+    onehot = np.zeros_like(z)
+    onehot[rows, t] = one
+    e = np.exp(z)
+    p_naive = e / e.sum(axis=1, keepdims=True)
+    s = z - z.max(axis=1, keepdims=True)
+    es = np.exp(s)
+    total = es.sum(axis=1, keepdims=True)
+    p = es / total
+    eps = z.dtype.type(1e-7)
+    lse = np.log(total[:, 0])
+    return {
+        "ce_naive": -np.log(p_naive[rows, t]),
+        "ce_shifted": -np.log(p[rows, t]),
+        "ce_keras": -np.log(np.clip(p / p.sum(axis=1, keepdims=True), eps, one - eps)[rows, t]),
+        "ce_log_softmax": lse - s[rows, t],
+        "ce_naive_chain": (-one / p_naive[rows, t])[:, None] * (p_naive[rows, t][:, None] * (onehot - p_naive)),
+        "ce_naive_autodiff": p_naive - onehot,
+        "ce_shifted_autodiff": p - onehot,
+        "ce_fused": p - onehot,
+        "ce_log_softmax_autodiff": p - onehot,
+    }
+
+
+def softmax_references(z64, t):
+    """Exact loss and gradient (float64, max-shifted, without cancellation) and scales."""
+    n, k = z64.shape
+    rows = np.arange(n)
+    top = z64.argmax(axis=1)
+    e = np.exp(z64 - z64[rows, top][:, None])
+    rest = e.copy()
+    rest[rows, top] = 0
+    others = e.copy()
+    others[rows, t] = 0
+    total = e.sum(axis=1)
+    loss = (z64[rows, top] - z64[rows, t]) + np.log1p(rest.sum(axis=1))
+    grad = e / total[:, None]
+    grad[rows, t] = -others.sum(axis=1) / total
+    onehot = np.zeros_like(grad)
+    onehot[rows, t] = 1
+    return (loss, np.abs(loss)), (grad, np.abs(grad) + onehot)
+
+
+def classify_any(out, exact, scale, fmt, tolerance=4.0):
+    """Class codes of results in any format (ml_dtypes for bfloat16) against float64 exact values."""
+    bits = out.dtype.itemsize * 8
+    ints = {16: np.int16, 32: np.int32}[bits]
+
+    def ordinal(x):
+        i = x.view(ints).astype(np.int64)
+        return np.where(i < 0, -(i & ((1 << (bits - 1)) - 1)), i)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        o_e = ordinal(exact.astype(out.dtype))
+        o_c = ordinal(out)
+        err = np.abs(out.astype(np.float64) - exact)
+        inaccurate = (np.abs(o_c - o_e) > tolerance) & (err > tolerance * fmt.eps * np.minimum(scale, fmt.max))
+        isinf = np.isinf(out.astype(np.float64))
+        code = np.zeros(out.shape, np.int8)
+        code[inaccurate] = 1
+        code[(o_c == 0) & (o_e != 0)] = 2
+        code[isinf & (o_c != o_e)] = 3
+        code[np.isnan(out.astype(np.float64))] = 4
+    return code
+
+
+def softmax_chunk(m: np.ndarray, k: int, target: int, fmt) -> dict[str, np.ndarray]:
+    """Counts per class of every softmax form over margin vectors z = (m, 0, …, 0)."""
+    z = np.zeros((len(m), k), fmt.dtype)
+    z[:, 0] = m
+    t = np.full(len(m), target)
+    with np.errstate(all="ignore"):
+        outs = softmax_kernels(z, t)
+        (loss, loss_s), (grad, grad_s) = softmax_references(z.astype(np.float64), t)
+    counts = {}
+    for name, out in outs.items():
+        exact, scale = (loss, loss_s) if out.ndim == 1 else (grad, grad_s)
+        code = classify_any(out, exact, scale, fmt)
+        counts[name] = np.bincount(code.reshape(len(m), -1).max(axis=1), minlength=5)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=1 << 16)
