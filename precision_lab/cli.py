@@ -40,24 +40,23 @@ def _list(kind: str, parse=str):
     return convert
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"the point count must be positive, got {v}")
-    return v
+def _number(parse, what: str, ok, requirement: str):
+    """An argparse type: `parse` the text, then require `ok(value)`."""
+
+    def convert(text: str):
+        try:
+            v = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not {what}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
+        return v
+
+    return convert
 
 
-def _tolerance(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a number") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"the tolerance must be a non-negative number of ULPs, got {text}")
-    return v
+_positive_int = _number(int, "a whole number", lambda v: v >= 1, "the point count must be positive")
+_tolerance = _number(float, "a number", lambda v: v >= 0, "the tolerance must be a non-negative number of ULPs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,9 +145,24 @@ def load_array(path: str, option: str):
     return a
 
 
-def _sweep(args, argv) -> int:
+def with_progress(work):
+    """Run `work(progress)` under a progress bar on stderr (shown only on a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("sweeping", total=None)
+
+        def progress(label, done, total):
+            bar.update(task, description=label, completed=done, total=total)
+
+        return work(progress)
+
+
+def _sweep(args, argv) -> int:
+    from rich.console import Console
 
     from . import api, report
 
@@ -176,15 +190,7 @@ def _sweep(args, argv) -> int:
             kwargs["family"] = "softmax"
     if args.points is not None:
         kwargs["points"] = args.points
-    err = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("sweeping", total=None)
-
-        def progress(label, done, total):
-            bar.update(task, description=label, completed=done, total=total)
-
-        result = api.sweep(progress=progress, **kwargs)
+    result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs))
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet:
@@ -198,7 +204,6 @@ def _sweep(args, argv) -> int:
 
 def _figures(args) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
     console = Console(no_color=args.no_color or None)
@@ -213,15 +218,7 @@ def _figures(args) -> int:
 
     for d in args.dtypes:
         formats.get(d)  # an unknown format is reported before anything is drawn
-    err = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("sweeping", total=None)
-
-        def progress(label, done, total):
-            bar.update(task, description=label, completed=done, total=total)
-
-        paths = figures.write_figures(args.out, dtypes=args.dtypes, progress=progress)
+    paths = with_progress(lambda progress: figures.write_figures(args.out, dtypes=args.dtypes, progress=progress))
     for p in paths:
         console.print(p, highlight=False)
     return 0

@@ -66,6 +66,13 @@ def _new_figure(**kwargs):
     return fig
 
 
+def _finish(fig, path) -> str:
+    """Caption the textbook figure, leave room for it, and save."""
+    _caption(fig)
+    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
+    return _save(fig, path)
+
+
 def _save(fig, path) -> str:
     path = os.fspath(path)
     fig.savefig(path, dpi=110)
@@ -140,9 +147,7 @@ def figure_5_4(path) -> str:
     c = _draw_factors(ax, 0.0, "mse", (-0.05, 1.05), "upper left")
     _annotate_end(ax, c, "wrong and saturated (ŷ → 1, y = 0):\nthe error term falls to 0", True, (0.4, 0.72))
     ax.set_title("Figure 5-4 · MSE loss, target y = 0: the error term vanishes as the unit saturates")
-    _caption(fig)
-    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
 def figure_5_5(path) -> str:
@@ -153,9 +158,7 @@ def figure_5_5(path) -> str:
     _annotate_end(ax, c, "wrong and saturated (ŷ → 1, y = 0):\nthe error term tends to 1", True, (0.72, 0.33))
     ax.set_title("Figure 5-5 · cross-entropy loss, target y = 0: the error term tends to 1\n"
                  "(∂L/∂ŷ grows without bound; y-range cut at 5)")
-    _caption(fig)
-    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
 def figure_5_6(path) -> str:
@@ -173,9 +176,7 @@ def figure_5_6(path) -> str:
     ax.legend(loc="upper left", fontsize=9)
     ax.set_title("Figure 5-6 · loss values, target y = 0: MSE stays below ½, cross-entropy grows without bound\n"
                  "(y-range cut at 5)")
-    _caption(fig)
-    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
 def figure_5_7(path) -> str:
