@@ -45,7 +45,7 @@ def cell(row: dict) -> Text:
     for cls in ("nan", "inf", "zero"):
         if not counts[cls]:
             continue
-        sub = " (subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
+        sub = " (exact subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
         iv = row["intervals"][cls]
         if row["axis"] is None:  # no axis: the share of vectors
             text.append(f"{LABEL[cls]} {_pct(counts[cls], n)} of vectors{sub}\n", style=STYLE[cls])
@@ -80,7 +80,7 @@ def _pct(k: int, n: int) -> str:
 
 
 def flush_only(row: dict) -> bool:
-    """Unstable only because subnormal results were flushed to zero."""
+    """Unstable only through zeros whose exact value is subnormal (flushed, or underflowed early)."""
     c = row["counts"]
     return not row["stable"] and not c["nan"] and not c["inf"] and c["zero"] == c["zero_subnormal"]
 
@@ -115,7 +115,7 @@ def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
     text = Text("Stable (no NaN, ∞ or lost 0) in every format: ", style="bold")
     text.append(", ".join(everywhere) or "none", style="green")
     if but_flush:
-        text.append("\nStable but for subnormal results flushed to 0: ", style="bold")
+        text.append("\nStable but for 0 where the exact value is subnormal: ", style="bold")
         text.append(", ".join(but_flush), style="yellow")
     for f, ok in stable.items():
         if f not in everywhere and f not in but_flush and ok:
