@@ -245,14 +245,18 @@ def _profile(out: Outcome, i: int) -> dict:
 
 
 def _mechanism(fam: Family, form, out: Outcome, nan_onset: dict) -> dict:
-    """The two factors' computed values at each NaN onset (e.g. ∞ × 0)."""
+    """The two factors' computed values at each NaN onset (e.g. ∞ × 0); for a vector
+    gradient, at its first NaN entry."""
     mech = {}
     for side in ("neg", "pos"):
         z = nan_onset[side]
         if z is None:
             continue
-        vals = kernel_values(fam.name, form.factors, out.fmt.name, [z], out.target)
-        a, b = (float(v[0]) for v in vals)
+        names = (form.name, *form.factors)
+        prod, a, b = (np.atleast_1d(v[0]).astype(np.float64) for v in
+                      kernel_values(fam.name, names, out.fmt.name, [z], out.target, classes=fam.width))
+        j = int(np.argmax(np.isnan(prod)))
+        a, b = (float(v[j] if v.size > 1 else v[0]) for v in (a, b))
         mech[side] = {"z": z, form.factors[0]: _json_float(a), form.factors[1]: _json_float(b),
                       "text": f"{_fmt_factor(a)} × {_fmt_factor(b)}"}
     return mech

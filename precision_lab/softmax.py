@@ -91,12 +91,22 @@ def ce_log_softmax_fmt_sum(z, t):
 # ------------------------------------------------------------------ gradients
 
 
-def ce_naive_chain(z, t):
-    """∂L/∂p_t = −1/p_t times row t of the softmax Jacobian, p_t(δ_t − p): ∞ × 0."""
+def dloss_dpt(z, t):
+    """∂L/∂p_t = −1/p_t with the unshifted softmax: −∞ once p_t rounds to 0."""
+    e = jnp.exp(z)
+    return -1 / _pick(e / jnp.sum(e), t)
+
+
+def softmax_jacobian_row(z, t):
+    """Row t of the softmax Jacobian, p_t(δ_t − p): 0 once p_t rounds to 0."""
     e = jnp.exp(z)
     p = e / jnp.sum(e)
-    pt = _pick(p, t)
-    return (-1 / pt) * (pt * (_onehot(z, t) - p))
+    return _pick(p, t) * (_onehot(z, t) - p)
+
+
+def ce_naive_chain(z, t):
+    """∂L/∂p_t times row t of the softmax Jacobian, each computed on its own: ∞ × 0."""
+    return dloss_dpt(z, t) * softmax_jacobian_row(z, t)
 
 
 def ce_naive_autodiff(z, t):
@@ -132,7 +142,10 @@ VECTOR_FORMS = (
     ("ce_fused", "grad", ce_fused, "softmax(z) − onehot(t)"),
     ("ce_fused_fmt_sum", "grad", ce_fused_fmt_sum, "the same, Σexp rounded to the format each step"),
     ("ce_log_softmax_autodiff", "grad", ce_log_softmax_autodiff, "jax.grad(ce_log_softmax)"),
+    ("dloss_dpt", "factor", dloss_dpt, "∂L/∂p_t = −1/p_t"),
+    ("softmax_jacobian_row", "factor", softmax_jacobian_row, "p_t(δ_t − p), row t of ∂p/∂z"),
 )
+FACTORS = {"ce_naive_chain": ("dloss_dpt", "softmax_jacobian_row")}
 
 
 # ------------------------------------------------------------------ references
@@ -195,7 +208,11 @@ def _base(x64, code64, k: int, xp, array):
     grad = array.where(idx == 0, col(g0), array.where(idx == 1, col(g1), col(pj)))
     scale = array.where(idx == 0, col(abs(g0) + array.where(top, 1.0, 0.0)),
                         array.where(idx == 1, col(abs(g1) + array.where(top, 0.0, 1.0)), col(pj)))
-    return types.SimpleNamespace(loss=loss, grad=grad, grad_scale=scale)
+    # the factors of ce_naive_chain: −1/p_t, and p_t(δ_t − p) (1 − p_t is −(p_0 − 1) or 1 − p_1)
+    pt = array.where(top, p0, pj)
+    row = array.where(idx == 0, col(array.where(top, -p0 * p0m1, -pj * p0)),
+                      array.where(idx == 1, col(array.where(top, -p0 * pj, pj * (1 - pj))), col(-pt * pj)))
+    return types.SimpleNamespace(loss=loss, grad=grad, grad_scale=scale, dloss_dpt=-1 / pt, row=row)
 
 
 def _ref_loss(b):
@@ -204,6 +221,17 @@ def _ref_loss(b):
 
 def _ref_grad(b):
     return b.grad, b.grad_scale
+
+
+def _ref_dloss_dpt(b):
+    return b.dloss_dpt, abs(b.dloss_dpt)
+
+
+def _ref_row(b):
+    return b.row, abs(b.row)
+
+
+_REFS = {"loss": _ref_loss, "grad": _ref_grad, "dloss_dpt": _ref_dloss_dpt, "softmax_jacobian_row": _ref_row}
 
 
 def case(sweep: str, target_class: str) -> int:
@@ -224,7 +252,8 @@ def _vector(x, code, k: int):
 def family(classes: int = 10) -> Family:
     """The softmax family on the structured sweeps with K = `classes` (target: `case`)."""
     forms = tuple(
-        Form(name, quantity, _scalar_kernel(fn, classes), _ref_loss if quantity == "loss" else _ref_grad, summary)
+        Form(name, quantity, _scalar_kernel(fn, classes), _REFS.get(name, _REFS.get(quantity)), summary,
+             factors=FACTORS.get(name))
         for name, quantity, fn, summary in VECTOR_FORMS
     )
     return Family(

@@ -142,7 +142,7 @@ def _dd_sum(x: dd.DD) -> dd.DD:
 
 def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int) -> list[dict]:
     """One row per (format, target class, form) of the vector sweep `spec`."""
-    names = tuple(n for n, *_ in softmax.VECTOR_FORMS if forms is None or n in forms)
+    names = tuple(n for n, q, *_ in softmax.VECTOR_FORMS if q != "factor" and (forms is None or n in forms))
     z64, scale = spec.vectors(seed)
     rows = []
     for fmt in fmts:

@@ -179,3 +179,14 @@ def test_logits_sweep_lists_worst_vectors_by_index():
 def test_bad_softmax_input(kwargs, message):
     with pytest.raises(pl.InputError, match=message):
         pl.sweep("softmax", dtypes=["float32"], **kwargs)
+
+
+def test_naive_chain_names_its_infinity_times_zero():
+    """float32, top class: past m = 87.34 the other classes' p_j = e^−m/Σ are subnormal and
+    flushed, and at the negative onset p_0 itself is 0: ∂L/∂p_t = −1/p_t = −∞ meets a
+    Jacobian entry of 0, and the product is NaN."""
+    r = pl.sweep("softmax", classes=[10], dtypes=["float32"], sweeps=["margin"], forms=["ce_naive_chain"],
+                 target_classes=["top"])
+    mech = r.rows[0]["mechanism"]
+    assert mech["neg"]["text"] == "−∞ × 0" and mech["neg"]["z"] == r.rows[0]["onset"]["nan"]["neg"]
+    assert mech["pos"]["text"] == "−∞ × 0"
