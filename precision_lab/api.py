@@ -23,13 +23,13 @@ import numpy as np
 from .errors import InputError
 
 from . import __version__, accumulation, formats, sigmoid, softmax, vectors
-from .classify import CLASSES, DEFAULT_TOLERANCE, UNSTABLE, classify, per_point
+from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, UNSTABLE, classify, per_point
 from .engine import Outcome, distinct_references, host_reference, onsets_and_intervals, run_target
 from .family import Family, constant_notes
 from .sampling import DEFAULT_POINTS, Axis
 
 SCHEMA = "precision_lab.sweep/1"
-FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY}
+FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY, "softmax": softmax.family()}  # softmax at K = 10
 FAMILY_NAMES = ("sigmoid", "softmax", "all")
 DEFAULT_TARGETS = (0.0, 1.0)
 BACKENDS = ("cpu", "gpu", "tpu")
@@ -87,7 +87,7 @@ def sweep(
     dtypes: Sequence[str] = formats.DEFAULT_FORMATS,
     targets: Sequence[float] = DEFAULT_TARGETS,
     forms: Sequence[str] | None = None,
-    points: int = DEFAULT_POINTS,
+    points: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
     device: str | None = None,
@@ -106,8 +106,9 @@ def sweep(
       dtypes: format names (see ``formats.FORMATS``).
       targets: sigmoid targets y in [0, 1], rounded to each format as a label would be.
       forms: form names (default: all of each family).
-      points: points per row for sampled formats (wider than 16 bits, or a softmax
-        row whose lattice × K is too large); others are swept exhaustively.
+      points: points per row of a sampled axis (default 65536 for formats wider than
+        16 bits; for a softmax row, as many as keep points × K near 2**22). Formats of
+        16 bits or fewer are swept exhaustively, softmax rows while lattice × K ≤ 2**22.
       tolerance: ULPs beyond which a point is inaccurate.
       seed: the seed of every sample.
       device: ``"cpu"``, ``"gpu"`` or ``"tpu"`` (default: JAX's default backend).
@@ -125,7 +126,7 @@ def sweep(
     fmts = [formats.get(d) for d in dtypes]
     if not fmts:
         raise InputError("`dtypes` is empty; give at least one format.")
-    if int(points) < 1:
+    if points is not None and int(points) < 1:
         raise InputError(f"`points` must be a positive integer, got {points}.")
     if int(seed) != seed or seed < 0:
         raise InputError(f"`seed` must be a non-negative integer, got {seed}.")
@@ -143,7 +144,7 @@ def sweep(
         fam = sigmoid.FAMILY
         chosen = _select(fam, forms)
         for fmt in fmts:
-            axis = Axis(fmt, points, seed)
+            axis = Axis(fmt, points or DEFAULT_POINTS, seed)
             jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
     vector_jobs = []
     if "softmax" in names:
@@ -166,8 +167,8 @@ def sweep(
     done = 0
     rows = []
     for fam, chosen, axis, target, extra in jobs:
-        label = f"{fam.name} {extra.get('sweep', '')} {axis.fmt.name} " + (
-            f"K={extra['classes']} {extra['target_class']}" if extra else f"y={target:g}")
+        label = " ".join([fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
+                                      else [f"y={target:g}"]), axis.fmt.name])
 
         def tick(n, label=label):
             nonlocal done
@@ -183,7 +184,6 @@ def sweep(
             rows.extend(vectors.sweep_vectors(vs, fmts, forms, tolerance, seed))
     if "softmax" in names:
         meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
-    meta["points_total"] = done
     return SweepResult(meta, rows)
 
 
@@ -281,7 +281,12 @@ def _kernels(fam: Family, names: tuple[str, ...]):
 
 
 def _target(target, sweep: str) -> float:
-    return float(softmax.case(sweep, target)) if isinstance(target, str) else float(target)
+    if not isinstance(target, str):
+        return float(target)
+    if target not in softmax.TARGET_CLASSES or sweep not in softmax.SWEEPS:
+        raise InputError(f"Target `{target}` on sweep `{sweep}` is not a softmax case; give top or other, "
+                         f"on {' or '.join(softmax.SWEEPS)}.")
+    return float(softmax.case(sweep, target))
 
 
 def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target,
@@ -294,8 +299,12 @@ def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target
     """
     fam, fmt = get_family(family, classes), formats.get(dtype)
     target = _target(target, sweep)
-    x = fmt.cast(np.asarray(xs, np.float64).ravel())
-    outs = _kernels(fam, tuple(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
+    if fam.name == "sigmoid":
+        check_targets([target])
+    elif target not in (0, 1, 2, 3):
+        raise InputError(f"Softmax target {target:g} is not a class: give top or other.")
+    x = fmt.cast(_numbers(xs))
+    outs = _kernels(fam, _names(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
     return [np.asarray(v) for v in outs]
 
 
@@ -310,9 +319,9 @@ def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
     """
     fam, fmt = get_family(family, classes), formats.get(dtype)
     target = _target(target, sweep)
-    x = fmt.cast(np.asarray(xs, np.float64).ravel())
+    x = fmt.cast(_numbers(xs))
     y = fmt.cast(target)
-    names = tuple(form_names)
+    names = _names(form_names)
     computed = kernel_values(family, names, dtype, x, target, classes=classes)
     forms = [fam.form(n) for n in names]
     refs = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
@@ -324,8 +333,19 @@ def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
         result["computed"][name] = out.astype(np.float64)
         result["exact"][name] = exact
         result["class"][name] = np.array(CLASSES)[code]
-        result["ulp"][name] = ulp
+        result["ulp"][name] = np.where(code >= CODE["inf"], np.nan, ulp)  # no distance to NaN or a wrong ∞
     return result
+
+
+def _numbers(xs) -> np.ndarray:
+    try:
+        return np.asarray(xs, np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputError("`xs` must be numbers.") from None
+
+
+def _names(form_names) -> tuple[str, ...]:
+    return (form_names,) if isinstance(form_names, str) else tuple(form_names)
 
 
 def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv) -> dict:

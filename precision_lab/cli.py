@@ -84,12 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", metavar="FILE.npy", help="softmax: N class indices for --logits (default: the top class)")
     s.add_argument("--device", help="JAX backend: cpu, gpu or tpu (default: JAX's default)")
     s.add_argument("--points", type=_positive_int, default=None,
-                   help="points per row for sampled formats, wider than 16 bits (default: 65536); "
-                        "16-bit and smaller formats are always swept exhaustively")
+                   help="points per sampled row (default: 65536 for float32/float64; for softmax, as "
+                        "many as keep points × K near 2^22); formats of 16 bits or fewer are swept "
+                        "exhaustively (softmax: while lattice × K ≤ 2^22)")
     s.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
                    help=f"ULPs beyond which a point is inaccurate (default: {DEFAULT_TOLERANCE:g})")
     s.add_argument("--seed", type=int, default=0, help="seed of the sample of wide formats (default: 0)")
-    s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically)")
+    s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
     s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS",
                    help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}); for CI")
     s.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
@@ -110,20 +111,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_json_path(path: str) -> None:
+    if path == "-":
+        return
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"Cannot write JSON to `{path}`: it is a directory.")
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         raise UsageError(f"Cannot write JSON to `{path}`: its folder does not exist or is not writable.")
+    if os.path.exists(path) and not (os.access(path, os.W_OK) and os.stat(path).st_mode & 0o222):
+        raise UsageError(f"Cannot write JSON to `{path}`: the file is read-only.")
 
 
 def write_json(doc: dict, path: str) -> None:
-    """Write `doc` to `path` atomically: a temporary file in the same folder, then a rename."""
+    """Write `doc` to `path` atomically (a temporary file in the same folder, then a
+    rename, with the permissions a new file gets), or to stdout for `-`."""
+    if path == "-":
+        json.dump(doc, sys.stdout, indent=1, allow_nan=False)
+        sys.stdout.write("\n")
+        return
     parent = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, allow_nan=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -145,12 +158,18 @@ def load_array(path: str, option: str):
     return a
 
 
-def with_progress(work):
-    """Run `work(progress)` under a progress bar on stderr (shown only on a terminal)."""
+def _console(no_color: bool, stderr: bool = False):
+    """A rich console; with `no_color`, plain text: no colour and no styles at all."""
     from rich.console import Console
+
+    return Console(stderr=stderr, color_system=None if no_color else "auto", no_color=no_color or None)
+
+
+def with_progress(work, no_color: bool = False):
+    """Run `work(progress)` under a progress bar on stderr (shown only on a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    err = Console(stderr=True)
+    err = _console(no_color, stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("sweeping", total=None)
@@ -162,8 +181,6 @@ def with_progress(work):
 
 
 def _sweep(args, argv) -> int:
-    from rich.console import Console
-
     from . import api, report
 
     for c in args.fail_on:
@@ -171,6 +188,15 @@ def _sweep(args, argv) -> int:
             raise UsageError(f"Unknown class `{c}` for --fail-on; choose from {', '.join(FAILURES)}.")
     if args.json:
         _check_json_path(args.json)
+    if args.quiet and not (args.json or args.fail_on):
+        raise UsageError("--quiet prints nothing: use it with --json or --fail-on.")
+    softmax_only = [o for o, v in (("--classes", args.classes), ("--sweeps", args.sweeps), ("--logits", args.logits),
+                                   ("--target-classes", args.target_classes != ["top", "other"])) if v]
+    if args.family == "sigmoid" and softmax_only:
+        raise UsageError(f"{', '.join(softmax_only)} apply to the softmax family; use --family softmax or all.")
+    if args.family == "softmax" and args.targets != [0.0, 1.0]:
+        raise UsageError("--targets applies to the sigmoid family; softmax takes --target-classes.")
+    quiet_stdout = args.json == "-"
     kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
                   classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
@@ -180,7 +206,7 @@ def _sweep(args, argv) -> int:
     if args.logits:
         logits = kwargs["logits"] = load_array(args.logits, "--logits")
         kwargs["labels"] = load_array(args.labels, "--labels") if args.labels else None
-        kwargs["sweeps"] = args.sweeps or ["logits"]
+        kwargs["sweeps"] = sorted(set(args.sweeps or []) | {"logits"})
         k = logits.shape[-1] if logits.ndim == 2 else None
         if args.classes and k is not None and k not in args.classes:
             raise UsageError(f"--logits holds K = {k} classes but --classes asks for {','.join(map(str, args.classes))}.")
@@ -190,11 +216,11 @@ def _sweep(args, argv) -> int:
             kwargs["family"] = "softmax"
     if args.points is not None:
         kwargs["points"] = args.points
-    result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs))
+    result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs), args.no_color)
     if args.json:
         write_json(result.to_json(), args.json)
-    if not args.quiet:
-        report.print_result(result, Console(no_color=args.no_color or None))
+    if not args.quiet and not quiet_stdout:
+        report.print_result(result, _console(args.no_color))
     failing = [r for r in result.rows if any(r["counts"][c] for c in args.fail_on)]
     if failing:
         print(f"{len(failing)} row(s) have points of class {', '.join(args.fail_on)}.", file=sys.stderr)
@@ -203,10 +229,9 @@ def _sweep(args, argv) -> int:
 
 
 def _figures(args) -> int:
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console(no_color=args.no_color or None)
+    console = _console(args.no_color)
     if args.terminal:
         from . import terminal_plots
 
@@ -218,7 +243,8 @@ def _figures(args) -> int:
 
     for d in args.dtypes:
         formats.get(d)  # an unknown format is reported before anything is drawn
-    paths = with_progress(lambda progress: figures.write_figures(args.out, dtypes=args.dtypes, progress=progress))
+    paths = with_progress(lambda progress: figures.write_figures(args.out, dtypes=args.dtypes, progress=progress),
+                          args.no_color)
     for p in paths:
         console.print(p, highlight=False)
     return 0
@@ -232,7 +258,8 @@ def _list_all() -> int:
 
     console = Console()
     for fam in api.FAMILIES.values():
-        t = Table(title=f"family {fam.name} (axis {fam.axis})", title_justify="left")
+        axis = "z" if fam.name == "sigmoid" else "m (margin), c (offset) or none (random, logits); K classes"
+        t = Table(title=f"family {fam.name} (axis {axis})", title_justify="left")
         t.add_column("form", no_wrap=True)
         for col in ("quantity", "formula"):
             t.add_column(col)
@@ -270,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("precision-lab: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -21,20 +21,22 @@ LABEL = {"nan": "NaN", "inf": "∞", "zero": "0", "inaccurate": "inexact"}
 SHOWN_BANDS = 2
 
 
-def num(v: float) -> str:
-    return f"{v:.6g}"
+def num(v: float, fmt: formats.Format) -> str:
+    """The shortest decimal that reads back as the same value of the format."""
+    text = str(fmt.dtype.type(v))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def band(lo: float, hi: float, fmt: formats.Format, axis: str) -> str:
     if lo == hi:
-        return f"{axis} = {num(lo)}"
+        return f"{axis} = {num(lo, fmt)}"
     if hi >= fmt.max and lo <= -fmt.max:
         return "everywhere"
     if hi >= fmt.max:
-        return f"{axis} ≥ {num(lo)}"
+        return f"{axis} ≥ {num(lo, fmt)}"
     if lo <= -fmt.max:
-        return f"{axis} ≤ {num(hi)}"
-    return f"on [{num(lo)}, {num(hi)}]"
+        return f"{axis} ≤ {num(hi, fmt)}"
+    return f"on [{num(lo, fmt)}, {num(hi, fmt)}]"
 
 
 def cell(row: dict) -> Text:

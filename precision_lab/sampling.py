@@ -23,6 +23,7 @@ import numpy as np
 from . import formats
 
 DEFAULT_POINTS = 1 << 16
+MIN_POINTS = 64  # a sampled axis takes at least this many points
 
 
 def _hash32(x):
@@ -47,6 +48,7 @@ class Axis:
         if self.exhaustive:
             self.n = fmt.lattice_size
             return
+        points = max(points, MIN_POINTS)
         half_width = 2.0 ** math.ceil(math.log2(formats.underflow_logit(fmt)))
         self.grid_limit = half_width
         n_grid = min(points // 2, 1 << fmt.mant) | 1  # odd, so 0 is on the grid

@@ -212,11 +212,14 @@ def _base(x64, code64, k: int, xp, array):
     pt = array.where(top, p0, pj)
     row = array.where(idx == 0, col(array.where(top, -p0 * p0m1, -pj * p0)),
                       array.where(idx == 1, col(array.where(top, -p0 * pj, pj * (1 - pj))), col(-pt * pj)))
-    return types.SimpleNamespace(loss=loss, grad=grad, grad_scale=scale, dloss_dpt=-1 / pt, row=row)
+    # the loss is ln Σe^z − z_t: its terms' magnitudes set the floor, as for every family
+    loss_scale = array.where(top, abs(lse) + abs(m), abs(lse))
+    return types.SimpleNamespace(loss=loss, loss_scale=loss_scale, grad=grad, grad_scale=scale,
+                                 dloss_dpt=-1 / pt, row=row)
 
 
 def _ref_loss(b):
-    return b.loss, b.loss
+    return b.loss, b.loss_scale
 
 
 def _ref_grad(b):
@@ -292,12 +295,13 @@ class Plan:
     vector_sweeps: list  # vectors.VectorSweep
 
 
-def points_for(k: int, points: int, fmt) -> int:
+def points_for(k: int, points: int | None, fmt) -> int:
     """Points of a structured row: the whole lattice when lattice × K fits the row's
-    budget, else `points` capped so that points × K stays near the budget (≥ 256)."""
+    budget; else `points`, or by default as many as keep points × K near the budget
+    (at least 256, at most 65536)."""
     if fmt.exhaustive and fmt.lattice_size * k <= ELEMENTS_PER_ROW:
         return fmt.lattice_size
-    return min(points, max(256, ELEMENTS_PER_ROW // k))
+    return points if points is not None else min(1 << 16, max(256, ELEMENTS_PER_ROW // k))
 
 
 def check_plan(classes, sweeps, target_classes, logits=None, labels=None) -> Plan:

@@ -149,7 +149,8 @@ def softmax_references(z64, t):
     grad[rows, t] = -others.sum(axis=1) / total
     onehot = np.zeros_like(grad)
     onehot[rows, t] = 1
-    return (loss, np.abs(loss)), (grad, np.abs(grad) + onehot)
+    loss_scale = np.abs(z64[rows, top] + np.log1p(rest.sum(axis=1))) + np.abs(z64[rows, t])
+    return (loss, loss_scale), (grad, np.abs(grad) + onehot)
 
 
 def classify_any(out, exact, scale, fmt, tolerance=4.0):

@@ -94,7 +94,7 @@ def test_runs_are_the_same_whatever_the_chunking(chunk):
 
 def test_runs_keep_the_widest_and_count_all():
     inacc, ok = CODE["inaccurate"], CODE["ok"]
-    codes, n = [], 0
+    codes = []
     for width in range(1, 41):  # 40 runs of widths 1..40 separated by single ok points
         codes += [inacc] * width + [ok]
     ords = np.arange(len(codes)) + 1

@@ -135,3 +135,42 @@ def test_version(capsys):
         cli.main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.startswith("precision-lab 0.")
+
+
+def test_json_to_stdout_and_file_permissions(tmp_path, capsys):
+    code, out, _ = run(SMALL + ["--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["schema"] == "precision_lab.sweep/1"  # the document alone
+    path = tmp_path / "out.json"
+    old = os.umask(0o022)
+    try:
+        run(SMALL + ["--json", str(path), "--quiet"], capsys)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # as any new file, not the temporary file's 0600
+    path.chmod(0o444)
+    code, _, err = run(SMALL + ["--json", str(path)], capsys)
+    assert code == 2 and "the file is read-only" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sweep", "--quiet"], "--quiet prints nothing: use it with --json or --fail-on"),
+        (["sweep", "--family", "sigmoid", "--classes", "10"], "--classes apply to the softmax family"),
+        (["sweep", "--family", "softmax", "--targets", "0.1"], "--targets applies to the sigmoid family"),
+    ],
+)
+def test_options_that_would_be_ignored_are_refused(argv, message, capsys):
+    code, _, err = run(argv, capsys)
+    assert code == 2 and message in err
+
+
+def test_tiny_point_counts_still_sample(capsys):
+    code, _, err = run(["sweep", "--family", "sigmoid", "--dtypes", "float32", "--forms", "bce_fused",
+                        "--points", "1", "--json", "-"], capsys)
+    assert code == 0 and not err
+
+
+def test_list_shows_both_families(capsys):
+    code, out, _ = run(["list"], capsys)
+    assert "family sigmoid" in out and "family softmax" in out and "ce_log_softmax" in out
