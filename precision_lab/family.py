@@ -52,7 +52,6 @@ class Family:
     device_base: Callable  # (x64, target64) -> base quantities in float64 under JAX
     host_base: Callable  # (x64 numpy, target float) -> base quantities in double-double
     width: int = 1  # entries of a vector-valued result (K classes), 1 for scalars
-    sweep: str | None = None  # how the swept number becomes the input (softmax: margin, offset)
 
     def form(self, name: str) -> Form:
         for f in self.forms:
