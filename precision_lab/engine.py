@@ -157,7 +157,7 @@ class _Runner:
 
     def chunk(self, start: int):
         n = min(self.size, len(self.axis) - start)
-        refs = self._host_refs(self.axis.ordinals(np.arange(start, start + n)))
+        refs = self._host_refs(self.axis.ordinals(np.arange(start, start + n))) if self.fmt.bits == 64 else None
         return self.prog(start, self.no_ords, False, *self.args, n, refs)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
