@@ -135,7 +135,7 @@ def sweep(
     if forms is not None:
         if not forms:
             raise InputError("`forms` is empty; give at least one form.")
-        known = {f.name for n in names for f in _forms_of(n)}
+        known = {f.name for n in names for f in get_family(n).forms + get_family(n).factors}
         for f in forms:
             if f not in known:
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
@@ -187,14 +187,11 @@ def sweep(
     return SweepResult(meta, rows)
 
 
-def _forms_of(name: str):
-    return sigmoid.FAMILY.forms if name == "sigmoid" else softmax.family().forms
-
-
 def _select(fam: Family, forms):
+    """The forms to sweep: all of the family's by default; factor forms only by name."""
     if forms is None:
         return fam.forms
-    return tuple(f for f in fam.forms if f.name in forms)
+    return tuple(f for f in fam.forms + fam.factors if f.name in forms)
 
 
 def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict]:

@@ -263,8 +263,8 @@ def _list_all() -> int:
         t.add_column("form", no_wrap=True)
         for col in ("quantity", "formula"):
             t.add_column(col)
-        for f in fam.forms:
-            t.add_row(f.name, f.quantity, f.summary)
+        for f in fam.forms + fam.factors:
+            t.add_row(f.name, f.quantity + (" (by name)" if f in fam.factors else ""), f.summary)
         console.print(t)
     t = Table(title="formats", title_justify="left")
     t.add_column("format", no_wrap=True)

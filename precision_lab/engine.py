@@ -26,7 +26,7 @@ from .family import Family, Form
 from .runs import RunTracker
 
 CHUNK = 1 << 16
-CHUNK_ELEMENTS = 1 << 19  # bound on points × vector length per chunk
+CHUNK_ELEMENTS = 1 << 17  # bound on points × vector length per chunk
 BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
 PROFILE_BINS = 256
 

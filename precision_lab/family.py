@@ -52,12 +52,13 @@ class Family:
     device_base: Callable  # (x64, target64) -> base quantities in float64 under JAX
     host_base: Callable  # (x64 numpy, target float) -> base quantities in double-double
     width: int = 1  # entries of a vector-valued result (K classes), 1 for scalars
+    factors: tuple[Form, ...] = ()  # factor forms swept only when asked for by name
 
     def form(self, name: str) -> Form:
-        for f in self.forms:
+        for f in self.forms + self.factors:
             if f.name == name:
                 return f
-        known = ", ".join(f.name for f in self.forms)
+        known = ", ".join(f.name for f in self.forms + self.factors)
         raise InputError(f"Unknown form `{name}` in family {self.name}; known forms are {known}.")
 
 

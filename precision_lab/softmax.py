@@ -197,6 +197,11 @@ def _base(x64, code64, k: int, xp, array):
     """Reference quantities for the swept number x (m, or c for the offset sweep)."""
     offset = code64 >= 2
     m = array.where(offset, 0 * x64 + 1.0, x64)
+    with np.errstate(all="ignore"):  # host arithmetic reaches ±∞ at the far ends, as the exact values do
+        return _assemble(m, code64, offset, k, xp, array)
+
+
+def _assemble(m, code64, offset, k: int, xp, array):
     lse, lse_m, p0, p0m1, pj = (_f(v) for v in _parts(m, k, xp))
     top = code64 - 2 * offset == 0
     idx = array.arange(k)
@@ -261,7 +266,8 @@ def family(classes: int = 10) -> Family:
     )
     return Family(
         name="softmax",
-        forms=forms,
+        forms=tuple(f for f in forms if f.quantity != "factor"),
+        factors=tuple(f for f in forms if f.quantity == "factor"),
         axis="m",
         device_base=lambda x64, code64: _base(x64, code64, classes, _Device, jnp),
         host_base=lambda x64, code64: _base(x64, code64, classes, _Host, np),
