@@ -67,6 +67,8 @@ def cell(row: dict) -> Text:
                     style=STYLE["inaccurate"])
     for note in row.get("constants", ()):
         text.append(note + "\n", style="dim")
+    if row.get("inputs_out_of_range"):
+        text.append(f"{row['inputs_out_of_range']} input vectors overflow the format\n", style="dim")
     if row.get("sweep") == "logits" and row.get("worst"):
         bad = [f"#{w['index']}" for w in row["worst"] if w["class"] != "ok"]
         if bad:

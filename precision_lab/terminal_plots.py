@@ -61,6 +61,7 @@ def strip_legend(axis: str = "z") -> Text:
         text.append("  ")
         text.append(SYMBOL[cls], style=STYLE[cls])
         text.append(f" {LEGEND_NAME[cls]}")
+    text.append("  (blank: no swept point)", style="dim")
     return text
 
 

@@ -163,7 +163,9 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int) -
                 exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
                 code, ulp, sub = per_point(*classify(out, exact, sc, fmt, tolerance, np), tuple(range(1, out.ndim)))
                 code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
-                rows.append(_row(spec, fmt, name, quantity, tc, code, ulp, sub, scale))
+                row = _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale)
+                row["inputs_out_of_range"] = int((~finite).sum())  # logits beyond the format: counted as ∞
+                rows.append(row)
     return rows
 
 

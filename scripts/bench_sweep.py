@@ -141,7 +141,7 @@ def main() -> None:
 
     t = Table(title=f"sweep throughput, points/s (median of {args.repeats}, {doc['backend']})")
     for col in ("case", "points", "engine", "floor", "numpy", "engine/floor", "engine/numpy"):
-        t.add_column(col, justify="right")
+        t.add_column(col, justify="right", no_wrap=col != "case")
     for c in cases:
         r = c["points_per_s"]
         t.add_row(c["name"], str(c["points"]), f"{r['engine']:.3g}", f"{r['floor']:.3g}", f"{r['numpy']:.3g}",
