@@ -22,34 +22,83 @@ def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
+def _c(z, v):
+    return z.dtype.type(v)
+
+
+# One function per form, each written on its own as in precision_lab/sigmoid.py
+# (gradients that JAX takes with jax.grad are written out by hand).
+def mse(z, y):
+    return _c(z, 0.5) * (sigmoid(z) - y) ** 2
+
+
+def bce_naive(z, y):
+    yh = sigmoid(z)
+    return -(y * np.log(yh) + (_c(z, 1) - y) * np.log(_c(z, 1) - yh))
+
+
+def bce_keras(z, y):
+    eps = _c(z, 1e-7)
+    p = np.clip(sigmoid(z), eps, _c(z, 1) - eps)
+    return -(y * np.log(p) + (_c(z, 1) - y) * np.log(_c(z, 1) - p))
+
+
+def bce_torch(z, y):
+    p = sigmoid(z)
+    return (y - _c(z, 1)) * np.maximum(np.log(_c(z, 1) - p), _c(z, -100)) - y * np.maximum(np.log(p), _c(z, -100))
+
+
+def bce_logits(z, y):
+    return -(y * -np.logaddexp(_c(z, 0), -z) + (_c(z, 1) - y) * -np.logaddexp(_c(z, 0), z))
+
+
+def dmse_dyhat(z, y):
+    return sigmoid(z) - y
+
+
+def dloss_dyhat(z, y):
+    yh = sigmoid(z)
+    return -y / yh + (_c(z, 1) - y) / (_c(z, 1) - yh)
+
+
+def dsigmoid_dz(z, y):
+    yh = sigmoid(z)
+    return yh * (_c(z, 1) - yh)
+
+
+def mse_chain(z, y):
+    return dmse_dyhat(z, y) * dsigmoid_dz(z, y)
+
+
+def bce_naive_chain(z, y):
+    return dloss_dyhat(z, y) * dsigmoid_dz(z, y)
+
+
+def bce_naive_autodiff(z, y):
+    yh = sigmoid(z)
+    return (-y / yh + (_c(z, 1) - y) / (_c(z, 1) - yh)) * (yh * (_c(z, 1) - yh))
+
+
+def bce_torch_chain(z, y):
+    p = sigmoid(z)
+    return (p - y) / np.maximum(p * (_c(z, 1) - p), _c(z, 1e-12)) * dsigmoid_dz(z, y)
+
+
+def bce_fused(z, y):
+    return sigmoid(z) - y
+
+
+def bce_logits_autodiff(z, y):
+    return -(y * sigmoid(-z) - (_c(z, 1) - y) * sigmoid(z))
+
+
+FORMS = (mse, bce_naive, bce_keras, bce_torch, bce_logits, mse_chain, bce_naive_chain, bce_naive_autodiff,
+         bce_torch_chain, bce_fused, bce_logits_autodiff, dloss_dyhat, dsigmoid_dz, dmse_dyhat)
+
+
 def kernels(z, y):
     """Every sigmoid-family form at logits z (float32 arrays), target y (float32)."""
-    one = z.dtype.type(1)
-    yh = sigmoid(z)
-    dmse = yh - y
-    dloss = -y / yh + (one - y) / (one - yh)
-    dsig = yh * (one - yh)
-    eps = z.dtype.type(1e-7)
-    p = np.clip(yh, eps, one - eps)
-    log_sig = -np.logaddexp(z.dtype.type(0), -z)  # log σ(z)
-    log_sig_neg = -np.logaddexp(z.dtype.type(0), z)  # log σ(−z)
-    return {
-        "mse": z.dtype.type(0.5) * dmse**2,
-        "bce_naive": -(y * np.log(yh) + (one - y) * np.log(one - yh)),
-        "bce_keras": -(y * np.log(p) + (one - y) * np.log(one - p)),
-        "bce_torch": (y - one) * np.maximum(np.log(one - yh), z.dtype.type(-100))
-        - y * np.maximum(np.log(yh), z.dtype.type(-100)),
-        "bce_logits": -(y * log_sig + (one - y) * log_sig_neg),
-        "mse_chain": dmse * dsig,
-        "bce_naive_chain": dloss * dsig,
-        "bce_naive_autodiff": (-y / yh + (one - y) / (one - yh)) * dsig,
-        "bce_torch_chain": (yh - y) / np.maximum(yh * (one - yh), z.dtype.type(1e-12)) * dsig,
-        "bce_fused": yh - y,
-        "bce_logits_autodiff": -(y * sigmoid(-z) - (one - y) * yh),
-        "dloss_dyhat": dloss,
-        "dsigmoid_dz": dsig,
-        "dmse_dyhat": dmse,
-    }
+    return {f.__name__: f(z, y) for f in FORMS}
 
 
 def references(z64, y):
