@@ -1,12 +1,13 @@
 """The sweep engine: run every form of a family over a format's axis, chunk by chunk.
 
-For each format one jitted program evaluates all selected forms (vmapped over
-the chunk), their references, and the classification, and reduces on the
-device to per-chunk counts, maximum errors and profile bins; only the per-point
-class codes (one byte a point and form) come back, to find runs, whose
-lengths give the counts of each class. The target is
-an argument, so each format compiles once for all targets. Sampled formats then
-refine every onset and listed interval boundary by bisection on ordinals.
+For each format one jitted program makes a chunk's points from their positions,
+evaluates all selected forms (vmapped over the chunk) and their references, and
+classifies every point. It reduces on the device to the count of lost subnormals
+and, per block of points, the worst class and largest error (for the profile);
+the per-point class codes (one byte a point and form) come back, and their runs
+give the counts, onsets and intervals. The target is an argument, so each format
+compiles once for all targets. Sampled axes then refine every onset and listed
+interval boundary by bisection on ordinals, through the same program.
 """
 
 from __future__ import annotations
