@@ -492,8 +492,9 @@ def write_figures(out_dir, result: api.SweepResult | None = None, dtypes: Sequen
 
     Args:
       out_dir: the folder.
-      result: the sweep to draw; if None, the sigmoid family is swept over `dtypes`
-        (default: ``formats.DEFAULT_FORMATS``) at targets 0 and 1.
+      result: the sweep to draw; if None, the sigmoid family (targets 0 and 1) and the
+        softmax family's margin sweep (K = 10, both target classes) are swept over
+        `dtypes` (default: ``formats.DEFAULT_FORMATS``).
       dtypes: formats to sweep, or with a `result`, the formats of it to draw (default: all).
       progress: called as ``progress(label, done, total)``, first by the sweep, then once
         before each figure is drawn.
@@ -503,7 +504,8 @@ def write_figures(out_dir, result: api.SweepResult | None = None, dtypes: Sequen
     _matplotlib()  # before any sweep: a missing extra is reported at once
     out = prepare_dir(out_dir)
     if result is None:
-        result = api.sweep(dtypes=tuple(dtypes or formats.DEFAULT_FORMATS), progress=progress)
+        result = api.sweep("all", dtypes=tuple(dtypes or formats.DEFAULT_FORMATS), sweeps=["margin"], classes=[10],
+                           progress=progress)
     # rows along one swept axis: the sigmoid family's, and the softmax family's margin sweep
     rows = [r for r in result.rows if (dtypes is None or r["dtype"] in dtypes) and r.get("sweep") in (None, "margin")]
     if not rows:
