@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 from .errors import InputError
 
-QUANTITIES = ("loss", "grad", "factor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Constant:
 @dataclasses.dataclass(frozen=True)
 class Form:
     name: str
-    quantity: str  # one of QUANTITIES
+    quantity: str  # "loss", "grad" or "factor"
     kernel: Callable  # (z, y) -> value, both in the format; returns the format
     reference: Callable  # (base) -> (exact value, scale)
     summary: str
