@@ -31,6 +31,14 @@ UNSTABLE = ("nan", "inf", "zero")  # a row is stable when it has none of these
 DEFAULT_TOLERANCE = 4.0  # ULPs
 
 
+def _widths(fmt: formats.Format):
+    """Signed and unsigned integer types wide enough for `fmt`'s ordinals and ULP
+    distances: 32-bit for formats of up to 32 bits (|o| < 2**31, and a distance,
+    at most the sum of two magnitudes, < 2**32), 64-bit for float64. Narrow
+    integers keep the classification cheap: it runs on every point of every form."""
+    return (np.int32, np.uint32) if fmt.bits <= 32 else (np.int64, np.uint64)
+
+
 def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
     """Per point, the ULP error above which it is inaccurate: the larger of `tolerance`
     and the absolute floor ``tolerance · eps · scale`` expressed in ULPs of the exact
@@ -42,31 +50,38 @@ def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
 
 
 def reference_terms(exact, scale, fmt: formats.Format, tolerance, xp):
-    """What a point is compared against: the exact value's ordinal and the ULP limit."""
+    """What a point is compared against: the exact value's ordinal (signed) and the
+    integer ULP limit (unsigned: an integer distance exceeds a limit L iff it
+    exceeds floor(L))."""
+    signed, unsigned = _widths(fmt)
     o_e = formats.round_to_ordinal(exact, fmt, xp)
-    return o_e, ulp_threshold(o_e, scale, fmt, tolerance, xp)
+    cap = float(np.iinfo(unsigned).max // 2)  # exactly representable in float64, beyond any real distance
+    limit = xp.minimum(ulp_threshold(o_e, scale, fmt, tolerance, xp), cap).astype(unsigned)
+    return o_e.astype(signed), limit
 
 
 def classify_terms(out, o_e, limit, fmt: formats.Format, xp):
-    """Class codes (int8), ULP errors (float64) and "exact is subnormal" flags of the
-    results `out` against reference terms (broadcast against `out`)."""
-    o_c = formats.to_ordinal(out, fmt, xp)
-    same_side = (o_c >= 0) == (o_e >= 0)  # then the int64 difference cannot overflow
-    ulp = xp.where(same_side, xp.abs(o_c - o_e).astype(np.float64),
-                   xp.abs(o_c.astype(np.float64)) + xp.abs(o_e.astype(np.float64)))
+    """Class codes (int8), ULP errors (unsigned integers) and "exact is subnormal"
+    flags of the results `out` against reference terms (broadcast against `out`)."""
+    signed, unsigned = _widths(fmt)
+    o_c = formats.to_ordinal(out, fmt, xp, signed)
+    m_c, m_e = xp.abs(o_c).astype(unsigned), xp.abs(o_e).astype(unsigned)
+    same_side = (o_c >= 0) == (o_e >= 0)
+    ulp = xp.where(same_side, xp.maximum(m_c, m_e) - xp.minimum(m_c, m_e), m_c + m_e)
     zero = (o_c == 0) & (o_e != 0)
-    inf = (xp.abs(o_c) > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
+    inf = (m_c > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(
-        xp.isnan(out),
-        CODE["nan"],
-        xp.where(inf, CODE["inf"], xp.where(zero, CODE["zero"], xp.where(ulp > limit, CODE["inaccurate"], 0))),
+        out != out,  # NaN
+        np.int8(CODE["nan"]),
+        xp.where(inf, np.int8(CODE["inf"]), xp.where(zero, np.int8(CODE["zero"]),
+                                                     xp.where(ulp > limit, np.int8(CODE["inaccurate"]), np.int8(0)))),
     ).astype(np.int8)
-    subnormal = zero & (xp.abs(o_e) < (1 << fmt.mant))
+    subnormal = zero & (m_e < (1 << fmt.mant))
     return code, ulp, subnormal
 
 
 def classify(out, exact, scale, fmt: formats.Format, tolerance, xp):
-    """Class codes (int8), ULP errors (float64) and "exact is subnormal" flags.
+    """Class codes (int8), ULP errors (unsigned integers) and "exact is subnormal" flags.
 
     `out` is a kernel's result in `fmt`; `exact` and `scale` are float64 arrays
     that broadcast against it.

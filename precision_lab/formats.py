@@ -118,9 +118,10 @@ def _bitcast(x, dtype, xp):
     return lax.bitcast_convert_type(x, dtype)
 
 
-def to_ordinal(x, fmt: Format, xp=np):
-    """Ordinal (int64) of each value of `x`, an array of `fmt`'s dtype. NaN is undefined."""
-    s = _bitcast(x, fmt.int_dtype, xp).astype(np.int64)
+def to_ordinal(x, fmt: Format, xp=np, dtype=np.int64):
+    """Ordinal of each value of `x`, an array of `fmt`'s dtype, as `dtype` (int64
+    by default; any signed type at least as wide as the format). NaN is undefined."""
+    s = _bitcast(x, fmt.int_dtype, xp).astype(dtype)
     mag = s & ((1 << (fmt.bits - 1)) - 1)
     return xp.where(s < 0, -mag, mag)
 

@@ -162,6 +162,7 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int) -
                 quantity = "loss" if out.ndim == 1 else "grad"
                 exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
                 code, ulp, sub = per_point(*classify(out, exact, sc, fmt, tolerance, np), tuple(range(1, out.ndim)))
+                ulp = ulp.astype(np.float64)
                 code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
                 row = _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale)
                 row["inputs_out_of_range"] = int((~finite).sum())  # logits beyond the format: counted as ∞
