@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 from collections.abc import Callable, Sequence
 
 import jax
@@ -64,6 +65,12 @@ def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Forma
     """Inside a jitted program: every form's result at the points `ords` (a list; a
     result is one value or one vector per point), and, for formats narrower than
     float64, (exact, scale) in float64 of each distinct reference (None for float64)."""
+    base = base_at(family, fmt, ords, target64)
+    return computed(forms, fmt, ords, target), None if base is None else exact(family, forms, base)
+
+
+def computed(forms: Sequence[Form], fmt: formats.Format, ords, target) -> list:
+    """Every form's result at the points `ords`, in the format."""
     x = formats.from_ordinal(ords, fmt, jnp)
     outs = []
     for f in forms:
@@ -71,10 +78,22 @@ def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Forma
         if out.dtype != fmt.dtype:
             raise TypeError(f"Form `{f.name}` returned {out.dtype} for {fmt.name} input; it must not change dtype.")
         outs.append(out)
+    return outs
+
+
+def base_at(family: Family, fmt: formats.Format, ords, target64) -> dict | None:
+    """The family's base quantities in float64 at the points `ords` (a dict), or None
+    for float64, whose references come from the host."""
     if fmt.bits == 64:
-        return outs, None
+        return None
     base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
-    return outs, [r(base) for r in distinct_references(forms)[0]]
+    return {k: v for k, v in vars(base).items() if k != "where"}
+
+
+def exact(family: Family, forms: Sequence[Form], base: dict) -> list:
+    """(exact, scale) of each distinct reference of `forms` from the base quantities."""
+    b = types.SimpleNamespace(**base, where=jnp.where)
+    return [r(b) for r in distinct_references(forms)[0]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -93,38 +112,81 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
 
     def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
         ords = lax.cond(chosen, lambda: ords, lambda: axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp))
-        outs, refs = computed_and_exact(family, forms, fmt, ords, target, target64)
-        if refs is None:  # float64: references come from the host (double-double)
-            refs = host_refs
-        terms = [reference_terms(e, s, fmt, tolerance, jnp) for e, s in refs]
-        valid = jnp.arange(size) < valid_n
-        packed = [_pack(*per_point(*classify_terms(out, *terms[k], fmt, jnp), tuple(range(1, out.ndim))), valid)
-                  for out, k in zip(outs, ref_of)]
-        # Materialise the packed classification once: without the barrier XLA fuses
-        # (and so repeats) the whole classification into each reduction below.
-        p = lax.optimization_barrier(jnp.stack(packed))
-        code = (p & 7).astype(jnp.int8) - 1
+        base = base_at(family, fmt, ords, target64)
+
+        def reference_words(given):  # float64's references come from the host (double-double)
+            refs = host_refs if given is None else exact(family, forms, given)
+            return [_join(*reference_terms(e, s, fmt, tolerance, jnp)) for e, s in refs]
+
+        def point_words(given):
+            ords, terms = given
+            valid = jnp.arange(size) < valid_n
+            return [_pack(*per_point(*classify_terms(out, *_split(terms[k], fmt), fmt, jnp), tuple(range(1, out.ndim))),
+                          valid) for out, k in zip(computed(forms, fmt, ords, target), ref_of)]
+
+        # Each stage into buffers of its own, so nothing is computed twice: XLA would
+        # otherwise fuse (and so repeat) the references into every form's
+        # classification, and the classification into every reduction below.
+        terms = _materialise(reference_words, base, valid_n >= 0)
+        p = jnp.stack(_materialise(point_words, (ords, terms), valid_n >= 0))
         blocks = (len(forms), size // block, block)
-        enc = (p >> 4).reshape(blocks).max(-1)
-        err = jnp.where(enc == 0, -1.0, lax.bitcast_convert_type((enc - 1) << 3, jnp.float32))
-        # XLA's CPU reductions are fastest in float32 (exact here: a chunk holds < 2**24 points)
-        zsub = ((p >> 3) & 1).sum(axis=1, dtype=jnp.float32)
-        return code, zsub, code.reshape(blocks).max(-1), err
+        # as float32, the words with an error field are normal and ordered by the
+        # error, the others below them: a float32 maximum (XLA's fastest reduction on
+        # the CPU) is the largest error
+        top = lax.bitcast_convert_type(p.reshape(blocks).max(-1), jnp.uint32) >> ERR_SHIFT
+        err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
+        small = (lax.bitcast_convert_type(p, jnp.uint32) & 15).astype(jnp.int8)  # class + 1 and subnormal flag
+        cls = small & 7  # 0: padding
+        worst = cls.reshape(blocks).max(-1) - 1
+        # per block, the sum of class + 1 (the block is one class when it is the
+        # count times the worst) and, from bit 10 on, the count of lost subnormals
+        sums = (cls + (small >> 3).astype(jnp.float32) * 1024).reshape(blocks).sum(-1)
+        return small, worst, err, sums
 
     return jax.jit(run)
 
 
+def _materialise(fn, operand, true):
+    """fn(operand), computed once into buffers of its own: XLA would otherwise fuse
+    (and so repeat) the computation into every consumer. `true` must be a traced
+    value that is True: a conditional's results are always materialised (XLA's CPU
+    pipeline drops optimization barriers)."""
+    shapes = jax.eval_shape(fn, operand)
+    return lax.cond(true, fn, lambda _: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes), operand)
+
+
+ERR_SHIFT = 4  # the packed word: bits 0-2 class + 1, bit 3 subnormal flag, bits 4-31 the error
+ERR_DROP = 4  # fraction bits of the error's float32 that are dropped
+ERR_BASE = 1 << 19  # added to a present error, so its word is a normal float32
+
+
 def _pack(code, ulp, subnormal, valid):
-    """One uint32 per point: its class code + 1 in bits 0-2 (0 for padding), the
-    "exact is subnormal" flag in bit 3, and in bits 4-31 the ULP error of an ok or
-    inaccurate point (0 for the others): 1 + the bits of the error as a float32
-    (monotone for non-negative floats, so the largest code is the largest error)
-    without their last three fraction bits. Errors are exact up to 2**21 ULPs and
-    within 2**-20 relative above."""
+    """One 32-bit word per point (typed float32): its class code + 1 in bits 0-2 (0 for padding), the
+    "exact is subnormal" flag in bit 3, and in bits 4-31, for an ok or inaccurate
+    point, its ULP error: the bits of the error as a float32 without their last
+    ERR_DROP fraction bits, plus ERR_BASE (0 for the other points). The field
+    grows with the error, and the word is a positive normal float32 exactly when
+    the field is set. Errors are exact up to 2**20 ULPs, within 2**-19 relative above."""
     measured = valid & (code <= CODE["inaccurate"])
-    enc = jnp.where(measured, (lax.bitcast_convert_type(ulp.astype(jnp.float32), jnp.uint32) >> 3) + 1, 0)
+    bits = lax.bitcast_convert_type(ulp.astype(jnp.float32), jnp.uint32)
+    field = jnp.where(measured, (bits >> ERR_DROP) + ERR_BASE, 0)
     cls = jnp.where(valid, code.astype(jnp.uint32) + 1, 0)
-    return cls | ((subnormal & valid).astype(jnp.uint32) << 3) | (enc << 4)
+    word = cls | ((subnormal & valid).astype(jnp.uint32) << 3) | (field << ERR_SHIFT)
+    return lax.bitcast_convert_type(word, jnp.float32)
+
+
+def _join(o_e, limit):
+    """A reference's two terms in one array where they fit one 64-bit word (formats of
+    up to 32 bits), so one pass computes and stores both."""
+    if o_e.dtype.itemsize == 8:
+        return o_e, limit
+    return (limit.astype(jnp.uint64) << 32) | o_e.astype(jnp.uint32).astype(jnp.uint64)
+
+
+def _split(term, fmt):
+    if isinstance(term, tuple):
+        return term
+    return (term & 0xFFFFFFFF).astype(jnp.uint32).astype(jnp.int32), (term >> 32).astype(jnp.uint32)
 
 
 def chunk_size(family: Family) -> int:
@@ -180,7 +242,8 @@ class _Runner:
         n = len(ords)
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords)
-        return np.asarray(self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0])
+        small = np.asarray(self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0])
+        return (small & 7).astype(np.int8) - 1
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -200,25 +263,40 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     block = min(BLOCK, size)
 
     def absorb(start, res):
-        code, z, bcode, berr = (np.asarray(r) for r in res)
+        bcode, berr, sums = (np.asarray(r) for r in res[1:])
         m = min(size, n - start)
-        zsub[:] += z.astype(np.int64)
+        sums = sums.astype(np.int64)
+        zsub[:] += (sums >> 10).sum(axis=1)
+        per_block = np.minimum(block, m - np.arange(0, size, block)).clip(0)  # points of each block
+        mixed = ((sums & 1023) != per_block * (bcode + 1)).any(axis=1) | (bcode[:, : -(-m // block)] != bcode[:, :1]).any(axis=1)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
         perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
-        # ordinals are needed only at run ends and their neighbours: look them all up at once
-        edge = np.flatnonzero((code[:, 1:m] != code[:, : m - 1]).any(axis=0))
+        # Most chunks are one class per form: those need only the chunk's two ends.
+        # The others need ordinals at run ends and their neighbours: looked up at once.
+        changing = np.flatnonzero(mixed)
+        code = np.zeros((0, m), np.int8)  # per-point classes of the changing forms only
+        if len(changing):
+            code = (np.asarray(res[0])[changing, :m] & 7) - 1
+        edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
         need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
         known = axis.ordinals(start + need)
+        o_first, o_last = int(known[0]), int(known[-1])
 
         def ordinals(i):
             return known[np.searchsorted(need, i - start)]
 
+        rows = iter(code)
         for i, t in enumerate(trackers):
-            counts[i] += t.feed(code[i, :m], start, ordinals)
+            if mixed[i]:
+                counts[i] += t.feed(next(rows), start, ordinals)
+            else:
+                k = int(bcode[i, 0])  # the one class of the chunk
+                t.extend(k, o_first, o_last)
+                counts[i, k] += m
         if tick:
             tick(m)
 

@@ -73,6 +73,19 @@ class RunTracker:
         self.last = int(o_end[-1])
         return per_class.astype(np.int64)
 
+    def extend(self, code: int, o_first: int, o_last: int) -> None:
+        """Take the next stretch of the sequence when it is all one class (what `feed`
+        does with a uniform stretch, in constant time): its first and last points'
+        ordinals."""
+        if self.pending is not None and self.pending.code == code:
+            self.pending.end = o_last
+        else:
+            if self.pending is not None:
+                self.pending.next = o_first
+                self._finish([self.pending])
+            self.pending = Run(code, o_first, o_last, self.last, None)
+        self.last = o_last
+
     def close(self) -> None:
         if self.pending is not None:
             self._finish([self.pending])

@@ -146,14 +146,24 @@ def _ref_dsigmoid(b):
 
 
 def device_base(z64, y64):
-    """Base quantities in float64 under JAX (for formats of up to 32 bits)."""
+    """Base quantities in float64 under JAX (for formats of up to 32 bits).
+
+    One exponential and one log1p serve all four: with e = exp(−|z|) ≤ 1,
+    σ(±|z|) are 1/(1 + e) and e/(1 + e), and softplus(±z) = max(±z, 0) + log1p(e),
+    each a few float64 roundings from exact, with no cancellation.
+    """
+    e = jnp.exp(-jnp.abs(z64))
+    big = 1 / (1 + e)  # σ(|z|)
+    small = e * big  # σ(−|z|)
+    pos = z64 >= 0
+    tail = jnp.log1p(e)
     return types.SimpleNamespace(
         z=z64,
         y=y64,
-        s=jax.nn.sigmoid(z64),
-        c=jax.nn.sigmoid(-z64),
-        sp=jax.nn.softplus(z64),
-        spn=jax.nn.softplus(-z64),
+        s=jnp.where(pos, big, small),
+        c=jnp.where(pos, small, big),
+        sp=jnp.maximum(z64, 0) + tail,
+        spn=jnp.maximum(-z64, 0) + tail,
         where=jnp.where,
     )
 
