@@ -128,19 +128,21 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         # otherwise fuse (and so repeat) the references into every form's
         # classification, and the classification into every reduction below.
         terms = _materialise(reference_words, base, valid_n >= 0)
-        p = jnp.stack(_materialise(point_words, (ords, terms), valid_n >= 0))
-        blocks = (len(forms), size // block, block)
+        words = _materialise(point_words, (ords, terms), valid_n >= 0)
+        blocks = (size // block, block)
         # as float32, the words with an error field are normal and ordered by the
         # error, the others below them: a float32 maximum (XLA's fastest reduction on
         # the CPU) is the largest error
-        top = lax.bitcast_convert_type(p.reshape(blocks).max(-1), jnp.uint32) >> ERR_SHIFT
+        top = lax.bitcast_convert_type(jnp.stack([w.reshape(blocks).max(-1) for w in words]), jnp.uint32) >> ERR_SHIFT
         err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
-        small = (lax.bitcast_convert_type(p, jnp.uint32) & 15).astype(jnp.int8)  # class + 1 and subnormal flag
-        cls = small & 7  # 0: padding
-        worst = cls.reshape(blocks).max(-1) - 1
-        # per block, the sum of class + 1 (the block is one class when it is the
-        # count times the worst) and, from bit 10 on, the count of lost subnormals
-        sums = (cls + (small >> 3).astype(jnp.float32) * 1024).reshape(blocks).sum(-1)
+        bits = [lax.bitcast_convert_type(w, jnp.uint32) for w in words]
+        small = jnp.stack([(b & 15).astype(jnp.int8) for b in bits])  # class + 1 (0: padding), subnormal flag
+        # per point (class + 1)·2048 + subnormal flag: per block, its maximum gives
+        # the worst class, and its sum the subnormal count (below bit 11) and whether
+        # the block is one class (the sum of classes is the count times the worst)
+        keys = [((b & 7) * 2048 + ((b >> 3) & 1)).astype(jnp.float32).reshape(blocks) for b in bits]
+        worst = (jnp.stack([k.max(-1) for k in keys]) / 2048).astype(jnp.int32) - 1
+        sums = jnp.stack([k.sum(-1) for k in keys])
         return small, worst, err, sums
 
     return jax.jit(run)
@@ -266,9 +268,10 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         bcode, berr, sums = (np.asarray(r) for r in res[1:])
         m = min(size, n - start)
         sums = sums.astype(np.int64)
-        zsub[:] += (sums >> 10).sum(axis=1)
+        zsub[:] += (sums & 2047).sum(axis=1)
         per_block = np.minimum(block, m - np.arange(0, size, block)).clip(0)  # points of each block
-        mixed = ((sums & 1023) != per_block * (bcode + 1)).any(axis=1) | (bcode[:, : -(-m // block)] != bcode[:, :1]).any(axis=1)
+        used = -(-m // block)
+        mixed = ((sums >> 11) != per_block * (bcode + 1)).any(axis=1) | (bcode[:, :used] != bcode[:, :1]).any(axis=1)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
