@@ -136,14 +136,14 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         top = lax.bitcast_convert_type(jnp.stack([w.reshape(blocks).max(-1) for w in words]), jnp.uint32) >> ERR_SHIFT
         err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
         bits = [lax.bitcast_convert_type(w, jnp.uint32) for w in words]
-        small = jnp.stack([(b & 15).astype(jnp.int8) for b in bits])  # class + 1 (0: padding), subnormal flag
         # per point (class + 1)·2048 + subnormal flag: per block, its maximum gives
         # the worst class, and its sum the subnormal count (below bit 11) and whether
         # the block is one class (the sum of classes is the count times the worst)
         keys = [((b & 7) * 2048 + ((b >> 3) & 1)).astype(jnp.float32).reshape(blocks) for b in bits]
         worst = (jnp.stack([k.max(-1) for k in keys]) / 2048).astype(jnp.int32) - 1
         sums = jnp.stack([k.sum(-1) for k in keys])
-        return small, worst, err, sums
+        ends = jnp.stack([ords[0], ords[jnp.maximum(valid_n - 1, 0)]])  # the ordinals of the first and last points
+        return words, worst, err, sums, ends  # the words themselves: the host reads classes from them when needed
 
     return jax.jit(run)
 
@@ -189,6 +189,11 @@ def _split(term, fmt):
     if isinstance(term, tuple):
         return term
     return (term & 0xFFFFFFFF).astype(jnp.uint32).astype(jnp.int32), (term >> 32).astype(jnp.uint32)
+
+
+def _classes(words) -> np.ndarray:
+    """Class codes (int8, -1 for padding) from packed words, one row a form."""
+    return (np.stack([np.asarray(w).view(np.uint32) for w in words]) & 7).astype(np.int8) - 1
 
 
 def chunk_size(family: Family) -> int:
@@ -244,8 +249,7 @@ class _Runner:
         n = len(ords)
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords)
-        small = np.asarray(self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0])
-        return (small & 7).astype(np.int8) - 1
+        return _classes(self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0])
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -265,7 +269,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     block = min(BLOCK, size)
 
     def absorb(start, res):
-        bcode, berr, sums = (np.asarray(r) for r in res[1:])
+        bcode, berr, sums, ends = (np.asarray(r) for r in res[1:])
         m = min(size, n - start)
         sums = sums.astype(np.int64)
         zsub[:] += (sums & 2047).sum(axis=1)
@@ -278,19 +282,20 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
         perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
-        # Most chunks are one class per form: those need only the chunk's two ends.
-        # The others need ordinals at run ends and their neighbours: looked up at once.
+        # Most chunks are one class per form: those need only the chunk's two ends,
+        # which the program returns. The forms that change need their per-point
+        # classes, and ordinals at run ends and their neighbours: looked up at once.
+        o_first, o_last = int(ends[0]), int(ends[1])
         changing = np.flatnonzero(mixed)
-        code = np.zeros((0, m), np.int8)  # per-point classes of the changing forms only
+        code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
-            code = (np.asarray(res[0])[changing, :m] & 7) - 1
-        edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
-        need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
-        known = axis.ordinals(start + need)
-        o_first, o_last = int(known[0]), int(known[-1])
+            code = _classes([res[0][i] for i in changing])[:, :m]
+            edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
+            need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
+            known = axis.ordinals(start + need)
 
-        def ordinals(i):
-            return known[np.searchsorted(need, i - start)]
+            def ordinals(i):
+                return known[np.searchsorted(need, i - start)]
 
         rows = iter(code)
         for i, t in enumerate(trackers):
