@@ -226,5 +226,5 @@ def print_result(result, console: Console | None = None) -> None:
     if exhaustive:
         how.append("every value of " + ", ".join(exhaustive) + " (onsets exact)")
     if sampled:
-        how.append(", ".join(f"{d}: {p} sampled points" for d, p in sampled) + " (boundaries refined by bisection)")
+        how.append(", ".join(f"{d}: {p} sampled points" for d, p in sampled) + " (boundaries refined to adjacent lattice values)")
     console.print(Text("Swept " + "; ".join(how) + ".", style="dim"))
