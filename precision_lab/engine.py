@@ -137,15 +137,9 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         # the CPU) is the largest error
         top = lax.bitcast_convert_type(jnp.stack([w.reshape(blocks).max(-1) for w in words]), jnp.uint32) >> ERR_SHIFT
         err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
-        bits = [lax.bitcast_convert_type(w, jnp.uint32) for w in words]
-        # per point (class + 1)·2048 + subnormal flag: per block, its maximum gives
-        # the worst class, and its sum the subnormal count (below bit 11) and whether
-        # the block is one class (the sum of classes is the count times the worst)
-        keys = [((b & 7) * 2048 + ((b >> 3) & 1)).astype(jnp.float32).reshape(blocks) for b in bits]
-        worst = (jnp.stack([k.max(-1) for k in keys]) / 2048).astype(jnp.int32) - 1
-        sums = jnp.stack([k.sum(-1) for k in keys])
+        sums = jnp.stack([_level_weight(w).reshape(blocks).sum(-1) for w in words])
         ends = jnp.stack([ords[0], ords[jnp.maximum(valid_n - 1, 0)]])  # the ordinals of the first and last points
-        return words, worst, err, sums, ends  # the words themselves: the host reads classes from them when needed
+        return words, err, sums, ends  # the words themselves: the host reads classes from them when needed
 
     return jax.jit(run)
 
@@ -179,6 +173,24 @@ def _pack(code, ulp, subnormal, valid):
     return lax.bitcast_convert_type(word, jnp.float32)
 
 
+# Levels: the classes, with `zero` split by whether the exact value is subnormal.
+LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero"], CODE["inf"], CODE["nan"]])
+LEVEL_SUBNORMAL = 3
+
+
+def _level_weight(word):
+    """2**(7·level) per point as float32, 0 for padding. Summed over a block of at most
+    64 points, the sum S gives the block's worst level, floor(log2(S) / 7), and says
+    whether the block is all that level (S = count · 2**(7·level)), exactly despite
+    float32 rounding: the other points add less than half of 2**(7·level)."""
+    bits = lax.bitcast_convert_type(word, jnp.uint32)
+    code = (bits & 7).astype(jnp.int32) - 1
+    sub = ((bits >> 3) & 1).astype(jnp.int32)
+    level = code + (code >= CODE["inf"]) + ((code == CODE["zero"]) & (sub == 1))
+    weight = lax.bitcast_convert_type(((7 * level + 127) << 23).astype(jnp.uint32), jnp.float32)
+    return jnp.where(code < 0, 0.0, weight)
+
+
 def _join(o_e, limit):
     """A reference's two terms in one array where they fit one 64-bit word (formats of
     up to 32 bits), so one pass computes and stores both."""
@@ -191,11 +203,6 @@ def _split(term, fmt):
     if isinstance(term, tuple):
         return term
     return (term & 0xFFFFFFFF).astype(jnp.uint32).astype(jnp.int32), (term >> 32).astype(jnp.uint32)
-
-
-def _classes(words) -> np.ndarray:
-    """Class codes (int8, -1 for padding) from packed words, one row a form."""
-    return (np.stack([np.asarray(w).view(np.uint32) for w in words]) & 7).astype(np.int8) - 1
 
 
 def chunk_size(family: Family) -> int:
@@ -251,7 +258,8 @@ class _Runner:
         n = len(ords)
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords)
-        return _classes(self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0])
+        words = self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
+        return (np.stack([np.asarray(w).view(np.uint32) for w in words]) & 7).astype(np.int8) - 1
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -271,13 +279,15 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     block = min(BLOCK, size)
 
     def absorb(start, res):
-        bcode, berr, sums, ends = (np.asarray(r) for r in res[1:])
+        berr, sums, ends = (np.asarray(r) for r in res[1:])
         m = min(size, n - start)
-        sums = sums.astype(np.int64)
-        zsub[:] += (sums & 2047).sum(axis=1)
+        sums = sums.astype(np.float64)
+        level = np.where(sums > 0, np.floor(np.log2(np.maximum(sums, 1)) / 7), -1).astype(np.int64)
         per_block = np.minimum(block, m - np.arange(0, size, block)).clip(0)  # points of each block
         used = -(-m // block)
-        mixed = ((sums >> 11) != per_block * (bcode + 1)).any(axis=1) | (bcode[:, :used] != bcode[:, :1]).any(axis=1)
+        mixed = (sums != per_block * np.exp2(7.0 * level)).any(axis=1) | (level[:, :used] != level[:, :1]).any(axis=1)
+        bcode = np.where(level >= 0, LEVEL_CLASS[np.maximum(level, 0)], -1)
+        zsub[:] += np.where(~mixed & (level[:, 0] == LEVEL_SUBNORMAL), m, 0)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
@@ -291,7 +301,9 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         changing = np.flatnonzero(mixed)
         code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
-            code = _classes([res[0][i] for i in changing])[:, :m]
+            bits = np.stack([np.asarray(res[0][i]).view(np.uint32)[:m] for i in changing])
+            code = (bits & 7).astype(np.int8) - 1
+            zsub[changing] += ((bits >> 3) & 1).sum(axis=1, dtype=np.int64)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
             need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
             known = axis.ordinals(start + need)
