@@ -138,8 +138,16 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         top = lax.bitcast_convert_type(jnp.stack([w.reshape(blocks).max(-1) for w in words]), jnp.uint32) >> ERR_SHIFT
         err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
         sums = jnp.stack([_level_weight(w).reshape(blocks).sum(-1) for w in words])
+        level = jnp.where(sums > 0, ((lax.bitcast_convert_type(sums, jnp.int32) >> 23) - 127) // 7, -1)
+        count = jnp.clip(valid_n - jnp.arange(blocks[0]) * block, 0, block)  # points of each block
+        whole = sums == count * lax.bitcast_convert_type((7 * jnp.maximum(level, 0) + 127) << 23, jnp.float32)
+        used = jnp.arange(blocks[0]) * block < valid_n
+        mixed = (~whole).any(-1) | (used & (level != level[:, :1])).any(-1)  # the class changes in the chunk
+        worst = jnp.where(level < 0, -1, jnp.asarray(LEVEL_CLASS)[jnp.maximum(level, 0)]).astype(jnp.int8)
+        lost = level[:, 0] == LEVEL_SUBNORMAL  # all lost subnormals, where not mixed
         ends = jnp.stack([ords[0], ords[jnp.maximum(valid_n - 1, 0)]])  # the ordinals of the first and last points
-        return words, err, sums, ends  # the words themselves: the host reads classes from them when needed
+        # the words themselves: the host reads classes from them only where they change
+        return words, err, worst, mixed, lost, ends
 
     return jax.jit(run)
 
@@ -279,15 +287,9 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     block = min(BLOCK, size)
 
     def absorb(start, res):
-        berr, sums, ends = (np.asarray(r) for r in res[1:])
+        berr, bcode, mixed, lost, ends = (np.asarray(r) for r in res[1:])
         m = min(size, n - start)
-        sums = sums.astype(np.float64)
-        level = np.where(sums > 0, np.floor(np.log2(np.maximum(sums, 1)) / 7), -1).astype(np.int64)
-        per_block = np.minimum(block, m - np.arange(0, size, block)).clip(0)  # points of each block
-        used = -(-m // block)
-        mixed = (sums != per_block * np.exp2(7.0 * level)).any(axis=1) | (level[:, :used] != level[:, :1]).any(axis=1)
-        bcode = np.where(level >= 0, LEVEL_CLASS[np.maximum(level, 0)], -1)
-        zsub[:] += np.where(~mixed & (level[:, 0] == LEVEL_SUBNORMAL), m, 0)
+        zsub[:] += np.where(~mixed & lost, m, 0)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))

@@ -5,8 +5,8 @@
           returns one scalar per chunk, nothing else;
 * numpy:  scripts/numpy_sweep.py, the same kernels, reference and classification in NumPy.
 
-Each figure is the median of `--repeats` runs after one warm-up (compilation is not
-counted). `--json` prints one JSON object; otherwise a table.
+Each figure is the median of `--repeats` rounds after one warm-up (compilation is not
+counted); a round runs the engine, the floor and NumPy once each, in turn. `--json` prints one JSON object; otherwise a table.
 
     python scripts/bench_sweep.py                 # float32, 2**24 points per row
     python scripts/bench_sweep.py --points 1048576 --repeats 3 --json
@@ -39,14 +39,19 @@ CASES = [
 SOFTMAX_POINTS = 1024  # margin vectors per softmax case (× K = 32768 entries each)
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: compiles
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def median_times(fns: dict, repeats: int) -> dict:
+    """Median seconds of each function over `repeats` rounds, after one warm-up each
+    (compilation is not counted). Each round runs every function once, in turn, so
+    a slow spell of a shared machine slows all of them alike and their ratios hold."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _family_and_target(case):
@@ -103,11 +108,9 @@ def bench(case, points: int, repeats: int) -> dict:
     def engine_run():
         pl.sweep(case["family"], dtypes=[case["dtype"]], points=points, **kw)
 
-    rate = {
-        "engine": n / median_time(engine_run, repeats),
-        "floor": n / median_time(floor_runner(case, axis), repeats),
-        "numpy": n / median_time(numpy_runner(case, axis), repeats),
-    }
+    times = median_times({"engine": engine_run, "floor": floor_runner(case, axis), "numpy": numpy_runner(case, axis)},
+                         repeats)
+    rate = {name: n / t for name, t in times.items()}
     return {
         "name": case["name"],
         "points": n,
