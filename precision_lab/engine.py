@@ -113,7 +113,7 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
     block = min(BLOCK, size)
 
     def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
-        ords = lax.cond(chosen, lambda: ords, lambda: axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp))
+        ords = jnp.where(chosen, ords, axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp))
         base = base_at(family, fmt, ords, target64)
 
         def reference_words(given):  # float64's references come from the host (double-double)

@@ -138,29 +138,25 @@ def round_to_ordinal(v, fmt: Format, xp=np):
     """Ordinal of the value of `fmt` nearest to float64 `v` (ties to even).
 
     Values beyond the rounding range map to +-(max_ordinal + 1): infinity where the
-    format has one, "out of range" where it has none (float8_e4m3fn). Integer
-    arithmetic on float64's bit fields, so subnormal results are never flushed.
+    format has one, "out of range" where it has none (float8_e4m3fn). With e the
+    exponent of |v|, at least the format's smallest normal exponent, |v|·2**(mant − e)
+    is exact in float64 (a power-of-two scaling that stays in float64's normal
+    range) and lies below 2**(mant + 1); rounding it to an integer, half to even, is
+    rounding v to the format, and that integer is the ordinal's fraction part. No
+    float is ever made subnormal, so nothing is flushed.
     """
     b = _bitcast(v, np.int64, xp)
     a = b & 0x7FFF_FFFF_FFFF_FFFF
     if fmt.bits == 64:
         mag = a
     else:
-        m, bias = fmt.mant, fmt.bias
+        m, emin = fmt.mant, 1 - fmt.bias
         e64 = a >> 52
-        frac = a & ((1 << 52) - 1)
-        mant = xp.where(e64 == 0, frac, frac | (1 << 52))
-        exp = xp.where(e64 == 0, -1022, e64 - 1023)  # v = mant * 2**(exp - 52)
-        k = xp.maximum(exp + bias, 1)  # biased exponent in the format, 1 for subnormals
-        shift = xp.minimum(52 - m + (k - (exp + bias)), 62)
-        one = xp.ones_like(shift)
-        q = mant >> shift
-        r = mant & ((one << shift) - 1)
-        half = one << (shift - 1)
-        up = (r > half) | ((r == half) & ((q & 1) == 1))
-        mag = q + up.astype(np.int64) + ((k - 1) << m)
-        mag = xp.minimum(mag, fmt.max_ordinal + 1)
-        mag = xp.where(e64 == 0x7FF, fmt.max_ordinal + 1, mag)
+        e = xp.maximum(e64 - 1023, emin)
+        finite = e64 != 0x7FF
+        q = xp.rint(xp.where(finite, xp.abs(v), 0.0) * pow2(m - e, xp)).astype(np.int64)
+        mag = xp.minimum(((e - emin) << m) + q, fmt.max_ordinal + 1)
+        mag = xp.where(finite, mag, fmt.max_ordinal + 1)
     return xp.where(b < 0, -mag, mag)
 
 
