@@ -31,6 +31,7 @@ from .runs import RunTracker
 CHUNK = 1 << 16
 CHUNK_ELEMENTS = 1 << 17  # bound on points × vector length per chunk
 BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
+# (at most 64: a block's level sum is decoded exactly only up to 2**6 points)
 PROFILE_BINS = 256
 REFINE_POINTS = 15  # interior points per bracket and round: each round splits a bracket 16 ways
 
@@ -138,9 +139,8 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         top = lax.bitcast_convert_type(jnp.stack([w.reshape(blocks).max(-1) for w in words]), jnp.uint32) >> ERR_SHIFT
         err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
         sums = jnp.stack([_level_weight(w).reshape(blocks).sum(-1) for w in words])
-        level = jnp.where(sums > 0, ((lax.bitcast_convert_type(sums, jnp.int32) >> 23) - 127) // 7, -1)
         count = jnp.clip(valid_n - jnp.arange(blocks[0]) * block, 0, block)  # points of each block
-        whole = sums == count * lax.bitcast_convert_type((7 * jnp.maximum(level, 0) + 127) << 23, jnp.float32)
+        level, whole = _block_levels(sums, count)
         used = jnp.arange(blocks[0]) * block < valid_n
         mixed = (~whole).any(-1) | (used & (level != level[:, :1])).any(-1)  # the class changes in the chunk
         worst = jnp.where(level < 0, -1, jnp.asarray(LEVEL_CLASS)[jnp.maximum(level, 0)]).astype(jnp.int8)
@@ -197,6 +197,14 @@ def _level_weight(word):
     level = code + (code >= CODE["inf"]) + ((code == CODE["zero"]) & (sub == 1))
     weight = lax.bitcast_convert_type(((7 * level + 127) << 23).astype(jnp.uint32), jnp.float32)
     return jnp.where(code < 0, 0.0, weight)
+
+
+def _block_levels(sums, count):
+    """From blocks' sums of `_level_weight` and their point counts: each block's worst
+    level (-1 when empty) and whether all its points are of that level."""
+    level = jnp.where(sums > 0, ((lax.bitcast_convert_type(sums, jnp.int32) >> 23) - 127) // 7, -1)
+    whole = sums == count * lax.bitcast_convert_type((7 * jnp.maximum(level, 0) + 127) << 23, jnp.float32)
+    return level, whole
 
 
 def _join(o_e, limit):

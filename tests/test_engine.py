@@ -86,3 +86,26 @@ def test_packed_error_field_orders_and_recovers_errors(ulp):
         assert back == ulp
     else:
         assert abs(back - ulp) <= ulp * 2.0**-19
+
+
+def test_block_levels_are_exact_for_blocks_of_64():
+    """A block's sum of 2**(7·level) gives its worst level and whether it is all that
+    level, whatever mix of lower levels fills it (64 points at most)."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(1)
+    blocks = []
+    for worst in range(6):
+        blocks.append([worst] * 64)  # whole
+        blocks.append([worst] * 63 + [max(worst - 1, 0)] * 1)  # one point lower
+        blocks.append([worst] + list(rng.integers(0, worst + 1, 63)))  # any mix below
+        blocks.append([worst] + [0] * 63)  # one point of the worst level among the lowest
+    levels = np.array(blocks)
+    words = np.zeros(levels.shape, np.uint32)
+    # words with these levels: class + 1 in bits 0-2, subnormal flag in bit 3 (level 3)
+    cls = engine.LEVEL_CLASS[levels] + 1
+    words = (cls | ((levels == engine.LEVEL_SUBNORMAL) << 3)).astype(np.uint32)
+    weight = engine._level_weight(jnp.asarray(words.view(np.float32)))
+    level, whole = engine._block_levels(weight.sum(-1), jnp.full(len(levels), 64.0))
+    np.testing.assert_array_equal(np.asarray(level), levels.max(axis=1))
+    np.testing.assert_array_equal(np.asarray(whole), (levels == levels.max(axis=1, keepdims=True)).all(axis=1))
