@@ -2,11 +2,13 @@
 
 For each format one jitted program makes a chunk's points from their positions,
 evaluates all selected forms (vmapped over the chunk) and their references, and
-classifies every point. It reduces on the device to the count of lost subnormals
-and, per block of points, the worst class and largest error (for the profile);
-the per-point class codes (one byte a point and form) come back, and their runs
-give the counts, onsets and intervals. The target is an argument, so each format
-compiles once for all targets. Sampled axes then refine every onset and listed
+classifies every point into a 32-bit word (class, lost-subnormal flag, ULP
+error). It reduces the words on the device, per block of points, to the worst
+class and the largest error (for the profile), and per form to whether its class
+changes in the chunk. A form that keeps one class costs the host a constant; for
+one that changes, the host reads its words, whose runs give the counts, onsets
+and intervals. The target is an argument, so each format compiles once for all
+targets. Sampled axes then refine every onset and listed
 interval boundary on ordinals, through the same program, until its two sides
 are adjacent lattice values.
 """

@@ -6,10 +6,11 @@ negative values negative, and +-inf (where the format has them) at +-(max + 1).
 The ULP distance between two values is the difference of their ordinals, which is
 correct across zero, subnormals and infinities.
 
-Every constant comes from the format's finfo or its bit layout. The integer
+Every constant comes from the format's finfo or its bit layout. The ordinal
 helpers take an array namespace ``xp`` (numpy on the host, jax.numpy inside a
-jitted program) and use integer operations only, so they are immune to the
-flush-to-zero that XLA's CPU backend applies to subnormal floats.
+jitted program) and work on bit patterns, integers and float64 values that are
+never subnormal, so they are immune to the flush-to-zero that XLA's CPU backend
+applies to subnormal floats.
 """
 
 from __future__ import annotations
