@@ -385,33 +385,34 @@ def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:
     program call) and keeps the first change of class met going out from the inside
     point, so a gap of 2**47 ordinals closes in 12 rounds, not 47. (More points a
     round cost more than they save: float64's references are computed on the host.)
+    Brackets of different forms or classes between the same two points (onsets that
+    coincide) share their points: a call classifies every form at once.
     """
     todo = sorted(boundaries(trackers))
     state = {b: (b[2], b[3]) for b in todo}
     while True:
-        open_ = [b for b in todo if abs(state[b][0] - state[b][1]) > 1]
-        if not open_:
+        spans = sorted({state[b] for b in todo if abs(state[b][0] - state[b][1]) > 1})
+        if not spans:
             break
-        per = max(1, min(REFINE_POINTS, runner.refine // len(open_)))
+        per = max(1, min(REFINE_POINTS, runner.refine // len(spans)))
         group = runner.refine // per
-        for first in range(0, len(open_), group):
-            batch = open_[first : first + group]
-            points = []
-            for b in batch:
-                inside, outside = state[b]
+        for first in range(0, len(spans), group):
+            points = {}
+            for inside, outside in spans[first : first + group]:
                 gap, q = outside - inside, min(abs(outside - inside) - 1, per)
-                points.append([inside + gap * j // (q + 1) for j in range(1, q + 1)])
-            code = runner.classes_at(np.array([o for pts in points for o in pts], np.int64))
-            at = 0
-            for b, pts in zip(batch, points):
-                inside, outside = state[b]
-                for j, o in enumerate(pts):
-                    if code[b[0], at + j] != b[1]:
+                points[inside, outside] = [inside + gap * j // (q + 1) for j in range(1, q + 1)]
+            code = runner.classes_at(np.array([o for pts in points.values() for o in pts], np.int64))
+            at = dict(zip(points, np.cumsum([0] + [len(p) for p in points.values()])))
+            for b in todo:
+                if state[b] not in points:
+                    continue
+                inside, outside = span = state[b]
+                for j, o in enumerate(points[span]):
+                    if code[b[0], at[span] + j] != b[1]:
                         outside = o
                         break
                     inside = o
                 state[b] = (inside, outside)
-                at += len(pts)
     return {b: state[b][0] for b in todo}
 
 

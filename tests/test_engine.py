@@ -27,10 +27,11 @@ class StubRunner:
     def classes_at(self, ords):
         assert len(ords) <= self.refine
         self.calls += 1
-        return truth(ords)[None, :]
+        return np.stack([truth(ords)] * 2)  # two forms with the same classes
 
 
-# program calls for the three brackets below, gaps of 997 ordinals: bisection (one
+# program calls for the three brackets below (each twice, for two forms whose
+# boundaries coincide and share their points), gaps of 997 ordinals: bisection (one
 # point a bracket and round) takes ten rounds, 16-way splits take three
 CALLS = {1: 30, 2: 20, 5: 10, 64: 3, 1 << 16: 3}
 
@@ -41,11 +42,16 @@ def test_refinement_reaches_adjacent_lattice_values_whatever_the_batch(capacity)
     t = RunTracker()
     t.feed(truth(sampled), 0, lambda i: sampled[i])
     t.close()
+    twin = RunTracker()  # a second form whose onsets coincide: it shares the points
+    twin.feed(truth(sampled), 0, lambda i: sampled[i])
+    twin.close()
     runner = StubRunner(capacity)
-    refined = engine._refine(runner, [t])
+    refined = engine._refine(runner, [t, twin])
+    assert {k[1:]: v for k, v in refined.items() if k[0] == 0} == {k[1:]: v for k, v in refined.items() if k[0] == 1}
     by_code = {}
     for (form, code, inside, outside), value in refined.items():
-        by_code.setdefault(code, []).append((inside, outside, value))
+        if form == 0:
+            by_code.setdefault(code, []).append((inside, outside, value))
     # the NaN run's start, and both ends of the zero run, land exactly on the truth
     assert [v for i, o, v in by_code[CODE["nan"]] if o < i] == [1000]
     assert sorted(v for i, o, v in by_code[CODE["zero"]]) == [-5000, -3001]
