@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{','.join(map(str, DEFAULT_CLASSES))}; e.g. 2,10,1000,32768,131072)")
     s.add_argument("--sweeps", type=_list("sweep names"), default=None, metavar="SWEEP,...",
                    help="softmax sweeps: margin (z = (m, 0, …, 0)), offset (z = c + (1, 0, …, 0)), random "
+                        "(vectors × K ≈ 2^18 whatever --points says) "
                         f"(default: {','.join(DEFAULT_SWEEPS)}; with --logits: logits)")
     s.add_argument("--target-classes", type=_list("target classes"), default=["top", "other"], metavar="CLASS,...",
                    help="softmax: the true class is the top logit and/or another (default: top,other)")
@@ -84,15 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", metavar="FILE.npy", help="softmax: N class indices for --logits (default: the top class)")
     s.add_argument("--device", help="JAX backend: cpu, gpu or tpu (default: JAX's default)")
     s.add_argument("--points", type=_positive_int, default=None,
-                   help="points per sampled row (default: 65536 for float32/float64; for softmax, as "
+                   help="points per sampled row, at least (the grid is odd, so that 0 is on it: "
+                        "65536 gives 65537; default: 65536 for float32/float64; for softmax, as "
                         "many as keep points × K near 2^22); formats of 16 bits or fewer are swept "
                         "exhaustively (softmax: while lattice × K ≤ 2^22)")
     s.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
                    help=f"ULPs beyond which a point is inaccurate (default: {DEFAULT_TOLERANCE:g})")
     s.add_argument("--seed", type=int, default=0, help="seed of the sample of wide formats (default: 0)")
     s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
-    s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS",
-                   help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}); for CI")
+    s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS,...",
+                   help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}; zero "
+                        f"includes zero_subnormal); for CI")
     s.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
     s.add_argument("--no-color", action="store_true",
                    help="plain text without colour (also when stdout is not a terminal)")
@@ -111,15 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_json_path(path: str) -> None:
+    """One sentence, before any work, if the JSON cannot be written to `path`: its
+    folder is probed by creating (and removing) a file there."""
     if path == "-":
         return
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"Cannot write JSON to `{path}`: it is a directory.")
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise UsageError(f"Cannot write JSON to `{path}`: its folder does not exist or is not writable.")
     if os.path.exists(path) and not (os.access(path, os.W_OK) and os.stat(path).st_mode & 0o222):
         raise UsageError(f"Cannot write JSON to `{path}`: the file is read-only.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError:
+        raise UsageError(f"Cannot write JSON to `{path}`: its folder does not exist or is not writable.") from None
 
 
 def write_json(doc: dict, path: str) -> None:
@@ -130,7 +139,10 @@ def write_json(doc: dict, path: str) -> None:
         sys.stdout.write("\n")
         return
     parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
+    except OSError as e:
+        raise UsageError(f"Cannot write JSON to `{path}`: {e.strerror or e}.") from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, allow_nan=False)
@@ -138,6 +150,9 @@ def write_json(doc: dict, path: str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise UsageError(f"Cannot write JSON to `{path}`: {e.strerror or e}.") from None
     except BaseException:
         os.unlink(tmp)
         raise
@@ -159,10 +174,9 @@ def load_array(path: str, option: str):
 
 
 def _console(no_color: bool, stderr: bool = False):
-    """A rich console; with `no_color`, plain text: no colour and no styles at all."""
-    from rich.console import Console
+    from .report import make_console
 
-    return Console(stderr=stderr, color_system=None if no_color else "auto", no_color=no_color or None)
+    return make_console(no_color, stderr)
 
 
 def with_progress(work, no_color: bool = False):
@@ -193,7 +207,8 @@ def _sweep(args, argv) -> int:
     softmax_only = [o for o, v in (("--classes", args.classes), ("--sweeps", args.sweeps), ("--logits", args.logits),
                                    ("--target-classes", args.target_classes != ["top", "other"])) if v]
     if args.family == "sigmoid" and softmax_only:
-        raise UsageError(f"{', '.join(softmax_only)} apply to the softmax family; use --family softmax or all.")
+        verb = "applies" if len(softmax_only) == 1 else "apply"
+        raise UsageError(f"{', '.join(softmax_only)} {verb} to the softmax family; use --family softmax or all.")
     if args.family == "softmax" and args.targets != [0.0, 1.0]:
         raise UsageError("--targets applies to the sigmoid family; softmax takes --target-classes.")
     quiet_stdout = args.json == "-"
@@ -251,12 +266,11 @@ def _figures(args) -> int:
 
 
 def _list_all() -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from . import api
 
-    console = Console()
+    console = _console(False)
     for fam in api.FAMILIES.values():
         axis = "z" if fam.name == "sigmoid" else "m (margin), c (offset) or none (random, logits); K classes"
         t = Table(title=f"family {fam.name} (axis {axis})", title_justify="left")

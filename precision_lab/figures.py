@@ -479,6 +479,8 @@ def prepare_dir(out_dir) -> str:
     path = os.fspath(out_dir)
     try:
         os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"Cannot write figures to `{path}`: it is a file, not a folder.") from None
     except OSError as e:
         raise InputError(f"Cannot write figures to `{path}`: {e.strerror or e}.") from None
     if not os.path.isdir(path) or not os.access(path, os.W_OK):

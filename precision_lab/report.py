@@ -8,6 +8,8 @@ under the table says which forms are stable in which formats.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Sequence
 
 from rich.console import Console, Group
@@ -212,19 +214,45 @@ def header(meta: dict) -> Text:
     return t
 
 
+PIPED_WIDTH = 200  # columns when printing to a file or pipe, unless COLUMNS says otherwise
+
+
+def make_console(no_color: bool = False, stderr: bool = False) -> Console:
+    """A rich console for the tables. On a terminal it takes the terminal's width; into
+    a file or pipe it is PIPED_WIDTH wide (rich would take 80 and cut numbers short).
+    With `no_color`, plain text: no colour and no styles at all."""
+    c = Console(stderr=stderr, color_system=None if no_color else "auto", no_color=no_color or None)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c.width = PIPED_WIDTH
+    return c
+
+
 def print_result(result, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     console.print(header(result.meta))
     for r in tables(result):
         console.print(r)
-    exhaustive = sorted({r["dtype"] for r in result.rows if r["exhaustive"]})
-    sampled = sorted({(r["dtype"], r["points"]) for r in result.rows if not r["exhaustive"] and r["axis"]})
     how = []
-    vectors = sorted({(r["sweep"], r["classes"], r["points"]) for r in result.rows if r["axis"] is None})
-    if vectors:
-        how.append(", ".join(f"{s} sweep K={k}: {p} vectors" for s, k, p in vectors))
-    if exhaustive:
-        how.append("every value of " + ", ".join(exhaustive) + " (onsets exact)")
-    if sampled:
-        how.append(", ".join(f"{d}: {p} sampled points" for d, p in sampled) + " (boundaries refined to adjacent lattice values)")
-    console.print(Text("Swept " + "; ".join(how) + ".", style="dim"))
+    for label, rows in _by_sweep(result.rows).items():
+        parts = []
+        vectors = sorted({r["points"] for r in rows if r["axis"] is None})
+        if vectors:
+            parts.append(" and ".join(map(str, vectors)) + " vectors")
+        exhaustive = sorted({r["dtype"] for r in rows if r["exhaustive"]})
+        if exhaustive:
+            parts.append("every value of " + ", ".join(exhaustive))
+        sampled = sorted({(r["dtype"], r["points"]) for r in rows if not r["exhaustive"] and r["axis"]})
+        if sampled:
+            parts.append(", ".join(f"{p} points of {d}" for d, p in sampled))
+        how.append(f"{label}: " + "; ".join(parts))
+    how.append("Onsets of every-value sweeps are exact, sampled boundaries are refined to adjacent lattice values")
+    console.print(Text("Swept " + ". ".join(how) + ".", style="dim"))
+
+
+def _by_sweep(rows) -> dict:
+    """Rows grouped by what was swept: the family, and for softmax the sweep and K."""
+    groups: dict = {}
+    for r in rows:
+        label = r["family"] if r["family"] != "softmax" else f"softmax {r.get('sweep')} sweep, K={r.get('classes')}"
+        groups.setdefault(label, []).append(r)
+    return groups

@@ -6,11 +6,9 @@
 
 import sys
 
-from rich.console import Console
-
 import precision_lab as pl
 from precision_lab import report
 
 dtypes = sys.argv[1:] or list(pl.DEFAULT_FORMATS)
 result = pl.sweep("sigmoid", dtypes=dtypes, targets=[0.0, 1.0])
-report.print_result(result, Console())
+report.print_result(result)

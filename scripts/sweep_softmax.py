@@ -6,11 +6,9 @@
 
 import sys
 
-from rich.console import Console
-
 import precision_lab as pl
 from precision_lab import report
 
 classes = [int(k) for k in sys.argv[1:]] or [10, 1000]
 result = pl.sweep("softmax", classes=classes)
-report.print_result(result, Console())
+report.print_result(result)

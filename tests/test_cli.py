@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -156,7 +157,7 @@ def test_json_to_stdout_and_file_permissions(tmp_path, capsys):
     "argv, message",
     [
         (["sweep", "--quiet"], "--quiet prints nothing: use it with --json or --fail-on"),
-        (["sweep", "--family", "sigmoid", "--classes", "10"], "--classes apply to the softmax family"),
+        (["sweep", "--family", "sigmoid", "--classes", "10"], "--classes applies to the softmax family"),
         (["sweep", "--family", "softmax", "--targets", "0.1"], "--targets applies to the sigmoid family"),
     ],
 )
@@ -174,3 +175,30 @@ def test_tiny_point_counts_still_sample(capsys):
 def test_list_shows_both_families(capsys):
     code, out, _ = run(["list"], capsys)
     assert "family sigmoid" in out and "family softmax" in out and "ce_log_softmax" in out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a /proc file system")
+def test_json_path_where_no_file_can_be_made(capsys):
+    # /proc passes permission checks for root, but no file can be created there:
+    # the folder is probed before the sweep, so nothing runs
+    code, out, err = run(SMALL + ["--json", "/proc/precision_lab.json"], capsys)
+    assert code == 2 and "Cannot write JSON to `/proc/precision_lab.json`" in err and not out
+    assert "Traceback" not in err
+
+
+def test_piped_tables_are_not_cut_short(monkeypatch, capsys):
+    """Into a pipe or file (as under pytest) rich would take 80 columns and cut cells
+    with "…"; the tables are then 200 wide, so float64 onsets print whole."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = run(["sweep", "--family", "sigmoid", "--dtypes", "float16,bfloat16,float32,float64",
+                        "--targets", "0", "--forms", "bce_naive_chain,bce_fused"], capsys)
+    assert code == 0
+    assert "36.73680056967711" in out and "bce_naive_chain" in out
+    assert not re.search(r"…\s*[│┃]", out)  # no cell cut short
+
+
+def test_figures_into_a_file_is_one_sentence(tmp_path, capsys):
+    target = tmp_path / "afile"
+    target.write_text("")
+    code, _, err = run(["figures", "--out", str(target)], capsys)
+    assert code == 2 and "it is a file, not a folder" in err
