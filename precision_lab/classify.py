@@ -45,7 +45,9 @@ def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
     value (whose ordinal is `o_e`)."""
     floor = tolerance * fmt.eps * xp.minimum(scale, fmt.max)
     k = xp.maximum(xp.abs(o_e) >> fmt.mant, 1) - fmt.bias - fmt.mant  # ulp(exact) = 2**k
-    half = k // 2  # two steps, so 2**-k never leaves float64's normal range
+    if fmt.bits < 64:  # k ≥ -149: 2**-k is a normal float64
+        return xp.maximum(floor * formats.pow2(-k, xp), tolerance)
+    half = k // 2  # float64's k reaches -1074: two steps keep 2**-k in range
     return xp.maximum(floor * formats.pow2(-half, xp) * formats.pow2(half - k, xp), tolerance)
 
 
