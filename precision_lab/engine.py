@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import types
 from collections.abc import Callable, Sequence
 
@@ -125,7 +126,7 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
 
         def point_words(given):
             ords, terms = given
-            valid = jnp.arange(size) < valid_n
+            valid = jnp.arange(size, dtype=jnp.int32) < valid_n.astype(jnp.int32)  # 32-bit: see _split
             return [_pack(*per_point(*classify_terms(out, *_split(terms[k], fmt), fmt, jnp), tuple(range(1, out.ndim))),
                           valid) for out, k in zip(computed(forms, fmt, ords, target), ref_of)]
 
@@ -217,10 +218,17 @@ def _join(o_e, limit):
     return (limit.astype(jnp.uint64) << 32) | o_e.astype(jnp.uint32).astype(jnp.uint64)
 
 
+_LOW = 0 if sys.byteorder == "little" else 1  # where a 64-bit word's low half lies
+
+
 def _split(term, fmt):
+    """The two terms of `_join`. Read as pairs of 32-bit words, not with 64-bit
+    arithmetic: XLA vectorises a fusion at the lane count of its widest type, so one
+    64-bit operation would halve the width of the whole classification."""
     if isinstance(term, tuple):
         return term
-    return (term & 0xFFFFFFFF).astype(jnp.uint32).astype(jnp.int32), (term >> 32).astype(jnp.uint32)
+    pair = lax.bitcast_convert_type(term, jnp.uint32)  # (..., 2): the word's two halves in memory order
+    return lax.bitcast_convert_type(pair[..., _LOW], jnp.int32), pair[..., 1 - _LOW]
 
 
 def chunk_size(family: Family) -> int:
