@@ -127,7 +127,7 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         def point_words(given):
             ords, terms = given
             valid = jnp.arange(size, dtype=jnp.int32) < valid_n.astype(jnp.int32)  # 32-bit: see _split
-            return [_pack(*per_point(*classify_terms(out, *_split(terms[k], fmt), fmt, jnp), tuple(range(1, out.ndim))),
+            return [_pack(*per_point(*classify_terms(out, *_split(terms[k]), fmt, jnp), tuple(range(1, out.ndim))),
                           valid) for out, k in zip(computed(forms, fmt, ords, target), ref_of)]
 
         # Each stage into buffers of its own, so nothing is computed twice: XLA would
@@ -170,12 +170,13 @@ ERR_BASE = 1 << 19  # added to a present error, so its word is a normal float32
 
 
 def _pack(code, ulp, subnormal, valid):
-    """One 32-bit word per point (typed float32): its class code + 1 in bits 0-2 (0 for padding), the
-    "exact is subnormal" flag in bit 3, and in bits 4-31, for an ok or inaccurate
-    point, its ULP error: the bits of the error as a float32 without their last
-    ERR_DROP fraction bits, plus ERR_BASE (0 for the other points). The field
-    grows with the error, and the word is a positive normal float32 exactly when
-    the field is set. Errors are exact up to 2**20 ULPs, within 2**-19 relative above."""
+    """One 32-bit word per point, typed float32: its class code + 1 in bits 0-2 (0 for
+    padding), the "exact is subnormal" flag in bit 3, and in bits 4-31, for an ok or
+    inaccurate point, its ULP error: the bits of the error as a float32 without
+    their last ERR_DROP fraction bits, plus ERR_BASE (0 for the other points). The
+    field grows with the error, and the word is a positive normal float32 exactly
+    when the field is set. Errors are exact up to 2**20 ULPs, within 2**-19
+    relative above."""
     measured = valid & (code <= CODE["inaccurate"])
     bits = lax.bitcast_convert_type(ulp.astype(jnp.float32), jnp.uint32)
     field = jnp.where(measured, (bits >> ERR_DROP) + ERR_BASE, 0)
@@ -221,7 +222,7 @@ def _join(o_e, limit):
 _LOW = 0 if sys.byteorder == "little" else 1  # where a 64-bit word's low half lies
 
 
-def _split(term, fmt):
+def _split(term):
     """The two terms of `_join`. Read as pairs of 32-bit words, not with 64-bit
     arithmetic: XLA vectorises a fusion at the lane count of its widest type, so one
     64-bit operation would halve the width of the whole classification."""
