@@ -232,6 +232,16 @@ def _split(term):
     return lax.bitcast_convert_type(pair[..., _LOW], jnp.int32), pair[..., 1 - _LOW]
 
 
+def _word_bits(words, rows, m: int) -> np.ndarray:
+    """The packed words of forms `rows`, first `m` points, as uint32 on the host."""
+    return np.stack([np.asarray(words[i]).view(np.uint32)[:m] for i in rows])
+
+
+def _classes(bits: np.ndarray) -> np.ndarray:
+    """Class codes (int8, -1 for padding) from packed word bits."""
+    return (bits & 7).astype(np.int8) - 1
+
+
 def chunk_size(family: Family) -> int:
     """Points per chunk: CHUNK for scalar families; for vector-valued ones a power of
     two that keeps points × K near CHUNK_ELEMENTS, so memory stays bounded at any K."""
@@ -286,7 +296,7 @@ class _Runner:
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords)
         words = self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
-        return (np.stack([np.asarray(w).view(np.uint32) for w in words]) & 7).astype(np.int8) - 1
+        return _classes(_word_bits(words, range(len(words)), n))
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -322,8 +332,8 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         changing = np.flatnonzero(mixed)
         code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
-            bits = np.stack([np.asarray(res[0][i]).view(np.uint32)[:m] for i in changing])
-            code = (bits & 7).astype(np.int8) - 1
+            bits = _word_bits(res[0], changing, m)
+            code = _classes(bits)
             zsub[changing] += ((bits >> 3) & 1).sum(axis=1, dtype=np.int64)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
             need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
