@@ -68,8 +68,19 @@ def get_device(name: str | None):
     try:
         return jax.devices(name)[0]
     except RuntimeError:
-        present = sorted({d.platform for d in jax.devices()})
-        raise InputError(f"Backend `{name}` is not present here; available: {', '.join(present)}.") from None
+        raise InputError(f"Backend `{name}` is not present here; available: {', '.join(present_backends())}.") from None
+
+
+def present_backends() -> list[str]:
+    """The backends of BACKENDS that JAX has here (all of them, not only the default)."""
+    present = []
+    for b in BACKENDS:
+        try:
+            jax.devices(b)
+        except RuntimeError:
+            continue
+        present.append(b)
+    return present
 
 
 def check_targets(targets: Sequence[float]) -> tuple[float, ...]:
@@ -176,9 +187,9 @@ def sweep(
             if progress:
                 progress(label, done, total)
 
-        with jax.default_device(dev):
+        with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
             out = run_target(fam, chosen, axis, target, tolerance, dev, tick=tick)
-        rows.extend(rows_from(fam, out, extra))
+            rows.extend(rows_from(fam, out, extra))
     for vs in vector_jobs:
         with jax.default_device(dev):
             rows.extend(vectors.sweep_vectors(vs, fmts, forms, tolerance, seed))
@@ -287,12 +298,13 @@ def _target(target, sweep: str) -> float:
 
 
 def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target,
-                  sweep: str = "margin", classes: int = 10) -> list[np.ndarray]:
+                  sweep: str = "margin", classes: int = 10, device: str | None = None) -> list[np.ndarray]:
     """What each form's jitted kernel computes at inputs `xs` (rounded to the format first).
 
     `target` is y for the sigmoid family; for softmax, ``"top"`` or ``"other"`` on
     the structured sweep `sweep` (or the code ``softmax.case(sweep, class)``), with
-    K = `classes`.
+    K = `classes`. `device` picks the backend as in `sweep` (default: JAX's default
+    device, which is the sweep's own inside `sweep`).
     """
     fam, fmt = get_family(family, classes), formats.get(dtype)
     target = _target(target, sweep)
@@ -301,16 +313,19 @@ def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target
     elif target not in (0, 1, 2, 3):
         raise InputError(f"Softmax target {target:g} is not a class: give top or other.")
     x = fmt.cast(_numbers(xs))
-    outs = _kernels(fam, _names(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
+    dev = jax.config.jax_default_device if device is None else get_device(device)
+    with jax.default_device(dev):
+        outs = _kernels(fam, _names(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
     return [np.asarray(v) for v in outs]
 
 
 def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
-             sweep: str = "margin", classes: int = 10) -> dict:
+             sweep: str = "margin", classes: int = 10, device: str | None = None) -> dict:
     """Per-point values of forms at chosen inputs: computed, exact, class and ULP error.
 
-    `xs` are rounded to the format first. The exact values come from the host
-    double-double reference, whatever the format. Returns a dict of dicts keyed by
+    `xs` are rounded to the format first; the kernels run on `device`, as in
+    `kernel_values`. The exact values come from the host double-double reference,
+    whatever the format. Returns a dict of dicts keyed by
     form name: ``computed`` (format values as float64), ``exact``, ``class``, ``ulp``;
     and ``x`` (the inputs as float64).
     """
@@ -319,7 +334,7 @@ def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
     x = fmt.cast(_numbers(xs))
     y = fmt.cast(target)
     names = _names(form_names)
-    computed = kernel_values(family, names, dtype, x, target, classes=classes)
+    computed = kernel_values(family, names, dtype, x, target, classes=classes, device=device)
     forms = [fam.form(n) for n in names]
     refs = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
     ref_of = distinct_references(forms)[1]

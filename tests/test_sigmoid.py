@@ -135,3 +135,16 @@ def test_float32_is_sampled_and_refined_reproducibly():
     zero = ra["intervals"]["zero"]["listed"]
     assert zero[0][0] == 16.63553237915039
     assert zero[0][1] == pytest.approx(103.97, abs=0.01)  # −ln(2**−150) = 103.97
+
+
+def test_evaluate_runs_where_it_is_told():
+    """Point evaluations take a backend like the sweep (a row's mechanism is evaluated on
+    the sweep's own device): the CPU computes the NaN at the float32 onset, and a
+    backend that is not here is one clear error, not JAX's."""
+    ev = pl.evaluate("sigmoid", ["bce_naive_chain"], "float32", [16.63553237915039], 0.0, device="cpu")
+    assert list(ev["class"]["bce_naive_chain"]) == ["nan"]
+    absent = next((b for b in ("tpu", "gpu") if b not in pl.api.present_backends()), None)
+    if absent is None:
+        pytest.skip("every backend is present")
+    with pytest.raises(pl.InputError, match=f"Backend `{absent}` is not present here; available: cpu"):
+        pl.evaluate("sigmoid", ["bce_fused"], "float32", [0.0], 0.0, device=absent)

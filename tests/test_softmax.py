@@ -182,11 +182,12 @@ def test_bad_softmax_input(kwargs, message):
 
 
 def test_naive_chain_names_its_infinity_times_zero():
-    """float32, top class: past m = 87.34 the other classes' p_j = e^−m/Σ are subnormal and
-    flushed, and at the negative onset p_0 itself is 0: ∂L/∂p_t = −1/p_t = −∞ meets a
-    Jacobian entry of 0, and the product is NaN."""
+    """float32, top class, on the CPU: past m = 87.34 the other classes' p_j = e^−m/Σ are
+    subnormal and flushed, and at the negative onset p_0 itself is 0: ∂L/∂p_t = −1/p_t =
+    −∞ meets a Jacobian entry of 0, and the product is NaN. (A GPU keeps the subnormals,
+    and its first positive NaN is at m = 88.72, where e^m overflows: NaN × NaN.)"""
     r = pl.sweep("softmax", classes=[10], dtypes=["float32"], sweeps=["margin"], forms=["ce_naive_chain"],
-                 target_classes=["top"])
+                 target_classes=["top"], device="cpu")
     mech = r.rows[0]["mechanism"]
     assert mech["neg"]["text"] == "−∞ × 0" and mech["neg"]["z"] == r.rows[0]["onset"]["nan"]["neg"]
     assert mech["pos"]["text"] == "−∞ × 0"
