@@ -33,6 +33,8 @@ from .runs import RunTracker
 
 CHUNK = 1 << 16
 CHUNK_ELEMENTS = 1 << 17  # bound on points × vector length per chunk
+ACCELERATOR_SCALE = 16  # GPUs and TPUs take chunks this many times larger: a CPU's
+# chunk is a fraction of a millisecond of their work, less than a program call costs
 BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
 # (at most 64: a block's level sum is decoded exactly only up to 2**6 points)
 PROFILE_BINS = 256
@@ -103,8 +105,9 @@ def exact(family: Family, forms: Sequence[Form], base: dict) -> list:
 
 
 @functools.lru_cache(maxsize=None)
-def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
-    """The jitted program for these forms on this axis, compiled once.
+def program(family: Family, form_names: tuple[str, ...], axis, platform: str, size: int) -> Callable:
+    """The jitted program for these forms on this axis and backend, `size` points a
+    call, compiled once.
 
     It takes the position of a chunk's first point and makes the chunk's points
     itself (no host-to-device traffic), or, when `chosen` is set, takes the
@@ -113,7 +116,6 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
     fmt = axis.fmt
     forms = [family.form(n) for n in form_names]
     ref_of = distinct_references(forms)[1]
-    size = chunk_size(family)
     block = min(BLOCK, size)
 
     def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
@@ -133,8 +135,8 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
         # Each stage into buffers of its own, so nothing is computed twice: XLA would
         # otherwise fuse (and so repeat) the references into every form's
         # classification, and the classification into every reduction below.
-        terms = _materialise(reference_words, base, valid_n >= 0)
-        words = _materialise(point_words, (ords, terms), valid_n >= 0)
+        terms = _materialise(reference_words, base, valid_n >= 0, platform)
+        words = _materialise(point_words, (ords, terms), valid_n >= 0, platform)
         blocks = (size // block, block)
         # as float32, the words with an error field are normal and ordered by the
         # error, the others below them: a float32 maximum (XLA's fastest reduction on
@@ -155,11 +157,15 @@ def program(family: Family, form_names: tuple[str, ...], axis) -> Callable:
     return jax.jit(run)
 
 
-def _materialise(fn, operand, true):
+def _materialise(fn, operand, true, platform: str):
     """fn(operand), computed once into buffers of its own: XLA would otherwise fuse
-    (and so repeat) the computation into every consumer. `true` must be a traced
-    value that is True: a conditional's results are always materialised (XLA's CPU
-    pipeline drops optimization barriers)."""
+    (and so repeat) the computation into every consumer. On GPUs and TPUs an
+    optimization barrier does it. XLA's CPU pipeline drops those before fusion, so
+    on the CPU the computation becomes a conditional's branch, whose results are
+    always materialised; `true` must be a traced value that is True. (A GPU would
+    copy that predicate to the host and wait for it.)"""
+    if platform != "cpu":
+        return lax.optimization_barrier(fn(operand))
     shapes = jax.eval_shape(fn, operand)
     return lax.cond(true, fn, lambda _: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes), operand)
 
@@ -242,13 +248,28 @@ def _classes(bits: np.ndarray) -> np.ndarray:
     return (bits & 7).astype(np.int8) - 1
 
 
-def chunk_size(family: Family) -> int:
+def chunk_size(family: Family, platform: str = "cpu") -> int:
     """Points per chunk: CHUNK for scalar families; for vector-valued ones a power of
-    two that keeps points × K near CHUNK_ELEMENTS, so memory stays bounded at any K."""
+    two that keeps points × K near CHUNK_ELEMENTS, so memory stays bounded at any K.
+    Both are ACCELERATOR_SCALE times larger on a GPU or TPU."""
+    scale = 1 if platform == "cpu" else ACCELERATOR_SCALE
     if family.width <= 1:
-        return CHUNK
-    fit = max(CHUNK_ELEMENTS // family.width, 8)
-    return min(CHUNK, 1 << (fit.bit_length() - 1))
+        return CHUNK * scale
+    fit = max(CHUNK_ELEMENTS * scale // family.width, 8)
+    return min(CHUNK * scale, 1 << (fit.bit_length() - 1))
+
+
+def call_sizes(family: Family, platform: str, points: int) -> tuple[int, int]:
+    """(points per chunk, points per refinement call) on an axis of `points` points.
+
+    An accelerator takes its larger chunks only on axes of more than four CPU chunks
+    (a default sweep's axes fit one CPU chunk). Refinement calls stay at most CHUNK
+    points on every backend: a call evaluates a few points of each bracket, and the
+    host reads back every form's words of the whole call."""
+    size = chunk_size(family)
+    if platform != "cpu" and points > 4 * size:
+        size = chunk_size(family, platform)
+    return size, min(size, CHUNK)
 
 
 def host_reference(family: Family, forms: Sequence[Form], x: np.ndarray, target64: float) -> list:
@@ -262,40 +283,50 @@ def _to_float(v):
     return v.to_float() if hasattr(v, "to_float") else np.asarray(v, np.float64)
 
 
+def _platform(device) -> str:
+    """The backend whose program shape (chunk size, materialisation) `device` gets."""
+    return device.platform
+
+
 class _Runner:
     """Runs one format's programs at one target: whole chunks, or chosen points."""
 
     def __init__(self, family, forms, axis, target, tolerance, device):
         self.family, self.forms, self.axis, self.fmt = family, forms, axis, axis.fmt
-        self.prog = program(family, tuple(f.name for f in forms), axis)
+        platform = _platform(device)
+        self.size, self.refine = call_sizes(family, platform, len(axis))
+        names = tuple(f.name for f in forms)
+        self.prog = program(family, names, axis, platform, self.size)
+        self.refine_prog = program(family, names, axis, platform, self.refine)
         y = self.fmt.cast(target)
         self.target_in_format = float(y.astype(np.float64))
         self.args = (jax.device_put(y, device), jnp.float64(self.target_in_format), jnp.float64(tolerance))
         self.device = device
-        self.size = self.refine = chunk_size(family)
         self.no_ords = jax.device_put(np.zeros(self.size, np.int64), device)
 
-    def _host_refs(self, ords: np.ndarray):
-        """float64's references for the points `ords`, padded to a whole chunk."""
+    def _host_refs(self, ords: np.ndarray, size: int):
+        """float64's references for the points `ords`, padded to a call of `size` points."""
         if self.fmt.bits < 64:
             return None
         x = formats.from_ordinal(ords, self.fmt).astype(np.float64)
         refs = host_reference(self.family, self.forms, x, self.target_in_format)
-        pad = self.size - len(ords)
+        pad = size - len(ords)
         refs = [tuple(np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode="edge") for a in r) for r in refs]
         return jax.device_put(refs, self.device)
 
     def chunk(self, start: int):
         n = min(self.size, len(self.axis) - start)
-        refs = self._host_refs(self.axis.ordinals(np.arange(start, start + n))) if self.fmt.bits == 64 else None
+        refs = None
+        if self.fmt.bits == 64:
+            refs = self._host_refs(self.axis.ordinals(np.arange(start, start + n)), self.size)
         return self.prog(start, self.no_ords, False, *self.args, n, refs)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals."""
         n = len(ords)
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
-        refs = self._host_refs(ords)
-        words = self.prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
+        refs = self._host_refs(ords, self.refine)
+        words = self.refine_prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
         return _classes(_word_bits(words, range(len(words)), n))
 
 

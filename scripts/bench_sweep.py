@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import precision_lab as pl
-from precision_lab import engine, formats, sampling, softmax
-
-sys.path.insert(0, str(Path(__file__).parent))
+# the checkout's package (not an older installed copy) and the NumPy sweep beside this file
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).parent)]
 import numpy_sweep  # noqa: E402
+import precision_lab as pl  # noqa: E402
+from precision_lab import engine, formats, sampling, softmax  # noqa: E402
+from precision_lab.report import make_console  # noqa: E402
 
 CASES = [
     {"name": "sigmoid float32 y=0", "family": "sigmoid", "dtype": "float32", "target": 0.0},
@@ -66,7 +67,7 @@ def floor_runner(case, axis):
     y = fmt.cast(target)
     y64 = float(y.astype(np.float64))
 
-    size = engine.chunk_size(fam)
+    size = engine.call_sizes(fam, jax.default_backend(), len(axis))[0]
 
     @jax.jit
     def chunk(start):
@@ -83,7 +84,7 @@ def floor_runner(case, axis):
 
 def numpy_runner(case, axis):
     fam, _ = _family_and_target(case)
-    size = engine.chunk_size(fam)
+    size = engine.call_sizes(fam, jax.default_backend(), len(axis))[0]
 
     def run():
         for s in range(0, len(axis), size):
@@ -139,7 +140,6 @@ def main() -> None:
     if args.json:
         print(json.dumps(doc, indent=1))
         return
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"sweep throughput, points/s (median of {args.repeats}, {doc['backend']})")
@@ -149,7 +149,7 @@ def main() -> None:
         r = c["points_per_s"]
         t.add_row(c["name"], str(c["points"]), f"{r['engine']:.3g}", f"{r['floor']:.3g}", f"{r['numpy']:.3g}",
                   f"{c['engine_over_floor']:.2f}", f"{c['engine_over_numpy']:.1f}")
-    Console().print(t)
+    make_console().print(t)
 
 
 if __name__ == "__main__":

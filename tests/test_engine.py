@@ -115,3 +115,25 @@ def test_block_levels_are_exact_for_blocks_of_64():
     level, whole = engine._block_levels(weight.sum(-1), jnp.full(len(levels), 64.0))
     np.testing.assert_array_equal(np.asarray(level), levels.max(axis=1))
     np.testing.assert_array_equal(np.asarray(whole), (levels == levels.max(axis=1, keepdims=True)).all(axis=1))
+
+
+def test_accelerator_program_gives_the_cpu_results(monkeypatch):
+    """GPUs and TPUs get optimization barriers instead of conditionals, and 16× larger
+    chunks on long axes, with refinement calls of a CPU chunk. Run that program shape
+    here, on the CPU (where XLA drops the barriers, so it only runs slower), and it must
+    measure exactly what the CPU's shape measures: every count, error, onset, interval
+    and profile bin, on an exhaustive float16 axis (one CPU-sized chunk) and on sampled
+    float32 and float64 axes of 2**18 + 1 points (one large chunk each) with their
+    refined boundaries (float64's references come from the host)."""
+    kw = dict(dtypes=["float16", "float32", "float64"], targets=[0.0, 1.0], points=1 << 18)
+    sigmoid = pl.FAMILIES["sigmoid"]
+    assert engine.call_sizes(sigmoid, "gpu", (1 << 18) + 1) == (engine.CHUNK * engine.ACCELERATOR_SCALE, engine.CHUNK)
+    assert engine.call_sizes(sigmoid, "gpu", 1 << 16) == engine.call_sizes(sigmoid, "cpu", 1 << 30) == (engine.CHUNK,) * 2
+    cpu = pl.sweep("sigmoid", **kw).rows
+    monkeypatch.setattr(engine, "_platform", lambda device: "gpu")
+    accelerator = pl.sweep("sigmoid", **kw).rows
+    assert len(cpu) == len(accelerator) == 3 * 2 * len(pl.FAMILIES["sigmoid"].forms)
+    for a, b in zip(cpu, accelerator):
+        assert (a["form"], a["dtype"], a["target"]) == (b["form"], b["dtype"], b["target"])
+        for key in ("points", "counts", "max_ulp", "onset", "intervals", "profile"):
+            assert a[key] == b[key], (a["form"], a["dtype"], a["target"], key)
