@@ -117,6 +117,7 @@ def program(family: Family, form_names: tuple[str, ...], axis, platform: str, si
     forms = [family.form(n) for n in form_names]
     ref_of = distinct_references(forms)[1]
     block = min(BLOCK, size)
+    part = part_size(size)
 
     def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
         ords = jnp.where(chosen, ords, axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp))
@@ -146,11 +147,16 @@ def program(family: Family, form_names: tuple[str, ...], axis, platform: str, si
         sums = jnp.stack([_level_weight(w).reshape(blocks).sum(-1) for w in words])
         count = jnp.clip(valid_n - jnp.arange(blocks[0]) * block, 0, block)  # points of each block
         level, whole = _block_levels(sums, count)
-        used = jnp.arange(blocks[0]) * block < valid_n
-        mixed = (~whole).any(-1) | (used & (level != level[:, :1])).any(-1)  # the class changes in the chunk
         worst = jnp.where(level < 0, -1, jnp.asarray(LEVEL_CLASS)[jnp.maximum(level, 0)]).astype(jnp.int8)
-        lost = level[:, 0] == LEVEL_SUBNORMAL  # all lost subnormals, where not mixed
-        ends = jnp.stack([ords[0], ords[jnp.maximum(valid_n - 1, 0)]])  # the ordinals of the first and last points
+        # per part of the chunk (see `part_size`): does the class change in it, is it all
+        # lost subnormals, and the ordinals of its first and last points
+        parts = (size // part, part // block)
+        used = (jnp.arange(blocks[0]) * block < valid_n).reshape(parts)
+        level, whole = level.reshape(-1, *parts), whole.reshape(-1, *parts)
+        mixed = (~whole).any(-1) | (used & (level != level[..., :1])).any(-1)
+        lost = level[..., 0] == LEVEL_SUBNORMAL  # where not mixed
+        first = jnp.arange(parts[0]) * part
+        ends = ords[jnp.stack([first, jnp.clip(valid_n - 1, first, first + part - 1)])]
         # the words themselves: the host reads classes from them only where they change
         return words, err, worst, mixed, lost, ends
 
@@ -238,9 +244,14 @@ def _split(term):
     return lax.bitcast_convert_type(pair[..., _LOW], jnp.int32), pair[..., 1 - _LOW]
 
 
-def _word_bits(words, rows, m: int) -> np.ndarray:
-    """The packed words of forms `rows`, first `m` points, as uint32 on the host."""
-    return np.stack([np.asarray(words[i]).view(np.uint32)[:m] for i in rows])
+def _word_bits(words, rows, points: slice = slice(None), cache: dict | None = None) -> np.ndarray:
+    """The packed words of forms `rows` at `points`, as uint32 on the host (each form's
+    read from the device once, where `cache` keeps them)."""
+    cache = {} if cache is None else cache
+    for i in rows:
+        if i not in cache:
+            cache[i] = np.asarray(words[i]).view(np.uint32)
+    return np.stack([cache[i][points] for i in rows])
 
 
 def _classes(bits: np.ndarray) -> np.ndarray:
@@ -257,6 +268,14 @@ def chunk_size(family: Family, platform: str = "cpu") -> int:
         return CHUNK * scale
     fit = max(CHUNK_ELEMENTS * scale // family.width, 8)
     return min(CHUNK * scale, 1 << (fit.bit_length() - 1))
+
+
+def part_size(size: int) -> int:
+    """Points per part of a chunk of `size` points: the stretch whose classes the host
+    reads at once where a form's class changes. Parts stay CHUNK points in an
+    accelerator's larger chunks, so the host's work where classes change does not grow
+    with the chunk."""
+    return min(size, CHUNK)
 
 
 def call_sizes(family: Family, platform: str, points: int) -> tuple[int, int]:
@@ -327,7 +346,7 @@ class _Runner:
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords, self.refine)
         words = self.refine_prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
-        return _classes(_word_bits(words, range(len(words)), n))
+        return _classes(_word_bits(words, range(len(words)), slice(n)))
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -345,25 +364,36 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
 
     size = runner.size
     block = min(BLOCK, size)
+    part = part_size(size)
 
     def absorb(start, res):
         berr, bcode, mixed, lost, ends = (np.asarray(r) for r in res[1:])
         m = min(size, n - start)
-        zsub[:] += np.where(~mixed & lost, m, 0)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
         perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
-        # Most chunks are one class per form: those need only the chunk's two ends,
+        words = {}  # form -> the chunk's words on the host, read once where a part needs them
+        for j, lo in enumerate(range(0, m, part)):
+            hi = min(lo + part, m)
+            one_class = bcode[:, lo // block]
+            absorb_part(start + lo, hi - lo, mixed[:, j], lost[:, j], one_class, ends[:, j],
+                        lambda rows, lo=lo, hi=hi: _word_bits(res[0], rows, slice(lo, hi), words))
+        if tick:
+            tick(m)
+
+    def absorb_part(start, m, mixed, lost, one_class, ends, read_bits):
+        zsub[:] += np.where(~mixed & lost, m, 0)
+        # Most parts are one class per form: those need only the part's two ends,
         # which the program returns. The forms that change need their per-point
         # classes, and ordinals at run ends and their neighbours: looked up at once.
         o_first, o_last = int(ends[0]), int(ends[1])
         changing = np.flatnonzero(mixed)
         code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
-            bits = _word_bits(res[0], changing, m)
+            bits = read_bits(changing)
             code = _classes(bits)
             zsub[changing] += ((bits >> 3) & 1).sum(axis=1, dtype=np.int64)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
@@ -378,11 +408,9 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
             if mixed[i]:
                 counts[i] += t.feed(next(rows), start, ordinals)
             else:
-                k = int(bcode[i, 0])  # the one class of the chunk
+                k = int(one_class[i])  # the one class of the part
                 t.extend(k, o_first, o_last)
                 counts[i, k] += m
-        if tick:
-            tick(m)
 
     pending = None
     for start in range(0, n, size):
