@@ -238,9 +238,25 @@ def _sweep(args, argv) -> int:
         report.print_result(result, _console(args.no_color))
     failing = [r for r in result.rows if any(r["counts"][c] for c in args.fail_on)]
     if failing:
-        print(f"{len(failing)} row(s) have points of class {', '.join(args.fail_on)}.", file=sys.stderr)
+        names = [_row_name(r) for r in failing[:FAILING_LISTED]]
+        more = f" and {len(failing) - FAILING_LISTED} more" if len(failing) > FAILING_LISTED else ""
+        print(f"precision-lab: {len(failing)} of {len(result.rows)} rows have points of class "
+              f"{' or '.join(args.fail_on)}: {'; '.join(names)}{more}.", file=sys.stderr)
         return EXIT_FAILED_CHECK
     return 0
+
+
+FAILING_LISTED = 5  # rows named in the --fail-on message
+
+
+def _row_name(row: dict) -> str:
+    """A row in a few words: form, format, and its target (y, or sweep, K and class)."""
+    parts = [row["form"], row["dtype"]]
+    if row.get("sweep"):
+        parts += [row["sweep"], f"K={row['classes']}"] + ([row["target_class"]] if row.get("target_class") else [])
+    elif row.get("target") is not None:
+        parts.append(f"y={row['target']:g}")
+    return " ".join(parts)
 
 
 def _figures(args) -> int:
@@ -303,8 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_all()
         if args.command == "figures":
             return _figures(args)
-        parser.print_help()
-        return EXIT_USAGE
+        raise UsageError("Give a command: sweep, list or figures (see precision-lab --help).")
     except (UsageError, InputError) as e:
         print(f"precision-lab: {e}", file=sys.stderr)
         return EXIT_USAGE
