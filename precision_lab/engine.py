@@ -397,11 +397,14 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
             code = _classes(bits)
             zsub[changing] += ((bits >> 3) & 1).sum(axis=1, dtype=np.int64)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
-            need = np.unique(np.concatenate(([0, m - 1], edge, edge + 1)))
-            known = axis.ordinals(start + need)
+            need = np.zeros(m, bool)  # the part's run ends and their neighbours
+            need[[0, m - 1]] = need[edge] = need[edge + 1] = True
+            need = np.flatnonzero(need)
+            known = np.empty(m, np.int64)  # filled where needed: all that is asked for
+            known[need] = axis.ordinals(start + need)
 
             def ordinals(i):
-                return known[np.searchsorted(need, i - start)]
+                return known[i - start]
 
         rows = iter(code)
         for i, t in enumerate(trackers):
