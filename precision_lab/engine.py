@@ -2,16 +2,16 @@
 
 For each format one jitted program makes a chunk's points from their positions,
 evaluates all selected forms (vmapped over the chunk) and their references, and
-classifies every point into a 32-bit word (class, lost-subnormal flag, ULP
-error). It reduces the words on the device, per block of points, to the worst
-class and the largest error (for the profile), and per form to whether its class
-changes in the chunk. A form that keeps one class costs the host a constant; for
-one that changes, the host reads its words, whose runs give the counts, onsets
-and intervals. The target is an argument, so each format compiles once for all
-targets. Sampled axes then refine every onset and listed
-interval boundary on ordinals, through the same program, until its two sides
-are adjacent lattice values.
-"""
+classifies every point into a 32-bit key (its level, i.e. class with lost
+subnormals apart, then its ULP error). Per block of points it takes the largest
+and smallest key: the worst class, whether the block is all one class, and then
+its largest error (for the profile); per form, whether its class changes in the
+chunk. A form that keeps one class costs the host a constant; for one that
+changes, the host reads its keys, whose runs give the counts, onsets and
+intervals. The target is an argument, so each format compiles once for all
+targets. Sampled axes then refine every onset and listed interval boundary on
+ordinals, through the same program, until its two sides are adjacent lattice
+values."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ CHUNK = 1 << 16
 CHUNK_ELEMENTS = 1 << 17  # bound on points × vector length per chunk
 ACCELERATOR_SCALE = 16  # GPUs and TPUs take chunks this many times larger: a CPU's
 # chunk is a fraction of a millisecond of their work, less than a program call costs
-BLOCK = 64  # profile resolution inside a chunk: maxima are taken per block of points
-# (at most 64: a block's level sum is decoded exactly only up to 2**6 points)
+BLOCK = 64  # profile resolution inside a chunk: key maxima and minima per block of points
 PROFILE_BINS = 256
 REFINE_POINTS = 15  # interior points per bracket and round: each round splits a bracket 16 ways
 
@@ -120,45 +119,47 @@ def program(family: Family, form_names: tuple[str, ...], axis, platform: str, si
     part = part_size(size)
 
     def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
-        ords = jnp.where(chosen, ords, axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp))
+        # a chunk's points past the axis's end repeat its last point, which leaves every
+        # block's maximum and minimum as they are
+        position = start + jnp.minimum(jnp.arange(size, dtype=jnp.int64), valid_n - 1)
+        ords = jnp.where(chosen, ords, axis.ordinals(position, jnp))
         base = base_at(family, fmt, ords, target64)
 
         def reference_words(given):  # float64's references come from the host (double-double)
             refs = host_refs if given is None else exact(family, forms, given)
             return [_join(*reference_terms(e, s, fmt, tolerance, jnp)) for e, s in refs]
 
-        def point_words(given):
+        def point_keys(given):
             ords, terms = given
-            valid = jnp.arange(size, dtype=jnp.int32) < valid_n.astype(jnp.int32)  # 32-bit: see _split
-            return [_pack(*per_point(*classify_terms(out, *_split(terms[k]), fmt, jnp), tuple(range(1, out.ndim))),
-                          valid) for out, k in zip(computed(forms, fmt, ords, target), ref_of)]
+            return [_pack(*per_point(*classify_terms(out, *_split(terms[k]), fmt, jnp), tuple(range(1, out.ndim))))
+                    for out, k in zip(computed(forms, fmt, ords, target), ref_of)]
 
         # Each stage into buffers of its own, so nothing is computed twice: XLA would
         # otherwise fuse (and so repeat) the references into every form's
         # classification, and the classification into every reduction below.
         terms = _materialise(reference_words, base, valid_n >= 0, platform)
-        words = _materialise(point_words, (ords, terms), valid_n >= 0, platform)
+        keys = _materialise(point_keys, (ords, terms), valid_n >= 0, platform)
         blocks = (size // block, block)
-        # as float32, the words with an error field are normal and ordered by the
-        # error, the others below them: a float32 maximum (XLA's fastest reduction on
-        # the CPU) is the largest error
-        top = lax.bitcast_convert_type(jnp.stack([w.reshape(blocks).max(-1) for w in words]), jnp.uint32) >> ERR_SHIFT
-        err = jnp.where(top == 0, -1.0, lax.bitcast_convert_type((top - ERR_BASE) << ERR_DROP, jnp.float32))
-        sums = jnp.stack([_level_weight(w).reshape(blocks).sum(-1) for w in words])
-        count = jnp.clip(valid_n - jnp.arange(blocks[0]) * block, 0, block)  # points of each block
-        level, whole = _block_levels(sums, count)
-        worst = jnp.where(level < 0, -1, jnp.asarray(LEVEL_CLASS)[jnp.maximum(level, 0)]).astype(jnp.int8)
+        # as float32 the keys are positive normal numbers ordered by level, then error:
+        # float32 maxima and minima (XLA's fastest reductions on the CPU) per block give
+        # its worst level, whether it is all one level, and then its largest error
+        top, bottom = (lax.bitcast_convert_type(jnp.stack([reduce(k.reshape(blocks), axis=-1) for k in keys]),
+                                                jnp.uint32) for reduce in (jnp.max, jnp.min))
+        level = (top >> KEY_SHIFT).astype(jnp.int32) - 1
+        whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
+        err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)  # else the host reads the keys
+        worst = jnp.asarray(LEVEL_CLASS, jnp.int8)[level]
         # per part of the chunk (see `part_size`): does the class change in it, is it all
         # lost subnormals, and the ordinals of its first and last points
         parts = (size // part, part // block)
         used = (jnp.arange(blocks[0]) * block < valid_n).reshape(parts)
         level, whole = level.reshape(-1, *parts), whole.reshape(-1, *parts)
-        mixed = (~whole).any(-1) | (used & (level != level[..., :1])).any(-1)
+        mixed = (used & (~whole | (level != level[..., :1]))).any(-1)
         lost = level[..., 0] == LEVEL_SUBNORMAL  # where not mixed
         first = jnp.arange(parts[0]) * part
         ends = ords[jnp.stack([first, jnp.clip(valid_n - 1, first, first + part - 1)])]
-        # the words themselves: the host reads classes from them only where they change
-        return words, err, worst, mixed, lost, ends
+        # the keys themselves: the host reads classes from them only where they change
+        return keys, err, worst, mixed, lost, ends
 
     return jax.jit(run)
 
@@ -176,51 +177,30 @@ def _materialise(fn, operand, true, platform: str):
     return lax.cond(true, fn, lambda _: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes), operand)
 
 
-ERR_SHIFT = 4  # the packed word: bits 0-2 class + 1, bit 3 subnormal flag, bits 4-31 the error
-ERR_DROP = 4  # fraction bits of the error's float32 that are dropped
-ERR_BASE = 1 << 19  # added to a present error, so its word is a normal float32
-
-
-def _pack(code, ulp, subnormal, valid):
-    """One 32-bit word per point, typed float32: its class code + 1 in bits 0-2 (0 for
-    padding), the "exact is subnormal" flag in bit 3, and in bits 4-31, for an ok or
-    inaccurate point, its ULP error: the bits of the error as a float32 without
-    their last ERR_DROP fraction bits, plus ERR_BASE (0 for the other points). The
-    field grows with the error, and the word is a positive normal float32 exactly
-    when the field is set. Errors are exact up to 2**20 ULPs, within 2**-19
-    relative above."""
-    measured = valid & (code <= CODE["inaccurate"])
-    bits = lax.bitcast_convert_type(ulp.astype(jnp.float32), jnp.uint32)
-    field = jnp.where(measured, (bits >> ERR_DROP) + ERR_BASE, 0)
-    cls = jnp.where(valid, code.astype(jnp.uint32) + 1, 0)
-    word = cls | ((subnormal & valid).astype(jnp.uint32) << 3) | (field << ERR_SHIFT)
-    return lax.bitcast_convert_type(word, jnp.float32)
-
-
 # Levels: the classes, with `zero` split by whether the exact value is subnormal.
 LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero"], CODE["inf"], CODE["nan"]])
+LEVEL_MEASURED = 1  # levels up to this one (ok, inaccurate) carry an error
 LEVEL_SUBNORMAL = 3
+KEY_SHIFT = 27  # a point's key: level + 1 in bits 27-29, error field in bits 0-26
+ERR_DROP = 4  # fraction bits of the error's float32 that the field drops
 
 
-def _level_weight(word):
-    """2**(7·level) per point as float32, 0 for padding. Summed over a block of at most
-    64 points, the sum S gives the block's worst level, floor(log2(S) / 7), and says
-    whether the block is all that level (S = count · 2**(7·level)), exactly despite
-    float32 rounding: the other points add less than half of 2**(7·level)."""
-    bits = lax.bitcast_convert_type(word, jnp.uint32)
-    code = (bits & 7).astype(jnp.int32) - 1
-    sub = ((bits >> 3) & 1).astype(jnp.int32)
-    level = code + (code >= CODE["inf"]) + ((code == CODE["zero"]) & (sub == 1))
-    weight = lax.bitcast_convert_type(((7 * level + 127) << 23).astype(jnp.uint32), jnp.float32)
-    return jnp.where(code < 0, 0.0, weight)
+def _pack(code, ulp, subnormal):
+    """One 32-bit key per point, typed float32: its level + 1 in bits 27-29 and, for an
+    ok or inaccurate point, its ULP error in bits 0-26 (the bits of the error as a
+    float32 without their last ERR_DROP fraction bits; 0 for the other points). As
+    float32 every key is a positive normal number, and keys order by level, then
+    error. Errors are exact up to 2**20 ULPs, within 2**-19 relative above."""
+    level = code.astype(jnp.uint32) + (code >= CODE["inf"]) + ((code == CODE["zero"]) & subnormal)
+    bits = lax.bitcast_convert_type(ulp.astype(jnp.float32), jnp.uint32)
+    field = jnp.where(code <= CODE["inaccurate"], bits >> ERR_DROP, 0)
+    return lax.bitcast_convert_type(((level + 1) << KEY_SHIFT) | field, jnp.float32)
 
 
-def _block_levels(sums, count):
-    """From blocks' sums of `_level_weight` and their point counts: each block's worst
-    level (-1 when empty) and whether all its points are of that level."""
-    level = jnp.where(sums > 0, ((lax.bitcast_convert_type(sums, jnp.int32) >> 23) - 127) // 7, -1)
-    whole = sums == count * lax.bitcast_convert_type((7 * jnp.maximum(level, 0) + 127) << 23, jnp.float32)
-    return level, whole
+def _error(key_bits, xp=jnp):
+    """The ULP error in keys (as uint32 bits) of ok and inaccurate points."""
+    field = (key_bits & ((1 << KEY_SHIFT) - 1)) << ERR_DROP
+    return field.view(np.float32) if xp is np else lax.bitcast_convert_type(field, jnp.float32)
 
 
 def _join(o_e, limit):
@@ -244,19 +224,19 @@ def _split(term):
     return lax.bitcast_convert_type(pair[..., _LOW], jnp.int32), pair[..., 1 - _LOW]
 
 
-def _word_bits(words, rows, points: slice = slice(None), cache: dict | None = None) -> np.ndarray:
-    """The packed words of forms `rows` at `points`, as uint32 on the host (each form's
-    read from the device once, where `cache` keeps them)."""
+def _key_bits(keys, rows, points: slice = slice(None), cache: dict | None = None) -> np.ndarray:
+    """The keys of forms `rows` at `points`, as uint32 on the host (each form's read
+    from the device once, where `cache` keeps them)."""
     cache = {} if cache is None else cache
     for i in rows:
         if i not in cache:
-            cache[i] = np.asarray(words[i]).view(np.uint32)
+            cache[i] = np.asarray(keys[i]).view(np.uint32)
     return np.stack([cache[i][points] for i in rows])
 
 
-def _classes(bits: np.ndarray) -> np.ndarray:
-    """Class codes (int8, -1 for padding) from packed word bits."""
-    return (bits & 7).astype(np.int8) - 1
+def _levels(bits: np.ndarray) -> np.ndarray:
+    """Levels (int8) from key bits."""
+    return ((bits >> KEY_SHIFT) - 1).astype(np.int8)
 
 
 def chunk_size(family: Family, platform: str = "cpu") -> int:
@@ -284,7 +264,7 @@ def call_sizes(family: Family, platform: str, points: int) -> tuple[int, int]:
     An accelerator takes its larger chunks only on axes of more than four CPU chunks
     (a default sweep's axes fit one CPU chunk). Refinement calls stay at most CHUNK
     points on every backend: a call evaluates a few points of each bracket, and the
-    host reads back every form's words of the whole call."""
+    host reads back every form's keys of the whole call."""
     size = chunk_size(family)
     if platform != "cpu" and points > 4 * size:
         size = chunk_size(family, platform)
@@ -345,8 +325,8 @@ class _Runner:
         n = len(ords)
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords, self.refine)
-        words = self.refine_prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
-        return _classes(_word_bits(words, range(len(words)), slice(n)))
+        keys = self.refine_prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
+        return LEVEL_CLASS.astype(np.int8)[_levels(_key_bits(keys, range(len(keys)), slice(n)))]
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -367,35 +347,42 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     part = part_size(size)
 
     def absorb(start, res):
-        berr, bcode, mixed, lost, ends = (np.asarray(r) for r in res[1:])
+        keys = res[0]
+        berr = np.array(res[1])  # writable: the host fills in the blocks where a class changes
+        bcode, mixed, lost, ends = (np.asarray(r) for r in res[2:])
         m = min(size, n - start)
+        cache = {}  # form -> the chunk's keys on the host, read once where a part needs them
+        for j, lo in enumerate(range(0, m, part)):
+            hi = min(lo + part, m)
+            absorb_part(start + lo, hi - lo, mixed[:, j], lost[:, j], bcode[:, lo // block], ends[:, j],
+                        berr[:, lo // block:], lambda rows, lo=lo, hi=hi: _key_bits(keys, rows, slice(lo, hi), cache))
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
         perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
-        words = {}  # form -> the chunk's words on the host, read once where a part needs them
-        for j, lo in enumerate(range(0, m, part)):
-            hi = min(lo + part, m)
-            one_class = bcode[:, lo // block]
-            absorb_part(start + lo, hi - lo, mixed[:, j], lost[:, j], one_class, ends[:, j],
-                        lambda rows, lo=lo, hi=hi: _word_bits(res[0], rows, slice(lo, hi), words))
         if tick:
             tick(m)
 
-    def absorb_part(start, m, mixed, lost, one_class, ends, read_bits):
+    def absorb_part(start, m, mixed, lost, one_class, ends, berr, read_bits):
         zsub[:] += np.where(~mixed & lost, m, 0)
         # Most parts are one class per form: those need only the part's two ends,
         # which the program returns. The forms that change need their per-point
-        # classes, and ordinals at run ends and their neighbours: looked up at once.
+        # classes (and errors, which the program gives only for blocks of one level),
+        # and ordinals at run ends and their neighbours: looked up at once.
         o_first, o_last = int(ends[0]), int(ends[1])
         changing = np.flatnonzero(mixed)
         code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
             bits = read_bits(changing)
-            code = _classes(bits)
-            zsub[changing] += ((bits >> 3) & 1).sum(axis=1, dtype=np.int64)
+            level = _levels(bits)
+            code = LEVEL_CLASS.astype(np.int8)[level]
+            zsub[changing] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
+            err = np.where(level <= LEVEL_MEASURED, _error(bits, np), np.float32(-1))
+            nb = -(-m // block)
+            err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)
+            berr[changing, :nb] = err.reshape(len(changing), nb, block).max(axis=-1)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
             need = np.zeros(m, bool)  # the part's run ends and their neighbours
             need[[0, m - 1]] = need[edge] = need[edge + 1] = True

@@ -77,44 +77,47 @@ def test_sampled_float16_finds_the_exhaustive_onsets():
 
 
 @pytest.mark.parametrize("ulp", [0, 1, 7, 2**20, 2**20 + 1, 2**31 + 12345, 2**63])
-def test_packed_error_field_orders_and_recovers_errors(ulp):
-    """A packed word's error field is exact to 2**20 ULPs and within 2**-19 above, and
-    as float32 the words order by error above every word without one."""
+def test_key_error_field_is_exact_to_2_20_and_orders_by_error(ulp):
+    """A key's error field is exact to 2**20 ULPs and within 2**-19 above; keys of one
+    level order by error, and an error-free failure sorts above every error."""
     import jax.numpy as jnp
-    from jax import lax
 
-    code = jnp.array([CODE["ok"], CODE["nan"]], jnp.int8)
-    w = engine._pack(code, jnp.array([ulp, 0], jnp.uint64), jnp.array([False, False]), jnp.array([True, True]))
-    assert float(w[0]) > float(w[1]) >= 0  # the NaN point carries no error field
-    top = int(lax.bitcast_convert_type(w[0], jnp.uint32)) >> engine.ERR_SHIFT
-    back = float(lax.bitcast_convert_type(jnp.uint32((top - engine.ERR_BASE) << engine.ERR_DROP), jnp.float32))
+    code = jnp.array([CODE["ok"], CODE["ok"], CODE["inaccurate"], CODE["nan"]], jnp.int8)
+    keys = engine._pack(code, jnp.array([ulp, ulp // 2, 0, 0], jnp.uint64), jnp.zeros(4, bool))
+    bits = np.asarray(keys).view(np.uint32)
+    back = float(engine._error(bits, np)[0])
     if ulp <= 2**20:
         assert back == ulp
     else:
         assert abs(back - ulp) <= ulp * 2.0**-19
+    k = np.asarray(keys)
+    assert k[0] >= k[1] and k[1] < k[2] < k[3]  # by error, then by level
+    assert (k > 0).all() and np.isfinite(k).all() and (np.abs(k) >= np.finfo(np.float32).tiny).all()  # normal
 
 
-def test_block_levels_are_exact_for_blocks_of_64():
-    """A block's sum of 2**(7·level) gives its worst level and whether it is all that
-    level, whatever mix of lower levels fills it (64 points at most)."""
+def test_block_maximum_and_minimum_give_worst_level_and_wholeness():
+    """Per block, the float32 maximum and minimum of the keys give its worst level, and
+    whether all its points are of that level, whatever the errors and the mix below."""
     import jax.numpy as jnp
 
     rng = np.random.default_rng(1)
     blocks = []
     for worst in range(6):
         blocks.append([worst] * 64)  # whole
-        blocks.append([worst] * 63 + [max(worst - 1, 0)] * 1)  # one point lower
+        blocks.append([worst] * 63 + [max(worst - 1, 0)])  # one point lower
         blocks.append([worst] + list(rng.integers(0, worst + 1, 63)))  # any mix below
-        blocks.append([worst] + [0] * 63)  # one point of the worst level among the lowest
+        blocks.append([0] * 63 + [worst])  # one point of the worst level among the lowest
     levels = np.array(blocks)
-    words = np.zeros(levels.shape, np.uint32)
-    # words with these levels: class + 1 in bits 0-2, subnormal flag in bit 3 (level 3)
-    cls = engine.LEVEL_CLASS[levels] + 1
-    words = (cls | ((levels == engine.LEVEL_SUBNORMAL) << 3)).astype(np.uint32)
-    weight = engine._level_weight(jnp.asarray(words.view(np.float32)))
-    level, whole = engine._block_levels(weight.sum(-1), jnp.full(len(levels), 64.0))
-    np.testing.assert_array_equal(np.asarray(level), levels.max(axis=1))
-    np.testing.assert_array_equal(np.asarray(whole), (levels == levels.max(axis=1, keepdims=True)).all(axis=1))
+    code = engine.LEVEL_CLASS[levels]
+    ulp = rng.integers(0, 2**40, levels.shape, dtype=np.uint64)
+    keys = engine._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == engine.LEVEL_SUBNORMAL))
+    top, bottom = (np.asarray(r(keys, axis=1)).view(np.uint32) >> engine.KEY_SHIFT for r in (jnp.max, jnp.min))
+    np.testing.assert_array_equal(top.astype(int) - 1, levels.max(axis=1))
+    np.testing.assert_array_equal(top == bottom, (levels == levels.max(axis=1, keepdims=True)).all(axis=1))
+    # and a block all of one measured level gives its largest error (to 2**-19: above 2**20)
+    whole_ok = np.asarray(jnp.max(keys[0])).reshape(1).view(np.uint32)
+    largest = float(ulp[0].max())
+    assert abs(float(engine._error(whole_ok, np)[0]) - largest) <= largest * 2.0**-19
 
 
 def test_accelerator_program_gives_the_cpu_results(monkeypatch):
