@@ -239,6 +239,11 @@ def _levels(bits: np.ndarray) -> np.ndarray:
     return ((bits >> KEY_SHIFT) - 1).astype(np.int8)
 
 
+def _level_class(level: np.ndarray) -> np.ndarray:
+    """Class codes of levels: LEVEL_CLASS, by arithmetic (a gather is slower)."""
+    return level - (level >= LEVEL_SUBNORMAL).astype(np.int8)
+
+
 def chunk_size(family: Family, platform: str = "cpu") -> int:
     """Points per chunk: CHUNK for scalar families; for vector-valued ones a power of
     two that keeps points × K near CHUNK_ELEMENTS, so memory stays bounded at any K.
@@ -326,7 +331,7 @@ class _Runner:
         padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
         refs = self._host_refs(ords, self.refine)
         keys = self.refine_prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
-        return LEVEL_CLASS.astype(np.int8)[_levels(_key_bits(keys, range(len(keys)), slice(n)))]
+        return _level_class(_levels(_key_bits(keys, range(len(keys)), slice(n))))
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -377,11 +382,12 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         if len(changing):
             bits = read_bits(changing)
             level = _levels(bits)
-            code = LEVEL_CLASS.astype(np.int8)[level]
+            code = _level_class(level)
             zsub[changing] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
             err = np.where(level <= LEVEL_MEASURED, _error(bits, np), np.float32(-1))
             nb = -(-m // block)
-            err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)
+            if nb * block > m:
+                err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)
             berr[changing, :nb] = err.reshape(len(changing), nb, block).max(axis=-1)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
             need = np.zeros(m, bool)  # the part's run ends and their neighbours
