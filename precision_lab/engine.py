@@ -148,7 +148,7 @@ def program(family: Family, form_names: tuple[str, ...], axis, platform: str, si
         level = (top >> KEY_SHIFT).astype(jnp.int32) - 1
         whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
         err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)  # else the host reads the keys
-        worst = jnp.asarray(LEVEL_CLASS, jnp.int8)[level]
+        worst = _level_class(level).astype(jnp.int8)
         # per part of the chunk (see `part_size`): does the class change in it, is it all
         # lost subnormals, and the ordinals of its first and last points
         parts = (size // part, part // block)
@@ -239,9 +239,10 @@ def _levels(bits: np.ndarray) -> np.ndarray:
     return ((bits >> KEY_SHIFT) - 1).astype(np.int8)
 
 
-def _level_class(level: np.ndarray) -> np.ndarray:
-    """Class codes of levels: LEVEL_CLASS, by arithmetic (a gather is slower)."""
-    return level - (level >= LEVEL_SUBNORMAL).astype(np.int8)
+def _level_class(level):
+    """Class codes of levels (NumPy or JAX arrays): LEVEL_CLASS, by arithmetic (a
+    gather is slower)."""
+    return level - (level >= LEVEL_SUBNORMAL).astype(level.dtype)
 
 
 def chunk_size(family: Family, platform: str = "cpu") -> int:
@@ -273,7 +274,7 @@ def call_sizes(family: Family, platform: str, points: int) -> tuple[int, int]:
     size = chunk_size(family)
     if platform != "cpu" and points > 4 * size:
         size = chunk_size(family, platform)
-    return size, min(size, CHUNK)
+    return size, part_size(size)
 
 
 def host_reference(family: Family, forms: Sequence[Form], x: np.ndarray, target64: float) -> list:

@@ -108,6 +108,7 @@ def test_block_maximum_and_minimum_give_worst_level_and_wholeness():
         blocks.append([worst] + list(rng.integers(0, worst + 1, 63)))  # any mix below
         blocks.append([0] * 63 + [worst])  # one point of the worst level among the lowest
     levels = np.array(blocks)
+    np.testing.assert_array_equal(engine._level_class(np.arange(6, dtype=np.int8)), engine.LEVEL_CLASS)
     code = engine.LEVEL_CLASS[levels]
     ulp = rng.integers(0, 2**40, levels.shape, dtype=np.uint64)
     keys = engine._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == engine.LEVEL_SUBNORMAL))
