@@ -10,8 +10,8 @@ _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from .api import FAMILIES, SweepResult, evaluate, kernel_values, sweep  # noqa: E402
+from .api import FAMILIES, SweepResult, compare_modes, evaluate, kernel_values, sweep  # noqa: E402
 from .errors import InputError  # noqa: E402
 from .formats import DEFAULT_FORMATS, FORMATS  # noqa: E402
 
-__all__ = ["FAMILIES", "FORMATS", "DEFAULT_FORMATS", "InputError", "SweepResult", "evaluate", "kernel_values", "sweep"]
+__all__ = ["FAMILIES", "FORMATS", "DEFAULT_FORMATS", "InputError", "SweepResult", "compare_modes", "evaluate", "kernel_values", "sweep"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import os
 import platform
 import sys
@@ -22,13 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 from .errors import InputError
 
-from . import __version__, accumulation, formats, sigmoid, softmax, vectors
-from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, UNSTABLE, classify, per_point
-from .engine import Outcome, distinct_references, host_reference, onsets_and_intervals, run_target
+from . import __version__, accumulation, engine, formats, modes, sigmoid, softmax, vectors
+from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classify, condition, per_point
+from .engine import (Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs,
+                     onsets_and_intervals, run_target)
 from .family import Family, constant_notes
 from .sampling import DEFAULT_POINTS, Axis
 
-SCHEMA = "precision_lab.sweep/1"
+SCHEMA = "precision_lab.sweep/2"
 FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY, "softmax": softmax.family()}  # softmax at K = 10
 FAMILY_NAMES = ("sigmoid", "softmax", "all")
 DEFAULT_TARGETS = (0.0, 1.0)
@@ -109,6 +109,9 @@ def sweep(
     target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES),
     logits=None,
     labels=None,
+    mode: str = "jit",
+    floor: str = "condition",
+    scan_onsets: bool = False,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
@@ -130,8 +133,15 @@ def sweep(
       target_classes: softmax true class: ``top`` and/or ``other``.
       logits, labels: the user's own (N, K) logit vectors and (N,) class indices
         (numpy arrays) for the softmax ``logits`` sweep.
+      mode: ``"jit"`` (each kernel alone under ``jax.jit(jax.vmap(...))``), ``"eager"``
+        (operation by operation, each result rounded to the format) or ``"strict"``
+        (jit in a process started with ``XLA_FLAGS=--xla_allow_excess_precision=false``).
+      floor: ``"condition"`` (errors the input's rounding forces are excused) or
+        ``"none"`` (the pure ULP test); see ``classify``.
+      scan_onsets: evaluate every lattice value between zero and each onset that a
+        sampled axis found, making it exact (method ``scanned``); not for float64.
     Returns:
-      a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/1``.
+      a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
     names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
     fmts = [formats.get(d) for d in dtypes]
@@ -143,6 +153,11 @@ def sweep(
         raise InputError(f"`seed` must be a non-negative integer, got {seed}.")
     if not tolerance >= 0:
         raise InputError(f"`tolerance` must be a non-negative number of ULPs, got {tolerance}.")
+    check_mode(mode)
+    if scan_onsets and any(f.bits > 32 for f in fmts):
+        raise InputError("`scan_onsets` cannot scan float64 (up to 2**63 values a side); leave float64 out of `dtypes`.")
+    if floor not in FLOORS:
+        raise InputError(f"Unknown floor `{floor}`; choose one of {', '.join(FLOORS)}.")
     if forms is not None:
         if not forms:
             raise InputError("`forms` is empty; give at least one form.")
@@ -150,6 +165,48 @@ def sweep(
         for f in forms:
             if f not in known:
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
+    jobs, vector_jobs = _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes,
+                              logits, labels)
+    dev = get_device(device)
+    meta = run_meta(names, tolerance, seed, dev, argv)
+    meta.update(mode=mode, floor=floor)
+    total = sum(len(j[2]) for j in jobs)
+    done = 0
+    rows = []
+    for fam, chosen, axis, target, extra in jobs:
+        label = " ".join([fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
+                                      else [f"y={target:g}"]), axis.fmt.name])
+
+        def tick(n, label=label):
+            nonlocal done
+            done += n
+            if progress:
+                progress(label, done, total)
+
+        with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
+            out = run_target(fam, chosen, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
+            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam)))
+            if scan_onsets and not axis.exhaustive:
+                for form, row in zip(chosen, new):
+                    def scanned(side, n_done, n_total, name=f"scan {label} {form.name}"):
+                        if progress:
+                            progress(f"{name} z {'<' if side == 'neg' else '>'} 0", n_done, n_total)
+
+                    row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
+                                                      mode, floor, progress=scanned)
+            rows.extend(new)
+    for vs in vector_jobs:
+        with jax.default_device(dev):
+            for row in vectors.sweep_vectors(vs, fmts, forms, tolerance, seed, mode, floor):
+                rows.append(dict(row, mode=mode, floor=floor, batch=batch_size(softmax.family(vs.classes))))
+    if "softmax" in names:
+        meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
+    return SweepResult(meta, rows)
+
+
+def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels):
+    """What a sweep runs: (family, forms, axis, target, extra row fields) per row group,
+    and the softmax vector sweeps."""
     jobs = []  # (family, forms, axis, target, extra row fields)
     if "sigmoid" in names:
         fam = sigmoid.FAMILY
@@ -172,30 +229,7 @@ def sweep(
                                  "classes": k, "target_class": tc}
                         jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra)] if chosen else []
         vector_jobs = plan.vector_sweeps if _select(softmax.family(), forms) else []
-    dev = get_device(device)
-    meta = run_meta(names, tolerance, seed, dev, argv)
-    total = sum(len(j[2]) for j in jobs)
-    done = 0
-    rows = []
-    for fam, chosen, axis, target, extra in jobs:
-        label = " ".join([fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
-                                      else [f"y={target:g}"]), axis.fmt.name])
-
-        def tick(n, label=label):
-            nonlocal done
-            done += n
-            if progress:
-                progress(label, done, total)
-
-        with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
-            out = run_target(fam, chosen, axis, target, tolerance, dev, tick=tick)
-            rows.extend(rows_from(fam, out, extra))
-    for vs in vector_jobs:
-        with jax.default_device(dev):
-            rows.extend(vectors.sweep_vectors(vs, fmts, forms, tolerance, seed))
-    if "softmax" in names:
-        meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
-    return SweepResult(meta, rows)
+    return jobs, vector_jobs
 
 
 def _select(fam: Family, forms):
@@ -282,10 +316,27 @@ def _fmt_factor(v: float) -> str:
     return "0" if v == 0 else f"{v:.3g}"
 
 
-@functools.lru_cache(maxsize=None)
-def _kernels(fam: Family, names: tuple[str, ...]):
-    fs = [fam.form(n) for n in names]
-    return jax.jit(lambda x, y: tuple(jax.vmap(f.kernel, (0, None))(x, y) for f in fs))
+def compare_modes(family: str = "sigmoid", dtypes: Sequence[str] = formats.DEFAULT_FORMATS,
+                  targets: Sequence[float] = DEFAULT_TARGETS, forms: Sequence[str] | None = None,
+                  points: int | None = None, seed: int = 0, device: str | None = None,
+                  classes: Sequence[int] = softmax.DEFAULT_CLASSES, sweeps: Sequence[str] = ("margin", "offset"),
+                  target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES)) -> list[dict]:
+    """Per row of the sweep these arguments describe (rows along an axis), the points
+    where the jit and eager results differ: ``differ`` (a count of ``points``) and
+    ``example`` (the one nearest zero: x, both results, the exact value)."""
+    names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
+    fmts = [formats.get(d) for d in dtypes]
+    jobs, _ = _jobs(names, fmts, targets, forms, points, seed, classes,
+                    [s for s in sweeps if s in softmax.SWEEPS], target_classes, None, None)
+    dev = get_device(device)
+    out = []
+    with jax.default_device(dev):
+        for fam, chosen, axis, target, extra in jobs:
+            for form in chosen:
+                found = modes.disagreements(fam, form, axis, target, dev)
+                out.append({"family": fam.name, "form": form.name, "dtype": axis.fmt.name,
+                            "target": None if extra else float(target), **extra, **found})
+    return out
 
 
 def _target(target, sweep: str) -> float:
@@ -298,8 +349,10 @@ def _target(target, sweep: str) -> float:
 
 
 def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target,
-                  sweep: str = "margin", classes: int = 10, device: str | None = None) -> list[np.ndarray]:
-    """What each form's jitted kernel computes at inputs `xs` (rounded to the format first).
+                  sweep: str = "margin", classes: int = 10, device: str | None = None,
+                  mode: str = "jit") -> list[np.ndarray]:
+    """What each form's kernel computes at inputs `xs` (rounded to the format first),
+    compiled and called exactly as a sweep calls it (see ``engine.batch_size``).
 
     `target` is y for the sigmoid family; for softmax, ``"top"`` or ``"other"`` on
     the structured sweep `sweep` (or the code ``softmax.case(sweep, class)``), with
@@ -312,38 +365,44 @@ def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target
         check_targets([target])
     elif target not in (0, 1, 2, 3):
         raise InputError(f"Softmax target {target:g} is not a class: give top or other.")
-    x = fmt.cast(_numbers(xs))
+    else:
+        target = int(target)
+    check_mode(mode)
+    ords = formats.to_ordinal(fmt.cast(_numbers(xs)), fmt)
     dev = jax.config.jax_default_device if device is None else get_device(device)
-    with jax.default_device(dev):
-        outs = _kernels(fam, _names(form_names))(jnp.asarray(x), jnp.asarray(fmt.cast(target)))
-    return [np.asarray(v) for v in outs]
+    dev = dev or jax.devices()[0]
+    forms = [fam.form(n) for n in _names(form_names)]
+    return kernel_outputs(fam, forms, fmt, ords, target, dev, mode)
 
 
 def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
-             sweep: str = "margin", classes: int = 10, device: str | None = None) -> dict:
+             sweep: str = "margin", classes: int = 10, device: str | None = None,
+             mode: str = "jit", floor: str = "condition", tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Per-point values of forms at chosen inputs: computed, exact, class and ULP error.
 
     `xs` are rounded to the format first; the kernels run on `device`, as in
     `kernel_values`. The exact values come from the host double-double reference,
-    whatever the format. Returns a dict of dicts keyed by
-    form name: ``computed`` (format values as float64), ``exact``, ``class``, ``ulp``;
-    and ``x`` (the inputs as float64).
+    whatever the format. Returns a dict of dicts keyed by form name: ``computed``
+    (format values as float64), ``exact``, ``class``, ``ulp``, ``kappa`` (the
+    relative condition number of the exact value, which sets the allowance: see
+    ``classify``); and ``x`` (the inputs as float64).
     """
     fam, fmt = get_family(family, classes), formats.get(dtype)
     target = _target(target, sweep)
     x = fmt.cast(_numbers(xs))
     y = fmt.cast(target)
     names = _names(form_names)
-    computed = kernel_values(family, names, dtype, x, target, classes=classes, device=device)
+    computed = kernel_values(family, names, dtype, x, target, classes=classes, device=device, mode=mode)
     forms = [fam.form(n) for n in names]
     refs = host_reference(fam, forms, x.astype(np.float64), float(y.astype(np.float64)))
     ref_of = distinct_references(forms)[1]
-    result = {"x": x.astype(np.float64), "computed": {}, "exact": {}, "class": {}, "ulp": {}}
+    result = {"x": x.astype(np.float64), "computed": {}, "exact": {}, "class": {}, "ulp": {}, "kappa": {}}
     for name, out, k in zip(names, computed, ref_of):
-        exact, scale = (np.broadcast_to(a, out.shape) for a in refs[k])
-        code, ulp, _ = per_point(*classify(out, exact, scale, fmt, DEFAULT_TOLERANCE, np), tuple(range(1, out.ndim)))
+        exact, sens = (np.broadcast_to(a, out.shape) for a in refs[k])
+        code, ulp, _ = per_point(*classify(out, exact, sens, fmt, tolerance, np, floor), tuple(range(1, out.ndim)))
         result["computed"][name] = out.astype(np.float64)
         result["exact"][name] = exact
+        result["kappa"][name] = condition(exact, sens)
         result["class"][name] = np.array(CLASSES)[code]
         result["ulp"][name] = np.where(code >= CODE["inf"], np.nan, ulp)  # no distance to NaN or a wrong ∞
     return result

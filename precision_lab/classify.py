@@ -6,12 +6,19 @@ so the worst class of several points is their largest code):
 * ``nan``        the computed value is NaN;
 * ``inf``        computed ±∞ where the exact value, rounded to the format, is not that ∞;
 * ``zero``       computed 0 where the exact value rounds to a non-zero value: a lost
-                 signal (``zero_subnormal`` counts those whose exact value is subnormal);
+                 signal (``zero_subnormal`` counts those whose exact value is subnormal),
+                 unless the exact value is normal and within the allowance below (a
+                 root that the input's rounding alone can move, as ŷ − y at ŷ ≈ y);
 * ``inaccurate`` more than `tolerance` ULPs from the exact value rounded to the format,
-                 *and* more than the absolute floor ``tolerance · eps · scale``, counted in
-                 ULPs of the exact value; scale is the sum of the magnitudes of the exact
-                 formula's terms (capped at the format's max), so cancellation at a root
-                 of the exact value (ŷ − y near ŷ = y) is not flagged;
+                 *and* (floor ``condition``, the default) more than ``tolerance · u · S``
+                 with S = Σᵢ |xᵢ · ∂f/∂xᵢ| the exact function's sensitivity to its
+                 inputs (u = eps/2): the error that rounding the inputs alone would
+                 cause, so |error| ≤ tolerance · max(ulp(exact), u · S) is excused.
+                 S/|f| is the relative condition number κ; where κ ≤ 1 the allowance
+                 is exactly `tolerance` ULPs. Near a root of f (ŷ − y at ŷ ≈ y) κ is
+                 large and the cancellation the input's rounding forces is excused;
+                 nothing a formulation loses beyond that is. Floor ``none`` is the
+                 pure ULP test;
 * ``ok``         everything else.
 
 All comparisons go through integer ordinals (see formats), so XLA's flushing of
@@ -39,11 +46,17 @@ def _widths(fmt: formats.Format):
     return (np.int32, np.uint32) if fmt.bits <= 32 else (np.int64, np.uint64)
 
 
-def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
+FLOORS = ("condition", "none")
+
+
+def ulp_threshold(o_e, sens, fmt: formats.Format, tolerance, xp, floor: str = "condition"):
     """Per point, the ULP error above which it is inaccurate: the larger of `tolerance`
-    and the absolute floor ``tolerance · eps · scale`` expressed in ULPs of the exact
-    value (whose ordinal is `o_e`)."""
-    floor = tolerance * fmt.eps * xp.minimum(scale, fmt.max)
+    and ``tolerance · u · sens`` (u = eps/2, sens = Σᵢ|xᵢ ∂f/∂xᵢ|) expressed in ULPs of
+    the exact value (whose ordinal is `o_e`); just `tolerance` with floor ``none``."""
+    if floor == "none":
+        return xp.zeros(o_e.shape) + tolerance
+    sens = xp.where(sens == sens, xp.minimum(xp.abs(sens), fmt.max), 0.0)  # NaN: nothing excused
+    floor = tolerance * (fmt.eps / 2) * sens
     k = xp.maximum(xp.abs(o_e) >> fmt.mant, 1) - fmt.bias - fmt.mant  # ulp(exact) = 2**k
     if fmt.bits < 64:  # k ≥ -149: 2**-k is a normal float64
         return xp.maximum(floor * formats.pow2(-k, xp), tolerance)
@@ -51,18 +64,18 @@ def ulp_threshold(o_e, scale, fmt: formats.Format, tolerance, xp):
     return xp.maximum(floor * formats.pow2(-half, xp) * formats.pow2(half - k, xp), tolerance)
 
 
-def reference_terms(exact, scale, fmt: formats.Format, tolerance, xp):
+def reference_terms(exact, sens, fmt: formats.Format, tolerance, xp, floor: str = "condition"):
     """What a point is compared against: the exact value's ordinal (signed) and the
     integer ULP limit (unsigned: an integer distance exceeds a limit L iff it
     exceeds floor(L))."""
     signed, unsigned = _widths(fmt)
     o_e = formats.round_to_ordinal(exact, fmt, xp)
     cap = float(np.iinfo(unsigned).max // 2)  # exactly representable in float64, beyond any real distance
-    limit = xp.minimum(ulp_threshold(o_e, scale, fmt, tolerance, xp), cap).astype(unsigned)
+    limit = xp.minimum(ulp_threshold(o_e, sens, fmt, tolerance, xp, floor), cap).astype(unsigned)
     return o_e.astype(signed), limit
 
 
-def classify_terms(out, o_e, limit, fmt: formats.Format, xp):
+def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = DEFAULT_TOLERANCE):
     """Class codes (int8), ULP errors (unsigned integers) and "exact is subnormal"
     flags of the results `out` against reference terms (broadcast against `out`)."""
     signed, unsigned = _widths(fmt)
@@ -70,7 +83,11 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp):
     m_c, m_e = xp.abs(o_c).astype(unsigned), xp.abs(o_e).astype(unsigned)
     same_side = (o_c >= 0) == (o_e >= 0)
     ulp = xp.where(same_side, xp.maximum(m_c, m_e) - xp.minimum(m_c, m_e), m_c + m_e)
-    zero = (o_c == 0) & (o_e != 0)
+    # a 0 is lost signal unless the input's conditioning (not the bare tolerance, which
+    # would excuse flushing the smallest subnormals) excuses an error as large as the
+    # exact value itself: ŷ − y at its root
+    subnormal_exact = m_e < (1 << fmt.mant)
+    zero = (o_c == 0) & (o_e != 0) & ((ulp > limit) | (limit <= int(tolerance)))
     inf = (m_c > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(
         out != out,  # NaN
@@ -78,17 +95,23 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp):
         xp.where(inf, np.int8(CODE["inf"]), xp.where(zero, np.int8(CODE["zero"]),
                                                      xp.where(ulp > limit, np.int8(CODE["inaccurate"]), np.int8(0)))),
     ).astype(np.int8)
-    subnormal = zero & (m_e < (1 << fmt.mant))
+    subnormal = zero & subnormal_exact
     return code, ulp, subnormal
 
 
-def classify(out, exact, scale, fmt: formats.Format, tolerance, xp):
+def classify(out, exact, sens, fmt: formats.Format, tolerance, xp, floor: str = "condition"):
     """Class codes (int8), ULP errors (unsigned integers) and "exact is subnormal" flags.
 
-    `out` is a kernel's result in `fmt`; `exact` and `scale` are float64 arrays
-    that broadcast against it.
+    `out` is a kernel's result in `fmt`; `exact` and `sens` (Σᵢ|xᵢ ∂f/∂xᵢ|) are
+    float64 arrays that broadcast against it.
     """
-    return classify_terms(out, *reference_terms(exact, scale, fmt, tolerance, xp), fmt, xp)
+    return classify_terms(out, *reference_terms(exact, sens, fmt, tolerance, xp, floor), fmt, xp, tolerance)
+
+
+def condition(exact, sens):
+    """The relative condition number κ = Σᵢ|xᵢ ∂f/∂xᵢ| / |f| (∞ at a root of f)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sens == 0, 0.0, np.abs(np.asarray(sens, np.float64)) / np.abs(exact))
 
 
 def per_point(code, ulp, subnormal, axes: tuple[int, ...]):

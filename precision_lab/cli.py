@@ -10,7 +10,8 @@ import tempfile
 from collections.abc import Sequence
 
 from . import __version__, formats
-from .classify import DEFAULT_TOLERANCE, FAILURES
+from .classify import DEFAULT_TOLERANCE, FAILURES, FLOORS
+from .engine import MODES, STRICT_FLAG
 from .errors import InputError
 from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
 
@@ -92,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
                    help=f"ULPs beyond which a point is inaccurate (default: {DEFAULT_TOLERANCE:g})")
     s.add_argument("--seed", type=int, default=0, help="seed of the sample of wide formats (default: 0)")
+    s.add_argument("--mode", choices=MODES, default="jit",
+                   help="how kernels run: jit (each form alone under jax.jit(jax.vmap), the default), eager "
+                        "(operation by operation, each result rounded to the format) or strict (jit with "
+                        f"XLA_FLAGS={STRICT_FLAG}, in a process of its own)")
+    s.add_argument("--floor", choices=FLOORS, default="condition",
+                   help="condition (default): excuse errors up to what rounding the inputs forces (tolerance × "
+                        "the exact function's condition number, in ULPs); none: the pure ULP test")
+    s.add_argument("--scan-onsets", action="store_true",
+                   help="evaluate every value between zero and each onset a sampled row found, making it exact "
+                        "(float32 only: up to 2^31 values a side, minutes per row)")
+    s.add_argument("--compare-modes", action="store_true",
+                   help="also list, per row, the points where jit and eager results differ (with an example), "
+                        "and the rows whose figures differ in strict mode")
     s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
     s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS,...",
                    help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}; zero "
@@ -211,11 +225,16 @@ def _sweep(args, argv) -> int:
         raise UsageError(f"{', '.join(softmax_only)} {verb} to the softmax family; use --family softmax or all.")
     if args.family == "softmax" and args.targets != [0.0, 1.0]:
         raise UsageError("--targets applies to the sigmoid family; softmax takes --target-classes.")
+    if args.mode == "strict" and STRICT_FLAG not in os.environ.get("XLA_FLAGS", ""):
+        return strict_child(argv)  # XLA reads its flags once, when the process starts
+    if args.compare_modes and args.mode != "jit":
+        raise UsageError("--compare-modes compares every mode; leave --mode out.")
     quiet_stdout = args.json == "-"
     kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
                   classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
-                  target_classes=args.target_classes)
+                  target_classes=args.target_classes, mode=args.mode, floor=args.floor,
+                  scan_onsets=args.scan_onsets)
     if args.labels and not args.logits:
         raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
     if args.logits:
@@ -247,6 +266,14 @@ def _sweep(args, argv) -> int:
 
 
 FAILING_LISTED = 5  # rows named in the --fail-on message
+
+
+def strict_child(argv: Sequence[str]) -> int:
+    """Run this command again in a process whose XLA_FLAGS forbid excess precision."""
+    import subprocess
+
+    env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + STRICT_FLAG).strip())
+    return subprocess.call([sys.executable, "-m", "precision_lab", *argv], env=env)
 
 
 def _row_name(row: dict) -> str:

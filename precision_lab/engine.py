@@ -1,24 +1,25 @@
-"""The sweep engine: run every form of a family over a format's axis, chunk by chunk.
+"""The sweep engine: run each form of a family over a format's axis, call by call.
 
-For each format one jitted program makes a chunk's points from their positions,
-evaluates all selected forms (vmapped over the chunk) and their references, and
-classifies every point into a 32-bit key (its level, i.e. class with lost
-subnormals apart, then its ULP error). Per block of points it takes the largest
-and smallest key: the worst class, whether the block is all one class, and then
-its largest error (for the profile); per form, whether its class changes in the
-chunk. A form that keeps one class costs the host a constant; for one that
-changes, the host reads its keys, whose runs give the counts, onsets and
-intervals. The target is an argument, so each format compiles once for all
-targets. Sampled axes then refine every onset and listed interval boundary on
-ordinals, through the same program, until its two sides are adjacent lattice
-values."""
+Each call takes `batch_size(family)` points of the axis. The points' kernel inputs
+are made by a program of their own; then each form's kernel runs alone, as its user
+would compile it (`jax.jit(jax.vmap(kernel))`, or op by op in the eager mode); each
+distinct reference runs in a program of its own; and an exact integer program
+classifies every point of each form into a 32-bit key (its level, i.e. class with
+lost subnormals apart, then its ULP error) and reduces the keys per block of points:
+the worst class, whether the block is all one class, and then its largest error (for
+the profile), and whether the class changes in the call. A form that keeps one class
+costs the host a constant; for one that changes, the host reads its keys, whose runs
+give the counts, onsets and intervals. No program depends on which other forms are
+swept, on the number of points, or on the target (a traced argument). Sampled axes
+then refine onsets and listed interval boundaries on ordinals, through the same
+programs, until their two sides are adjacent lattice values."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
-import types
 from collections.abc import Callable, Sequence
 
 import jax
@@ -31,10 +32,8 @@ from .classify import CLASSES, CODE, FAILURES, classify_terms, per_point, refere
 from .family import Family, Form
 from .runs import RunTracker
 
-CHUNK = 1 << 16
-CHUNK_ELEMENTS = 1 << 17  # bound on points × vector length per chunk
-ACCELERATOR_SCALE = 16  # GPUs and TPUs take chunks this many times larger: a CPU's
-# chunk is a fraction of a millisecond of their work, less than a program call costs
+BATCH = 1 << 16  # points per kernel call of a scalar family
+BATCH_ELEMENTS = 1 << 17  # bound on points × vector length per call of a vector family
 BLOCK = 64  # profile resolution inside a chunk: key maxima and minima per block of points
 PROFILE_BINS = 256
 REFINE_POINTS = 15  # interior points per bracket and round: each round splits a bracket 16 ways
@@ -68,98 +67,139 @@ def distinct_references(forms: Sequence[Form]) -> tuple[list[Callable], np.ndarr
     return refs, np.array([refs.index(f.reference) for f in forms])
 
 
-def computed_and_exact(family: Family, forms: Sequence[Form], fmt: formats.Format, ords, target, target64):
-    """Inside a jitted program: every form's result at the points `ords` (a list; a
-    result is one value or one vector per point), and, for formats narrower than
-    float64, (exact, scale) in float64 of each distinct reference (None for float64)."""
-    base = base_at(family, fmt, ords, target64)
-    return computed(forms, fmt, ords, target), None if base is None else exact(family, forms, base)
+# ------------------------------------------------------------------ programs
+#
+# A row's figures come from three programs, none of which knows what else is swept:
+# the form's kernel alone, `jax.jit(jax.vmap(kernel))` at the family's batch size
+# (the program a user compiles); its reference, one program per reference function;
+# and an exact integer classification shared by every form of the format. So a row is
+# the same swept alone or with every other form, at any number of points.
+
+MODES = ("jit", "eager", "strict")
+STRICT_FLAG = "--xla_allow_excess_precision=false"
 
 
-def computed(forms: Sequence[Form], fmt: formats.Format, ords, target) -> list:
-    """Every form's result at the points `ords`, in the format."""
-    x = formats.from_ordinal(ords, fmt, jnp)
-    outs = []
-    for f in forms:
-        out = jax.vmap(f.kernel, (0, None))(x, target)
-        if out.dtype != fmt.dtype:
-            raise TypeError(f"Form `{f.name}` returned {out.dtype} for {fmt.name} input; it must not change dtype.")
-        outs.append(out)
-    return outs
+def batch_size(family: Family) -> int:
+    """Points per kernel call: BATCH for scalar families; for vector-valued ones the
+    power of two that keeps points × K near BATCH_ELEMENTS (at least 8). Every kernel
+    call of every sweep, refinement and evaluation has exactly this many points (a
+    short call repeats its last point), because XLA's code, and with it a result, can
+    change with the batch: bfloat16 `ce_shifted` at K = 10, m = 8.375 gives −0 in
+    batches of up to 2048 vectors and 0.00390625 from 4096 on (its Σexp then fuses with
+    the exponentials and adds them unrounded, in float32)."""
+    if family.width <= 1:
+        return BATCH
+    fit = max(BATCH_ELEMENTS // family.width, 8)
+    return min(BATCH, 1 << (fit.bit_length() - 1))
 
 
-def base_at(family: Family, fmt: formats.Format, ords, target64) -> dict | None:
-    """The family's base quantities in float64 at the points `ords` (a dict), or None
-    for float64, whose references come from the host."""
-    if fmt.bits == 64:
-        return None
-    base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
-    return {k: v for k, v in vars(base).items() if k != "where"}
+def check_mode(mode: str) -> str:
+    """`mode`, if this process can run it (strict needs XLA's flag set before start)."""
+    from .errors import InputError
 
-
-def exact(family: Family, forms: Sequence[Form], base: dict) -> list:
-    """(exact, scale) of each distinct reference of `forms` from the base quantities."""
-    b = types.SimpleNamespace(**base, where=jnp.where)
-    return [r(b) for r in distinct_references(forms)[0]]
+    if mode not in MODES:
+        raise InputError(f"Unknown mode `{mode}`; choose one of {', '.join(MODES)}.")
+    if mode == "strict" and STRICT_FLAG not in os.environ.get("XLA_FLAGS", ""):
+        raise InputError(f"Mode `strict` needs XLA_FLAGS={STRICT_FLAG} set before the process starts "
+                         "(the command line starts such a process itself).")
+    return mode
 
 
 @functools.lru_cache(maxsize=None)
-def program(family: Family, form_names: tuple[str, ...], axis, platform: str, size: int) -> Callable:
-    """The jitted program for these forms on this axis and backend, `size` points a
-    call, compiled once.
+def kernel_program(kernel: Callable, mode: str = "jit", label_axis: int | None = None) -> Callable:
+    """A form's kernel over a batch of points, `kernel(inputs, label)` (one label for
+    the batch, or one per point with `label_axis` 0): jitted alone (modes jit and
+    strict, which differ only in the process's XLA flags), or evaluated operation by
+    operation, each primitive dispatched alone and its result rounded to the format
+    (eager)."""
+    batched = jax.vmap(kernel, (0, label_axis))
+    if mode != "eager":
+        return jax.jit(batched)
 
-    It takes the position of a chunk's first point and makes the chunk's points
-    itself (no host-to-device traffic), or, when `chosen` is set, takes the
-    points' ordinals `ords` (for refinement).
-    """
-    fmt = axis.fmt
-    forms = [family.form(n) for n in form_names]
-    ref_of = distinct_references(forms)[1]
+    def eager(x, label):
+        with jax.disable_jit():
+            return batched(x, label)
+
+    return eager
+
+
+@functools.lru_cache(maxsize=None)
+def positions_program(axis, size: int) -> Callable:
+    """The ordinals of a call's `size` points from a position on the axis (points past
+    its end repeat its last point)."""
+
+    def run(start, valid_n):
+        return axis.ordinals(start + jnp.minimum(jnp.arange(size, dtype=jnp.int64), valid_n - 1), jnp)
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def inputs_program(family: Family, fmt: formats.Format, target) -> Callable:
+    """The kernel inputs at ordinals (for a vector family, the sweep's logit vectors)."""
+    return jax.jit(lambda ords: family.inputs(formats.from_ordinal(ords, fmt, jnp), target))
+
+
+def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, ords: np.ndarray, target,
+                   device, mode: str = "jit") -> list[np.ndarray]:
+    """What each form's kernel computes at ordinals `ords`, called exactly as a sweep
+    calls it (`batch_size` points a call)."""
+    b = batch_size(family)
+    ords = np.asarray(ords, np.int64)
+    pad = -len(ords) % b
+    ords = np.concatenate((ords, np.full(pad, ords[-1], np.int64)))
+    label = jax.device_put(family.label(target, fmt), device)
+    outs = [[] for _ in forms]
+    for i in range(0, len(ords), b):
+        x = inputs_program(family, fmt, target)(jax.device_put(ords[i:i + b], device))
+        for out, f in zip(outs, forms):
+            out.append(np.asarray(kernel_program(f.kernel, mode)(x, label)))
+    return [np.concatenate(o)[: len(ords) - pad] for o in outs]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_program(family: Family, reference: Callable, fmt: formats.Format, floor: str) -> Callable:
+    """A reference's comparison terms (see `classify.reference_terms`) at ordinals, from
+    the family's float64 base quantities under JAX (formats of up to 32 bits)."""
+
+    def run(ords, target64, tolerance):
+        base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
+        return _join(*reference_terms(*reference(base), fmt, tolerance, jnp, floor))
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: float) -> Callable:
+    """Per point, a 32-bit key (its level, then its ULP error; see `_pack`) of a form's
+    results against its reference terms; per block of points the worst class and,
+    where the block is one measured level, its largest error; for the call, whether
+    the class changes and whether it is all lost subnormals. Exact integer work: its
+    results do not depend on how XLA compiles it."""
     block = min(BLOCK, size)
-    part = part_size(size)
 
-    def run(start, ords, chosen, target, target64, tolerance, valid_n, host_refs):
-        # a chunk's points past the axis's end repeat its last point, which leaves every
-        # block's maximum and minimum as they are
-        position = start + jnp.minimum(jnp.arange(size, dtype=jnp.int64), valid_n - 1)
-        ords = jnp.where(chosen, ords, axis.ordinals(position, jnp))
-        base = base_at(family, fmt, ords, target64)
-
-        def reference_words(given):  # float64's references come from the host (double-double)
-            refs = host_refs if given is None else exact(family, forms, given)
-            return [_join(*reference_terms(e, s, fmt, tolerance, jnp)) for e, s in refs]
-
+    def run(out, terms, valid_n):
         def point_keys(given):
-            ords, terms = given
-            return [_pack(*per_point(*classify_terms(out, *_split(terms[k]), fmt, jnp), tuple(range(1, out.ndim))))
-                    for out, k in zip(computed(forms, fmt, ords, target), ref_of)]
+            out, terms = given
+            return _pack(*per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance),
+                                    tuple(range(1, out.ndim))))
 
-        # Each stage into buffers of its own, so nothing is computed twice: XLA would
-        # otherwise fuse (and so repeat) the references into every form's
-        # classification, and the classification into every reduction below.
-        terms = _materialise(reference_words, base, valid_n >= 0, platform)
-        keys = _materialise(point_keys, (ords, terms), valid_n >= 0, platform)
+        # into a buffer of its own: XLA would otherwise fuse (and so repeat) the
+        # classification into both reductions below
+        keys = _materialise(point_keys, (out, terms), valid_n >= 0, platform)
         blocks = (size // block, block)
         # as float32 the keys are positive normal numbers ordered by level, then error:
         # float32 maxima and minima (XLA's fastest reductions on the CPU) per block give
         # its worst level, whether it is all one level, and then its largest error
-        top, bottom = (lax.bitcast_convert_type(jnp.stack([reduce(k.reshape(blocks), axis=-1) for k in keys]),
-                                                jnp.uint32) for reduce in (jnp.max, jnp.min))
+        top, bottom = (lax.bitcast_convert_type(reduce(keys.reshape(blocks), axis=-1), jnp.uint32)
+                       for reduce in (jnp.max, jnp.min))
         level = (top >> KEY_SHIFT).astype(jnp.int32) - 1
         whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
         err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)  # else the host reads the keys
-        worst = _level_class(level).astype(jnp.int8)
-        # per part of the chunk (see `part_size`): does the class change in it, is it all
-        # lost subnormals, and the ordinals of its first and last points
-        parts = (size // part, part // block)
-        used = (jnp.arange(blocks[0]) * block < valid_n).reshape(parts)
-        level, whole = level.reshape(-1, *parts), whole.reshape(-1, *parts)
-        mixed = (used & (~whole | (level != level[..., :1]))).any(-1)
-        lost = level[..., 0] == LEVEL_SUBNORMAL  # where not mixed
-        first = jnp.arange(parts[0]) * part
-        ends = ords[jnp.stack([first, jnp.clip(valid_n - 1, first, first + part - 1)])]
-        # the keys themselves: the host reads classes from them only where they change
-        return keys, err, worst, mixed, lost, ends
+        used = jnp.arange(blocks[0]) * block < valid_n
+        mixed = (used & (~whole | (level != level[0]))).any()
+        lost = level[0] == LEVEL_SUBNORMAL  # where not mixed
+        return keys, err, _level_class(level).astype(jnp.int8), mixed, lost
 
     return jax.jit(run)
 
@@ -245,41 +285,9 @@ def _level_class(level):
     return level - (level >= LEVEL_SUBNORMAL).astype(level.dtype)
 
 
-def chunk_size(family: Family, platform: str = "cpu") -> int:
-    """Points per chunk: CHUNK for scalar families; for vector-valued ones a power of
-    two that keeps points × K near CHUNK_ELEMENTS, so memory stays bounded at any K.
-    Both are ACCELERATOR_SCALE times larger on a GPU or TPU."""
-    scale = 1 if platform == "cpu" else ACCELERATOR_SCALE
-    if family.width <= 1:
-        return CHUNK * scale
-    fit = max(CHUNK_ELEMENTS * scale // family.width, 8)
-    return min(CHUNK * scale, 1 << (fit.bit_length() - 1))
-
-
-def part_size(size: int) -> int:
-    """Points per part of a chunk of `size` points: the stretch whose classes the host
-    reads at once where a form's class changes. Parts stay CHUNK points in an
-    accelerator's larger chunks, so the host's work where classes change does not grow
-    with the chunk."""
-    return min(size, CHUNK)
-
-
-def call_sizes(family: Family, platform: str, points: int) -> tuple[int, int]:
-    """(points per chunk, points per refinement call) on an axis of `points` points.
-
-    An accelerator takes its larger chunks only on axes of more than four CPU chunks
-    (a default sweep's axes fit one CPU chunk). Refinement calls stay at most CHUNK
-    points on every backend: a call evaluates a few points of each bracket, and the
-    host reads back every form's keys of the whole call."""
-    size = chunk_size(family)
-    if platform != "cpu" and points > 4 * size:
-        size = chunk_size(family, platform)
-    return size, part_size(size)
-
-
 def host_reference(family: Family, forms: Sequence[Form], x: np.ndarray, target64: float) -> list:
-    """(exact, scale) of each distinct reference of `forms`, in double-double on the
-    host, rounded to float64."""
+    """(exact, sensitivity) of each distinct reference of `forms`, in double-double on
+    the host, rounded to float64."""
     base = family.host_base(np.asarray(x, np.float64), target64)
     return [tuple(np.asarray(_to_float(v), np.float64) for v in r(base)) for r in distinct_references(forms)[0]]
 
@@ -289,57 +297,63 @@ def _to_float(v):
 
 
 def _platform(device) -> str:
-    """The backend whose program shape (chunk size, materialisation) `device` gets."""
+    """The backend whose program shape (materialisation) `device` gets."""
     return device.platform
 
 
 class _Runner:
-    """Runs one format's programs at one target: whole chunks, or chosen points."""
+    """Runs one format's programs at one target, a call of `size` points at a time: at
+    a position of the axis, or at chosen ordinals (refinement)."""
 
-    def __init__(self, family, forms, axis, target, tolerance, device):
-        self.family, self.forms, self.axis, self.fmt = family, forms, axis, axis.fmt
-        platform = _platform(device)
-        self.size, self.refine = call_sizes(family, platform, len(axis))
-        names = tuple(f.name for f in forms)
-        self.prog = program(family, names, axis, platform, self.size)
-        self.refine_prog = program(family, names, axis, platform, self.refine)
-        y = self.fmt.cast(target)
-        self.target_in_format = float(y.astype(np.float64))
-        self.args = (jax.device_put(y, device), jnp.float64(self.target_in_format), jnp.float64(tolerance))
-        self.device = device
-        self.no_ords = jax.device_put(np.zeros(self.size, np.int64), device)
+    def __init__(self, family, forms, axis, target, tolerance, device, mode="jit", floor="condition"):
+        self.family, self.forms, self.axis, self.fmt = family, tuple(forms), axis, axis.fmt
+        self.size = self.refine = batch_size(family)
+        self.kernels = [kernel_program(f.kernel, mode) for f in forms]
+        refs, self.ref_of = distinct_references(forms)
+        self.positions = positions_program(axis, self.size)
+        self.inputs = inputs_program(family, self.fmt, target)
+        self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance))
+        self.ref_programs = [reference_program(family, r, self.fmt, floor) for r in refs]
+        self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
+        self.label = jax.device_put(family.label(target, self.fmt), device)
+        self.tolerance, self.floor, self.device = tolerance, floor, device
 
-    def _host_refs(self, ords: np.ndarray, size: int):
-        """float64's references for the points `ords`, padded to a call of `size` points."""
+    def _terms(self, ords, host_ords: np.ndarray):
+        """Each distinct reference's terms at the call's points: under JAX, or for
+        float64 from the host's double-double."""
         if self.fmt.bits < 64:
-            return None
-        x = formats.from_ordinal(ords, self.fmt).astype(np.float64)
+            return [p(ords, self.target_in_format, self.tolerance) for p in self.ref_programs]
+        x = formats.from_ordinal(host_ords, self.fmt).astype(np.float64)
         refs = host_reference(self.family, self.forms, x, self.target_in_format)
-        pad = size - len(ords)
-        refs = [tuple(np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode="edge") for a in r) for r in refs]
-        return jax.device_put(refs, self.device)
+        return jax.device_put([reference_terms(e, s, self.fmt, self.tolerance, np, self.floor) for e, s in refs],
+                              self.device)
 
-    def chunk(self, start: int):
-        n = min(self.size, len(self.axis) - start)
-        refs = None
-        if self.fmt.bits == 64:
-            refs = self._host_refs(self.axis.ordinals(np.arange(start, start + n)), self.size)
-        return self.prog(start, self.no_ords, False, *self.args, n, refs)
+    def call(self, start: int, n: int, ords: np.ndarray | None = None) -> list:
+        """Dispatch one call of n points (asynchronously): per form, what
+        `classify_program` returns."""
+        if ords is None:
+            o = self.positions(start, n)
+            host = self.axis.ordinals(start + np.minimum(np.arange(self.size), n - 1)) if self.fmt.bits == 64 else None
+        else:
+            host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64)))
+            o = jax.device_put(host, self.device)
+        x = self.inputs(o)
+        terms = self._terms(o, host)
+        return [self.classify(kernel(x, self.label), terms[r], n) for kernel, r in zip(self.kernels, self.ref_of)]
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
-        """Class codes (forms × points) at arbitrary ordinals."""
+        """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
         n = len(ords)
-        padded = np.concatenate((ords, np.full(self.refine - n, ords[-1], np.int64)))
-        refs = self._host_refs(ords, self.refine)
-        keys = self.refine_prog(0, jax.device_put(padded, self.device), True, *self.args, n, refs)[0]
+        keys = [res[0] for res in self.call(0, n, np.asarray(ords, np.int64))]
         return _level_class(_levels(_key_bits(keys, range(len(keys)), slice(n))))
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
-               device, bins: int = PROFILE_BINS, tick: Callable[[int], None] | None = None) -> Outcome:
+               device, bins: int = PROFILE_BINS, tick: Callable[[int], None] | None = None,
+               mode: str = "jit", floor: str = "condition") -> Outcome:
     """Sweep all `forms` over `axis` at one target; refine boundaries if sampled."""
     fmt = axis.fmt
-    runner = _Runner(family, forms, axis, target, tolerance, device)
+    runner = _Runner(family, forms, axis, target, tolerance, device, mode, floor)
     nf, n = len(forms), len(axis)
     counts = np.zeros((nf, len(CLASSES)), np.int64)
     zsub = np.zeros(nf, np.int64)
@@ -350,38 +364,22 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
 
     size = runner.size
     block = min(BLOCK, size)
-    part = part_size(size)
 
     def absorb(start, res):
-        keys = res[0]
-        berr = np.array(res[1])  # writable: the host fills in the blocks where a class changes
-        bcode, mixed, lost, ends = (np.asarray(r) for r in res[2:])
         m = min(size, n - start)
-        cache = {}  # form -> the chunk's keys on the host, read once where a part needs them
-        for j, lo in enumerate(range(0, m, part)):
-            hi = min(lo + part, m)
-            absorb_part(start + lo, hi - lo, mixed[:, j], lost[:, j], bcode[:, lo // block], ends[:, j],
-                        berr[:, lo // block:], lambda rows, lo=lo, hi=hi: _key_bits(keys, rows, slice(lo, hi), cache))
-        np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
-        b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
-        firsts = np.flatnonzero(np.diff(b, prepend=-1))
-        ub = b[firsts]
-        pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
-        perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
-        if tick:
-            tick(m)
-
-    def absorb_part(start, m, mixed, lost, one_class, ends, berr, read_bits):
+        keys = [r[0] for r in res]
+        berr = np.stack([np.array(r[1]) for r in res])  # writable: the host fills in blocks where a class changes
+        bcode, mixed, lost = (np.stack([np.asarray(r[k]) for r in res]) for k in (2, 3, 4))
         zsub[:] += np.where(~mixed & lost, m, 0)
-        # Most parts are one class per form: those need only the part's two ends,
-        # which the program returns. The forms that change need their per-point
-        # classes (and errors, which the program gives only for blocks of one level),
-        # and ordinals at run ends and their neighbours: looked up at once.
-        o_first, o_last = int(ends[0]), int(ends[1])
+        # Most calls are one class per form: those need only the call's two ends. The
+        # forms that change need their per-point classes (and errors, which the program
+        # gives only for blocks of one level), and ordinals at run ends and their
+        # neighbours: looked up at once.
+        o_first, o_last = (int(v) for v in axis.ordinals(np.array([start, start + m - 1])))
         changing = np.flatnonzero(mixed)
         code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
-            bits = read_bits(changing)
+            bits = _key_bits(keys, changing, slice(0, m))
             level = _levels(bits)
             code = _level_class(level)
             zsub[changing] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
@@ -391,7 +389,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
                 err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)
             berr[changing, :nb] = err.reshape(len(changing), nb, block).max(axis=-1)
             edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
-            need = np.zeros(m, bool)  # the part's run ends and their neighbours
+            need = np.zeros(m, bool)  # the call's run ends and their neighbours
             need[[0, m - 1]] = need[edge] = need[edge + 1] = True
             need = np.flatnonzero(need)
             known = np.empty(m, np.int64)  # filled where needed: all that is asked for
@@ -405,13 +403,21 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
             if mixed[i]:
                 counts[i] += t.feed(next(rows), start, ordinals)
             else:
-                k = int(one_class[i])  # the one class of the part
+                k = int(bcode[i, 0])  # the one class of the call
                 t.extend(k, o_first, o_last)
                 counts[i, k] += m
+        np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
+        b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
+        firsts = np.flatnonzero(np.diff(b, prepend=-1))
+        ub = b[firsts]
+        pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
+        perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
+        if tick:
+            tick(m)
 
     pending = None
     for start in range(0, n, size):
-        res = runner.chunk(start)  # dispatched asynchronously
+        res = runner.call(start, min(size, n - start))  # dispatched asynchronously
         if pending is not None:
             absorb(*pending)
         pending = (start, res)
@@ -491,10 +497,22 @@ def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:
     return {b: state[b][0] for b in todo}
 
 
+ONSET_METHODS = {
+    "exhaustive": "every value of the format (or of the range) was evaluated",
+    "scanned": "every value between zero and the onset was evaluated",
+    "refined": "the class is one band on this side of the sample: its boundary is exact, "
+               "but failures between samples nearer zero are possible",
+    "sampled": "the failing sampled point nearest zero: the class is sporadic here, or its run reaches zero",
+}
+
+
 def onsets_and_intervals(out: Outcome, i: int) -> tuple[dict, dict]:
-    """JSON-ready onsets and intervals of form `i`, with refined boundaries applied."""
+    """JSON-ready onsets and intervals of form `i`, with refined boundaries applied.
+
+    Each side's onset says how it was found (ONSET_METHODS). On a sampled axis a
+    boundary is refined only where the class forms one run on that side: a sporadic
+    class (several runs) reports its sampled failure nearest zero, as sampled."""
     t, fmt = out.trackers[i], out.fmt
-    method = "exhaustive" if out.exhaustive else "refined"
 
     def start_of(r):
         return out.refined.get((i, r.code, r.start, r.prev), r.start)
@@ -505,20 +523,25 @@ def onsets_and_intervals(out: Outcome, i: int) -> tuple[dict, dict]:
     onset, intervals = {}, {}
     for name in FAILURES:
         k = CODE[name]
-        neg = pos = None
-        how = method
-        if k in t.pos:
-            r = t.pos[k]
-            pos = 0 if r.start < 0 else start_of(r)
-        if k in t.neg:
-            r = t.neg[k]
-            if r.end < 0:
-                neg = end_of(r)
-            else:  # the run crosses zero: its last point below zero is the swept one
-                neg = out.before_zero
-                how = method if out.exhaustive else "sampled"
-        onset[name] = {"neg": _value(neg, fmt), "pos": _value(pos, fmt),
-                       "method": how if (neg is not None or pos is not None) else None}
+        value, method = {"neg": None, "pos": None}, {"neg": None, "pos": None}
+        for side, runs_here, r in (("neg", t.sides[k][0], t.neg.get(k)), ("pos", t.sides[k][1], t.pos.get(k))):
+            if r is None:
+                continue
+            crosses = r.start < 0 <= r.end
+            if out.exhaustive:
+                method[side] = "exhaustive"
+            elif crosses or runs_here > 1:
+                method[side] = "sampled"
+            else:
+                method[side] = "refined"
+            if crosses:  # the run holds zero (a point of every axis) and its neighbour below
+                o = (0 if out.before_zero is None else out.before_zero) if side == "neg" else 0
+            elif side == "neg":
+                o = end_of(r) if method[side] != "sampled" else r.end
+            else:
+                o = start_of(r) if method[side] != "sampled" else r.start
+            value[side] = _value(o, fmt)
+        onset[name] = {"neg": value["neg"], "pos": value["pos"], "method": method}
         listed = [[_value(start_of(r), fmt), _value(end_of(r), fmt)] for r in t.listed_runs(k)]
         intervals[name] = {"total": t.count[k], "listed": listed}
     return onset, intervals
@@ -526,3 +549,38 @@ def onsets_and_intervals(out: Outcome, i: int) -> tuple[dict, dict]:
 
 def _value(o: int | None, fmt: formats.Format) -> float | None:
     return None if o is None else float(formats.from_ordinal(np.int64(o), fmt).astype(np.float64))
+
+
+def scan_onsets(family: Family, form: Form, fmt: formats.Format, target, onset: dict, tolerance: float,
+                device, mode: str = "jit", floor: str = "condition",
+                progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """A row's onsets with every side that was not found exhaustively made exact: every
+    lattice value between zero and the farthest such onset of the side is evaluated,
+    so each class's onset there (one the sample missed too) becomes the failing value
+    nearest zero, method ``scanned``."""
+    from .sampling import Range
+
+    new = {cls: dict(o, method=dict(o["method"])) for cls, o in onset.items()}
+    for side in ("neg", "pos"):
+        far = [int(formats.to_ordinal(fmt.cast(o[side]), fmt)) for o in onset.values()
+               if o["method"][side] in ("refined", "sampled")]
+        if not far:
+            continue
+        lo, hi = (0, max(far) - 1) if side == "pos" else (min(far) + 1, -1)
+        found = {}
+        if lo <= hi:
+            axis, done = Range(fmt, lo, hi), [0]
+
+            def tick(n, side=side):
+                done[0] += n
+                if progress:
+                    progress(side, done[0], len(axis))
+
+            found = onsets_and_intervals(run_target(family, [form], axis, target, tolerance, device,
+                                                    tick=tick, mode=mode, floor=floor), 0)[0]
+        for cls, o in new.items():
+            if cls in found and found[cls][side] is not None:
+                o[side], o["method"][side] = found[cls][side], "scanned"
+            elif o["method"][side] in ("refined", "sampled"):
+                o["method"][side] = "scanned"
+    return new

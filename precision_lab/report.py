@@ -55,11 +55,15 @@ def cell(row: dict) -> Text:
             text.append(f"{LABEL[cls]} {_pct(counts[cls], n)} of vectors{sub}\n", style=STYLE[cls])
             continue
         listed = sorted(iv["listed"], key=lambda b: min(abs(b[0]), abs(b[1])))
+        onset = row["onset"][cls]
         for lo, hi in listed[:SHOWN_BANDS]:
             line = f"{LABEL[cls]} {band(lo, hi, fmt, row['axis'])}"
             for m in mech.values() if cls == "nan" else ():
                 if m["z"] in (lo, hi):
                     line += f" ({m['text']})"
+            for side, end in (("neg", hi), ("pos", lo)):
+                if onset[side] == end and onset["method"][side] == "sampled":
+                    line += " (sampled)"  # the nearest failing sample: earlier ones are possible
             text.append(line + sub + "\n", style=STYLE[cls])
         if iv["total"] > SHOWN_BANDS:
             text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
@@ -67,6 +71,8 @@ def cell(row: dict) -> Text:
     if n_inexact:
         text.append(f"inexact {_pct(n_inexact, n)} of {'points' if row['axis'] else 'vectors'}\n",
                     style=STYLE["inaccurate"])
+        if row["axis"]:
+            text.append(_nearest(row, fmt) + "\n", style=STYLE["inaccurate"])
     for note in row.get("constants", ()):
         text.append(note + "\n", style="dim")
     if row.get("inputs_out_of_range"):
@@ -79,6 +85,17 @@ def cell(row: dict) -> Text:
     style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
     return text
+
+
+def _nearest(row: dict, fmt: formats.Format) -> str:
+    """Where inexact points begin on each side, and how that was found."""
+    o, axis = row["onset"]["inaccurate"], row["axis"]
+    parts = []
+    for side, op in (("neg", "≤"), ("pos", "≥")):
+        if o[side] is not None:
+            approx = "≈ " if o["method"][side] == "sampled" else ""
+            parts.append(f"{axis} {op} {approx}{num(o[side], fmt)} ({o['method'][side]})")
+    return "  from " + ", ".join(parts)
 
 
 def _pct(k: int, n: int) -> str:
@@ -245,7 +262,14 @@ def print_result(result, console: Console | None = None) -> None:
         if sampled:
             parts.append(", ".join(f"{p} points of {d}" for d, p in sampled))
         how.append(f"{label}: " + "; ".join(parts))
-    how.append("Onsets of every-value sweeps are exact, sampled boundaries are refined to adjacent lattice values")
+    how.append("Onsets: exhaustive and scanned ones are the failing values nearest zero, every value up to them "
+               "evaluated; refined ones are exact boundaries of a class that is one band in the sample (failures "
+               "between samples nearer zero are possible); sampled ones (marked) are the failing samples nearest zero "
+               "(--scan-onsets makes them exact)")
+    modes = sorted({r.get("mode", "jit") for r in result.rows})
+    how.append(f"Kernels: mode {', '.join(modes)}, each form alone in batches of "
+               f"{', '.join(str(b) for b in sorted({r.get('batch') for r in result.rows if r.get('batch')}))} points; "
+               f"floor {result.meta.get('floor', 'condition')}")
     console.print(Text("Swept " + ". ".join(how) + ".", style="dim"))
 
 

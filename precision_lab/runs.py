@@ -35,6 +35,7 @@ class RunTracker:
         self.pending: Run | None = None
         self.last: int | None = None
         self.count = {CODE[c]: 0 for c in FAILURES}
+        self.sides = {CODE[c]: [0, 0] for c in FAILURES}  # runs with points below zero, at or above it
         self.widest: dict[int, list[Run]] = {CODE[c]: [] for c in FAILURES}
         self.neg: dict[int, Run] = {}
         self.pos: dict[int, Run] = {}
@@ -96,6 +97,8 @@ class RunTracker:
         for k in np.unique(code[failing]):
             idx = failing[code[failing] == k]
             self.count[int(k)] += len(idx)
+            self.sides[int(k)][0] += int((start[idx] < 0).sum())
+            self.sides[int(k)][1] += int((end[idx] >= 0).sum())
             span = end[idx].astype(np.float64) - start[idx].astype(np.float64)
             keep = idx[np.argsort(-span, kind="stable")[: self.listed]]
             negs, poss = idx[start[idx] < 0], idx[end[idx] >= 0]
@@ -114,6 +117,8 @@ class RunTracker:
         for r in runs:
             if count:
                 self.count[r.code] += 1
+                self.sides[r.code][0] += r.start < 0
+                self.sides[r.code][1] += r.end >= 0
             w = self.widest[r.code]
             w.append(r)
             if len(w) > 4 * self.listed:

@@ -104,3 +104,36 @@ class Axis:
 
     def values(self, start: int, stop: int) -> np.ndarray:
         return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)
+
+
+class Range:
+    """Every value of a format whose ordinal lies in [lo, hi]: an exhaustive axis over
+    part of the lattice (±0 once, as ordinal 0)."""
+
+    exhaustive = True
+
+    def __init__(self, fmt: formats.Format, lo: int, hi: int):
+        if lo > hi:
+            raise ValueError(f"empty range of ordinals [{lo}, {hi}]")
+        self.fmt, self.lo, self.hi = fmt, int(lo), int(hi)
+        self.n = self.hi - self.lo + 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Range) and (self.fmt.name, self.lo, self.hi) == (other.fmt.name, other.lo, other.hi)
+
+    def __hash__(self) -> int:
+        return hash((self.fmt.name, self.lo, self.hi))
+
+    @property
+    def zero_index(self) -> int:
+        """Position of the first point at or above 0 (0 if all are, len if none is)."""
+        return min(max(-self.lo, 0), self.n)
+
+    def ordinals(self, i, xp=np):
+        return xp.asarray(i).astype(np.int64) + self.lo
+
+    def values(self, start: int, stop: int) -> np.ndarray:
+        return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)

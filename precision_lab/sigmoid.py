@@ -110,9 +110,14 @@ def bce_logits_autodiff(z, y):
 # ------------------------------------------------------------------ references
 
 
+# Each reference returns the exact value f and its sensitivity |z · f'(z)| to the
+# logit (the target is exact): the error that rounding z alone would cause, per unit
+# roundoff, which is all the classifier excuses (see classify).
+
+
 def _ref_loss_bce(b):
     v = b.y * b.spn + (1 - b.y) * b.sp  # −y ln σ(z) − (1 − y) ln σ(−z)
-    return v, v
+    return v, abs(b.z * _s_minus_y(b))  # f' = σ(z) − y
 
 
 def _s_minus_y(b):
@@ -123,26 +128,28 @@ def _s_minus_y(b):
 
 def _ref_loss_mse(b):
     d = _s_minus_y(b)
-    return 0.5 * d * d, abs(d) * (b.s + b.y)
+    return 0.5 * d * d, abs(b.z * d) * (b.s * b.c)  # f' = (σ − y)·σσ'
 
 
 def _ref_grad_bce(b):
-    return _s_minus_y(b), b.s + b.y
+    return _s_minus_y(b), abs(b.z) * (b.s * b.c)  # f' = σ(z)σ(−z)
 
 
 def _ref_grad_mse(b):
     sc = b.s * b.c
-    return _s_minus_y(b) * sc, (b.s + b.y) * sc
+    d = _s_minus_y(b)
+    return d * sc, abs(b.z) * sc * abs(sc + d * (b.c - b.s))  # (sσ')' = σ'(σ' + (σ − y)(c − s))
 
 
 def _ref_dloss(b):
     pos, neg = div0(b.y, b.s, b.where), div0(1 - b.y, b.c, b.where)
-    return neg - pos, neg + pos
+    # f' = y·c/s + (1 − y)·s/c, both terms ≥ 0
+    return neg - pos, abs(b.z) * (pos * b.c + neg * b.s)
 
 
 def _ref_dsigmoid(b):
     v = b.s * b.c
-    return v, v
+    return v, abs(b.z) * v * abs(b.c - b.s)  # (sc)' = sc(c − s)
 
 
 def device_base(z64, y64):

@@ -211,32 +211,38 @@ def _assemble(m, code64, offset, k: int, xp, array):
     g0 = array.where(top, p0m1, p0)
     g1 = array.where(top, pj, pj - 1)
     grad = array.where(idx == 0, col(g0), array.where(idx == 1, col(g1), col(pj)))
-    scale = array.where(idx == 0, col(abs(g0) + array.where(top, 1.0, 0.0)),
-                        array.where(idx == 1, col(abs(g1) + array.where(top, 0.0, 1.0)), col(pj)))
     # the factors of ce_naive_chain: −1/p_t, and p_t(δ_t − p) (1 − p_t is −(p_0 − 1) or 1 − p_1)
     pt = array.where(top, p0, pj)
-    row = array.where(idx == 0, col(array.where(top, -p0 * p0m1, -pj * p0)),
-                      array.where(idx == 1, col(array.where(top, -p0 * pj, pj * (1 - pj))), col(-pt * pj)))
-    # the loss is ln Σe^z − z_t: its terms' magnitudes set the floor, as for every family
-    loss_scale = array.where(top, abs(lse) + abs(m), abs(lse))
-    return types.SimpleNamespace(loss=loss, loss_scale=loss_scale, grad=grad, grad_scale=scale,
-                                 dloss_dpt=-1 / pt, row=row)
+    e0 = array.where(top, -p0m1, -p0)  # δ_t0 − p_0
+    e1 = array.where(top, -pj, 1 - pj)  # δ_t1 − p_1
+    e = array.where(idx == 0, col(e0), array.where(idx == 1, col(e1), col(-pj)))  # δ_tj − p_j
+    row = col(pt) * e
+    # Sensitivities Σᵢ|zᵢ ∂f/∂zᵢ|: only z_0 = m is not 0 (for the offset sweep m = 1,
+    # the logits' one difference, as the loss is shift-invariant), so each is |m·∂f/∂z_0|,
+    # with ∂p_j/∂z_0 = p_j(δ_j0 − p_0).
+    am = col(abs(m))
+    p = array.where(idx == 0, col(p0), col(pj))
+    f = array.where(idx == 0, col(-p0m1), col(-p0))  # δ_j0 − p_0
+    grad_sens = am * abs(p * f)
+    row_sens = am * abs(col(pt) * (col(e0) * e - p * f))  # ∂(p_t e_j) = p_t(δ_t0 − p_0)e_j − p_t ∂p_j
+    return types.SimpleNamespace(loss=loss, loss_sens=abs(m) * abs(g0), grad=grad, grad_sens=grad_sens,
+                                 dloss_dpt=-1 / pt, dloss_sens=abs(m) * abs(e0 / pt), row=row, row_sens=row_sens)
 
 
 def _ref_loss(b):
-    return b.loss, b.loss_scale
+    return b.loss, b.loss_sens
 
 
 def _ref_grad(b):
-    return b.grad, b.grad_scale
+    return b.grad, b.grad_sens
 
 
 def _ref_dloss_dpt(b):
-    return b.dloss_dpt, abs(b.dloss_dpt)
+    return b.dloss_dpt, b.dloss_sens
 
 
 def _ref_row(b):
-    return b.row, abs(b.row)
+    return b.row, b.row_sens
 
 
 _REFS = {"loss": _ref_loss, "grad": _ref_grad, "dloss_dpt": _ref_dloss_dpt, "softmax_jacobian_row": _ref_row}
@@ -249,19 +255,23 @@ def case(sweep: str, target_class: str) -> int:
     return TARGET_CLASSES[target_class] + 2 * SWEEPS.index(sweep)
 
 
-def _vector(x, code, k: int):
-    """z = (x, 0, …, 0) for the margin sweep, x + (1, 0, …, 0) in the format for the offset sweep."""
-    offset = code >= 2
-    entry0 = jnp.where(offset, jnp.ones_like(x), x)
-    return jnp.zeros(k, x.dtype).at[0].set(entry0) + jnp.where(offset, x, jnp.zeros_like(x))
+def _vector(x, code: int, k: int):
+    """z = (x, 0, …, 0) for the margin sweep, x + (1, 0, …, 0) in the format for the
+    offset sweep (`code` is a Python int: the sweep is part of the input program)."""
+    if code >= 2:
+        return x + jnp.zeros(k, x.dtype).at[0].set(1)
+    return jnp.zeros(k, x.dtype).at[0].set(x)
 
 
 @functools.lru_cache(maxsize=None)
 def family(classes: int = 10) -> Family:
-    """The softmax family on the structured sweeps with K = `classes` (target: `case`)."""
+    """The softmax family on the structured sweeps with K = `classes` (target: `case`).
+
+    Its kernels are the forms themselves, `fn(z, t)` on a K-vector and a class index;
+    the engine builds the vectors of a sweep in a program of their own, and passes the
+    class as a traced int32, as a user's training step would."""
     forms = tuple(
-        Form(name, quantity, _scalar_kernel(fn, classes), _REFS.get(name, _REFS.get(quantity)), summary,
-             factors=FACTORS.get(name))
+        Form(name, quantity, fn, _REFS.get(name, _REFS.get(quantity)), summary, factors=FACTORS.get(name))
         for name, quantity, fn, summary in VECTOR_FORMS
     )
     return Family(
@@ -272,16 +282,9 @@ def family(classes: int = 10) -> Family:
         device_base=lambda x64, code64: _base(x64, code64, classes, _Device, jnp),
         host_base=lambda x64, code64: _base(x64, code64, classes, _Host, np),
         width=classes,
+        inputs=lambda x, code: jax.vmap(lambda v: _vector(v, code, classes))(x),
+        label=lambda code, fmt: np.int32(int(code) % 2),
     )
-
-
-def _scalar_kernel(fn, k: int):
-    def kernel(x, code):
-        offset = code >= 2
-        return fn(_vector(x, code, k), code - 2 * offset.astype(code.dtype))
-
-    kernel.__name__ = fn.__name__
-    return kernel
 
 
 # ------------------------------------------------------------------ sweep plans

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import dd, formats, softmax
+from . import dd, engine, formats, softmax
 from .classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
 from .errors import InputError
 
@@ -83,10 +83,18 @@ class VectorSweep:
         return np.where(other >= top, other + 1, other)  # any class but the top one
 
 
-@functools.lru_cache(maxsize=None)
-def _program(names: tuple[str, ...]):
-    fns = [dict((n, fn) for n, _, fn, _ in softmax.VECTOR_FORMS)[n] for n in names]
-    return jax.jit(lambda z, t: tuple(jax.vmap(fn)(z, t) for fn in fns))
+def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
+    """Form `name`'s results on the vectors z (N × K, in the format) with labels t: its
+    kernel alone, `batch_size` vectors a call, as every sweep calls it."""
+    fn = dict((n, fn) for n, _, fn, _ in softmax.VECTOR_FORMS)[name]
+    run = engine.kernel_program(fn, mode, 0)
+    b = engine.batch_size(softmax.family(z.shape[1]))
+    n = len(z)
+    pad = -n % b
+    z = np.concatenate([z, np.repeat(z[-1:], pad, 0)])
+    t = np.concatenate([t, np.repeat(t[-1:], pad)]).astype(np.int32)
+    outs = [np.asarray(run(jnp.asarray(z[i:i + b]), jnp.asarray(t[i:i + b]))) for i in range(0, n + pad, b)]
+    return np.concatenate(outs)[:n]
 
 
 def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
@@ -94,7 +102,9 @@ def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
 
     With e_j = exp(z_j − max z): loss = (max z − z_t) + log1p(Σ_{j≠argmax} e_j) and
     p_t − 1 = −Σ_{j≠t} e_j / Σ e_j, each sum taken without the term that would cancel.
-    Returns (loss, loss scale), (grad, grad scale) rounded to float64.
+    Returns (loss, its sensitivity), (grad, its sensitivity), rounded to float64: the
+    sensitivity of f is Σᵢ|zᵢ ∂f/∂zᵢ| (see classify), with ∂L/∂zᵢ = p_i − δ_it and
+    ∂g_j/∂zᵢ = p_j(δ_ij − p_i), so that of g_j is p_j(S + |z_j|(1 − 2p_j)), S = Σᵢ|zᵢ|p_i.
     """
     n, k = z.shape
     rows = np.arange(n)
@@ -114,11 +124,12 @@ def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
         loss = (dd.DD(shift) + dd.log1p(_dd_sum(_without(e, top)))).to_float()
         grad = (e / dd.DD(total.hi[:, None], total.lo[:, None])).to_float()
         grad[rows, t] = (-_dd_sum(_without(e, t)) / total).to_float()
-    onehot = np.zeros_like(grad)
-    onehot[rows, t] = 1.0
-    # the loss is ln Σe^z − z_t: its terms' magnitudes set the floor, as for every family
-    loss_scale = np.abs(z[rows, top] + log_total) + np.abs(z[rows, t])
-    return (loss, loss_scale), (grad, np.abs(grad) + onehot)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.exp(z - z[rows, top][:, None])
+        p /= p.sum(axis=1, keepdims=True)
+        az = np.abs(z)
+        s = (az * p).sum(axis=1, keepdims=True)
+        return (loss, (az * np.abs(grad)).sum(axis=1)), (grad, p * (s + az * (1 - 2 * p)))
 
 
 def _without(e, idx):
@@ -144,7 +155,8 @@ def _dd_sum(x: dd.DD) -> dd.DD:
     return x[..., 0]
 
 
-def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int) -> list[dict]:
+def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, mode: str = "jit",
+                  floor: str = "condition") -> list[dict]:
     """One row per (format, target class, form) of the vector sweep `spec`."""
     names = tuple(n for n, q, *_ in softmax.VECTOR_FORMS if q != "factor" and (forms is None or n in forms))
     z64, scale = spec.vectors(seed)
@@ -156,12 +168,12 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int) -
         finite = np.isfinite(zx).all(axis=1)
         for tc in spec.target_classes:
             t = spec.targets(zx, tc, seed)
-            outs = [np.asarray(o) for o in _program(names)(jnp.asarray(zf), jnp.asarray(t, jnp.int32))]
             (loss, loss_s), (grad, grad_s) = reference(np.where(finite[:, None], zx, 0.0), t, fmt)
-            for name, out in zip(names, outs):
+            for name in names:
+                out = computed(name, zf, t, mode)
                 quantity = "loss" if out.ndim == 1 else "grad"
                 exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
-                code, ulp, sub = per_point(*classify(out, exact, sc, fmt, tolerance, np), tuple(range(1, out.ndim)))
+                code, ulp, sub = per_point(*classify(out, exact, sc, fmt, tolerance, np, floor), tuple(range(1, out.ndim)))
                 ulp = ulp.astype(np.float64)
                 code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
                 row = _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale)

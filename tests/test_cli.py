@@ -23,19 +23,21 @@ def test_json_document(tmp_path, capsys):
     code, out, err = run(SMALL + ["--json", str(path)], capsys)
     assert code == 0
     doc = json.loads(path.read_text())
-    assert doc["schema"] == "precision_lab.sweep/1"
+    assert doc["schema"] == "precision_lab.sweep/2"
     meta = doc["meta"]
-    for key in ("jax", "jaxlib", "backend", "device_kind", "xla_flags", "tolerance_ulp", "seed", "argv", "x64"):
+    for key in ("jax", "jaxlib", "backend", "device_kind", "xla_flags", "tolerance_ulp", "seed", "argv", "x64",
+                "mode", "floor"):
         assert key in meta
     assert meta["argv"] == SMALL + ["--json", str(path)] and meta["x64"] is True
     rows = {r["form"]: r for r in doc["rows"]}
     assert set(rows) == {"bce_naive_chain", "bce_fused"}
     row = rows["bce_naive_chain"]
     for key in ("family", "quantity", "form", "dtype", "target", "target_in_format", "axis", "points",
-                "exhaustive", "counts", "max_ulp", "onset", "intervals", "profile"):
+                "exhaustive", "counts", "max_ulp", "onset", "intervals", "profile", "mode", "floor", "batch"):
         assert key in row
+    assert (row["mode"], row["floor"], row["batch"]) == ("jit", "condition", 65536)
     assert (row["family"], row["quantity"], row["dtype"], row["axis"]) == ("sigmoid", "grad", "float16", "z")
-    assert row["onset"]["nan"] == {"neg": -11.09375, "pos": 7.625, "method": "exhaustive"}
+    assert row["onset"]["nan"] == {"neg": -11.09375, "pos": 7.625, "method": {"neg": "exhaustive", "pos": "exhaustive"}}
     assert set(row["onset"]) == {"nan", "inf", "zero", "inaccurate"}
     assert row["intervals"]["nan"]["total"] == 2
     assert len(row["profile"]["class"]) == row["profile"]["bins"] == 256
@@ -141,7 +143,7 @@ def test_version(capsys):
 
 def test_json_to_stdout_and_file_permissions(tmp_path, capsys):
     code, out, _ = run(SMALL + ["--json", "-"], capsys)
-    assert code == 0 and json.loads(out)["schema"] == "precision_lab.sweep/1"  # the document alone
+    assert code == 0 and json.loads(out)["schema"] == "precision_lab.sweep/2"  # the document alone
     path = tmp_path / "out.json"
     old = os.umask(0o022)
     try:

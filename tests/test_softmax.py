@@ -79,8 +79,8 @@ def test_ce_naive_onsets_from_the_largest_value_and_k(f16_margin):
         assert top["onset"]["nan"]["pos"] == nan_onset
         assert other["onset"]["inf"]["pos"] == first_at_or_above(math.log(65520 - (k - 1)), fmt)
         assert other["counts"]["nan"] == 0
-    assert f16_margin[1000].rows[0]["onset"]["nan"]["method"] == "refined"  # K = 1000 samples the lattice
-    assert f16_margin[10].rows[0]["onset"]["nan"]["method"] == "exhaustive"
+    assert "refined" in f16_margin[1000].rows[0]["onset"]["nan"]["method"].values()  # K = 1000 samples the lattice
+    assert set(f16_margin[10].rows[0]["onset"]["nan"]["method"].values()) <= {"exhaustive", None}
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
