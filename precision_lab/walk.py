@@ -13,7 +13,11 @@ backward, in order) and, for each equation, records
 * **local error** (Herbie's): the primitive run in the format on its inputs'
   exact values rounded to their formats, against its own exact result. A large
   local error is where the value was lost; a large error with a small local error
-  is damage carried in from earlier.
+  is damage carried in from earlier. Errors count ULPs of each result's own format
+  (float32 for the float32 sum inside a float16 softmax); a widening conversion's
+  local error counts ULPs of its input's format, and an operation with an input
+  whose exact value lies beyond its format's range has none (the loss is the
+  producer's, marked there).
 
 Marks: ``nonfinite`` (computed NaN/±∞ where the exact value is finite), ``lost``
 (local error above the allowance, or a non-finite local result where the exact is
