@@ -10,9 +10,10 @@ Values are numpy object arrays (0-d for scalars) whose entries are
 ``mpmath.mpf`` for floats, ``int`` for integers, ``bool`` for booleans, or
 ``POISON``. Constants are taken as traced (their value in their format, which
 is exact as a real). Floats are computed at a working precision ``prec`` (bits):
-+, −, ×, ÷ and every function round once at ``prec``; `walk` re-evaluates at a
-doubled precision and keeps raising it while any result, rounded to its format,
-changes.
+÷ and every function round once at ``prec``; +, − and × carry 16 × ``prec`` bits,
+so that they are exact on any two values of a format (1e308 + 2**−1074 needs 2099
+bits). `walk` re-evaluates at a doubled precision and keeps raising it while any
+result, rounded to its format, changes.
 
 Real semantics, where IEEE arithmetic and the reals part ways:
 
@@ -183,12 +184,30 @@ def _isinf(x):
     return isinstance(x, mpmath.mpf) and mpmath.isinf(x)
 
 
+ARITH_FACTOR = 16  # +, −, × carry this many times the working precision
+
+
+def _arith(f, op):
+    """+, − or × on two values: integers as integers, reals at ARITH_FACTOR × the working precision."""
+
+    def g(a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return op(a, b)
+        return _real(f(a, b, prec=ARITH_FACTOR * mpmath.mp.prec))
+
+    return g
+
+
+_add, _sub, _times = _arith(mpmath.fadd, operator.add), _arith(mpmath.fsub, operator.sub), _arith(
+    mpmath.fmul, operator.mul)
+
+
 def _mul(a, b):
     if (a is POISON and b == 0) or (b is POISON and a == 0):
         return mpmath.mpf(0)
     if a is POISON or b is POISON:
         return POISON
-    return a * b if isinstance(a, int) and isinstance(b, int) else _real(a * b)
+    return _times(a, b)
 
 
 @_strict
@@ -262,7 +281,7 @@ _UNARY = {
     "optimization_barrier": lambda a: a,
 }
 _BINARY = {
-    "add": _wrap(operator.add), "add_any": _wrap(operator.add), "sub": _wrap(operator.sub),
+    "add": _strict(_add), "add_any": _strict(_add), "sub": _strict(_sub),
     "mul": _mul, "div": _div, "pow": _strict(_pow), "max": _strict(_max), "min": _strict(_min),
     "eq": _strict(operator.eq), "ne": _strict(operator.ne), "lt": _strict(operator.lt),
     "le": _strict(operator.le), "gt": _strict(operator.gt), "ge": _strict(operator.ge),
