@@ -278,7 +278,6 @@ _UNARY = {
     "square": lambda a: _mul(a, a), "not": _strict(lambda a: (not a) if isinstance(a, bool) else ~a),
     "is_finite": _strict(lambda a: bool(mpmath.isfinite(a))),
     "stop_gradient": lambda a: a, "copy": lambda a: a, "copy_p": lambda a: a,
-    "optimization_barrier": lambda a: a,
 }
 _BINARY = {
     "add": _strict(_add), "add_any": _strict(_add), "sub": _strict(_sub),
