@@ -124,7 +124,38 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {','.join(formats.DEFAULT_FORMATS)})")
     g.add_argument("--no-color", action="store_true",
                    help="plain text without colour (also when stdout is not a terminal)")
+    x = sub.add_parser("explain", help="walk one form's operations at one point: which operation broke it")
+    x.add_argument("form", help="form name (see precision-lab list)")
+    x.add_argument("--dtype", required=True, help="format, e.g. float16")
+    x.add_argument("--z", required=True, type=float, help="logit z (softmax: margin m or offset c)")
+    x.add_argument("--y", type=float, default=0.0, help="sigmoid target y in [0, 1] (default: 0)")
+    x.add_argument("--family", default="sigmoid", help="sigmoid or softmax (default: sigmoid)")
+    x.add_argument("--classes", type=_positive_int, default=10, help="softmax: K classes (default: 10)")
+    x.add_argument("--target-class", default="top", help="softmax: top or other (default: top)")
+    x.add_argument("--sweep", default="margin", help="softmax: margin or offset (default: margin)")
+    x.add_argument("--allowance", type=_tolerance, default=4.0,
+                   help="ULPs of local error beyond which an operation lost the value (default: 4)")
+    x.add_argument("--json", action="store_true", help="print the cause as JSON instead of the table")
+    x.add_argument("--no-color", action="store_true", help="plain text without colour")
     return p
+
+
+def _explain(args) -> int:
+    from . import walk
+
+    if args.family not in ("sigmoid", "softmax"):
+        raise UsageError(f"Unknown family `{args.family}` for explain; choose sigmoid or softmax.")
+    w = walk.explain(args.form, args.dtype, args.z, y=args.y, family=args.family, classes=args.classes,
+                     target_class=args.target_class, sweep=args.sweep, allowance=args.allowance)
+    if args.json:
+        write_json(w.cause(), "-")
+        return 0
+    console = _console(args.no_color)
+    console.print(w.table())
+    console.print(w.summary(), soft_wrap=True, highlight=False)
+    for line in w.hlo:
+        console.print("  " + line, soft_wrap=True, highlight=False)
+    return 0
 
 
 def _check_json_path(path: str) -> None:
@@ -346,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_all()
         if args.command == "figures":
             return _figures(args)
+        if args.command == "explain":
+            return _explain(args)
         raise UsageError("Give a command: sweep, list or figures (see precision-lab --help).")
     except (UsageError, InputError) as e:
         print(f"precision-lab: {e}", file=sys.stderr)

@@ -1,0 +1,481 @@
+"""An exact evaluator of jaxprs: every primitive on the real numbers, with mpmath.
+
+A closed jaxpr is first *flattened*: calls (jit, custom_jvp_call, custom_vjp_call,
+remat, closed_call) are inlined, a custom derivative by its primal function, so
+that what remains is a list of real operations, each with its source line and the
+names of the calls it sits in. The same list serves the exact evaluator here and
+the format evaluation of `walk`.
+
+Values are numpy object arrays (0-d for scalars) whose entries are
+``mpmath.mpf`` for floats, ``int`` for integers, ``bool`` for booleans, or
+``POISON``. Constants are taken as traced (their value in their format, which
+is exact as a real). Floats are computed at a working precision ``prec`` (bits):
+÷ and every function round once at ``prec``; +, − and × carry 16 × ``prec`` bits,
+so that they are exact on any two values of a format (1e308 + 2**−1074 needs 2099
+bits). `walk` re-evaluates at a doubled precision and keeps raising it while any
+result, rounded to its format, changes.
+
+Real semantics, where IEEE arithmetic and the reals part ways:
+
+* converting between float types is the identity (exact); to an integer type it
+  truncates toward zero, to bool it tests ≠ 0; ``reduce_precision`` is the identity;
+* infinite real values are ±∞: x/0 = ±∞ with the sign of x ≠ 0, log 0 = −∞,
+  log1p(−1) = −∞, exp(∞) = ∞, 1/∞ = 0, rsqrt 0 = ∞, 0**negative = ∞;
+* undefined values are ``POISON``, which propagates through every operation: 0/0,
+  ∞/∞, ∞ − ∞, 0·∞, the log or square root of a negative number, a negative number to
+  a non-integer power. Two exceptions: ``select_n`` drops the branches not taken, and
+  POISON × an exact 0 is 0 (a factor that is exactly 0 kills an undefined one, as
+  autodiff's zero cotangents mean it to). A poisoned predicate or index poisons
+  the result.
+
+An unsupported primitive raises `UnsupportedPrimitive`, naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+from jax import lax
+from jax.extend import core as jcore
+
+
+class _Poison:
+    """The value of an undefined real operation (0/0, ∞ − ∞, log of a negative number)."""
+
+    def __repr__(self):
+        return "POISON"
+
+
+POISON = _Poison()
+
+
+class UnsupportedPrimitive(NotImplementedError):
+    """The exact evaluator has no rule for a primitive."""
+
+
+# ------------------------------------------------------------------ flattening
+
+CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
+         "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr", "custom_vjp_call_jaxpr": "fun_jaxpr",
+         "remat": "jaxpr", "remat2": "jaxpr", "checkpoint": "jaxpr"}
+
+
+@dataclasses.dataclass
+class Eqn:
+    """One real operation of a flattened jaxpr. Inputs are variable ids (ints) or
+    `Lit` constants; outputs are variable ids (None for a dropped output)."""
+
+    primitive: object
+    params: dict
+    ins: list
+    outs: list
+    in_avals: list
+    out_avals: list
+    source: str  # "file:line (function)"
+    scope: str  # enclosing calls, outermost first, "/"-separated ("" at top level)
+
+
+@dataclasses.dataclass
+class Lit:
+    val: object
+
+
+@dataclasses.dataclass
+class Flat:
+    eqns: list[Eqn]
+    inputs: list[int]
+    outputs: list  # ids or Lit
+    consts: dict  # id -> constant value (traced constants)
+
+
+def _source(eqn, outer: str) -> str:
+    """The user's line of an equation; inside library code, the line of the call it sits in."""
+    from jax._src import source_info_util as siu
+
+    frame = siu.user_frame(eqn.source_info.traceback)
+    if frame is None:
+        return outer
+    return f"{frame.file_name.rsplit('/', 1)[-1]}:{frame.start_line} ({frame.function_name})"
+
+
+def flatten(closed) -> Flat:
+    """Inline every call of the closed jaxpr `closed`: a list of primitive equations."""
+    counter = iter(range(1 << 62))
+    consts: dict = {}
+    eqns: list[Eqn] = []
+
+    def run(jaxpr, const_vals, in_refs, scope, outer_source):
+        env = {}
+        for v, c in zip(jaxpr.constvars, const_vals):
+            env[v] = next(counter)
+            consts[env[v]] = c
+        for v, r in zip(jaxpr.invars, in_refs):
+            env[v] = r
+        ref = lambda a: Lit(a.val) if isinstance(a, jcore.Literal) else env[a]  # noqa: E731
+        for e in jaxpr.eqns:
+            name = e.primitive.name
+            ins = [ref(a) for a in e.invars]
+            if name in CALLS:
+                sub = e.params[CALLS[name]]
+                sub_jaxpr, sub_consts = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
+                label = e.params.get("name", name)
+                outs = run(sub_jaxpr, sub_consts, ins, f"{scope}/{label}" if scope else str(label),
+                           _source(e, outer_source))
+                for v, r in zip(e.outvars, outs):
+                    env[v] = r
+                continue
+            outs = []
+            for v in e.outvars:
+                outs.append(None if isinstance(v, jcore.DropVar) else next(counter))
+                if outs[-1] is not None:
+                    env[v] = outs[-1]
+            eqns.append(Eqn(e.primitive, dict(e.params), ins, outs, [a.aval for a in e.invars],
+                            [v.aval for v in e.outvars], _source(e, outer_source), scope))
+        return [ref(a) for a in jaxpr.outvars]
+
+    inputs = [next(counter) for _ in closed.jaxpr.invars]
+    outputs = run(closed.jaxpr, closed.consts, inputs, "", "?")
+    return Flat(eqns, inputs, outputs, consts)
+
+
+# ------------------------------------------------------------------ values
+
+
+def to_exact(x, dtype=None) -> np.ndarray:
+    """A concrete value (JAX or numpy array, Python scalar) as an exact object array."""
+    a = np.asarray(x)
+    dt = np.dtype(dtype) if dtype is not None else a.dtype
+    out = np.empty(a.shape, object)
+    for i in np.ndindex(a.shape):
+        v = a[i]
+        if dt == np.bool_:
+            out[i] = bool(v)
+        elif np.issubdtype(dt, np.integer):
+            out[i] = int(v)
+        else:
+            f = float(v)  # every format's value is exactly a float64
+            out[i] = POISON if f != f else mpmath.mpf(f)
+    return out
+
+
+def _real(v):
+    """An mpmath result as a value: complex or NaN results are undefined."""
+    if isinstance(v, mpmath.mpf):
+        return POISON if mpmath.isnan(v) else v
+    return POISON
+
+
+def _strict(f):
+    def g(*args):
+        if any(a is POISON for a in args):
+            return POISON
+        return f(*args)
+
+    return g
+
+
+def _isinf(x):
+    return isinstance(x, mpmath.mpf) and mpmath.isinf(x)
+
+
+ARITH_FACTOR = 16  # +, −, × carry this many times the working precision
+
+
+def _arith(f, op):
+    """+, − or × on two values: integers as integers, reals at ARITH_FACTOR × the working precision."""
+
+    def g(a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return op(a, b)
+        return _real(f(a, b, prec=ARITH_FACTOR * mpmath.mp.prec))
+
+    return g
+
+
+_add, _sub, _times = _arith(mpmath.fadd, operator.add), _arith(mpmath.fsub, operator.sub), _arith(
+    mpmath.fmul, operator.mul)
+
+
+def _mul(a, b):
+    if (a is POISON and b == 0) or (b is POISON and a == 0):
+        return mpmath.mpf(0)
+    if a is POISON or b is POISON:
+        return POISON
+    return _times(a, b)
+
+
+@_strict
+def _div(a, b):
+    if isinstance(a, int) and isinstance(b, int):  # integer division truncates toward zero
+        return POISON if b == 0 else (abs(a) // abs(b)) * (1 if (a >= 0) == (b >= 0) else -1)
+    if b == 0:
+        return POISON if a == 0 else mpmath.mpf("inf") * mpmath.sign(a)
+    return _real(a / b)
+
+
+def _pow(a, b):
+    if a == 0 and b < 0:
+        return mpmath.mpf("inf")
+    if a < 0 and not (mpmath.isint(b) or _isinf(b)):
+        return POISON
+    return _real(mpmath.power(a, b))
+
+
+def _log(a):
+    return POISON if a < 0 else _real(mpmath.log(a))
+
+
+def _log1p(a):
+    return POISON if a < -1 else _real(mpmath.log1p(a))
+
+
+def _sqrt(a):
+    return POISON if a < 0 else _real(mpmath.sqrt(a))
+
+
+def _rsqrt(a):
+    return POISON if a < 0 else mpmath.mpf("inf") if a == 0 else _real(1 / mpmath.sqrt(a))
+
+
+def _logistic(a):
+    return _real(1 / (1 + mpmath.exp(-a)))
+
+
+def _sign(a):
+    return type(a)(mpmath.sign(a)) if isinstance(a, mpmath.mpf) else (a > 0) - (a < 0)
+
+
+def _max(a, b):
+    return a if a >= b else b
+
+
+def _min(a, b):
+    return a if a <= b else b
+
+
+def _wrap(f):
+    """A real function of mpmath numbers, its result checked (NaN or complex: POISON)."""
+
+    def g(*a):
+        r = f(*a)
+        return r if isinstance(r, (bool, int)) else _real(r)
+
+    return _strict(g)
+
+
+_UNARY = {
+    "neg": _strict(operator.neg), "abs": _strict(abs), "sign": _strict(_sign),
+    "exp": _wrap(mpmath.exp), "exp2": _wrap(lambda a: mpmath.power(2, a)), "log": _strict(_log),
+    "log1p": _strict(_log1p), "expm1": _wrap(mpmath.expm1), "logistic": _strict(_logistic),
+    "tanh": _wrap(mpmath.tanh), "sqrt": _strict(_sqrt), "rsqrt": _strict(_rsqrt),
+    "sin": _wrap(mpmath.sin), "cos": _wrap(mpmath.cos), "erf": _wrap(mpmath.erf),
+    "square": lambda a: _mul(a, a), "not": _strict(lambda a: (not a) if isinstance(a, bool) else ~a),
+    "is_finite": _strict(lambda a: bool(mpmath.isfinite(a))),
+    "stop_gradient": lambda a: a, "copy": lambda a: a, "copy_p": lambda a: a,
+}
+_BINARY = {
+    "add": _strict(_add), "add_any": _strict(_add), "sub": _strict(_sub),
+    "mul": _mul, "div": _div, "pow": _strict(_pow), "max": _strict(_max), "min": _strict(_min),
+    "eq": _strict(operator.eq), "ne": _strict(operator.ne), "lt": _strict(operator.lt),
+    "le": _strict(operator.le), "gt": _strict(operator.gt), "ge": _strict(operator.ge),
+    "and": _strict(operator.and_), "or": _strict(operator.or_), "xor": _strict(operator.xor),
+}
+_UFUNC = {k: np.frompyfunc(f, 1, 1) for k, f in _UNARY.items()} | {
+    k: np.frompyfunc(f, 2, 1) for k, f in _BINARY.items()}
+
+
+def _obj(x):
+    a = np.empty(np.shape(x), object)
+    a[...] = x
+    return a
+
+
+def _convert(x, new_dtype):
+    dt = np.dtype(new_dtype)
+
+    @_strict
+    def one(v):
+        if dt == np.bool_:
+            return bool(v != 0)
+        if np.issubdtype(dt, np.integer):
+            return POISON if _isinf(v) else int(v)  # int() of an mpf truncates toward zero
+        return mpmath.mpf(int(v)) if isinstance(v, (bool, int)) else v
+
+    return _obj(np.frompyfunc(one, 1, 1)(x))
+
+
+def _reduce(x, axes, f):
+    uf = np.frompyfunc(f, 2, 1)
+    for ax in sorted(axes, reverse=True):
+        x = _obj(uf.reduce(x, axis=ax)) if x.shape[ax] else np.zeros(np.delete(x.shape, ax), object) + mpmath.mpf(0)
+    return _obj(x)
+
+
+def _argmax(x, axes, index_dtype):
+    (ax,) = axes
+    x = np.moveaxis(x, ax, -1)
+    out = np.empty(x.shape[:-1], object)
+    for i in np.ndindex(out.shape):
+        row = list(x[i])
+        out[i] = POISON if any(v is POISON for v in row) else max(range(len(row)), key=lambda j: (row[j], -j))
+    return out
+
+
+def _dot_general(a, b, dimension_numbers, **_):
+    (lc, rc), (lb, rb) = dimension_numbers
+    lf = [d for d in range(a.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(b.ndim) if d not in rc and d not in rb]
+    a2 = np.transpose(a, list(lb) + lf + list(lc))
+    b2 = np.transpose(b, list(rb) + rf + list(rc))
+    nb, nlf, nrf = len(lb), len(lf), len(rf)
+    a3 = a2.reshape(a2.shape[: nb + nlf] + (1,) * nrf + a2.shape[nb + nlf:])
+    b3 = b2.reshape(b2.shape[:nb] + (1,) * nlf + b2.shape[nb:])
+    prod = _obj(_UFUNC["mul"](a3, b3))
+    nc = len(lc)
+    return _reduce(prod, range(prod.ndim - nc, prod.ndim), _BINARY["add"]) if nc else prod
+
+
+def _select_n(pred, *cases):
+    shape = np.broadcast_shapes(pred.shape, *(c.shape for c in cases))
+    pred = np.broadcast_to(pred, shape)
+    cases = [np.broadcast_to(c, shape) for c in cases]
+    out = np.empty(shape, object)
+    for i in np.ndindex(shape):
+        p = pred[i]
+        out[i] = POISON if p is POISON else cases[int(p)][i]
+    return out
+
+
+# Primitives that only move data: which operands are data (the others are indices).
+_MOVES = {"broadcast_in_dim": (0,), "reshape": (0,), "squeeze": (0,), "expand_dims": (0,),
+          "transpose": (0,), "rev": (0,), "concatenate": None, "pad": (0, 1), "slice": (0,),
+          "dynamic_slice": (0,), "dynamic_update_slice": (0, 1), "gather": (0,), "scatter": (0, 2)}
+
+
+def _move(prim, params, args, in_avals):
+    """Run a data-moving primitive on the ids of the data entries (with JAX itself),
+    then pick the exact values by id: every layout rule of XLA is honoured as is."""
+    data = _MOVES[prim.name] or tuple(range(len(args)))
+    pool, ops, base = [], [], 0
+    for i, (a, aval) in enumerate(zip(args, in_avals)):
+        if i in data:
+            ops.append(jnp.arange(base, base + a.size, dtype=jnp.int64).reshape(a.shape))
+            pool.extend(a.ravel())
+            base += a.size
+        else:
+            if any(v is POISON for v in a.ravel()):
+                return np.full(np.broadcast_shapes(*(x.shape for x in args)), POISON, object)
+            ops.append(jnp.asarray(np.asarray(a.tolist(), aval.dtype).reshape(a.shape)))
+    if prim.name in ("gather", "scatter") and params.get("fill_value") is not None:
+        params = dict(params, fill_value=-1)
+    ids = np.asarray(prim.bind(*ops, **params))
+    out = np.empty(ids.shape, object)
+    for i in np.ndindex(ids.shape):
+        out[i] = pool[ids[i]] if 0 <= ids[i] < len(pool) else POISON  # out of bounds: fill value
+    return out
+
+
+def _clamp(lo, x, hi):
+    return _obj(_UFUNC["min"](_UFUNC["max"](x, lo), hi))
+
+
+def _iota(dtype, shape, dimension, **_):
+    return to_exact(lax.broadcasted_iota(dtype, shape, dimension))
+
+
+SUPPORTED = sorted(set(_UFUNC) | set(_MOVES) | set(CALLS) | {
+    "integer_pow", "select_n", "convert_element_type", "reduce_precision", "clamp", "iota",
+    "reduce_sum", "reduce_max", "reduce_min", "argmax", "argmin", "dot_general"})
+
+
+def apply(prim, params: dict, args: list, in_avals=None) -> list:
+    """The exact result(s) of one primitive on exact object arrays (a list of outputs)."""
+    name = prim.name
+    args = [_obj(a) for a in args]
+    if name in _UNARY or name in _BINARY:
+        out = _UFUNC[name](*args)
+    elif name == "integer_pow":
+        out = np.frompyfunc(_strict(lambda a: _real(mpmath.power(a, params["y"])) if not
+                                    (a == 0 and params["y"] < 0) else mpmath.mpf("inf")), 1, 1)(args[0])
+    elif name == "select_n":
+        out = _select_n(*args)
+    elif name == "convert_element_type":
+        out = _convert(args[0], params["new_dtype"])
+    elif name == "reduce_precision":
+        out = args[0]  # exactly: the identity (the rounding it stands for is the format's)
+    elif name == "clamp":
+        out = _clamp(*args)
+    elif name == "iota":
+        out = _iota(**params)
+    elif name in ("reduce_sum", "reduce_max", "reduce_min"):
+        f = {"reduce_sum": _BINARY["add"], "reduce_max": _BINARY["max"], "reduce_min": _BINARY["min"]}[name]
+        out = _reduce(args[0], params["axes"], f)
+    elif name in ("argmax", "argmin"):
+        x = args[0] if name == "argmax" else _obj(_UFUNC["neg"](args[0]))
+        out = _argmax(x, params["axes"], params["index_dtype"])
+    elif name == "dot_general":
+        out = _dot_general(*args, **params)
+    elif name in _MOVES:
+        out = _move(prim, params, args, in_avals)
+    else:
+        raise UnsupportedPrimitive(f"The exact evaluator has no rule for primitive `{name}`.")
+    return list(out) if prim.multiple_results else [_obj(out)]
+
+
+def run(flat: Flat, args, prec: int, visit=None) -> list:
+    """Evaluate a flattened jaxpr exactly at `prec` bits; `visit(i, ins, outs)` sees
+    every equation's exact inputs and outputs. Returns the exact outputs."""
+    env = {k: to_exact(v) for k, v in flat.consts.items()}
+    env.update({k: to_exact(v) for k, v in zip(flat.inputs, args)})
+    get = lambda r: to_exact(r.val) if isinstance(r, Lit) else env[r]  # noqa: E731
+    with mpmath.workprec(prec):
+        for i, e in enumerate(flat.eqns):
+            ins = [get(r) for r in e.ins]
+            outs = apply(e.primitive, e.params, ins, e.in_avals)
+            for r, v in zip(e.outs, outs):
+                if r is not None:
+                    env[r] = v
+            if visit is not None:
+                visit(i, ins, outs)
+        return [get(r) for r in flat.outputs]
+
+
+def eval_jaxpr(closed, *args, prec: int = 256) -> list:
+    """The exact values of a closed jaxpr's outputs on concrete `args` (object arrays)."""
+    return run(flatten(closed), args, prec)
+
+
+@functools.cache
+def _formats_by_dtype():
+    from . import formats
+
+    return {f.dtype: f for f in formats.FORMATS.values()}
+
+
+def format_of(dtype):
+    """The precision_lab Format of a float dtype (None for ints and bools)."""
+    return _formats_by_dtype().get(np.dtype(dtype))
+
+
+def round_ordinal(v, fmt) -> int | None:
+    """Ordinal of the value of `fmt` nearest to the exact real `v` (ties to even),
+    ±(max_ordinal + 1) beyond the rounding range; None for POISON. One rounding,
+    straight from the mpf: no double rounding through float64."""
+    if v is POISON:
+        return None
+    v = mpmath.mpf(v)
+    if mpmath.isinf(v) or v == 0:
+        mag = 0 if v == 0 else fmt.max_ordinal + 1
+    else:
+        emin = 1 - fmt.bias
+        _, exp2 = mpmath.frexp(abs(v))  # |v| = f·2**exp2, f in [0.5, 1): floor(log2|v|) = exp2 − 1
+        e = max(exp2 - 1, emin)
+        q = int(mpmath.nint(mpmath.ldexp(abs(v), fmt.mant - e)))
+        mag = min(((e - emin) << fmt.mant) + q, fmt.max_ordinal + 1)
+    return -mag if v < 0 else mag
