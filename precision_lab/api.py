@@ -194,6 +194,8 @@ def sweep(
 
                     row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
                                                       mode, floor, progress=scanned)
+            for form, row in zip(chosen, new):
+                row["cause"] = causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
             rows.extend(new)
     for vs in vector_jobs:
         with jax.default_device(dev):
@@ -271,6 +273,46 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
         rows.append(row)
     return rows
+
+
+CAUSE_CLASSES = ("nan", "inf")  # the onsets whose operation a row names
+CAUSE_MAX_WIDTH = 64  # vectors of more entries are not walked (exact arithmetic on each entry)
+
+
+def causes(fam: Family, form, fmt: formats.Format, target, onset: dict, device, mode: str = "jit") -> dict | None:
+    """At each NaN and ∞ onset, the operation that broke the form: its jaxpr walked op
+    by op next to exact values (see ``walk``), against what the row's own compiled
+    program computed there, which says whether XLA rewrote the expression."""
+    from . import walk
+
+    if fam.width > CAUSE_MAX_WIDTH:
+        return None
+    out = {}
+    for cls in CAUSE_CLASSES:
+        for side in ("neg", "pos"):
+            z = onset[cls][side]
+            if z is None:
+                continue
+            o = formats.to_ordinal(fmt.cast([z]), fmt)
+            jitted = kernel_outputs(fam, [form], fmt, o, target, device, mode)[0][0]
+            if fam.width > 1:
+                w = walk.explain(form.name, fmt.name, z, family=fam.name, classes=fam.width,
+                                 target_class=("top", "other")[int(target) % 2],
+                                 sweep=softmax.SWEEPS[int(target) // 2], jitted=jitted)
+            else:
+                w = walk.explain(form.name, fmt.name, z, float(target), jitted=jitted)
+            c = w.cause()
+            out.setdefault(cls, {})[side] = {
+                "z": z, "first_nonfinite": _step(c["first_nonfinite"]), "first_lost": _step(c["first_lost"]),
+                "flushes": [_step(f) for f in c["flushes"]], "rewritten": c["rewritten"], "text": w.summary()}
+    return out
+
+
+def _step(step: dict | None) -> dict | None:
+    """The short form of a walk step: what the table and JSON name."""
+    if step is None:
+        return None
+    return {k: step[k] for k in ("index", "primitive", "source", "computed", "exact")}
 
 
 def _profile(out: Outcome, i: int) -> dict:

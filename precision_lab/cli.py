@@ -286,6 +286,13 @@ def _sweep(args, argv) -> int:
         write_json(result.to_json(), args.json)
     if not args.quiet and not quiet_stdout:
         report.print_result(result, _console(args.no_color))
+    if args.compare_modes:
+        compared = with_progress(lambda progress: api.compare_modes(
+            **{k: kwargs[k] for k in ("family", "dtypes", "targets", "forms", "seed", "device", "classes",
+                                      "target_classes")}, points=kwargs.get("points"),
+            sweeps=[s for s in kwargs["sweeps"] if s in ("margin", "offset")]), args.no_color)
+        strict = _strict_rows(argv)
+        report.print_modes(compared, result.rows, strict, _console(args.no_color))
     failing = [r for r in result.rows if any(r["counts"][c] for c in args.fail_on)]
     if failing:
         names = [_row_name(r) for r in failing[:FAILING_LISTED]]
@@ -297,6 +304,25 @@ def _sweep(args, argv) -> int:
 
 
 FAILING_LISTED = 5  # rows named in the --fail-on message
+
+
+def _strict_rows(argv: Sequence[str]) -> list[dict]:
+    """The rows of this sweep in strict mode, from a child process (XLA reads its flags once)."""
+    import subprocess
+
+    keep, skip = [], {"--json", "--fail-on"}
+    it = iter(argv)
+    for a in it:
+        if a in skip:
+            next(it, None)
+        elif a not in ("--compare-modes", "--quiet") and not any(a.startswith(f + "=") for f in skip):
+            keep.append(a)
+    env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + STRICT_FLAG).strip())
+    out = subprocess.run([sys.executable, "-m", "precision_lab", *keep, "--mode", "strict", "--json", "-"],
+                         env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise UsageError(f"The strict-mode run failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout)["rows"]
 
 
 def strict_child(argv: Sequence[str]) -> int:

@@ -65,6 +65,10 @@ def cell(row: dict) -> Text:
                 if onset[side] == end and onset["method"][side] == "sampled":
                     line += " (sampled)"  # the nearest failing sample: earlier ones are possible
             text.append(line + sub + "\n", style=STYLE[cls])
+            for side, end in (("neg", hi), ("pos", lo)):
+                why = ((row.get("cause") or {}).get(cls) or {}).get(side)
+                if why and onset[side] == end:
+                    text.append(f"  {_cause_line(why)}\n", style="dim")
         if iv["total"] > SHOWN_BANDS:
             text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
     n_inexact = counts["inaccurate"]
@@ -85,6 +89,24 @@ def cell(row: dict) -> Text:
     style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
     return text
+
+
+def _cause_line(why: dict) -> str:
+    """One line: the operation that first went non-finite, and what lost the value
+    before it, in the op-by-op walk; and whether the compiled program differs."""
+    first, lost = why["first_nonfinite"], why["first_lost"]
+    parts = []
+    if lost and (not first or lost["index"] < first["index"]):
+        flushed = any(f["index"] == lost["index"] for f in why["flushes"])
+        parts.append(f"{lost['primitive']} {'flushed' if flushed else 'lost'} at {_where(lost)}")
+    if first:
+        parts.append(f"{first['primitive']} → {first['computed']} at {_where(first)}")
+    text = ", then ".join(parts) or "no operation lost it op by op"
+    return text + ("; XLA rewrote it (--compare-modes)" if why["rewritten"] else "")
+
+
+def _where(step: dict) -> str:
+    return step["source"].split(" ")[0]
 
 
 def _nearest(row: dict, fmt: formats.Format) -> str:
@@ -145,6 +167,16 @@ def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
             text.append(f"\n  {f}: stable only in {', '.join(ok)}", style="default")
     text.append("\nUnstable in every format: ", style="bold")
     text.append(", ".join(nowhere) or "none", style="red")
+    # stable is not accurate: say where a stable form's values are off by more than the
+    # input's conditioning allows
+    loose = {}
+    for r in rows:
+        if (r["stable"] or flush_only(r)) and r["counts"]["inaccurate"]:
+            loose.setdefault(r["form"], []).append(f"{r['dtype']} {_pct(r['counts']['inaccurate'], r['points'])}"
+                                                   f" up to {r['max_ulp']:.3g} ulp")
+    if loose:
+        text.append("\nStable but inaccurate (beyond what the input's rounding forces): ", style="bold")
+        text.append("; ".join(f"{f} ({', '.join(v)})" for f, v in loose.items()), style="cyan")
     return text
 
 
@@ -280,3 +312,44 @@ def _by_sweep(rows) -> dict:
         label = r["family"] if r["family"] != "softmax" else f"softmax {r.get('sweep')} sweep, K={r.get('classes')}"
         groups.setdefault(label, []).append(r)
     return groups
+
+
+FIGURES = ("counts", "max_ulp", "onset", "intervals")  # what two modes' rows are compared on
+
+
+def row_key(r: dict) -> tuple:
+    """What identifies a row within one sweep."""
+    return (r["family"], r["form"], r["dtype"], r.get("target"), r.get("sweep"), r.get("classes"), r.get("target_class"))
+
+
+def print_modes(compared: Sequence[dict], jit_rows: Sequence[dict], strict_rows: Sequence[dict],
+                console: Console) -> None:
+    """Where the modes disagree: per row, the points where jit and eager results differ
+    (with the example nearest zero), and the rows whose figures differ in strict mode."""
+    t = Table(title="jit against eager (op by op): points whose results differ", title_justify="left")
+    for col in ("form", "format", "case", "differ", "example nearest zero"):
+        t.add_column(col)
+    for c in compared:
+        if not c["differ"]:
+            continue
+        case = f"y={c['target']:g}" if c.get("target") is not None else f"{c['sweep']} K={c['classes']} {c['target_class']}"
+        e = c["example"]
+        where = f"{c.get('axis') or 'z'} = {e['x']:.8g}" + (f"[{e['entry']}]" if e.get("entry") else "")
+        t.add_row(c["form"], c["dtype"], case, f"{c['differ']} of {c['points']}",
+                  f"{where}: jit {e['jit']:.6g}, eager {e['eager']:.6g}, exact {e['exact']:.6g}")
+    console.print(t if t.row_count else Text("jit and eager agree at every point of every row.", style="green"))
+    strict = {row_key(r): r for r in strict_rows}
+    differ = [(r, strict[row_key(r)]) for r in jit_rows if row_key(r) in strict
+              and any(r[k] != strict[row_key(r)][k] for k in FIGURES)]
+    if not differ:
+        console.print(Text("Every row's figures are the same in strict mode "
+                           "(XLA_FLAGS=--xla_allow_excess_precision=false).", style="green"))
+        return
+    t = Table(title="rows whose figures differ in strict mode (no excess precision)", title_justify="left")
+    for col in ("form", "format", "case", "jit", "strict"):
+        t.add_column(col)
+    for a, b in differ:
+        case = f"y={a['target']:g}" if a.get("target") is not None else f"{a['sweep']} K={a['classes']} {a['target_class']}"
+        show = lambda r: ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v and k != "ok")  # noqa: E731
+        t.add_row(a["form"], a["dtype"], case, show(a) or "ok", show(b) or "ok")
+    console.print(t)

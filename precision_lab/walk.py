@@ -269,8 +269,12 @@ def default_prec(fmt) -> int:
     return max(256, 2 * (fmt.bias + fmt.mant) + 64)
 
 
-def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str | None = None) -> Walk:
-    """Walk `fn(*args)` in the format `dtype` (args: numbers or arrays, rounded to the format)."""
+def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str | None = None,
+         jitted: np.ndarray | None = None) -> Walk:
+    """Walk `fn(*args)` in the format `dtype` (args: numbers or arrays, rounded to the format).
+
+    `jitted` is the compiled program's result to compare with (default: `jax.jit(fn)`
+    on these arguments alone; a sweep passes what its own batched program computed)."""
     fmt = formats.get(dtype)
     xs = [jnp.asarray(fmt.cast(a)) for a in args]
     flat = exact.flatten(jax.make_jaxpr(fn)(*xs))
@@ -291,7 +295,7 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
         final = flat.outputs[0]
         eager = np.asarray(get(final, flat.eqns[-1].out_avals[0] if flat.eqns else xs[0]))
         ex_final = exact.run(flat, exact_args, prec)[0]
-    jitted = np.asarray(jax.jit(fn)(*xs))
+    jitted = np.asarray(jax.jit(fn)(*xs) if jitted is None else jitted)
     rewritten = not _same(eager, jitted)
     hlo = root_fusion(jax.jit(fn).lower(*xs).compile().as_text()) if rewritten else []
     return Walk(name or getattr(fn, "__name__", "fn"), fmt.name, tuple(np.asarray(x).item() if np.ndim(x) == 0
@@ -387,7 +391,8 @@ def root_fusion(hlo: str, lines: int = HLO_LINES) -> list[str]:
 
 
 def explain(form, dtype: str, z: float, y: float = 0.0, family: str = "sigmoid", classes: int = 10,
-            target_class: str = "top", sweep: str = "margin", allowance: float = DEFAULT_ALLOWANCE) -> Walk:
+            target_class: str = "top", sweep: str = "margin", allowance: float = DEFAULT_ALLOWANCE,
+            jitted: np.ndarray | None = None) -> Walk:
     """Walk a form (by name, or any kernel ``f(z, y)``) at logit (or margin, offset) `z`.
 
     For the softmax family the target is the true class (`target_class` top or
@@ -408,6 +413,6 @@ def explain(form, dtype: str, z: float, y: float = 0.0, family: str = "sigmoid",
         code = softmax.case(sweep, target_class)
         fmt = formats.get(dtype)
         vector = np.asarray(fam.inputs(jnp.asarray(fmt.cast([z])), code))[0]  # as the sweep builds it
-        return walk(fam.form(form).kernel, (vector, fam.label(code, fmt)), dtype, allowance, name=form)
+        return walk(fam.form(form).kernel, (vector, fam.label(code, fmt)), dtype, allowance, form, jitted)
     api.check_targets([y])
-    return walk(api.get_family(family).form(form).kernel, (z, y), dtype, allowance, name=form)
+    return walk(api.get_family(family).form(form).kernel, (z, y), dtype, allowance, form, jitted)

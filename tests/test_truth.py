@@ -164,3 +164,16 @@ def test_strict_mode_runs_in_a_process_of_its_own():
 
     doc = json.loads(out.stdout)
     assert STRICT_FLAG in doc["meta"]["xla_flags"] and doc["rows"][0]["mode"] == "strict"
+
+
+def test_rows_name_the_operation_at_each_nan_onset():
+    """float32 bce_naive_chain, y = 0: below −87.33655 σ(z) is a subnormal that XLA's
+    CPU flushes to 0, so op by op −y/ŷ is 0/0 (a div NaN); the row's cause at its
+    negative NaN onset names the flushed logistic and the division, from the walk, and
+    at the positive onset (ŷ rounds to 1) the division by 1 − ŷ = 0."""
+    row = pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0], forms=["bce_naive_chain"]).rows[0]
+    neg, pos = row["cause"]["nan"]["neg"], row["cause"]["nan"]["pos"]
+    assert neg["z"] == row["onset"]["nan"]["neg"] == -88.72283935546875
+    assert neg["first_nonfinite"]["primitive"] == "div" and "dloss_dyhat" in neg["first_nonfinite"]["source"]
+    assert [f["primitive"] for f in neg["flushes"]][:1] == ["logistic"]
+    assert pos["first_nonfinite"]["primitive"] == "div" and pos["first_nonfinite"]["computed"] == "inf"
