@@ -112,6 +112,7 @@ def sweep(
     mode: str = "jit",
     floor: str = "condition",
     scan_onsets: bool = False,
+    causes: bool = False,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
@@ -140,6 +141,9 @@ def sweep(
         ``"none"`` (the pure ULP test); see ``classify``.
       scan_onsets: evaluate every lattice value between zero and each onset that a
         sampled axis found, making it exact (method ``scanned``); not for float64.
+      causes: walk every form's jaxpr at each of its NaN and ∞ onsets and name the
+        operation that broke it (row field ``cause``); by default only the forms built
+        from two factors (the textbook chain products), as the walk is slow.
     Returns:
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
@@ -195,7 +199,8 @@ def sweep(
                     row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
                                                       mode, floor, progress=scanned)
             for form, row in zip(chosen, new):
-                row["cause"] = causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
+                if causes or form.factors:
+                    row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
             rows.extend(new)
     for vs in vector_jobs:
         with jax.default_device(dev):
@@ -279,7 +284,8 @@ CAUSE_CLASSES = ("nan", "inf")  # the onsets whose operation a row names
 CAUSE_MAX_WIDTH = 64  # vectors of more entries are not walked (exact arithmetic on each entry)
 
 
-def causes(fam: Family, form, fmt: formats.Format, target, onset: dict, device, mode: str = "jit") -> dict | None:
+def onset_causes(fam: Family, form, fmt: formats.Format, target, onset: dict, device,
+                 mode: str = "jit") -> dict | None:
     """At each NaN and ∞ onset, the operation that broke the form: its jaxpr walked op
     by op next to exact values (see ``walk``), against what the row's own compiled
     program computed there, which says whether XLA rewrote the expression."""
@@ -325,6 +331,7 @@ def _profile(out: Outcome, i: int) -> dict:
         "hi": [float(v) if f else None for v, f in zip(hi, filled)],
         "class": [CLASSES[c] if c >= 0 else None for c in out.profile_code[i]],
         "max_ulp": [float(e) if e >= 0 else None for e in out.profile_err[i]],
+        "kappa": [float(k) if f else None for k, f in zip(out.profile_kappa[i], filled)],
     }
 
 

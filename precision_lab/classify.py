@@ -83,17 +83,22 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = 
     m_c, m_e = xp.abs(o_c).astype(unsigned), xp.abs(o_e).astype(unsigned)
     same_side = (o_c >= 0) == (o_e >= 0)
     ulp = xp.where(same_side, xp.maximum(m_c, m_e) - xp.minimum(m_c, m_e), m_c + m_e)
-    # a 0 is lost signal unless the input's conditioning (not the bare tolerance, which
-    # would excuse flushing the smallest subnormals) excuses an error as large as the
-    # exact value itself: ŷ − y at its root
+    # a 0 is lost signal unless the exact value is normal and the input's conditioning
+    # (not the bare tolerance) excuses an error as large as the exact value itself:
+    # ŷ − y at its root; such a 0 is ok (its ordinal distance, which counts every
+    # smaller float, is no measure of it). A subnormal exact value lost to 0 is always
+    # counted (a flush).
     subnormal_exact = m_e < (1 << fmt.mant)
-    zero = (o_c == 0) & (o_e != 0) & ((ulp > limit) | (limit <= int(tolerance)))
+    significand = (m_e & ((1 << fmt.mant) - 1)) | (1 << fmt.mant)  # |exact| in ULPs of exact
+    excused = ~subnormal_exact & (limit > int(tolerance)) & (limit >= significand)
+    zero = (o_c == 0) & (o_e != 0) & ~excused
     inf = (m_c > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(
         out != out,  # NaN
         np.int8(CODE["nan"]),
         xp.where(inf, np.int8(CODE["inf"]), xp.where(zero, np.int8(CODE["zero"]),
-                                                     xp.where(ulp > limit, np.int8(CODE["inaccurate"]), np.int8(0)))),
+                                                     xp.where((ulp > limit) & ~((o_c == 0) & excused),
+                                                              np.int8(CODE["inaccurate"]), np.int8(0)))),
     ).astype(np.int8)
     subnormal = zero & subnormal_exact
     return code, ulp, subnormal

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scan-onsets", action="store_true",
                    help="evaluate every value between zero and each onset a sampled row found, making it exact "
                         "(float32 only: up to 2^31 values a side, minutes per row)")
+    s.add_argument("--causes", action="store_true",
+                   help="name the operation that broke every form at each NaN and ∞ onset (an exact walk of its "
+                        "jaxpr; by default only for the chain products bce_naive_chain and ce_naive_chain)")
     s.add_argument("--compare-modes", action="store_true",
                    help="also list, per row, the points where jit and eager results differ (with an example), "
                         "and the rows whose figures differ in strict mode")
@@ -265,7 +268,7 @@ def _sweep(args, argv) -> int:
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
                   classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
                   target_classes=args.target_classes, mode=args.mode, floor=args.floor,
-                  scan_onsets=args.scan_onsets)
+                  scan_onsets=args.scan_onsets, causes=args.causes)
     if args.labels and not args.logits:
         raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
     if args.logits:

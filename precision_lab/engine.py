@@ -54,6 +54,7 @@ class Outcome:
     max_ulp: np.ndarray  # (F,), -1 where no ok/inaccurate point
     profile_code: np.ndarray  # (F, bins), -1 for an empty bin
     profile_err: np.ndarray  # (F, bins)
+    profile_kappa: np.ndarray  # (F, bins): the largest condition number of the exact value
     profile_lo: np.ndarray  # (bins,) ordinal of the first point in each bin
     profile_hi: np.ndarray
     trackers: list[RunTracker]
@@ -158,15 +159,35 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
 
 
 @functools.lru_cache(maxsize=None)
-def reference_program(family: Family, reference: Callable, fmt: formats.Format, floor: str) -> Callable:
-    """A reference's comparison terms (see `classify.reference_terms`) at ordinals, from
-    the family's float64 base quantities under JAX (formats of up to 32 bits)."""
+def reference_program(family: Family, fmt: formats.Format, floor: str) -> Callable:
+    """Every reference of the family (all its forms', whichever are swept): each one's
+    comparison terms (see `classify.reference_terms`) and per-block condition numbers
+    at ordinals, from the family's float64 base quantities under JAX (formats of up to
+    32 bits). One program for the family, so that it does not change with the forms
+    swept; float64 arithmetic, which XLA neither widens nor contracts, so sharing it
+    changes no value (the tests check rows swept alone and together)."""
+    refs = distinct_references(family.forms + family.factors)[0]
 
     def run(ords, target64, tolerance):
         base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
-        return _join(*reference_terms(*reference(base), fmt, tolerance, jnp, floor))
+        out = []
+        for reference in refs:
+            exact, sens = reference(base)
+            out.append((_join(*reference_terms(exact, sens, fmt, tolerance, jnp, floor)),
+                        _kappa_blocks(exact, sens, jnp)))
+        return out
 
     return jax.jit(run)
+
+
+def _kappa_blocks(exact, sens, xp):
+    """The largest condition number κ = sens/|exact| (0 where sens is 0, ∞ at a root)
+    per block of BLOCK points, over a vector's entries too: for the row's profile."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = xp.where(sens == 0, 0.0, xp.abs(sens) / xp.abs(exact))
+    k = xp.where(k == k, k, 0.0)
+    k = k.reshape(k.shape[0], -1).max(axis=1)
+    return k.reshape(-1, min(BLOCK, k.shape[0])).max(axis=1).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=None)
@@ -309,11 +330,12 @@ class _Runner:
         self.family, self.forms, self.axis, self.fmt = family, tuple(forms), axis, axis.fmt
         self.size = self.refine = batch_size(family)
         self.kernels = [kernel_program(f.kernel, mode) for f in forms]
-        refs, self.ref_of = distinct_references(forms)
+        every = distinct_references(family.forms + family.factors)[0]
+        self.ref_of = [every.index(f.reference) for f in forms]
         self.positions = positions_program(axis, self.size)
         self.inputs = inputs_program(family, self.fmt, target)
         self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance))
-        self.ref_programs = [reference_program(family, r, self.fmt, floor) for r in refs]
+        self.references = reference_program(family, self.fmt, floor)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.label = jax.device_put(family.label(target, self.fmt), device)
         self.tolerance, self.floor, self.device = tolerance, floor, device
@@ -322,11 +344,13 @@ class _Runner:
         """Each distinct reference's terms at the call's points: under JAX, or for
         float64 from the host's double-double."""
         if self.fmt.bits < 64:
-            return [p(ords, self.target_in_format, self.tolerance) for p in self.ref_programs]
+            return self.references(ords, self.target_in_format, self.tolerance)
         x = formats.from_ordinal(host_ords, self.fmt).astype(np.float64)
-        refs = host_reference(self.family, self.forms, x, self.target_in_format)
-        return jax.device_put([reference_terms(e, s, self.fmt, self.tolerance, np, self.floor) for e, s in refs],
-                              self.device)
+        refs = dict(zip(distinct_references(self.forms)[0], host_reference(self.family, self.forms, x,
+                                                                           self.target_in_format)))
+        every = distinct_references(self.family.forms + self.family.factors)[0]
+        return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), self.device),
+                 _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
 
     def call(self, start: int, n: int, ords: np.ndarray | None = None) -> list:
         """Dispatch one call of n points (asynchronously): per form, what
@@ -339,7 +363,8 @@ class _Runner:
             o = jax.device_put(host, self.device)
         x = self.inputs(o)
         terms = self._terms(o, host)
-        return [self.classify(kernel(x, self.label), terms[r], n) for kernel, r in zip(self.kernels, self.ref_of)]
+        return [(*self.classify(kernel(x, self.label), terms[r][0], n), terms[r][1])
+                for kernel, r in zip(self.kernels, self.ref_of)]
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
@@ -360,6 +385,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     max_ulp = np.full(nf, -1.0)
     pcode = np.full((nf, bins), -1, np.int64)
     perr = np.full((nf, bins), -1.0)
+    pkap = np.zeros((nf, bins))
     trackers = [RunTracker() for _ in forms]
 
     size = runner.size
@@ -411,6 +437,8 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
+        kappa = np.stack([np.asarray(r[5]) for r in res])
+        pkap[:, ub] = np.maximum(pkap[:, ub], np.maximum.reduceat(kappa[:, : len(b)], firsts, axis=1))
         perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
         if tick:
             tick(m)
@@ -437,7 +465,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     phi = np.where(filled, axis.ordinals(np.maximum(hi_idx, 0)), 0)
     before_zero = int(axis.ordinals(np.array([axis.zero_index - 1]))[0]) if axis.zero_index > 0 else None
     return Outcome(fmt, tuple(forms), target, runner.target_in_format, n, axis.exhaustive, counts,
-                   zsub, max_ulp, pcode, perr, plo, phi, trackers, refined, before_zero)
+                   zsub, max_ulp, pcode, perr, pkap, plo, phi, trackers, refined, before_zero)
 
 
 def boundaries(trackers: list[RunTracker]) -> set[tuple[int, int, int, int]]:

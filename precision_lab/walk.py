@@ -91,6 +91,7 @@ class Walk:
     exact: np.ndarray  # the exact result (object array)
     rewritten: bool
     hlo: list[str]  # the root fusion of the optimised HLO, when rewritten
+    judged: dict | None = None  # for a built-in form: the sweep's class, ULP error and κ at this input
 
     def _first(self, mark):
         return next((s for s in self.steps if mark in s.marks), None)
@@ -120,7 +121,8 @@ class Walk:
                 "flushes": [j(s) for s in self.flushes],
                 "eager": [_num(v) for v in np.ravel(self.eager).astype(np.float64)],
                 "jitted": [_num(v) for v in np.ravel(self.jitted).astype(np.float64)],
-                "exact": [_exact_text(v) for v in np.ravel(self.exact)], "hlo": self.hlo}
+                "exact": [_exact_text(v) for v in np.ravel(self.exact)], "hlo": self.hlo,
+                "judged": None if self.judged is None else {k: _num(v) for k, v in self.judged.items()}}
 
     def summary(self) -> str:
         """One line: the cause, and whether the jitted program agrees."""
@@ -134,7 +136,12 @@ class Walk:
             parts.append(f"no operation lost more than {self.allowance:g} ULPs")
         jit = (f"the jitted program differs ({_fmt(self.jitted)} against {_fmt(self.eager)} op by op): "
                "XLA rewrote the expression") if self.rewritten else "the jitted program agrees"
-        return "; ".join(parts) + "; " + jit + "."
+        text = "; ".join(parts) + "; " + jit + "."
+        if self.judged:
+            j = self.judged
+            text += (f" The sweep classes this point {j['class']} (error {_fmt(j['ulp'])} ULP; the exact value's "
+                     f"condition number κ = {j['kappa']:.3g})")
+        return text
 
     def table(self):
         from rich.table import Table
@@ -413,6 +420,12 @@ def explain(form, dtype: str, z: float, y: float = 0.0, family: str = "sigmoid",
         code = softmax.case(sweep, target_class)
         fmt = formats.get(dtype)
         vector = np.asarray(fam.inputs(jnp.asarray(fmt.cast([z])), code))[0]  # as the sweep builds it
-        return walk(fam.form(form).kernel, (vector, fam.label(code, fmt)), dtype, allowance, form, jitted)
-    api.check_targets([y])
-    return walk(api.get_family(family).form(form).kernel, (z, y), dtype, allowance, form, jitted)
+        w = walk(fam.form(form).kernel, (vector, fam.label(code, fmt)), dtype, allowance, form, jitted)
+        ev = api.evaluate(family, [form], dtype, [z], target_class, sweep=sweep, classes=int(classes))
+    else:
+        api.check_targets([y])
+        w = walk(api.get_family(family).form(form).kernel, (z, y), dtype, allowance, form, jitted)
+        ev = api.evaluate(family, [form], dtype, [z], y)
+    w.judged = {"class": str(ev["class"][form][0]), "ulp": float(ev["ulp"][form][0]),
+                "kappa": float(np.max(ev["kappa"][form][0]))}
+    return w

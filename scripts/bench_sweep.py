@@ -1,8 +1,8 @@
 """Throughput of the sweep engine against its floor and a plain NumPy sweep, side by side.
 
 * engine: the full sweep (``precision_lab.sweep``) of every form of the case's family;
-* floor:  the same chunks, all forms and their references in one jitted program that
-          returns one scalar per chunk, nothing else;
+* floor:  the same batches, all forms and their references in one jitted program that
+          returns one scalar per batch, nothing else;
 * numpy:  scripts/numpy_sweep.py, the same kernels, reference and classification in NumPy.
 
 Each figure is the median of `--repeats` rounds after one warm-up (compilation is not
@@ -62,18 +62,25 @@ def _family_and_target(case):
 
 
 def floor_runner(case, axis):
+    """The same batches, every form's kernel and every reference in one jitted program
+    that returns one scalar per batch (the least work a sweep can do; the engine runs
+    each kernel alone, as its user compiles it, so its results cannot change with what
+    else is swept)."""
     fam, target = _family_and_target(case)
     fmt = axis.fmt
-    y = fmt.cast(target)
-    y64 = float(y.astype(np.float64))
-
-    size = engine.call_sizes(fam, jax.default_backend(), len(axis))[0]
+    y64 = float(fmt.cast(target).astype(np.float64))
+    label = fam.label(target, fmt)
+    size = engine.batch_size(fam)
+    refs = engine.distinct_references(fam.forms)[0]
 
     @jax.jit
     def chunk(start):
         ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
-        outs, refs = engine.computed_and_exact(fam, fam.forms, fmt, ords, y, y64)
-        return sum(jnp.sum(o.astype(jnp.float32)) for o in outs) + sum(jnp.sum(e) + jnp.sum(s) for e, s in refs)
+        x = fam.inputs(formats.from_ordinal(ords, fmt, jnp), target)
+        outs = [jax.vmap(f.kernel, (0, None))(x, label) for f in fam.forms]
+        base = fam.device_base(formats.ordinal_to_float64(ords, fmt, jnp), y64)
+        exact = [r(base) for r in refs]
+        return sum(jnp.sum(o.astype(jnp.float32)) for o in outs) + sum(jnp.sum(e) + jnp.sum(s) for e, s in exact)
 
     def run():
         sums = [chunk(s) for s in range(0, len(axis), size)]
@@ -84,7 +91,7 @@ def floor_runner(case, axis):
 
 def numpy_runner(case, axis):
     fam, _ = _family_and_target(case)
-    size = engine.call_sizes(fam, jax.default_backend(), len(axis))[0]
+    size = engine.batch_size(fam)
 
     def run():
         for s in range(0, len(axis), size):

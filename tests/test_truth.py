@@ -97,13 +97,14 @@ def test_where_the_condition_is_at_most_one_the_allowance_is_the_tolerance(dtype
 
 def test_condition_floor_excuses_cancellation_at_a_root():
     """ŷ − y at y = 0.1 near z = ln(1/9), where σ(z) = 0.1: f → 0 while f' = σ' ≈ 0.09,
-    so κ is huge and the cancellation the input's rounding forces is excused; with
-    floor `none` the same points are inaccurate."""
-    z = np.log(1 / 9) + np.linspace(-1e-3, 1e-3, 41)
-    cond = pl.evaluate("sigmoid", ["bce_fused"], "float16", z, 0.1)
-    pure = pl.evaluate("sigmoid", ["bce_fused"], "float16", z, 0.1, floor="none")
+    so κ is huge and the cancellation the input's rounding forces is excused (a computed
+    0 too, where the exact value is normal); with floor `none` the same points are
+    inaccurate or lost."""
+    z = np.log(1 / 9) + np.linspace(-2e-6, 2e-6, 41)  # float32: the exact values stay normal
+    cond = pl.evaluate("sigmoid", ["bce_fused"], "float32", z, 0.1)
+    pure = pl.evaluate("sigmoid", ["bce_fused"], "float32", z, 0.1, floor="none")
     assert (cond["class"]["bce_fused"] == "ok").all()
-    assert (pure["class"]["bce_fused"] == "inaccurate").any()
+    assert np.isin(pure["class"]["bce_fused"], ["inaccurate", "zero"]).sum() > 10
     assert cond["kappa"]["bce_fused"].max() > 100
 
 
