@@ -331,7 +331,7 @@ def _profile(out: Outcome, i: int) -> dict:
         "hi": [float(v) if f else None for v, f in zip(hi, filled)],
         "class": [CLASSES[c] if c >= 0 else None for c in out.profile_code[i]],
         "max_ulp": [float(e) if e >= 0 else None for e in out.profile_err[i]],
-        "kappa": [float(k) if f else None for k, f in zip(out.profile_kappa[i], filled)],
+        "kappa": [_json_float(float(k)) if f else None for k, f in zip(out.profile_kappa[i], filled)],
     }
 
 
@@ -480,6 +480,7 @@ def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv) ->
         "device_kind": dev.device_kind,
         "x64": bool(jax.config.jax_enable_x64),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compilation_cache": jax.config.jax_compilation_cache_dir,
         "tolerance_ulp": tolerance,
         "seed": seed,
         "argv": list(argv) if argv is not None else sys.argv[1:],

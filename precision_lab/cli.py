@@ -395,8 +395,27 @@ def _list_all() -> int:
     return 0
 
 
+CACHE_ENV = "PRECISION_LAB_CACHE"  # a folder for compiled programs, or 0 for none
+
+
+def use_compilation_cache() -> None:
+    """Keep XLA's compiled programs between runs (JAX's persistent cache), in
+    $PRECISION_LAB_CACHE or ~/.cache/precision_lab/xla: each form is its own program,
+    and compiling them is most of a cold run. A cached program is the same executable,
+    so results do not change; `0` turns it off."""
+    where = os.environ.get(CACHE_ENV, os.path.join(os.path.expanduser("~"), ".cache", "precision_lab", "xla"))
+    if where in ("", "0"):
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    use_compilation_cache()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

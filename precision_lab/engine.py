@@ -136,9 +136,9 @@ def positions_program(axis, size: int) -> Callable:
 
 
 @functools.lru_cache(maxsize=None)
-def inputs_program(family: Family, fmt: formats.Format, target) -> Callable:
+def inputs_program(family: Family, fmt: formats.Format, case) -> Callable:
     """The kernel inputs at ordinals (for a vector family, the sweep's logit vectors)."""
-    return jax.jit(lambda ords: family.inputs(formats.from_ordinal(ords, fmt, jnp), target))
+    return jax.jit(lambda ords: family.inputs(formats.from_ordinal(ords, fmt, jnp), case))
 
 
 def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, ords: np.ndarray, target,
@@ -152,7 +152,7 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
     label = jax.device_put(family.label(target, fmt), device)
     outs = [[] for _ in forms]
     for i in range(0, len(ords), b):
-        x = inputs_program(family, fmt, target)(jax.device_put(ords[i:i + b], device))
+        x = inputs_program(family, fmt, family.case(target))(jax.device_put(ords[i:i + b], device))
         for out, f in zip(outs, forms):
             out.append(np.asarray(kernel_program(f.kernel, mode)(x, label)))
     return [np.concatenate(o)[: len(ords) - pad] for o in outs]
@@ -333,7 +333,7 @@ class _Runner:
         every = distinct_references(family.forms + family.factors)[0]
         self.ref_of = [every.index(f.reference) for f in forms]
         self.positions = positions_program(axis, self.size)
-        self.inputs = inputs_program(family, self.fmt, target)
+        self.inputs = inputs_program(family, self.fmt, family.case(target))
         self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance))
         self.references = reference_program(family, self.fmt, floor)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
@@ -356,7 +356,9 @@ class _Runner:
         """Dispatch one call of n points (asynchronously): per form, what
         `classify_program` returns."""
         if ords is None:
-            o = self.positions(start, n)
+            # committed to the device, as chosen ordinals are: the kernel then sees one
+            # argument placement, and compiles once
+            o = self.positions(jax.device_put(np.int64(start), self.device), n)
             host = self.axis.ordinals(start + np.minimum(np.arange(self.size), n - 1)) if self.fmt.bits == 64 else None
         else:
             host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64)))

@@ -52,10 +52,12 @@ class Family:
     host_base: Callable  # (x64 numpy, target float) -> base quantities in double-double
     width: int = 1  # entries of a vector-valued result (K classes), 1 for scalars
     factors: tuple[Form, ...] = ()  # factor forms swept only when asked for by name
-    # What a kernel is called with, `kernel(inputs(x, target), label(target, fmt))`:
-    # the per-point input made from the swept value x (in the format) and the row's
-    # target, and the row's target as the traced, unbatched second argument.
-    inputs: Callable = lambda x, target: x  # noqa: E731
+    # What a kernel is called with, `kernel(inputs(x, case(target)), label(target, fmt))`:
+    # the per-point input made from the swept value x (in the format) and the part of
+    # the row's target that shapes it (None: none), and the row's target as the traced,
+    # unbatched second argument.
+    inputs: Callable = lambda x, case: x  # noqa: E731
+    case: Callable = lambda target: None  # noqa: E731
     label: Callable = lambda target, fmt: fmt.cast(target)  # noqa: E731
 
     def form(self, name: str) -> Form:

@@ -255,10 +255,10 @@ def case(sweep: str, target_class: str) -> int:
     return TARGET_CLASSES[target_class] + 2 * SWEEPS.index(sweep)
 
 
-def _vector(x, code: int, k: int):
+def _vector(x, offset: bool, k: int):
     """z = (x, 0, …, 0) for the margin sweep, x + (1, 0, …, 0) in the format for the
-    offset sweep (`code` is a Python int: the sweep is part of the input program)."""
-    if code >= 2:
+    offset sweep (a Python bool: the sweep is part of the input program)."""
+    if offset:
         return x + jnp.zeros(k, x.dtype).at[0].set(1)
     return jnp.zeros(k, x.dtype).at[0].set(x)
 
@@ -282,7 +282,8 @@ def family(classes: int = 10) -> Family:
         device_base=lambda x64, code64: _base(x64, code64, classes, _Device, jnp),
         host_base=lambda x64, code64: _base(x64, code64, classes, _Host, np),
         width=classes,
-        inputs=lambda x, code: jax.vmap(lambda v: _vector(v, code, classes))(x),
+        inputs=lambda x, offset: jax.vmap(lambda v: _vector(v, offset, classes))(x),
+        case=lambda code: int(code) >= 2,  # the offset sweep
         label=lambda code, fmt: np.int32(int(code) % 2),
     )
 

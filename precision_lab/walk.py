@@ -419,7 +419,7 @@ def explain(form, dtype: str, z: float, y: float = 0.0, family: str = "sigmoid",
         fam = api.get_family(family, int(classes))
         code = softmax.case(sweep, target_class)
         fmt = formats.get(dtype)
-        vector = np.asarray(fam.inputs(jnp.asarray(fmt.cast([z])), code))[0]  # as the sweep builds it
+        vector = np.asarray(fam.inputs(jnp.asarray(fmt.cast([z])), fam.case(code)))[0]  # as the sweep builds it
         w = walk(fam.form(form).kernel, (vector, fam.label(code, fmt)), dtype, allowance, form, jitted)
         ev = api.evaluate(family, [form], dtype, [z], target_class, sweep=sweep, classes=int(classes))
     else:

@@ -76,7 +76,7 @@ def floor_runner(case, axis):
     @jax.jit
     def chunk(start):
         ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
-        x = fam.inputs(formats.from_ordinal(ords, fmt, jnp), target)
+        x = fam.inputs(formats.from_ordinal(ords, fmt, jnp), fam.case(target))
         outs = [jax.vmap(f.kernel, (0, None))(x, label) for f in fam.forms]
         base = fam.device_base(formats.ordinal_to_float64(ords, fmt, jnp), y64)
         exact = [r(base) for r in refs]

@@ -178,3 +178,14 @@ def test_rows_name_the_operation_at_each_nan_onset():
     assert neg["first_nonfinite"]["primitive"] == "div" and "dloss_dyhat" in neg["first_nonfinite"]["source"]
     assert [f["primitive"] for f in neg["flushes"]][:1] == ["logistic"]
     assert pos["first_nonfinite"]["primitive"] == "div" and pos["first_nonfinite"]["computed"] == "inf"
+
+
+def test_every_figure_is_strict_json():
+    """Profiles carry κ, which is ∞ where the exact value is 0 and its sensitivity is not
+    (bfloat16 mse at y = 1: far in the tail ½σ(−z)² underflows in float64 before
+    |z|·σ(−z)²σ(z) does): the document must still be strict JSON (∞ as a string)."""
+    import json
+
+    doc = pl.sweep("sigmoid", dtypes=["bfloat16"], targets=[1.0], forms=["mse"]).to_json()
+    kappa = doc["rows"][0]["profile"]["kappa"]
+    assert "inf" in kappa and json.loads(json.dumps(doc, allow_nan=False)) == doc
