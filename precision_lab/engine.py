@@ -191,24 +191,26 @@ def _kappa_blocks(exact, sens, xp):
 
 
 @functools.lru_cache(maxsize=None)
-def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: float) -> Callable:
-    """Per point, a 32-bit key (its level, then its ULP error; see `_pack`) of a form's
-    results against its reference terms; per block of points the worst class and,
-    where the block is one measured level, its largest error; for the call, whether
-    the class changes and whether it is all lost subnormals. Exact integer work: its
-    results do not depend on how XLA compiles it."""
+def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: float, ref_of: tuple) -> Callable:
+    """Per point of each form, a 32-bit key (its level, then its ULP error; see `_pack`)
+    of the form's results against its reference's terms; per block of points the worst
+    class and, where the block is one measured level, its largest error, and the
+    largest condition number; per form, whether the class changes in the call and
+    whether it is all lost subnormals. The forms' results come from their own programs:
+    this one is exact integer work (and float32 maxima of keys), so classifying them
+    together changes nothing."""
     block = min(BLOCK, size)
 
-    def run(out, terms, valid_n):
+    def run(outs, refs, valid_n):
         def point_keys(given):
-            out, terms = given
-            return _pack(*per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance),
-                                    tuple(range(1, out.ndim))))
+            outs, refs = given
+            return jnp.stack([_pack(*per_point(*classify_terms(out, *_split(refs[r][0]), fmt, jnp, tolerance),
+                                               tuple(range(1, out.ndim)))) for out, r in zip(outs, ref_of)])
 
         # into a buffer of its own: XLA would otherwise fuse (and so repeat) the
         # classification into both reductions below
-        keys = _materialise(point_keys, (out, terms), valid_n >= 0, platform)
-        blocks = (size // block, block)
+        keys = _materialise(point_keys, (outs, refs), valid_n >= 0, platform)
+        blocks = (len(ref_of), size // block, block)
         # as float32 the keys are positive normal numbers ordered by level, then error:
         # float32 maxima and minima (XLA's fastest reductions on the CPU) per block give
         # its worst level, whether it is all one level, and then its largest error
@@ -217,10 +219,11 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         level = (top >> KEY_SHIFT).astype(jnp.int32) - 1
         whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
         err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)  # else the host reads the keys
-        used = jnp.arange(blocks[0]) * block < valid_n
-        mixed = (used & (~whole | (level != level[0]))).any()
-        lost = level[0] == LEVEL_SUBNORMAL  # where not mixed
-        return keys, err, _level_class(level).astype(jnp.int8), mixed, lost
+        used = jnp.arange(blocks[1]) * block < valid_n
+        mixed = (used & (~whole | (level != level[:, :1]))).any(axis=1)
+        lost = level[:, 0] == LEVEL_SUBNORMAL  # where not mixed
+        kappa = jnp.stack([refs[r][1] for r in ref_of])
+        return keys, err, _level_class(level).astype(jnp.int8), mixed, lost, kappa
 
     return jax.jit(run)
 
@@ -285,16 +288,6 @@ def _split(term):
     return lax.bitcast_convert_type(pair[..., _LOW], jnp.int32), pair[..., 1 - _LOW]
 
 
-def _key_bits(keys, rows, points: slice = slice(None), cache: dict | None = None) -> np.ndarray:
-    """The keys of forms `rows` at `points`, as uint32 on the host (each form's read
-    from the device once, where `cache` keeps them)."""
-    cache = {} if cache is None else cache
-    for i in rows:
-        if i not in cache:
-            cache[i] = np.asarray(keys[i]).view(np.uint32)
-    return np.stack([cache[i][points] for i in rows])
-
-
 def _levels(bits: np.ndarray) -> np.ndarray:
     """Levels (int8) from key bits."""
     return ((bits >> KEY_SHIFT) - 1).astype(np.int8)
@@ -334,7 +327,8 @@ class _Runner:
         self.ref_of = [every.index(f.reference) for f in forms]
         self.positions = positions_program(axis, self.size)
         self.inputs = inputs_program(family, self.fmt, family.case(target))
-        self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance))
+        self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance),
+                                         tuple(self.ref_of))
         self.references = reference_program(family, self.fmt, floor)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.label = jax.device_put(family.label(target, self.fmt), device)
@@ -353,8 +347,8 @@ class _Runner:
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
 
     def call(self, start: int, n: int, ords: np.ndarray | None = None) -> list:
-        """Dispatch one call of n points (asynchronously): per form, what
-        `classify_program` returns."""
+        """Dispatch one call of n points (asynchronously): what `classify_program`
+        returns, a row per form."""
         if ords is None:
             # committed to the device, as chosen ordinals are: the kernel then sees one
             # argument placement, and compiles once
@@ -365,14 +359,13 @@ class _Runner:
             o = jax.device_put(host, self.device)
         x = self.inputs(o)
         terms = self._terms(o, host)
-        return [(*self.classify(kernel(x, self.label), terms[r][0], n), terms[r][1])
-                for kernel, r in zip(self.kernels, self.ref_of)]
+        return self.classify(tuple(kernel(x, self.label) for kernel in self.kernels), terms, n)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
         n = len(ords)
-        keys = [res[0] for res in self.call(0, n, np.asarray(ords, np.int64))]
-        return _level_class(_levels(_key_bits(keys, range(len(keys)), slice(n))))
+        keys = np.asarray(self.call(0, n, np.asarray(ords, np.int64))[0]).view(np.uint32)
+        return _level_class(_levels(keys[:, :n]))
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -395,9 +388,9 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
 
     def absorb(start, res):
         m = min(size, n - start)
-        keys = [r[0] for r in res]
-        berr = np.stack([np.array(r[1]) for r in res])  # writable: the host fills in blocks where a class changes
-        bcode, mixed, lost = (np.stack([np.asarray(r[k]) for r in res]) for k in (2, 3, 4))
+        keys = res[0]
+        berr = np.array(res[1])  # writable: the host fills in blocks where a class changes
+        bcode, mixed, lost, kappa = (np.asarray(r) for r in res[2:])
         zsub[:] += np.where(~mixed & lost, m, 0)
         # Most calls are one class per form: those need only the call's two ends. The
         # forms that change need their per-point classes (and errors, which the program
@@ -407,7 +400,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         changing = np.flatnonzero(mixed)
         code, ordinals = np.zeros((0, m), np.int8), None
         if len(changing):
-            bits = _key_bits(keys, changing, slice(0, m))
+            bits = np.asarray(keys).view(np.uint32)[changing, :m]
             level = _levels(bits)
             code = _level_class(level)
             zsub[changing] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
@@ -439,7 +432,6 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
         ub = b[firsts]
         pcode[:, ub] = np.maximum(pcode[:, ub], np.maximum.reduceat(bcode[:, : len(b)], firsts, axis=1))
-        kappa = np.stack([np.asarray(r[5]) for r in res])
         pkap[:, ub] = np.maximum(pkap[:, ub], np.maximum.reduceat(kappa[:, : len(b)], firsts, axis=1))
         perr[:, ub] = np.maximum(perr[:, ub], np.maximum.reduceat(berr[:, : len(b)], firsts, axis=1))
         if tick:
