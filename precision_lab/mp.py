@@ -28,7 +28,8 @@ import numpy as np
 from . import dd
 
 START_PREC = 128  # bits of the first mpmath evaluation
-MAX_PREC = 1 << 14  # beyond this the last evaluation is taken as it is
+MAX_PREC = 1 << 12  # taken as it is at this precision (operands stay below 2**1100:
+# a difference still exactly 0 here is below 2**-2900, 0 in float64)
 
 
 # ---- correct rounding of an mpf to float64 ------------------------------------------
@@ -66,20 +67,23 @@ def to_float64(x) -> float:
 _round_array = np.frompyfunc(to_float64, 1, 1)
 
 
-def round_array(a) -> np.ndarray:
+def round_array(a) -> tuple[np.ndarray, np.ndarray]:
     """to_float64 over an object array, each distinct object rounded once (np.where
-    on object arrays shares objects, so a broadcast column is rounded once)."""
+    on object arrays shares objects, so a broadcast column is rounded once); and
+    where the mpf is exactly 0."""
     a = np.asarray(a, dtype=object)
     flat = a.ravel()
     seen: dict[int, float] = {}
     out = np.empty(flat.size)
+    zero = np.zeros(flat.size, bool)
     for i, v in enumerate(flat):
         k = id(v)
         f = seen.get(k)
         if f is None:
             f = seen[k] = to_float64(v)
         out[i] = f
-    return out.reshape(a.shape)
+        zero[i] = f == 0 and isinstance(v, mpmath.mpf) and not v
+    return out.reshape(a.shape), zero.reshape(a.shape)
 
 
 # ---- mpmath arithmetic on object arrays ------------------------------------------------
@@ -169,15 +173,19 @@ def _eval(e, prec: int, rows: np.ndarray, memo: dict):
 def evaluate(e, rows: np.ndarray) -> np.ndarray:
     """float64 of expression e at the points `rows`, correctly rounded: evaluated at
     START_PREC and START_PREC + 64 bits, then at doubling precision for the points
-    whose two latest evaluations round differently (Ziv's strategy)."""
+    whose two latest evaluations round differently (Ziv's strategy), or give an exact
+    0."""
     out, prev, todo, prec = None, None, np.arange(len(rows)), START_PREC
     while todo.size:
         with mpmath.workprec(prec):
-            cur = round_array(_eval(e, prec, rows[todo], {}))
+            cur, zero = round_array(_eval(e, prec, rows[todo], {}))
         if out is None:
             out = np.empty((len(rows),) + cur.shape[1:])
         if prev is not None:
             same = (cur == prev) | (np.isnan(cur) & np.isnan(prev))
+            # an exact 0 is what a cancellation gives at any precision too low to see
+            # the difference: it is trusted only at MAX_PREC
+            same &= ~zero
             same = np.all(same.reshape(len(todo), -1), axis=1) | (prec >= MAX_PREC)
             out[todo[same]] = cur[same]
             todo, cur = todo[~same], cur[~same]
