@@ -194,6 +194,19 @@ def evaluate(e, rows: np.ndarray) -> np.ndarray:
     return out if out is not None else np.empty((0,))
 
 
+def near_tie(v: dd.DD, rel: float = 2.0**-96) -> np.ndarray:
+    """Where a DD value (accurate to ~2**-100) lies within `rel` of a float64 rounding
+    boundary, so that hi may not be its correct rounding: the exact value can sit
+    that close to a tie, e.g. a difference of two float64 (exact in DD, often a
+    midpoint) plus a tiny term."""
+    with np.errstate(all="ignore"):
+        a, lo = np.abs(v.hi), np.abs(v.lo)
+        u = np.spacing(a)  # the gap above |hi|; below a power of two it is u/2
+        tol = rel * a
+        near = (np.abs(lo - u / 2) <= tol) | (np.abs(lo - u / 4) <= tol)
+        return near & np.isfinite(v.hi) & (a >= 2.0**-1022)
+
+
 # ---- the array type ----------------------------------------------------------------------
 class Exact:
     """float64 reference values: DD at every point, mpmath at the points `rows`.
@@ -220,8 +233,12 @@ class Exact:
 
     def to_float(self) -> np.ndarray:
         out = self.dd.to_float()
-        if self.rows.size and out.ndim:
-            out[self.rows] = evaluate(self.expr, self.rows)
+        if not out.ndim:
+            return out
+        near = near_tie(self.dd)
+        rows = np.union1d(self.rows, np.flatnonzero(near.reshape(len(near), -1).any(axis=1)))
+        if rows.size:
+            out[rows] = evaluate(self.expr, rows)
         return out
 
     def __repr__(self) -> str:
