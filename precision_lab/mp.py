@@ -235,10 +235,12 @@ class Exact:
         out = self.dd.to_float()
         if not out.ndim:
             return out
+        if self.rows.size:
+            out[self.rows] = evaluate(self.expr, self.rows)
         near = near_tie(self.dd)
-        rows = np.union1d(self.rows, np.flatnonzero(near.reshape(len(near), -1).any(axis=1)))
-        if rows.size:
-            out[rows] = evaluate(self.expr, rows)
+        extra = np.setdiff1d(np.flatnonzero(near.reshape(len(near), -1).any(axis=1)), self.rows)
+        if extra.size:
+            out[extra] = evaluate(self.expr, extra)
         return out
 
     def __repr__(self) -> str:
@@ -349,16 +351,20 @@ def where(cond, a, b):
 def parts(values, fn, rows, n: int) -> list[Exact]:
     """Exact base quantities: `values` (DD, one per quantity, over all n points) and
     fn(rows) -> one object array of mpf per quantity at the points `rows`, computed at
-    the current mpmath precision (once per precision for all quantities)."""
+    the current mpmath precision (once per point and precision for all quantities)."""
     rows = np.asarray(rows, np.int64)
-    cache: dict = {}
+    cache: dict = {}  # prec -> {point: (values of each quantity)}
 
     def part(i):
         def f(prec, r):
-            key = (prec, r.tobytes())
-            if key not in cache:
-                cache[key] = fn(r)
-            return cache[key][i]
+            known = cache.setdefault(prec, {})
+            missing = [j for j in r.tolist() if j not in known]
+            if missing:
+                for j, vals in zip(missing, zip(*fn(np.asarray(missing, np.int64)))):
+                    known[j] = vals
+            out = np.empty(len(r), object)
+            out[:] = [known[j][i] for j in r.tolist()]
+            return out
         return f
 
     return [Exact.leaf(v, part(i), rows, n) for i, v in enumerate(values)]
