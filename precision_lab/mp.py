@@ -33,57 +33,61 @@ MAX_PREC = 1 << 12  # taken as it is at this precision (operands stay below 2**1
 
 
 # ---- correct rounding of an mpf to float64 ------------------------------------------
-def _round_shift(man: int, shift: int) -> int:
-    """man / 2**shift rounded to the nearest integer, ties to even (shift > 0)."""
+def _round_shift(man: int, shift: int) -> tuple[int, bool]:
+    """man / 2**shift rounded to the nearest integer, ties to even (shift > 0), and
+    whether it was an exact tie."""
     q, r = man >> shift, man & ((1 << shift) - 1)
     half = 1 << (shift - 1)
-    return q + 1 if r > half or (r == half and q & 1) else q
+    return (q + 1 if r > half or (r == half and q & 1) else q), r == half
 
 
-def to_float64(x) -> float:
-    """The float64 nearest to the mpf (or number) x, ties to even, subnormals and
-    overflow to ±inf included: one rounding of x's exact binary value (float(mpf)
-    may round a subnormal twice)."""
+def _to_float64(x) -> tuple[float, bool]:
+    """(to_float64(x), whether x is exactly 0 or exactly halfway between two float64)."""
     if not isinstance(x, mpmath.mpf):
-        return float(x)
+        return float(x), False
     sign, man, exp, bc = x._mpf_
     if not man:
-        return float(x)  # 0, ±inf, nan
+        return float(x), x == 0  # 0, ±inf, nan
     top = exp + bc - 1  # x = ±man * 2**exp, 2**top <= |x| < 2**(top + 1)
     keep = 53 if top >= -1022 else top + 1075  # significant bits float64 keeps here
+    tie = False
     if keep <= 0:  # below half the smallest subnormal (or exactly at it: tie to 0)
-        m, e = (1, -1074) if keep == 0 and man != 1 << (bc - 1) else (0, 0)
+        tie = keep == 0 and man == 1 << (bc - 1)
+        m, e = (1, -1074) if keep == 0 and not tie else (0, 0)
     elif bc > keep:
-        m, e = _round_shift(man, bc - keep), exp + bc - keep
+        (m, tie), e = _round_shift(man, bc - keep), exp + bc - keep
     else:
         m, e = man, exp
     if m and e + m.bit_length() > 1024:
         v = math.inf
     else:
         v = math.ldexp(m, e)  # exact: m has at most 53 bits (54 on a carry to 2**k)
-    return -v if sign else v
+    return (-v if sign else v), tie
 
 
-_round_array = np.frompyfunc(to_float64, 1, 1)
+def to_float64(x) -> float:
+    """The float64 nearest to the mpf (or number) x, ties to even, subnormals and
+    overflow to ±inf included: one rounding of x's exact binary value (float(mpf)
+    may round a subnormal twice)."""
+    return _to_float64(x)[0]
 
 
 def round_array(a) -> tuple[np.ndarray, np.ndarray]:
     """to_float64 over an object array, each distinct object rounded once (np.where
     on object arrays shares objects, so a broadcast column is rounded once); and
-    where the mpf is exactly 0."""
+    where the mpf is exactly 0 or exactly a tie."""
     a = np.asarray(a, dtype=object)
     flat = a.ravel()
-    seen: dict[int, float] = {}
+    seen: dict[int, tuple[float, bool]] = {}
     out = np.empty(flat.size)
-    zero = np.zeros(flat.size, bool)
+    exact = np.zeros(flat.size, bool)
     for i, v in enumerate(flat):
         k = id(v)
-        f = seen.get(k)
-        if f is None:
-            f = seen[k] = to_float64(v)
-        out[i] = f
-        zero[i] = f == 0 and isinstance(v, mpmath.mpf) and not v
-    return out.reshape(a.shape), zero.reshape(a.shape)
+        r = seen.get(k)
+        if r is None:
+            r = seen[k] = _to_float64(v)
+        out[i], exact[i] = r
+    return out.reshape(a.shape), exact.reshape(a.shape)
 
 
 # ---- mpmath arithmetic on object arrays ------------------------------------------------
@@ -174,7 +178,7 @@ def evaluate(e, rows: np.ndarray) -> np.ndarray:
     """float64 of expression e at the points `rows`, correctly rounded: evaluated at
     START_PREC and START_PREC + 64 bits, then at doubling precision for the points
     whose two latest evaluations round differently (Ziv's strategy), or give an exact
-    0."""
+    0 or an exact tie."""
     out, prev, todo, prec = None, None, np.arange(len(rows)), START_PREC
     while todo.size:
         with mpmath.workprec(prec):
@@ -183,8 +187,9 @@ def evaluate(e, rows: np.ndarray) -> np.ndarray:
             out = np.empty((len(rows),) + cur.shape[1:])
         if prev is not None:
             same = (cur == prev) | (np.isnan(cur) & np.isnan(prev))
-            # an exact 0 is what a cancellation gives at any precision too low to see
-            # the difference: it is trusted only at MAX_PREC
+            # an exact 0 or an exact tie is what a cancellation, or a tiny term lost
+            # beside a larger one, gives at any precision too low to see it: it is
+            # trusted only at MAX_PREC
             same &= ~zero
             same = np.all(same.reshape(len(todo), -1), axis=1) | (prec >= MAX_PREC)
             out[todo[same]] = cur[same]
