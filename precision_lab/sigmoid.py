@@ -12,13 +12,15 @@ form against the true gradient ∂L/∂z, whatever clipping the form applies.
 
 from __future__ import annotations
 
+import math
 import types
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 
-from . import dd
+from . import dd, mp
 from .family import Constant, Family, Form, div0
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
@@ -175,17 +177,65 @@ def device_base(z64, y64):
     )
 
 
+# Double-double is trusted where σ(±z) ≥ e**-660 ≈ 2**-952 (every base quantity and
+# intermediate of the references then lies in [2**-960, 2**1000]) and σ(z) − y keeps
+# all but 20 of its ~106 bits; elsewhere the references are evaluated with mpmath.
+# Beyond |z| = 747 (and beyond the overflow of y/σ(−|z|) and (1 − y)/σ(−|z|), for a
+# target in (0, 1)) the tiny base quantity is below 2**-1077: its DD value 0 gives
+# every reference exactly (0, ±∞, or a sum dominated by |z|).
+DD_TRUSTED = 660.0
+DD_CANCEL_BITS = 20
+
+
+def _mp_rows(z64: np.ndarray, y64: float, s: dd.DD) -> np.ndarray:
+    """The points whose references double-double cannot be trusted to round correctly."""
+    a = np.abs(z64)
+    upper = 747.0
+    inner = 0.0 < y64 < 1.0
+    if inner:
+        upper = max(upper, 711.0 + math.log(1.0 / min(y64, 1.0 - y64)))
+    risky = (a >= DD_TRUSTED) & (a <= upper)
+    if inner:  # σ(z) − y (and −y/σ(z) + (1 − y)/σ(−z)) cancel near σ(z) = y
+        with np.errstate(invalid="ignore"):
+            risky |= np.abs(s.hi - y64) <= 2.0**-DD_CANCEL_BITS * y64
+    return np.flatnonzero(risky)
+
+
+def _mp_base(z64: np.ndarray):
+    """σ(z), σ(−z), softplus(±z) and z as mpf (at the current precision), the formulas
+    of `device_base`."""
+    def fn(rows):
+        out = [np.empty(len(rows), object) for _ in range(5)]
+        for i, zi in enumerate(z64[rows]):
+            z = mpmath.mpf(float(zi))
+            e = mpmath.exp(-abs(z))
+            big = 1 / (1 + e)
+            small = e * big
+            tail = mpmath.log1p(e)
+            s, c = (big, small) if z >= 0 else (small, big)
+            for o, v in zip(out, (s, c, max(z, 0) + tail, max(-z, 0) + tail, z)):
+                o[i] = v
+        return out
+    return fn
+
+
 def host_base(z64: np.ndarray, y64: float):
-    """Base quantities in double-double on the host (for float64)."""
-    s, c, sp, spn = dd.sigmoid_parts(np.asarray(z64, np.float64))
-    return types.SimpleNamespace(
-        z=dd.DD.from_float(z64), y=float(y64), s=s, c=c, sp=sp, spn=spn, where=_select
-    )
+    """Base quantities on the host (for float64): `mp.Exact` arrays, double-double at
+    every point and mpmath where double-double cannot be trusted (see `_mp_rows`), so
+    that every reference rounds correctly to float64."""
+    z64 = np.atleast_1d(np.asarray(z64, np.float64))
+    y_f = float(y64)
+    s, c, sp, spn = dd.sigmoid_parts(z64)
+    rows = _mp_rows(z64, y_f, s)
+    s, c, sp, spn, z = mp.parts((s, c, sp, spn, dd.DD.from_float(z64)), _mp_base(z64), rows, len(z64))
+    # y as an exact constant, so that 1 − y (inexact in float64 for y < 0.5) is exact
+    y = mp.constant(dd.DD(y_f), lambda: mpmath.mpf(y_f), rows, len(z64))
+    return types.SimpleNamespace(z=z, y=y, s=s, c=c, sp=sp, spn=spn, where=_select)
 
 
-def _select(cond: bool, a, b):
-    """`where` for the host base, whose conditions are on the (scalar) target only."""
-    return a if cond else b
+def _select(cond, a, b):
+    """`where` for the host base: on a scalar condition (the target's) it selects."""
+    return mp.where(cond, a, b)
 
 
 _EPS_K = Constant("ε=1e-7", KERAS_EPSILON, lambda t: t(KERAS_EPSILON))

@@ -28,10 +28,11 @@ import types
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 from jax import lax
 
-from . import dd
+from . import dd, mp
 from .family import Family, Form
 
 KERAS_EPSILON = 1e-7
@@ -159,7 +160,7 @@ def _parts(m, k: int, xp):
     e = xp.exp(-abs(m))  # e^(−|m|)
     q = (k - 1) * e  # m ≥ 0: Σe^z / e^m − 1
     r = e / (k - 1)  # m < 0: Σe^z / (K − 1) − 1
-    log_k1 = math.log(k - 1)
+    log_k1 = xp.ln(k - 1)
     lse = xp.where(pos, m + xp.log1p(q), log_k1 + xp.log1p(r))
     lse_minus_m = xp.where(pos, xp.log1p(q), log_k1 + xp.log1p(r) - m)
     p0 = xp.where(pos, 1 / (1 + q), r / (1 + r))
@@ -171,22 +172,63 @@ def _parts(m, k: int, xp):
 class _Device:
     """Arithmetic for references in float64 under JAX."""
 
-    exp, log1p = staticmethod(jnp.exp), staticmethod(jnp.log1p)
+    exp, log1p, ln = staticmethod(jnp.exp), staticmethod(jnp.log1p), staticmethod(math.log)
 
     @staticmethod
     def where(c, a, b):
         return jnp.where(c, a, b)
 
 
-class _Host:
-    """Arithmetic for references in double-double on the host."""
+# Double-double is trusted where e^(−|m|)/(K − 1)² ≥ e**-660 ≈ 2**-952 (every part
+# and intermediate then lies in [2**-960, 2**1000]); beyond |m| = 747 + ln(K − 1)
+# the tiny parts are below 2**-1077 and their DD value 0 gives every reference
+# exactly. For K = 2 and m < 0, p_1 − 1 = −p_0 cancels |m|/ln 2 bits.
+DD_TRUSTED = 660.0
 
-    exp, log1p = staticmethod(dd.exp), staticmethod(dd.log1p)
+
+class _Host:
+    """Arithmetic for references on the host (float64): `mp.Exact` values, double-double
+    at every point and mpmath at the points where double-double cannot be trusted, so
+    that every reference rounds correctly to float64. Its values stay exact through
+    `_assemble` (`_f` leaves them as they are) and are rounded once, by `to_float()`."""
+
+    def __init__(self, m: np.ndarray, k: int):
+        m = np.atleast_1d(np.asarray(m, np.float64))
+        a, lk = np.abs(m), math.log(k - 1)
+        risky = (a >= DD_TRUSTED - 2 * lk) & (a <= 748.0 + lk)
+        if k == 2:
+            risky |= (m < -14.0) & (a <= 748.0 + lk)
+        self.rows, self.n = np.flatnonzero(risky), len(m)
+
+    def exp(self, x):
+        x = np.atleast_1d(np.asarray(x, np.float64))
+
+        def fn(rows):
+            out = np.empty(len(rows), object)
+            out[:] = [mpmath.exp(mpmath.mpf(float(v))) for v in x[rows]]
+            return [out]
+        return mp.parts((dd.exp(x),), fn, self.rows, self.n)[0]
 
     @staticmethod
-    def where(c, a, b):
-        a, b = (x if isinstance(x, dd.DD) else dd.DD(np.asarray(x, np.float64)) for x in (a, b))
-        return dd.DD(np.where(c, a.hi, b.hi), np.where(c, a.lo, b.lo))
+    def log1p(x):
+        return x.unary("log1p", dd.log1p)
+
+    def ln(self, v: int):
+        """ln v as a constant: double-double to 2**-106, and mpmath at any precision."""
+        with mpmath.workprec(256):
+            exact = mpmath.log(v)
+            hi = mp.to_float64(exact)
+            lo = mp.to_float64(exact - hi)
+        return mp.constant(dd.DD(hi, lo), lambda: mpmath.log(v), self.rows, self.n)
+
+    where = staticmethod(mp.where)
+    arange = staticmethod(np.arange)
+
+
+def _host_base(x64, code64, k: int):
+    m = np.where(code64 >= 2, 1.0, np.asarray(x64, np.float64))  # as `_base` has it
+    host = _Host(m, k)
+    return _base(np.atleast_1d(np.asarray(x64, np.float64)), code64, k, host, host)
 
 
 def _f(v):
@@ -280,7 +322,7 @@ def family(classes: int = 10) -> Family:
         factors=tuple(f for f in forms if f.quantity == "factor"),
         axis="m",
         device_base=lambda x64, code64: _base(x64, code64, classes, _Device, jnp),
-        host_base=lambda x64, code64: _base(x64, code64, classes, _Host, np),
+        host_base=lambda x64, code64: _host_base(x64, code64, classes),
         width=classes,
         inputs=lambda x, offset: jax.vmap(lambda v: _vector(v, offset, classes))(x),
         case=lambda code: int(code) >= 2,  # the offset sweep

@@ -5,7 +5,8 @@ These sweeps have no axis: each row reports the share of vectors in each class
 index. The reference is a max-shifted log-sum-exp computed apart from the
 kernels: in float64 with NumPy for formats up to 32 bits (Σ over K ≤ 2**22
 terms loses at most about 22·2**-53, far below any of their ULPs), in
-double-double on the host for float64.
+double-double on the host for float64, with mpmath for the entries whose
+exponentials fall where double-double is quantised (`_mp_tails`).
 
 The random sweep follows Blanchard, Higham & Higham's experiment: fixed-seed
 vectors of K standard normal logits times a scale (1, 10, 100), so that
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 
-from . import dd, engine, formats, softmax
+from . import dd, engine, formats, mp, softmax
 from .classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
 from .errors import InputError
 
@@ -109,7 +112,7 @@ def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
     n, k = z.shape
     rows = np.arange(n)
     top = np.argmax(z, axis=1)
-    shift = z[rows, top] - z[rows, t]  # exact: both are values of the format
+    shift = z[rows, top] - z[rows, t]  # rounded (the float64 loss takes it in DD)
     if fmt.bits < 64:
         e = np.exp(z - z[rows, top][:, None])
         total = e.sum(axis=1)
@@ -121,15 +124,70 @@ def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
         e = dd.exp(dd.DD(z) - z[rows, top][:, None])
         total = _dd_sum(e)
         log_total = dd.log1p(_dd_sum(_without(e, top))).to_float()
-        loss = (dd.DD(shift) + dd.log1p(_dd_sum(_without(e, top)))).to_float()
+        # max z − z_t is not exact in float64 (only z_j are): taken in DD
+        tail = _dd_sum(_without(e, top))
+        loss_dd = (dd.DD(z[rows, top]) - z[rows, t]) + dd.log1p(tail)
+        loss = loss_dd.to_float()
+        for i in np.flatnonzero(mp.near_tie(loss_dd)):  # (max z − z_t) is often a midpoint
+            loss[i] = _mp_loss(z[i], top[i], t[i], float(tail.hi[i]))
         grad = (e / dd.DD(total.hi[:, None], total.lo[:, None])).to_float()
         grad[rows, t] = (-_dd_sum(_without(e, t)) / total).to_float()
+        _mp_tails(z, t, top, shift, total, loss, grad)
     with np.errstate(over="ignore", invalid="ignore"):
         p = np.exp(z - z[rows, top][:, None])
         p /= p.sum(axis=1, keepdims=True)
         az = np.abs(z)
         s = (az * p).sum(axis=1, keepdims=True)
         return (loss, (az * np.abs(grad)).sum(axis=1)), (grad, p * (s + az * (1 - 2 * p)))
+
+
+TAIL = -655.0  # e^(z_j − max z) below this exponent: under ~2**-945, where DD is quantised
+
+
+def _mp_tails(z, t, top, shift, total: dd.DD, loss, grad) -> None:
+    """Redo with mpmath (200 bits, then one rounding) what double-double cannot round
+    correctly: e_j = e^(z_j − max z) below ~2**-945 carries the low word's
+    quantisation to 2**-1074. So p_j = e_j / Σe for such an entry (not the target's:
+    its p_t − 1 is about −1), and, where every entry but the top one is that small,
+    the loss (max z − z_t) + log1p(Σ_{j≠top} e_j) and, if t is the top one, its
+    p_t − 1 = −Σ_{j≠top} e_j / Σe. Σe ≥ 1 keeps its DD value (relative error ~2**-104)."""
+    n = len(z)
+    rows = np.arange(n)
+    d = z - z[rows, top][:, None]  # rounded: picks the entries only
+    tiny = d < TAIL
+    if not tiny.any():
+        return
+    with mpmath.workprec(200):
+        tot = {}
+
+        def total_of(i):
+            if i not in tot:
+                tot[i] = mpmath.mpf(float(total.hi[i])) + mpmath.mpf(float(total.lo[i]))
+            return tot[i]
+
+        for i, j in zip(*np.nonzero(tiny)):
+            if j != t[i]:
+                grad[i, j] = mp.to_float64(mpmath.exp(_diff(z[i, j], z[i, top[i]])) / total_of(i))
+        others_tiny = tiny.sum(axis=1) == z.shape[1] - 1
+        for i in np.flatnonzero(others_tiny):
+            s = mpmath.fsum(mpmath.exp(_diff(v, z[i, top[i]])) for j, v in enumerate(z[i]) if j != top[i])
+            loss[i] = _mp_loss(z[i], top[i], t[i], float(s))
+            if t[i] == top[i]:
+                grad[i, t[i]] = mp.to_float64(-s / total_of(i))
+
+
+def _mp_loss(zi, top: int, t: int, tail: float) -> float:
+    """(max z − z_t) + log1p(Σ_{j≠top} e_j) of one vector with mpmath, with enough bits
+    to see the tail sum Σ (~`tail`) beside max z − z_t, rounded once."""
+    gap = math.log2(max(abs(float(zi[top])), abs(float(zi[t])), 1.0)) - math.log2(max(tail, 2.0**-1074))
+    with mpmath.workprec(min(4096, 160 + max(0, int(gap)))):
+        s = mpmath.fsum(mpmath.exp(_diff(v, zi[top])) for j, v in enumerate(zi) if j != top)
+        return mp.to_float64(_diff(zi[top], zi[t]) + mpmath.log1p(s))
+
+
+def _diff(a, b):
+    """a − b of two float64 values, exactly, as an mpf."""
+    return mpmath.fsub(float(a), float(b), exact=True)
 
 
 def _without(e, idx):
