@@ -339,9 +339,13 @@ class _Runner:
         float64 from the host's double-double."""
         if self.fmt.bits < 64:
             return self.references(ords, self.target_in_format, self.tolerance)
-        x = formats.from_ordinal(host_ords, self.fmt).astype(np.float64)
-        refs = dict(zip(distinct_references(self.forms)[0], host_reference(self.family, self.forms, x,
-                                                                           self.target_in_format)))
+        # each distinct point once: a short call repeats its last point up to the batch
+        # size, and mpmath evaluates the hardest points one by one
+        uniq, back = np.unique(host_ords, return_inverse=True)
+        x = formats.from_ordinal(uniq, self.fmt).astype(np.float64)
+        refs = {r: tuple(a[back] for a in v) for r, v in
+                zip(distinct_references(self.forms)[0], host_reference(self.family, self.forms, x,
+                                                                       self.target_in_format))}
         every = distinct_references(self.family.forms + self.family.factors)[0]
         return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), self.device),
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
