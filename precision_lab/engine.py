@@ -242,7 +242,8 @@ def _materialise(fn, operand, true, platform: str):
 
 
 # Levels: the classes, with `zero` split by whether the exact value is subnormal.
-LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero"], CODE["inf"], CODE["nan"]])
+LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero"], CODE["inf"], CODE["nan"],
+                        CODE["unresolved"]])
 LEVEL_MEASURED = 1  # levels up to this one (ok, inaccurate) carry an error
 LEVEL_SUBNORMAL = 3
 KEY_SHIFT = 27  # a point's key: level + 1 in bits 27-29, error field in bits 0-26
@@ -250,7 +251,7 @@ ERR_DROP = 4  # fraction bits of the error's float32 that the field drops
 
 
 def _pack(code, ulp, subnormal):
-    """One 32-bit key per point, typed float32: its level + 1 in bits 27-29 and, for an
+    """One 32-bit key per point, typed float32: its level + 1 (1 to 7) in bits 27-29 and, for an
     ok or inaccurate point, its ULP error in bits 0-26 (the bits of the error as a
     float32 without their last ERR_DROP fraction bits; 0 for the other points). As
     float32 every key is a positive normal number, and keys order by level, then

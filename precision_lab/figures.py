@@ -22,13 +22,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import api, formats
-from .classify import DEFAULT_TOLERANCE
+from .classify import DEFAULT_TOLERANCE, INFO
 from .errors import InputError
 
 PLOT_EXTRA = "pip install 'precision_lab[plot]'"
-# class colours, matching report.STYLE (nan red, inf magenta, zero yellow, inaccurate cyan, ok green)
-COLOR = {"ok": "#2ca02c", "inaccurate": "#17becf", "zero": "#d4a600", "inf": "#c03fc0", "nan": "#d62728"}
-NAME = {"ok": "ok", "inaccurate": "inexact", "zero": "0 (lost)", "inf": "∞", "nan": "NaN"}
+COLOR = {c: i.color for c, i in INFO.items()}  # one table of classes: classify.INFO
+NAME = {c: i.name for c, i in INFO.items()}
 BANDS = ("nan", "inf", "zero")
 FORMAT_COLOR = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 CLASS_MARKER = {"nan": "X", "inf": "^", "zero": "o"}

@@ -16,10 +16,11 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import formats
+from . import formats, terminal_plots
+from .classify import INFO
 
-STYLE = {"nan": "bold red", "inf": "magenta", "zero": "yellow", "inaccurate": "cyan", "ok": "green"}
-LABEL = {"nan": "NaN", "inf": "∞", "zero": "0", "inaccurate": "inexact"}
+STYLE = {c: i.style for c, i in INFO.items()}
+LABEL = {c: i.label for c, i in INFO.items()}
 SHOWN_BANDS = 2
 
 
@@ -132,14 +133,10 @@ def flush_only(row: dict) -> bool:
 
 def with_strip(row: dict):
     """The cell of a row under its stability strip (one line, as wide as the column)."""
-    from .terminal_plots import Strip
-
-    return Group(Strip(row["profile"]), cell(row)) if row.get("profile") else cell(row)
+    return Group(terminal_plots.Strip(row["profile"]), cell(row)) if row.get("profile") else cell(row)
 
 
 def strip_legend(axis: str = "z") -> Text:
-    from . import terminal_plots
-
     return terminal_plots.strip_legend(axis)
 
 

@@ -21,12 +21,12 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
 
-from .classify import CODE
+from .classify import CODE, INFO
 from .errors import InputError
-from .report import STYLE
 
-SYMBOL = {"ok": "·", "inaccurate": "~", "zero": "0", "inf": "∞", "nan": "N"}
-LEGEND_NAME = {"ok": "ok", "inaccurate": "inexact", "zero": "lost to 0", "inf": "inf", "nan": "NaN"}
+STYLE = {c: i.style for c, i in INFO.items()}
+SYMBOL = {c: i.symbol for c, i in INFO.items()}
+LEGEND_NAME = {c: i.name for c, i in INFO.items()}
 EMPTY = " "  # a cell with no swept point (a sparse profile)
 
 

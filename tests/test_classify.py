@@ -83,7 +83,7 @@ def test_runs_are_the_same_whatever_the_chunking(chunk):
     codes = [nan, nan, ok, zero, ok, ok, zero, zero, ok, nan, nan, nan, ok]
     t = RunTracker()
     per_class = feed(t, codes, ords, chunk)
-    assert list(per_class) == [5, 0, 3, 0, 5]  # points of ok, inaccurate, zero, inf, nan
+    assert list(per_class) == [5, 0, 3, 0, 5, 0]  # points of ok, inaccurate, zero, inf, nan, unresolved
     assert t.count[nan] == 2 and t.count[zero] == 2
     assert [(r.start, r.end) for r in t.listed_runs(nan)] == [(-6, -5), (3, 5)]
     assert [(r.start, r.end) for r in t.listed_runs(zero)] == [(-3, -3), (0, 1)]

@@ -102,13 +102,13 @@ def test_block_maximum_and_minimum_give_worst_level_and_wholeness():
 
     rng = np.random.default_rng(1)
     blocks = []
-    for worst in range(6):
+    for worst in range(len(engine.LEVEL_CLASS)):
         blocks.append([worst] * 64)  # whole
         blocks.append([worst] * 63 + [max(worst - 1, 0)])  # one point lower
         blocks.append([worst] + list(rng.integers(0, worst + 1, 63)))  # any mix below
         blocks.append([0] * 63 + [worst])  # one point of the worst level among the lowest
     levels = np.array(blocks)
-    np.testing.assert_array_equal(engine._level_class(np.arange(6, dtype=np.int8)), engine.LEVEL_CLASS)
+    np.testing.assert_array_equal(engine._level_class(np.arange(len(engine.LEVEL_CLASS), dtype=np.int8)), engine.LEVEL_CLASS)
     code = engine.LEVEL_CLASS[levels]
     ulp = rng.integers(0, 2**40, levels.shape, dtype=np.uint64)
     keys = engine._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == engine.LEVEL_SUBNORMAL))
