@@ -148,20 +148,9 @@ def sweep(
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
     names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
-    fmts = [formats.get(d) for d in dtypes]
-    if not fmts:
-        raise InputError("`dtypes` is empty; give at least one format.")
-    if points is not None and int(points) < 1:
-        raise InputError(f"`points` must be a positive integer, got {points}.")
-    if int(seed) != seed or seed < 0:
-        raise InputError(f"`seed` must be a non-negative integer, got {seed}.")
-    if not tolerance >= 0:
-        raise InputError(f"`tolerance` must be a non-negative number of ULPs, got {tolerance}.")
-    check_mode(mode)
+    fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
     if scan_onsets and any(f.bits > 32 for f in fmts):
         raise InputError("`scan_onsets` cannot scan float64 (up to 2**63 values a side); leave float64 out of `dtypes`.")
-    if floor not in FLOORS:
-        raise InputError(f"Unknown floor `{floor}`; choose one of {', '.join(FLOORS)}.")
     if forms is not None:
         if not forms:
             raise InputError("`forms` is empty; give at least one form.")
@@ -209,6 +198,113 @@ def sweep(
     if "softmax" in names:
         meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
     return SweepResult(meta, rows)
+
+
+def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence[float] = DEFAULT_TARGETS,
+          classes: Sequence[int] | None = None, kwargs: dict | None = None, name: str | None = None,
+          points: int | None = None, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0,
+          device: str | None = None, progress: Callable[[str, int, int], None] | None = None,
+          argv: Sequence[str] | None = None, sweeps: Sequence[str] = softmax.SWEEPS,
+          target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES), mode: str = "jit",
+          floor: str = "condition", causes: bool = True) -> SweepResult:
+    """Sweep a user's function and its gradient like a built-in family; one row per
+    quantity (``loss``, ``grad``), format and target.
+
+    Args:
+      fn: a JAX function, or ``"FILE.py:NAME"`` / ``"package.module:NAME"``. Binary
+        kind: ``fn(z, y) -> scalar``; with `classes`, ``fn(logits, label) -> scalar``.
+      classes: class counts K of the multiclass kind (swept with the softmax
+        family's `sweeps` and `target_classes`); None for the binary kind.
+      kwargs: extra keyword arguments of `fn`.
+      causes: name the operation that broke each row at its NaN, ∞ and 0 onsets.
+      The other arguments are `sweep`'s. float64 rows default to
+      ``user.FLOAT64_POINTS`` points (their references are all arbitrary precision).
+    Returns:
+      a ``SweepResult`` whose rows are family ``check``, form the function's name,
+      with ``source``, ``quantity`` and ``tiers`` (points each reference tier decided).
+    """
+    from . import user
+
+    source_file = None
+    if isinstance(fn, str):
+        spec = fn
+        fn, source_file = user.load(spec)
+        name = name or spec.rsplit(":", 1)[1]
+    else:
+        spec = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__name__', 'fn')}"
+        source_file = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
+    kwargs = dict(kwargs or {})
+    if classes is None:
+        targets = check_targets(targets)
+    else:
+        user.check_sweeps(sweeps, target_classes)
+        for k in classes:
+            if int(k) != k or k < 2:
+                raise InputError(f"K = {k} is not a class count; a multiclass loss needs K ≥ 2 whole classes.")
+    dev = get_device(device)
+    meta = run_meta(["check"], tolerance, seed, dev, argv)
+    source = {"function": spec, "kwargs": kwargs}
+    meta.update(mode=mode, floor=floor, source=source)
+    fams = [user.family(fn, name, kwargs, k) for k in (classes or [None])]
+    plan = []
+    for fam in fams:
+        for fmt in fmts:
+            user.validate(fam, fmt, targets[0] if classes is None else 0, source_file)
+        plan += [(fam, *j) for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes)]
+    total, done, rows = sum(len(j[1]) for j in plan), 0, []
+    for fam, axis, target, extra in plan:
+        label = " ".join([fam.forms[0].name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]]
+                                               if extra else [f"y={target:g}"]), axis.fmt.name])
+
+        def tick(n, label=label):
+            nonlocal done
+            done += n
+            if progress:
+                progress(label, done, total)
+
+        for f in fam.forms:
+            f.reference.tiers.clear()
+        with jax.default_device(dev):
+            out = run_target(fam, fam.forms, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
+            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source))
+            for form, row in zip(fam.forms, new):
+                row["tiers"] = _tiers(form.reference.tiers.values())
+                if causes:
+                    row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
+                                                classes=CHECK_CAUSE_CLASSES)
+        rows.extend(new)
+    return SweepResult(meta, rows)
+
+
+CHECK_CAUSE_CLASSES = ("nan", "inf", "zero")
+
+
+def _tiers(stats) -> dict:
+    from .reference import Tiers
+
+    total = Tiers()
+    for s in stats:
+        for f in ("interval", "exact", "undefined", "cap", "budget", "interval_s", "exact_s"):
+            setattr(total, f, getattr(total, f) + getattr(s, f))
+    return total.to_json()
+
+
+def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
+    """The formats of `dtypes`, after one sentence for any bad common argument."""
+    fmts = [formats.get(d) for d in dtypes]
+    if not fmts:
+        raise InputError("`dtypes` is empty; give at least one format.")
+    if points is not None and int(points) < 1:
+        raise InputError(f"`points` must be a positive integer, got {points}.")
+    if int(seed) != seed or seed < 0:
+        raise InputError(f"`seed` must be a non-negative integer, got {seed}.")
+    if not tolerance >= 0:
+        raise InputError(f"`tolerance` must be a non-negative number of ULPs, got {tolerance}.")
+    check_mode(mode)
+    if floor not in FLOORS:
+        raise InputError(f"Unknown floor `{floor}`; choose one of {', '.join(FLOORS)}.")
+    return fmts
 
 
 def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels):
@@ -264,7 +360,7 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             "axis": fam.axis,
             "points": out.points,
             "exhaustive": out.exhaustive,
-            "reference": "float64 (XLA)" if out.fmt.bits < 64 else "double-double (host)",
+            "reference": fam.reference_name or ("float64 (XLA)" if out.fmt.bits < 64 else "double-double (host)"),
             "counts": counts,
             "max_ulp": None if out.max_ulp[i] < 0 else float(out.max_ulp[i]),
             "stable": all(counts[c] == 0 for c in UNSTABLE),
@@ -285,7 +381,7 @@ CAUSE_MAX_WIDTH = 64  # vectors of more entries are not walked (exact arithmetic
 
 
 def onset_causes(fam: Family, form, fmt: formats.Format, target, onset: dict, device,
-                 mode: str = "jit") -> dict | None:
+                 mode: str = "jit", classes: Sequence[str] = CAUSE_CLASSES) -> dict | None:
     """At each NaN and ∞ onset, the operation that broke the form: its jaxpr walked op
     by op next to exact values (see ``walk``), against what the row's own compiled
     program computed there, which says whether XLA rewrote the expression."""
@@ -294,14 +390,17 @@ def onset_causes(fam: Family, form, fmt: formats.Format, target, onset: dict, de
     if fam.width > CAUSE_MAX_WIDTH:
         return None
     out = {}
-    for cls in CAUSE_CLASSES:
+    for cls in classes:
         for side in ("neg", "pos"):
             z = onset[cls][side]
             if z is None:
                 continue
             o = formats.to_ordinal(fmt.cast([z]), fmt)
             jitted = kernel_outputs(fam, [form], fmt, o, target, device, mode)[0][0]
-            if fam.width > 1:
+            if fam.exact is not None:  # a user's function: walk its kernel on the inputs the sweep made
+                x = np.asarray(fam.inputs(jnp.asarray(fmt.cast([z])), fam.case(target)))[0]
+                w = walk.walk(form.kernel, (x, fam.label(target, fmt)), fmt.name, name=form.name, jitted=jitted)
+            elif fam.width > 1:
                 w = walk.explain(form.name, fmt.name, z, family=fam.name, classes=fam.width,
                                  target_class=("top", "other")[int(target) % 2],
                                  sweep=softmax.SWEEPS[int(target) // 2], jitted=jitted)

@@ -330,23 +330,26 @@ class _Runner:
         self.inputs = inputs_program(family, self.fmt, family.case(target))
         self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance),
                                          tuple(self.ref_of))
-        self.references = reference_program(family, self.fmt, floor)
+        self.references = reference_program(family, self.fmt, floor) if family.exact is None else None
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.label = jax.device_put(family.label(target, self.fmt), device)
         self.tolerance, self.floor, self.device = tolerance, floor, device
 
-    def _terms(self, ords, host_ords: np.ndarray):
+    def _terms(self, ords, host_ords: np.ndarray, x):
         """Each distinct reference's terms at the call's points: under JAX, or for
-        float64 from the host's double-double."""
-        if self.fmt.bits < 64:
+        float64 from the host's double-double, or from the family's own host
+        reference (a user's function) at its kernel inputs `x`."""
+        if self.fmt.bits < 64 and self.family.exact is None:
             return self.references(ords, self.target_in_format, self.tolerance)
         # each distinct point once: a short call repeats its last point up to the batch
         # size, and mpmath evaluates the hardest points one by one
-        uniq, back = np.unique(host_ords, return_inverse=True)
-        x = formats.from_ordinal(uniq, self.fmt).astype(np.float64)
-        refs = {r: tuple(a[back] for a in v) for r, v in
-                zip(distinct_references(self.forms)[0], host_reference(self.family, self.forms, x,
-                                                                       self.target_in_format))}
+        uniq, first, back = np.unique(host_ords, return_index=True, return_inverse=True)
+        if self.family.exact is not None:
+            found = self.family.exact(self.forms, self.fmt, np.asarray(x)[first], np.asarray(self.label))
+        else:
+            found = host_reference(self.family, self.forms, formats.from_ordinal(uniq, self.fmt).astype(np.float64),
+                                   self.target_in_format)
+        refs = {r: tuple(a[back] for a in v) for r, v in zip(distinct_references(self.forms)[0], found)}
         every = distinct_references(self.family.forms + self.family.factors)[0]
         return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), self.device),
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
@@ -358,12 +361,13 @@ class _Runner:
             # committed to the device, as chosen ordinals are: the kernel then sees one
             # argument placement, and compiles once
             o = self.positions(jax.device_put(np.int64(start), self.device), n)
-            host = self.axis.ordinals(start + np.minimum(np.arange(self.size), n - 1)) if self.fmt.bits == 64 else None
+            host = (self.axis.ordinals(start + np.minimum(np.arange(self.size), n - 1))
+                    if self.fmt.bits == 64 or self.family.exact is not None else None)
         else:
             host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64)))
             o = jax.device_put(host, self.device)
         x = self.inputs(o)
-        terms = self._terms(o, host)
+        terms = self._terms(o, host, x)
         return self.classify(tuple(kernel(x, self.label) for kernel in self.kernels), terms, n)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
@@ -571,6 +575,10 @@ def onsets_and_intervals(out: Outcome, i: int) -> tuple[dict, dict]:
         onset[name] = {"neg": value["neg"], "pos": value["pos"], "method": method}
         listed = [[_value(start_of(r), fmt), _value(end_of(r), fmt)] for r in t.listed_runs(k)]
         intervals[name] = {"total": t.count[k], "listed": listed}
+    k = CODE["unresolved"]
+    if t.count[k]:  # where the reference could not decide (a user's function): listed as sampled
+        intervals["unresolved"] = {"total": t.count[k], "listed": [[_value(r.start, fmt), _value(r.end, fmt)]
+                                                                   for r in t.listed_runs(k)]}
     return onset, intervals
 
 

@@ -327,7 +327,7 @@ def _argmax(x, axes, index_dtype):
     return out
 
 
-def _dot_general(a, b, dimension_numbers, **_):
+def _dot_general(a, b, dimension_numbers, mul=None, add=None, **_):
     (lc, rc), (lb, rb) = dimension_numbers
     lf = [d for d in range(a.ndim) if d not in lc and d not in lb]
     rf = [d for d in range(b.ndim) if d not in rc and d not in rb]
@@ -336,9 +336,9 @@ def _dot_general(a, b, dimension_numbers, **_):
     nb, nlf, nrf = len(lb), len(lf), len(rf)
     a3 = a2.reshape(a2.shape[: nb + nlf] + (1,) * nrf + a2.shape[nb + nlf:])
     b3 = b2.reshape(b2.shape[:nb] + (1,) * nlf + b2.shape[nb:])
-    prod = _obj(_UFUNC["mul"](a3, b3))
+    prod = _obj(np.frompyfunc(mul, 2, 1)(a3, b3) if mul else _UFUNC["mul"](a3, b3))
     nc = len(lc)
-    return _reduce(prod, range(prod.ndim - nc, prod.ndim), _BINARY["add"]) if nc else prod
+    return _reduce(prod, range(prod.ndim - nc, prod.ndim), add or _BINARY["add"]) if nc else prod
 
 
 def _select_n(pred, *cases):

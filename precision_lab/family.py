@@ -59,6 +59,13 @@ class Family:
     inputs: Callable = lambda x, case: x  # noqa: E731
     case: Callable = lambda target: None  # noqa: E731
     label: Callable = lambda target, fmt: fmt.cast(target)  # noqa: E731
+    # The reference strategy. None: each form's `reference` on `device_base` (float64
+    # under JAX) and `host_base` (float64 rows). Otherwise a host function,
+    # `exact(forms, fmt, inputs, label)` -> (exact, sens) per distinct reference of
+    # `forms` at kernel inputs (numpy, in the format): a user's function, whose
+    # exact values come from reference.Reference's tiers.
+    exact: Callable | None = None
+    reference_name: str = ""  # what a row's "reference" field says (default: by format)
 
     def form(self, name: str) -> Form:
         for f in self.forms + self.factors:

@@ -17,6 +17,8 @@ import numpy as np
 
 from .classify import CLASSES, CODE, FAILURES
 
+TRACKED = FAILURES + ("unresolved",)  # classes whose runs are counted and listed
+
 MAX_LISTED = 16
 
 
@@ -34,9 +36,9 @@ class RunTracker:
         self.listed = listed
         self.pending: Run | None = None
         self.last: int | None = None
-        self.count = {CODE[c]: 0 for c in FAILURES}
-        self.sides = {CODE[c]: [0, 0] for c in FAILURES}  # runs with points below zero, at or above it
-        self.widest: dict[int, list[Run]] = {CODE[c]: [] for c in FAILURES}
+        self.count = {CODE[c]: 0 for c in TRACKED}
+        self.sides = {CODE[c]: [0, 0] for c in TRACKED}  # runs with points below zero, at or above it
+        self.widest: dict[int, list[Run]] = {CODE[c]: [] for c in TRACKED}
         self.neg: dict[int, Run] = {}
         self.pos: dict[int, Run] = {}
 

@@ -1,0 +1,178 @@
+"""Your own loss: a user's JAX function swept like a built-in family.
+
+`load("losses.py:focal_loss")` finds the function; `family(fn, ...)` makes it a
+Family of two forms, its value (quantity ``loss``) and ``jax.grad`` with respect to
+the logit(s) (quantity ``grad``), each with a `reference.Reference` as its exact
+value: the function's own jaxpr on the reals, in tiers. The engine sweeps it
+through the same path as the built-in families; `check` is the API.
+
+Binary kind (the default): ``fn(z, y) -> scalar``, z a scalar logit, y a target in
+[0, 1]. Multiclass kind (``classes``): ``fn(logits, label) -> scalar``, logits a
+K-vector, label an integer class, swept with the softmax family's margin and offset
+sweeps and target classes.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from . import formats, reference, softmax
+from .errors import InputError
+from .family import Family, Form
+
+FLOAT64_POINTS = 1 << 12  # default points of a float64 check row: its references are all arbitrary precision
+REFERENCE_NAME = "exact jaxpr: float64 intervals, then arb balls"
+
+
+def load(spec: str) -> tuple[Callable, str]:
+    """The function named by ``FILE.py:NAME`` or ``package.module:NAME``, and its file."""
+    if ":" not in spec or not all(spec.rsplit(":", 1)):
+        raise InputError(f"`{spec}` does not name a function; write FILE.py:NAME or package.module:NAME.")
+    where, name = spec.rsplit(":", 1)
+    if where.endswith(".py"):
+        if not os.path.isfile(where):
+            raise InputError(f"Cannot read `{where}`: no such file.")
+        mod_name = f"precision_lab_user_{abs(hash(os.path.abspath(where)))}"
+        spec_ = importlib.util.spec_from_file_location(mod_name, where)
+        module = importlib.util.module_from_spec(spec_)
+        sys.modules[mod_name] = module
+        try:
+            spec_.loader.exec_module(module)
+        except Exception as e:  # noqa: BLE001  the user's module failed: say how, in one sentence
+            raise InputError(f"`{where}` failed to import: {type(e).__name__}: {e}.") from None
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError:
+            raise InputError(f"No module `{where}` can be imported; give FILE.py:NAME for a file.") from None
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"Module `{where}` failed to import: {type(e).__name__}: {e}.") from None
+    if not hasattr(module, name):
+        raise InputError(f"`{where}` has no `{name}`.")
+    fn = getattr(module, name)
+    if not callable(fn):
+        raise InputError(f"`{where}:{name}` is a {type(fn).__name__}, not a function.")
+    return fn, getattr(module, "__file__", where) or where
+
+
+def parse_kwargs(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        kw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"--kwargs is not JSON ({e.msg} at character {e.pos}); write e.g. '{{\"gamma\": 0.5}}'.") \
+            from None
+    if not isinstance(kw, dict):
+        raise InputError("--kwargs must be a JSON object of keyword arguments, e.g. '{\"gamma\": 0.5}'.")
+    return kw
+
+
+@functools.lru_cache(maxsize=None)
+def _forms(fn, name: str, kw_items: tuple) -> tuple[Form, Form]:
+    kwargs = dict(kw_items)
+
+    def loss(x, label):
+        return fn(x, label, **kwargs)
+
+    grad = jax.grad(loss)
+    summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
+    return (Form(name, "loss", loss, reference.Reference(loss), summary),
+            Form(name, "grad", grad, reference.Reference(grad), f"∂/∂x {summary}"))
+
+
+def _exact(forms, fmt, xs, label):
+    return [f.reference.values(fmt, xs, label) for f in forms]
+
+
+def family(fn: Callable, name: str | None = None, kwargs: dict | None = None, classes: int | None = None) -> Family:
+    """A user's function as a family: its value and gradient, with exact references."""
+    name = name or getattr(fn, "__name__", "fn")
+    forms = _forms(fn, name, tuple(sorted((kwargs or {}).items(), key=lambda kv: kv[0])))
+    if classes is None:
+        return Family("check", forms, "z", None, None, exact=_exact, reference_name=REFERENCE_NAME)
+    base = softmax.family(classes)
+    return Family("check", forms, base.axis, None, None, width=classes, inputs=base.inputs, case=base.case,
+                  label=base.label, exact=_exact, reference_name=REFERENCE_NAME)
+
+
+def validate(fam: Family, fmt: formats.Format, target, source_file: str | None = None) -> None:
+    """One sentence (InputError) unless both forms trace at `fmt`, take and return the
+    format, and return a scalar."""
+    x = jax.ShapeDtypeStruct((fam.width,) if fam.width > 1 else (), fmt.dtype)
+    label = fam.label(target, fmt)
+    loss, _ = fam.forms
+    what = "fn(logits, label)" if fam.width > 1 else "fn(z, y)"
+    try:
+        out = jax.eval_shape(loss.kernel, x, label)
+    except TypeError as e:
+        if "argument" in str(e) and "tracer" not in str(e).lower():
+            raise InputError(f"`{loss.name}` cannot be called as {what}: {e}.") from None
+        raise InputError(_trace_error(loss.name, e, source_file)) from None
+    except Exception as e:  # noqa: BLE001
+        raise InputError(_trace_error(loss.name, e, source_file)) from None
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
+        shape = getattr(out, "shape", type(out).__name__)
+        hint = " (a binary function given --classes?)" if fam.width > 1 else ""
+        raise InputError(f"`{loss.name}` returns shape {shape}, not a scalar loss{hint}; reduce it to one number.")
+    if np.dtype(out.dtype) != fmt.dtype:
+        raise InputError(f"`{loss.name}` returns {np.dtype(out.dtype).name} for {fmt.name} inputs; a {fmt.name} "
+                         f"row must return {fmt.name} (cast the result back, or check the wider format).")
+    try:
+        jax.eval_shape(fam.forms[1].kernel, x, label)
+    except Exception as e:  # noqa: BLE001
+        raise InputError(_trace_error(loss.name, e, source_file, "its gradient")) from None
+
+
+def _trace_error(name: str, e: Exception, source_file: str | None, what: str = "it") -> str:
+    """One sentence for a function that cannot be traced, naming the user's line."""
+    line = ""
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if source_file and os.path.abspath(frame.filename) == os.path.abspath(source_file):
+            line = f" at {os.path.basename(frame.filename)}:{frame.lineno} (`{(frame.line or '').strip()}`)"
+            break
+    kind = type(e).__name__
+    first = str(e).strip().splitlines()[0] if str(e).strip() else kind
+    if isinstance(e, (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+                      jax.errors.TracerArrayConversionError, jax.errors.TracerIntegerConversionError)):
+        first = "it uses a traced value as a Python or NumPy value (control flow on values, or NumPy on a tracer)"
+    return f"JAX cannot trace `{name}` ({what}){line}: {first.rstrip('.')}."
+
+
+def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other")):
+    """(axis, target, extra row fields) per row group of a check."""
+    from .sampling import DEFAULT_POINTS, Axis
+
+    out = []
+    for fmt in fmts:
+        if fam.width == 1:
+            n = points or (FLOAT64_POINTS if fmt.bits == 64 else DEFAULT_POINTS)
+            out += [(Axis(fmt, n, seed), t, {}) for t in targets]
+            continue
+        n = softmax.points_for(fam.width, points or (FLOAT64_POINTS if fmt.bits == 64 else None), fmt)
+        axis = Axis(fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+        for s in sweeps:
+            for tc in target_classes:
+                out.append((axis, softmax.case(s, tc), {"sweep": s, "axis": "m" if s == "margin" else "c",
+                                                        "classes": fam.width, "target_class": tc}))
+    return out
+
+
+def check_sweeps(sweeps: Sequence[str], target_classes: Sequence[str]) -> None:
+    for s in sweeps:
+        if s not in softmax.SWEEPS:
+            raise InputError(f"Unknown sweep `{s}` for a check; choose from {', '.join(softmax.SWEEPS)}.")
+    for t in target_classes:
+        if t not in softmax.TARGET_CLASSES:
+            raise InputError(f"Unknown target class `{t}`; choose from {', '.join(softmax.TARGET_CLASSES)}.")
+
