@@ -127,8 +127,39 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {','.join(formats.DEFAULT_FORMATS)})")
     g.add_argument("--no-color", action="store_true",
                    help="plain text without colour (also when stdout is not a terminal)")
+    c = sub.add_parser("check", help="sweep your own JAX loss and its gradient: where it breaks, and why")
+    c.add_argument("function", metavar="FILE.py:NAME",
+                   help="your function, as FILE.py:NAME or package.module:NAME: fn(z, y) -> scalar "
+                        "(with --classes, fn(logits, label) -> scalar)")
+    c.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
+                   help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)})")
+    c.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
+                   help="binary targets y in [0, 1] (default: 0,1)")
+    c.add_argument("--classes", type=_list("class counts", int), default=None, metavar="K,...",
+                   help="multiclass: class counts K (the function takes a K-vector of logits and a class)")
+    c.add_argument("--sweeps", type=_list("sweep names"), default=None, metavar="SWEEP,...",
+                   help="multiclass: margin and/or offset (default: both)")
+    c.add_argument("--target-classes", type=_list("target classes"), default=["top", "other"], metavar="CLASS,...",
+                   help="multiclass: the true class is the top logit and/or another (default: top,other)")
+    c.add_argument("--kwargs", metavar="JSON", help="keyword arguments of the function, e.g. '{\"gamma\": 0.5}'")
+    c.add_argument("--points", type=_positive_int, default=None,
+                   help="points per row of a sampled format (default: 65536; float64: 4096)")
+    c.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
+                   help=f"ULPs beyond which a point is inexact (default: {DEFAULT_TOLERANCE:g})")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sample of wide formats (default: 0)")
+    c.add_argument("--device", help="JAX backend: cpu, gpu or tpu (default: JAX's default)")
+    c.add_argument("--mode", choices=MODES, default="jit", help="jit (default), eager or strict; see sweep --help")
+    c.add_argument("--floor", choices=FLOORS, default="condition", help="condition (default) or none")
+    c.add_argument("--no-causes", action="store_true", help="do not walk the jaxpr at each NaN, ∞ and 0 onset")
+    c.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
+    c.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS,...",
+                   help="exit 1 if any row has points of these classes (nan, inf, zero, inaccurate, unresolved)")
+    c.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
+    c.add_argument("--no-color", action="store_true", help="plain text without colour")
     x = sub.add_parser("explain", help="walk one form's operations at one point: which operation broke it")
-    x.add_argument("form", help="form name (see precision-lab list)")
+    x.add_argument("form", help="form name (see precision-lab list), or your function as FILE.py:NAME")
+    x.add_argument("--kwargs", metavar="JSON", help="keyword arguments of your function")
+    x.add_argument("--grad", action="store_true", help="your function: walk its gradient (value and backward pass)")
     x.add_argument("--dtype", required=True, help="format, e.g. float16")
     x.add_argument("--z", required=True, type=float, help="logit z (softmax: margin m or offset c)")
     x.add_argument("--y", type=float, default=0.0, help="sigmoid target y in [0, 1] (default: 0)")
@@ -146,10 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _explain(args) -> int:
     from . import walk
 
-    if args.family not in ("sigmoid", "softmax"):
+    if ":" in args.form:  # a user's function
+        from . import api, user
+
+        fn, _ = user.load(args.form)
+        api.check_targets([args.y])
+        fam = user.family(fn, args.form.rsplit(":", 1)[1], user.parse_kwargs(args.kwargs))
+        form = fam.forms[1] if args.grad else fam.forms[0]
+        fmt = formats.get(args.dtype)
+        user.validate(fam, fmt, args.y, getattr(fn, "__code__", None) and fn.__code__.co_filename)
+        w = walk.walk(form.kernel, (args.z, args.y), args.dtype, args.allowance,
+                      name=form.name + (" (grad)" if args.grad else ""))
+    elif args.family not in ("sigmoid", "softmax"):
         raise UsageError(f"Unknown family `{args.family}` for explain; choose sigmoid or softmax.")
-    w = walk.explain(args.form, args.dtype, args.z, y=args.y, family=args.family, classes=args.classes,
-                     target_class=args.target_class, sweep=args.sweep, allowance=args.allowance)
+    else:
+        w = walk.explain(args.form, args.dtype, args.z, y=args.y, family=args.family, classes=args.classes,
+                         target_class=args.target_class, sweep=args.sweep, allowance=args.allowance)
     if args.json:
         write_json(w.cause(), "-")
         return 0
@@ -296,17 +339,52 @@ def _sweep(args, argv) -> int:
             sweeps=[s for s in kwargs["sweeps"] if s in ("margin", "offset")]), args.no_color)
         strict = _strict_rows(argv)
         report.print_modes(compared, result.rows, strict, _console(args.no_color))
-    failing = [r for r in result.rows if any(r["counts"][c] for c in args.fail_on)]
-    if failing:
-        names = [_row_name(r) for r in failing[:FAILING_LISTED]]
-        more = f" and {len(failing) - FAILING_LISTED} more" if len(failing) > FAILING_LISTED else ""
-        print(f"precision-lab: {len(failing)} of {len(result.rows)} rows have points of class "
-              f"{' or '.join(args.fail_on)}: {'; '.join(names)}{more}.", file=sys.stderr)
-        return EXIT_FAILED_CHECK
-    return 0
+    return _fail_on(result, args.fail_on)
 
 
 FAILING_LISTED = 5  # rows named in the --fail-on message
+
+
+def _check(args, argv) -> int:
+    from . import api, report, user
+
+    for c in args.fail_on:
+        if c not in FAILURES + ("unresolved",):
+            raise UsageError(f"Unknown class `{c}` for --fail-on; choose from {', '.join(FAILURES)}, unresolved.")
+    if args.json:
+        _check_json_path(args.json)
+    if args.quiet and not (args.json or args.fail_on):
+        raise UsageError("--quiet prints nothing: use it with --json or --fail-on.")
+    multiclass = [o for o, v in (("--sweeps", args.sweeps), ("--target-classes", args.target_classes != ["top", "other"]))
+                  if v]
+    if multiclass and not args.classes:
+        raise UsageError(f"{', '.join(multiclass)} apply to a multiclass function; give --classes K.")
+    if args.classes and args.targets != [0.0, 1.0]:
+        raise UsageError("--targets applies to a binary function; a multiclass one takes --target-classes.")
+    if args.mode == "strict" and STRICT_FLAG not in os.environ.get("XLA_FLAGS", ""):
+        return strict_child(argv)
+    kwargs = user.parse_kwargs(args.kwargs)
+    result = with_progress(lambda progress: api.check(
+        args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
+        points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
+        argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
+        floor=args.floor, causes=not args.no_causes), args.no_color)
+    if args.json:
+        write_json(result.to_json(), args.json)
+    if not args.quiet and args.json != "-":
+        report.print_result(result, _console(args.no_color))
+    return _fail_on(result, args.fail_on)
+
+
+def _fail_on(result, classes) -> int:
+    failing = [r for r in result.rows if any(r["counts"][c] for c in classes)]
+    if not failing:
+        return 0
+    names = [_row_name(r) for r in failing[:FAILING_LISTED]]
+    more = f" and {len(failing) - FAILING_LISTED} more" if len(failing) > FAILING_LISTED else ""
+    print(f"precision-lab: {len(failing)} of {len(result.rows)} rows have points of class "
+          f"{' or '.join(classes)}: {'; '.join(names)}{more}.", file=sys.stderr)
+    return EXIT_FAILED_CHECK
 
 
 def _strict_rows(argv: Sequence[str]) -> list[dict]:
@@ -338,7 +416,7 @@ def strict_child(argv: Sequence[str]) -> int:
 
 def _row_name(row: dict) -> str:
     """A row in a few words: form, format, and its target (y, or sweep, K and class)."""
-    parts = [row["form"], row["dtype"]]
+    parts = [row["form"] + (f" ({row['quantity']})" if row.get("family") == "check" else ""), row["dtype"]]
     if row.get("sweep"):
         parts += [row["sweep"], f"K={row['classes']}"] + ([row["target_class"]] if row.get("target_class") else [])
     elif row.get("target") is not None:
@@ -427,7 +505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _figures(args)
         if args.command == "explain":
             return _explain(args)
-        raise UsageError("Give a command: sweep, list or figures (see precision-lab --help).")
+        if args.command == "check":
+            return _check(args, argv)
+        raise UsageError("Give a command: sweep, check, explain, list or figures (see precision-lab --help).")
     except (UsageError, InputError) as e:
         print(f"precision-lab: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -48,7 +48,7 @@ def cell(row: dict) -> Text:
     mech = row.get("mechanism", {})
     counts, n = row["counts"], row["points"]
     for cls in ("nan", "inf", "zero"):
-        if not counts[cls]:
+        if not counts.get(cls):
             continue
         sub = " (exact subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
         iv = row["intervals"][cls]
@@ -78,6 +78,11 @@ def cell(row: dict) -> Text:
                     style=STYLE["inaccurate"])
         if row["axis"]:
             text.append(_nearest(row, fmt) + "\n", style=STYLE["inaccurate"])
+    if counts.get("unresolved"):
+        bands = (row["intervals"].get("unresolved") or {}).get("listed") or []
+        where = "; ".join(band(lo, hi, fmt, row["axis"]) for lo, hi in bands[:SHOWN_BANDS]) if row["axis"] else ""
+        text.append(f"unresolved {_pct(counts['unresolved'], n)}" + (f" ({where})" if where else "") +
+                    ": exact value undefined or not settled at the precision cap\n", style=STYLE["unresolved"])
     for note in row.get("constants", ()):
         text.append(note + "\n", style="dim")
     if row.get("inputs_out_of_range"):
@@ -125,6 +130,11 @@ def _pct(k: int, n: int) -> str:
     return f"{100.0 * k / n:.3g}%"
 
 
+def form_name(row: dict) -> str:
+    """A row's form as the tables name it: a user's function by name and quantity."""
+    return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
+
+
 def flush_only(row: dict) -> bool:
     """Unstable only through zeros whose exact value is subnormal (flushed, or underflowed early)."""
     c = row["counts"]
@@ -145,12 +155,12 @@ def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
     stable: dict[str, list[str]] = {}
     flushed: dict[str, list[str]] = {}
     for r in rows:
-        stable.setdefault(r["form"], [])
-        flushed.setdefault(r["form"], [])
+        stable.setdefault(form_name(r), [])
+        flushed.setdefault(form_name(r), [])
         if r["stable"]:
-            stable[r["form"]].append(r["dtype"])
+            stable[form_name(r)].append(r["dtype"])
         elif flush_only(r):
-            flushed[r["form"]].append(r["dtype"])
+            flushed[form_name(r)].append(r["dtype"])
     everywhere = [f for f, ok in stable.items() if len(ok) == len(dtypes)]
     but_flush = [f for f in stable if f not in everywhere and len(stable[f]) + len(flushed[f]) == len(dtypes)]
     nowhere = [f for f, ok in stable.items() if not ok and not flushed[f]]
@@ -169,11 +179,16 @@ def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
     loose = {}
     for r in rows:
         if (r["stable"] or flush_only(r)) and r["counts"]["inaccurate"]:
-            loose.setdefault(r["form"], []).append(f"{r['dtype']} {_pct(r['counts']['inaccurate'], r['points'])}"
+            loose.setdefault(form_name(r), []).append(f"{r['dtype']} {_pct(r['counts']['inaccurate'], r['points'])}"
                                                    f" up to {r['max_ulp']:.3g} ulp")
     if loose:
         text.append("\nStable but inaccurate (beyond what the input's rounding forces): ", style="bold")
         text.append("; ".join(f"{f} ({', '.join(v)})" for f, v in loose.items()), style="cyan")
+    unknown = [f"{form_name(r)} {r['dtype']} {_pct(r['counts']['unresolved'], r['points'])}" for r in rows
+               if r["counts"].get("unresolved")]
+    if unknown:
+        text.append("\nUnresolved (the exact value was not decided there; stability holds for the rest): ", style="bold")
+        text.append("; ".join(unknown), style=STYLE["unresolved"])
     return text
 
 
@@ -230,10 +245,10 @@ def tables(result) -> list:
         table.add_column("form", style="bold", max_width=30)
         for d in dtypes:
             table.add_column(d, justify="left")
-        forms = list(dict.fromkeys(r["form"] for r in rows))
-        cells = {(r["form"], r["dtype"]): r for r in rows}
+        forms = list(dict.fromkeys(form_name(r) for r in rows))
+        cells = {(form_name(r), r["dtype"]): r for r in rows}
         for f in forms:
-            first = next(r for r in rows if r["form"] == f)
+            first = next(r for r in rows if form_name(r) == f)
             head = Text(f, style="bold")
             head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
             table.add_row(head, *[with_strip(cells[(f, d)]) if (f, d) in cells else Text("") for d in dtypes])
@@ -316,7 +331,7 @@ FIGURES = ("counts", "max_ulp", "onset", "intervals")  # what two modes' rows ar
 
 def row_key(r: dict) -> tuple:
     """What identifies a row within one sweep."""
-    return (r["family"], r["form"], r["dtype"], r.get("target"), r.get("sweep"), r.get("classes"), r.get("target_class"))
+    return (r["family"], r["form"], r.get("quantity"), r["dtype"], r.get("target"), r.get("sweep"), r.get("classes"), r.get("target_class"))
 
 
 def print_modes(compared: Sequence[dict], jit_rows: Sequence[dict], strict_rows: Sequence[dict],
