@@ -85,6 +85,7 @@ def _mul(a, b):
     return _arith(lambda x, y: x * y, lambda x, y: x * y)(a, b)
 
 
+@_strict
 def _div(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return UNDECIDED if b == 0 else (abs(a) // abs(b)) * (1 if (a >= 0) == (b >= 0) else -1)
@@ -150,6 +151,9 @@ def _fn(name):
 @_strict
 def _logistic(a):
     a = _num(a)
+    if a < 0:  # e^a/(1 + e^a): 1/(1 + e^−a) would overflow e^−a at a = −1e300
+        e = a.exp()
+        return _ball(e / (1 + e))
     return _ball(1 / (1 + (-a).exp()))
 
 

@@ -301,6 +301,12 @@ def _move(prim, params, args: list[IV], in_avals):
     return IV(lo, hi, bad)
 
 
+def _logistic(x):
+    """σ(x) within a few ulps, without overflow (1/(1 + e^710) would give 0)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
 _UNARY = {
     "neg": _neg, "abs": _abs, "sign": _sign,
     "exp": lambda a: _monotone(np.exp, a, clip=(0, np.inf)),
@@ -309,7 +315,7 @@ _UNARY = {
     "log1p": lambda a: _monotone(np.log1p, a, domain=lambda lo, hi: lo > -1),
     "expm1": lambda a: _monotone(np.expm1, a, clip=(-1, np.inf)),
     "tanh": lambda a: _monotone(np.tanh, a, clip=(-1, 1)),
-    "logistic": lambda a: _monotone(lambda x: 1 / (1 + np.exp(-x)), a, clip=(0, 1)),
+    "logistic": lambda a: _monotone(_logistic, a, clip=(0, 1)),
     "sqrt": lambda a: _monotone(np.sqrt, a, domain=lambda lo, hi: lo >= 0, libm=False),
     "rsqrt": lambda a: _decreasing(lambda x: 1 / np.sqrt(x), a, domain=lambda lo, hi: lo > 0),
     "square": lambda a: _integer_pow(a, 2),

@@ -283,7 +283,8 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
     `jitted` is the compiled program's result to compare with (default: `jax.jit(fn)`
     on these arguments alone; a sweep passes what its own batched program computed)."""
     fmt = formats.get(dtype)
-    xs = [jnp.asarray(fmt.cast(a)) for a in args]
+    xs = [jnp.asarray(a) if np.issubdtype(np.asarray(a).dtype, np.integer) else jnp.asarray(fmt.cast(a))
+          for a in args]  # integer arguments (a class label) stay integers
     flat = exact.flatten(jax.make_jaxpr(fn)(*xs))
     exact_args = [exact.to_exact(np.asarray(x)) for x in xs]
     records, prec = _exact_passes(flat, exact_args, default_prec(fmt))

@@ -1,0 +1,49 @@
+"""For users' tests: fail a test where a loss breaks in low precision.
+
+    from precision_lab.testing import assert_stable
+
+    def test_my_loss_is_safe_in_bfloat16():
+        assert_stable(my_loss, dtypes=("bfloat16",), targets=(0.0, 1.0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .classify import CLASSES
+
+CHECKED = tuple(c for c in CLASSES if c != "ok")
+
+
+def assert_stable(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: Sequence[float] = (0.0, 1.0),
+                  allow: Sequence[str] = ("inaccurate",), classes: Sequence[int] | None = None,
+                  kwargs: dict | None = None, points: int | None = None, **check_args):
+    """Check `fn` and its gradient (see ``precision_lab.check``) and raise AssertionError
+    naming every row with points of a class not in `allow` (``inaccurate``, ``zero``,
+    ``inf``, ``nan``, ``unresolved``): the row, the count, the onset and the cause.
+    Returns the result when every row passes."""
+    from .api import check
+
+    unknown = [c for c in allow if c not in CHECKED]
+    if unknown:
+        raise ValueError(f"Unknown class {unknown[0]!r} in allow; choose from {', '.join(CHECKED)}.")
+    result = check(fn, dtypes=dtypes, targets=targets, classes=classes, kwargs=kwargs, points=points, **check_args)
+    problems = [_describe(r, c) for r in result.rows for c in CHECKED if c not in allow and r["counts"][c]]
+    if problems:
+        raise AssertionError("not stable:\n" + "\n".join(problems))
+    return result
+
+
+def _describe(row: dict, cls: str) -> str:
+    case = f"y={row['target']:g}" if row.get("target") is not None else \
+        f"{row.get('sweep')} K={row.get('classes')} {row.get('target_class')}"
+    line = f"  {row['form']} ({row['quantity']}) {row['dtype']} {case}: {row['counts'][cls]} of {row['points']} " \
+           f"points {cls}"
+    onset = row["onset"].get(cls)
+    if onset:
+        sides = [f"{row['axis']} {'≤' if s == 'neg' else '≥'} {onset[s]:.6g} ({onset['method'][s]})"
+                 for s in ("neg", "pos") if onset[s] is not None]
+        line += ", from " + " and ".join(sides)
+    for side, why in ((row.get("cause") or {}).get(cls) or {}).items():
+        line += f"\n    cause at {why['z']:.6g}: {why['text']}"
+    return line

@@ -1,0 +1,178 @@
+"""A user's own loss: the tiered exact reference, onsets, causes and bad input."""
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import precision_lab as pl
+from precision_lab import balls, cli, exact, formats, reference, sigmoid
+from precision_lab.testing import assert_stable
+
+USER = "tests/user/losses.py"
+F16 = formats.get("float16")
+
+UNARY = {  # primitive -> (jax function, mpmath function, domain)
+    "exp": (jnp.exp, mpmath.exp, None), "log": (jnp.log, mpmath.log, "pos"), "log1p": (jnp.log1p, mpmath.log1p, "gt-1"),
+    "expm1": (jnp.expm1, mpmath.expm1, None), "tanh": (jnp.tanh, mpmath.tanh, None),
+    "logistic": (jax.nn.sigmoid, lambda x: 1 / (1 + mpmath.exp(-x)), None), "sqrt": (jnp.sqrt, mpmath.sqrt, "nonneg"),
+    "rsqrt": (jax.lax.rsqrt, lambda x: 1 / mpmath.sqrt(x), "pos"), "erf": (jax.scipy.special.erf, mpmath.erf, None),
+    "square": (jnp.square, lambda x: x * x, None), "neg": (jnp.negative, lambda x: -x, None),
+    "abs": (jnp.abs, abs, None),
+}
+ARGS = [5e-324, 2.2250738585072014e-308, 1e-300, 6e-8, 0.5, 1.0, 3.0, 37.5, 710.0, 1e300]
+
+
+def _flat(fn, *shapes):
+    return exact.flatten(jax.make_jaxpr(jax.vmap(fn))(*[jax.ShapeDtypeStruct(s, np.float64) for s in shapes]))
+
+
+def _in_domain(x, domain):
+    return {None: True, "pos": x > 0, "nonneg": x >= 0, "gt-1": x > -1}[domain]
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_balls_and_intervals_enclose_mpmath_on_every_unary_primitive(name):
+    """Both tiers enclose the value mpmath computes at 600 bits, at subnormal, ordinary
+    and huge arguments of both signs (where defined)."""
+    fn, ref, domain = UNARY[name]
+    xs = np.array([s * a for a in ARGS for s in (1, -1) if _in_domain(s * a, domain)])
+    flat = _flat(fn, xs.shape)
+    (b,) = balls.evaluate(flat, [xs], 256)
+    (iv,) = reference.enclose(flat, [xs])
+    with mpmath.workprec(600):
+        for i, x in enumerate(xs):
+            want = ref(mpmath.mpf(float(x)))
+            if mpmath.isinf(want) or abs(want) > mpmath.mpf(2) ** 1023:  # beyond float64: the ball holds it, iv is ∞
+                continue
+            ball = b[i]
+            assert ball is not balls.UNDECIDED, (name, x)
+            lo, hi = (mpmath.mpf(tuple(int(t) for t in e.man_exp())) for e in (ball.lower(), ball.upper()))
+            assert lo <= want <= hi, (name, x)
+            if abs(want) >= mpmath.mpf(2) ** -1074:  # below float64's range arb may keep only a bound
+                assert hi - lo <= abs(want) * mpmath.mpf(2) ** -50, (name, x)  # arb: erf at 5e-324 is 2**-52 wide
+            if not iv.bad[i]:
+                assert iv.lo[i] <= want <= iv.hi[i], (name, x, iv.lo[i], iv.hi[i], want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-700, 700), st.floats(-1e6, 1e6))
+def test_interval_tier_encloses_a_composite_expression(a, b):
+    """Tier 1 on log(1 + exp(a)) · b − a / (1 + b²) encloses the 400-bit value."""
+    fn = lambda x: jnp.log(1 + jnp.exp(x[0])) * x[1] - x[0] / (1 + x[1] ** 2)  # noqa: E731
+    xs = np.array([[a, b]])
+    (iv,) = reference.enclose(_flat(fn, (1, 2)), [xs])
+    with mpmath.workprec(400):
+        A, B = mpmath.mpf(a), mpmath.mpf(b)
+        want = mpmath.log(1 + mpmath.exp(A)) * B - A / (1 + B ** 2)
+    assert iv.bad[0] or iv.lo[0] <= want <= iv.hi[0]
+
+
+def test_reference_of_builtin_forms_agrees_with_the_family_at_every_float16_point():
+    """The exact evaluator on the built-in forms that carry no clipping gives, at every
+    float16 point, the family's own reference rounded to float16 (0 ULP), wherever it
+    resolves; and it resolves every point of the stable forms."""
+    fam = sigmoid.FAMILY
+    x = formats.from_ordinal(np.arange(-F16.max_ordinal, F16.max_ordinal + 1), F16)
+    for y in (0.0, 1.0):
+        want = {}
+        for name in ("bce_naive", "bce_naive_chain", "bce_logits", "bce_fused", "mse"):
+            form = fam.form(name)
+            got, _ = reference.Reference(form.kernel).values(F16, x, np.float16(y))
+            ev = pl.evaluate("sigmoid", [name], "float16", x.astype(np.float64), y)
+            want = formats.round_to_ordinal(ev["exact"][name], F16)
+            ok = ~np.isnan(got)
+            if name in ("bce_logits", "bce_fused", "mse"):
+                assert ok.all(), name
+            assert ok.mean() > 0.75, name
+            np.testing.assert_array_equal(formats.round_to_ordinal(got[ok], F16), want[ok], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def naive():
+    return pl.check(f"{USER}:naive_bce", dtypes=["float16"], targets=[0.0])
+
+
+def test_naive_bce_onsets_match_the_hand_derivation(naive):
+    """-log(1 − σ(z)) at y = 0 in float16. XLA's float16 σ computes 1/(1 + e^−z) in the
+    format: 1 + e^−z rounds to 1 once e^−z < 2^−11 (half an ulp of 1), i.e.
+    z > 11·ln 2 ≈ 7.6246, and the next float16 is 7.625: there σ = 1, 1 − σ = 0, the
+    loss is ∞ and its gradient 0·∞ = NaN. Below, σ(z) < 2^−24 · 1/2 (the smallest
+    subnormal's half) for z < −16.6, but σ is flushed to 0 earlier, below the smallest
+    normal 2^−14 (e^z < 6.1e−5: z < −9.70); the loss −(0·log 0 + …) is then NaN
+    from the first float16 whose σ is 0 as computed: −11.09375 (σ's float16 result
+    there is below half the smallest subnormal once computed in float16)."""
+    loss, grad = naive.rows
+    assert loss["quantity"] == "loss" and grad["quantity"] == "grad"
+    assert loss["onset"]["inf"]["pos"] == 7.625 and loss["onset"]["inf"]["method"]["pos"] == "exhaustive"
+    assert grad["onset"]["nan"]["pos"] == 7.625
+    assert loss["onset"]["nan"]["neg"] == -11.09375 and grad["onset"]["nan"]["neg"] == -11.09375
+    assert loss["onset"]["nan"]["pos"] is None and loss["onset"]["inf"]["neg"] is None
+    # the reference settled all but the far tail, where 1 − σ(z) cancels more bits than the cap
+    tiers = loss["tiers"]
+    assert tiers["interval"] > 40000 and tiers["exact"] > 10000
+    unresolved = loss["intervals"]["unresolved"]["listed"]
+    assert unresolved[0][0] > reference.PREC_CAP / 1.45 and unresolved[-1][1] == 65504.0
+    assert sum(loss["counts"][c] for c in pl.api.CLASSES) == loss["points"] == 2 * F16.max_ordinal + 1
+
+
+def test_causes_name_the_operation_and_line(naive):
+    """Three breakages, three causes: the log that goes to −∞ (line 9), the σ flushed
+    to 0 (line 8) and, for the focal loss at γ = 0.5, the power whose derivative
+    γ(1 − p_t)^(γ−1) is ∞ where 1 − p_t rounds to 0 (line 19): the subtraction lost
+    the value, not the pow that then made ∞."""
+    loss, grad = naive.rows
+    inf = loss["cause"]["inf"]["pos"]
+    assert inf["first_nonfinite"]["primitive"] == "log" and "losses.py:9" in inf["first_nonfinite"]["source"]
+    nan = loss["cause"]["nan"]["neg"]
+    assert nan["first_lost"]["primitive"] == "logistic" and "losses.py:8" in nan["first_lost"]["source"]
+    assert any(f["primitive"] == "logistic" for f in nan["flushes"])
+    focal = pl.check(f"{USER}:focal", dtypes=["bfloat16"], targets=[0.0], kwargs={"gamma": 0.5})
+    fgrad = next(r for r in focal.rows if r["quantity"] == "grad")
+    why = fgrad["cause"]["nan"]["neg"]  # z ≤ −6.25: p_t = 1 − p rounds to 1
+    assert fgrad["onset"]["nan"]["neg"] == -6.25
+    assert why["first_nonfinite"]["primitive"] == "pow" and "losses.py:19" in why["first_nonfinite"]["source"]
+    assert why["first_lost"]["primitive"] == "sub" and "losses.py:19" in why["first_lost"]["source"]  # 1 − p_t
+
+
+def test_stable_user_loss_is_stable_and_assert_stable_tells_them_apart():
+    """softplus written as max(z, 0) − z·y + log1p(e^−|z|) has no NaN, ∞ or lost normal
+    value in bfloat16; the naive form fails with its row, onset and cause."""
+    assert_stable(f"{USER}:stable_bce", dtypes=("bfloat16",), targets=(0.0, 1.0), allow=("inaccurate", "zero"))
+    with pytest.raises(AssertionError) as e:
+        assert_stable(f"{USER}:naive_bce", dtypes=("bfloat16",), targets=(0.0,))
+    text = str(e.value)
+    assert "naive_bce (grad) bfloat16 y=0" in text and "nan" in text and "z ≥ 5.5625 (exhaustive)" in text
+    assert "first non-finite at" in text and "log (losses.py:9" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "tests/user/nope.py:f"], "no such file"),
+    (["check", f"{USER}:missing"], "has no `missing`"),
+    (["check", f"{USER}:NOT_A_FUNCTION"], "not a function"),
+    (["check", "no_such_pkg.mod:f"], "No module"),
+    (["check", f"{USER}"], "does not name a function"),
+    (["check", f"{USER}:vector_out", "--dtypes", "float16"], "not a scalar"),
+    (["check", f"{USER}:branchy", "--dtypes", "float16"], "losses.py:27"),
+    (["check", f"{USER}:upcast", "--dtypes", "bfloat16"], "returns float32 for bfloat16"),
+    (["check", f"{USER}:focal", "--kwargs", "{gamma: 1}"], "not JSON"),
+    (["check", f"{USER}:naive_bce", "--classes", "10", "--dtypes", "float16"], "not a scalar"),
+    (["check", f"{USER}:ce_naive", "--dtypes", "float16"], "cannot"),
+    (["check", f"{USER}:naive_bce", "--fail-on", "bogus"], "Unknown class"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, message):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_multiclass_user_loss_runs_through_the_softmax_sweeps():
+    """A naive cross-entropy on K = 4 logits in float16, margin sweep, true class on top:
+    exp overflows (float16 max 65504 < e^11.1) once the margin passes 11.09375."""
+    r = pl.check(f"{USER}:ce_naive", dtypes=["float16"], classes=[4], sweeps=["margin"], target_classes=["top"])
+    loss = next(x for x in r.rows if x["quantity"] == "loss")
+    assert loss["classes"] == 4 and loss["sweep"] == "margin" and loss["target_class"] == "top"
+    assert loss["counts"]["nan"] > 0
+    assert loss["onset"]["nan"]["pos"] == 11.09375
