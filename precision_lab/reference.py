@@ -527,7 +527,11 @@ class Reference:
             if now:
                 sub = xs[now]
                 flat = self._flat(sub.shape, sub.dtype, np.asarray(label).dtype, np.shape(label))[0]
-                vals = balls.evaluate(flat, [sub, np.asarray(label)], prec)[0]
+                try:
+                    vals = balls.evaluate(flat, [sub, np.asarray(label)], prec)[0]
+                except exact.UnsupportedPrimitive:  # no exact rule: these points stay unresolved
+                    over, todo = over + todo, []
+                    break
                 for j, i in enumerate(now):
                     self.memo[keys[i]] = (vals[j], prec)
                     if (r := _round_all(vals[j], fmt)) is not None:

@@ -72,7 +72,7 @@ def test_fail_on_exits_one(capsys):
         (["sweep", "--json", "/nonexistent-dir/x.json"], "its folder does not exist or is not writable"),
         (["sweep", "--seed", "-3"], "`seed` must be a non-negative integer, got -3"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "Give a command: sweep, list or figures (see precision-lab --help)."),
+        ([], "Give a command: sweep, check, explain, list or figures (see precision-lab --help)."),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_two(argv, message, capsys):
