@@ -258,10 +258,7 @@ _UFUNC = {k: np.frompyfunc(f, 1, 1) for k, f in _UNARY.items()} | {
     k: np.frompyfunc(f, 2, 1) for k, f in _BINARY.items()}
 
 
-def _obj(x):
-    a = np.empty(np.shape(x), object)
-    a[...] = x
-    return a
+_obj = exact._obj
 
 
 def _convert(x, new_dtype):
@@ -290,17 +287,6 @@ def _trunc(b: arb) -> int:
     return q if e >= 0 else (q if man >= 0 else -q)
 
 
-def _select_n(pred, *cases):
-    shape = np.broadcast_shapes(pred.shape, *(c.shape for c in cases))
-    pred = np.broadcast_to(pred, shape)
-    cases = [np.broadcast_to(c, shape) for c in cases]
-    out = np.empty(shape, object)
-    for i in np.ndindex(shape):
-        p = pred[i]
-        out[i] = UNDECIDED if p is UNDECIDED else cases[int(p)][i]
-    return out
-
-
 def _argmax(x, axes, sign):
     (ax,) = axes
     x = np.moveaxis(x, ax, -1)
@@ -315,13 +301,6 @@ def _argmax(x, axes, sign):
     return out
 
 
-def _reduce(x, axes, f):
-    uf = np.frompyfunc(f, 2, 1)
-    for ax in sorted(axes, reverse=True):
-        x = _obj(uf.reduce(x, axis=ax)) if x.shape[ax] else np.zeros(np.delete(x.shape, ax), object) + arb(0)
-    return _obj(x)
-
-
 def apply(prim, params: dict, args: list, in_avals) -> list:
     """The ball result(s) of one primitive."""
     name = prim.name
@@ -331,7 +310,7 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
     elif name == "integer_pow":
         out = np.frompyfunc(_integer_pow(params["y"]), 1, 1)(args[0])
     elif name == "select_n":
-        out = _select_n(*args)
+        out = exact._select_n(*args)  # UNDECIDED is exact.POISON: a branch not taken is dropped
     elif name == "convert_element_type":
         out = _convert(args[0], params["new_dtype"])
     elif name == "clamp":
@@ -339,7 +318,8 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
     elif name == "iota":
         out = to_balls(np.asarray(exact._iota(**params).tolist(), params["dtype"]))
     elif name in ("reduce_sum", "reduce_max", "reduce_min"):
-        out = _reduce(args[0], params["axes"], {"reduce_sum": _add, "reduce_max": _max, "reduce_min": _min}[name])
+        out = exact._reduce(args[0], params["axes"], {"reduce_sum": _add, "reduce_max": _max, "reduce_min": _min}[name],
+                            arb(0))
     elif name in ("argmax", "argmin"):
         out = _argmax(args[0], params["axes"], 1 if name == "argmax" else -1)
     elif name == "dot_general":
@@ -356,15 +336,7 @@ def evaluate(flat: exact.Flat, args, prec: int) -> list:
     old = ctx.prec
     ctx.prec = prec
     try:
-        env = {k: to_balls(v) for k, v in flat.consts.items()}
-        env.update({k: to_balls(v) for k, v in zip(flat.inputs, args)})
-        get = lambda r: to_balls(r.val) if isinstance(r, exact.Lit) else env[r]  # noqa: E731
-        for e in flat.eqns:
-            outs = apply(e.primitive, e.params, [get(r) for r in e.ins], e.in_avals)
-            for r, v in zip(e.outs, outs):
-                if r is not None:
-                    env[r] = v
-        return [get(r) for r in flat.outputs]
+        return exact.interpret(flat, args, to_balls, apply)
     finally:
         ctx.prec = old
 

@@ -310,10 +310,12 @@ def _convert(x, new_dtype):
     return _obj(np.frompyfunc(one, 1, 1)(x))
 
 
-def _reduce(x, axes, f):
+def _reduce(x, axes, f, zero=None):
+    """Reduce an object array over `axes` with the binary `f` (`zero` for an empty axis)."""
     uf = np.frompyfunc(f, 2, 1)
     for ax in sorted(axes, reverse=True):
-        x = _obj(uf.reduce(x, axis=ax)) if x.shape[ax] else np.zeros(np.delete(x.shape, ax), object) + mpmath.mpf(0)
+        empty = mpmath.mpf(0) if zero is None else zero
+        x = _obj(uf.reduce(x, axis=ax)) if x.shape[ax] else np.full(np.delete(x.shape, ax), empty, object)
     return _obj(x)
 
 
@@ -428,22 +430,30 @@ def apply(prim, params: dict, args: list, in_avals=None) -> list:
     return list(out) if prim.multiple_results else [_obj(out)]
 
 
+def interpret(flat: Flat, args, value, rule, visit=None) -> list:
+    """Run a flattened jaxpr in some arithmetic: `value(array)` makes an input or
+    constant a value of it, `rule(primitive, params, ins, in_avals)` applies an
+    equation (a list of outputs); `visit(i, ins, outs)` sees every equation. The one
+    interpreter of the exact evaluator, the ball tier and the interval tier."""
+    env = {k: value(v) for k, v in flat.consts.items()}
+    env.update({k: value(v) for k, v in zip(flat.inputs, args)})
+    get = lambda r: value(r.val) if isinstance(r, Lit) else env[r]  # noqa: E731
+    for i, e in enumerate(flat.eqns):
+        ins = [get(r) for r in e.ins]
+        outs = rule(e.primitive, e.params, ins, e.in_avals)
+        for r, v in zip(e.outs, outs):
+            if r is not None:
+                env[r] = v
+        if visit is not None:
+            visit(i, ins, outs)
+    return [get(r) for r in flat.outputs]
+
+
 def run(flat: Flat, args, prec: int, visit=None) -> list:
     """Evaluate a flattened jaxpr exactly at `prec` bits; `visit(i, ins, outs)` sees
     every equation's exact inputs and outputs. Returns the exact outputs."""
-    env = {k: to_exact(v) for k, v in flat.consts.items()}
-    env.update({k: to_exact(v) for k, v in zip(flat.inputs, args)})
-    get = lambda r: to_exact(r.val) if isinstance(r, Lit) else env[r]  # noqa: E731
     with mpmath.workprec(prec):
-        for i, e in enumerate(flat.eqns):
-            ins = [get(r) for r in e.ins]
-            outs = apply(e.primitive, e.params, ins, e.in_avals)
-            for r, v in zip(e.outs, outs):
-                if r is not None:
-                    env[r] = v
-            if visit is not None:
-                visit(i, ins, outs)
-        return [get(r) for r in flat.outputs]
+        return interpret(flat, args, to_exact, apply, visit)
 
 
 def eval_jaxpr(closed, *args, prec: int = 256) -> list:

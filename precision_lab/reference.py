@@ -392,15 +392,7 @@ def apply(prim, params: dict, args: list[IV], in_avals) -> list[IV]:
 
 def enclose(flat: exact.Flat, args) -> list[IV]:
     """Tier 1: enclosures of a flattened jaxpr's outputs at concrete `args` (arrays)."""
-    env = {k: IV.exact(v) for k, v in flat.consts.items()}
-    env.update({k: IV.exact(v) for k, v in zip(flat.inputs, args)})
-    get = lambda r: IV.exact(r.val) if isinstance(r, exact.Lit) else env[r]  # noqa: E731
-    for e in flat.eqns:
-        outs = apply(e.primitive, e.params, [get(r) for r in e.ins], e.in_avals)
-        for r, v in zip(e.outs, outs):
-            if r is not None:
-                env[r] = v
-    return [get(r) for r in flat.outputs]
+    return exact.interpret(flat, args, IV.exact, apply)
 
 
 # ------------------------------------------------------------------ one function's reference
