@@ -206,7 +206,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
           device: str | None = None, progress: Callable[[str, int, int], None] | None = None,
           argv: Sequence[str] | None = None, sweeps: Sequence[str] = softmax.SWEEPS,
           target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES), mode: str = "jit",
-          floor: str = "condition", causes: bool = True) -> SweepResult:
+          floor: str = "condition", causes: bool = True, reference=None) -> SweepResult:
     """Sweep a user's function and its gradient like a built-in family; one row per
     quantity (``loss``, ``grad``), format and target.
 
@@ -216,7 +216,12 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
       classes: class counts K of the multiclass kind (swept with the softmax
         family's `sweeps` and `target_classes`); None for the binary kind.
       kwargs: extra keyword arguments of `fn`.
-      causes: name the operation that broke each row at its NaN, ∞ and 0 onsets.
+      causes: name the operation that broke each row at its NaN, ∞ and 0 onsets; where
+        a known rewrite (see ``fixes``) sits on such a line, the rewritten function is
+        swept too, as form ``NAME+fix``, and each row's ``fix`` gives the counts before
+        and after.
+      reference: measure against this function instead (a JAX function or spec, the
+        same loss written stably): its jaxpr on the reals is the exact value.
       The other arguments are `sweep`'s. float64 rows default to
       ``user.FLOAT64_POINTS`` points (their references are all arbitrary precision).
     Returns:
@@ -246,35 +251,98 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
     meta = run_meta(["check"], tolerance, seed, dev, argv)
     source = {"function": spec, "kwargs": kwargs}
     meta.update(mode=mode, floor=floor, source=source)
-    fams = [user.family(fn, name, kwargs, k) for k in (classes or [None])]
+    against = against_name = None
+    if reference is not None:
+        against, against_name = (user.load(reference)[0], reference) if isinstance(reference, str) else (
+            reference, getattr(reference, "__name__", "reference"))
+        source["reference"] = against_name
+    fams = [user.family(fn, name, kwargs, k, against, against_name) for k in (classes or [None])]
     plan = []
     for fam in fams:
         for fmt in fmts:
             user.validate(fam, fmt, targets[0] if classes is None else 0, source_file)
+            if against is not None:
+                user.validate(user.family(against, against_name, kwargs, fam.width if fam.width > 1 else None), fmt,
+                              targets[0] if classes is None else 0)
         plan += [(fam, *j) for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes)]
-    total, done, rows = sum(len(j[1]) for j in plan), 0, []
-    for fam, axis, target, extra in plan:
-        label = " ".join([fam.forms[0].name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]]
-                                               if extra else [f"y={target:g}"]), axis.fmt.name])
+    counter = {"done": 0, "total": sum(len(j[1]) for j in plan)}
 
-        def tick(n, label=label):
-            nonlocal done
-            done += n
-            if progress:
-                progress(label, done, total)
+    def run(plan):
+        rows = []
+        for fam, axis, target, extra in plan:
+            label = " ".join([fam.forms[0].name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]]
+                                                   if extra else [f"y={target:g}"]), axis.fmt.name])
 
-        for f in fam.forms:
-            f.reference.tiers.clear()
-        with jax.default_device(dev):
-            out = run_target(fam, fam.forms, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
-            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source))
-            for form, row in zip(fam.forms, new):
-                row["tiers"] = _tiers(form.reference.tiers.values())
-                if causes:
-                    row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
-                                                classes=CHECK_CAUSE_CLASSES)
-        rows.extend(new)
+            def tick(n, label=label):
+                counter["done"] += n
+                if progress:
+                    progress(label, counter["done"], counter["total"])
+
+            for f in fam.forms:
+                f.reference.tiers.clear()
+            with jax.default_device(dev):
+                out = run_target(fam, fam.forms, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
+                new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source))
+                for form, row in zip(fam.forms, new):
+                    row["tiers"] = _tiers(form.reference.tiers.values())
+                    if causes:
+                        row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
+                                                    classes=CHECK_CAUSE_CLASSES)
+            rows.extend(new)
+        return rows
+
+    rows = run(plan)
+    # the known rewrites at the lines where a row broke, swept as NAME+fix: before and after
+    for fam in fams:
+        mine = [r for r in rows if r["form"] == fam.forms[0].name and r.get("classes") == (fam.width if
+                                                                                             fam.width > 1 else None)]
+        found = _fixes_at_causes(fam, fmts[0], mine)
+        if not found:
+            continue
+        fixed = user.fix_family(fam, found)
+        plan = [(fixed, *j) for j in user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes)]
+        counter["total"] += sum(len(j[1]) for j in plan)
+        after = run(plan)
+        _attach_fixes(mine, after, found)
+        rows.extend(after)
     return SweepResult(meta, rows)
+
+
+def _fixes_at_causes(fam: Family, fmt: formats.Format, rows: list[dict]) -> list:
+    """The known rewrites of `fam`'s loss (fixes.find) on a line where one of its rows
+    first lost a value or went non-finite."""
+    from . import fixes
+
+    lines = set()
+    for r in rows:
+        for sides in (r.get("cause") or {}).values():
+            for why in sides.values():
+                for step in (why["first_lost"], why["first_nonfinite"]):
+                    if step:
+                        lines.add(step["source"])
+    if not lines:
+        return []
+    x = jax.ShapeDtypeStruct((fam.width,) if fam.width > 1 else (), fmt.dtype)
+    return [r for r in fixes.find(fam.forms[0].kernel, x, fam.label(0, fmt)) if r.source in lines]
+
+
+FIX_CLASSES = ("nan", "inf", "zero", "unresolved")  # what a fix's before and after count
+
+
+def _attach_fixes(before: list[dict], after: list[dict], rewrites) -> None:
+    """Each original row's `fix`: the rewrites, and its failing counts before and after."""
+    key = lambda r: (r["quantity"], r["dtype"], r.get("target"), r.get("sweep"), r.get("target_class"))  # noqa: E731
+    fixed = {key(r): r for r in after}
+    for r in before:
+        f = fixed.get(key(r))
+        if f is None:
+            continue
+        b = {c: r["counts"][c] for c in FIX_CLASSES}
+        a = {c: f["counts"][c] for c in FIX_CLASSES}
+        lost = lambda c: c["nan"] + c["inf"] + c["zero"] - 0  # noqa: E731
+        r["fix"] = {"form": f["form"], "rewrites": [w.to_json() for w in rewrites], "before": b, "after": a,
+                    "better": lost(a) < lost(b) and all(a[c] <= b[c] for c in ("nan", "inf"))}
+        f["fix_of"] = r["form"]
 
 
 CHECK_CAUSE_CLASSES = ("nan", "inf", "zero")

@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-classes", type=_list("target classes"), default=["top", "other"], metavar="CLASS,...",
                    help="multiclass: the true class is the top logit and/or another (default: top,other)")
     c.add_argument("--kwargs", metavar="JSON", help="keyword arguments of the function, e.g. '{\"gamma\": 0.5}'")
+    c.add_argument("--reference", metavar="FILE.py:NAME",
+                   help="measure against this function instead (the same loss written stably): its exact value")
     c.add_argument("--points", type=_positive_int, default=None,
                    help="points per row of a sampled format (default: 65536; float64: 4096)")
     c.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
@@ -368,7 +370,7 @@ def _check(args, argv) -> int:
         args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
         argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
-        floor=args.floor, causes=not args.no_causes), args.no_color)
+        floor=args.floor, causes=not args.no_causes, reference=args.reference), args.no_color)
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and args.json != "-":

@@ -78,6 +78,14 @@ def cell(row: dict) -> Text:
                     style=STYLE["inaccurate"])
         if row["axis"]:
             text.append(_nearest(row, fmt) + "\n", style=STYLE["inaccurate"])
+    fix = row.get("fix")
+    if fix:
+        changes = ", ".join(f"{LABEL[c]} {fix['before'][c]} → {fix['after'][c]}" for c in ("nan", "inf", "zero")
+                            if fix["before"][c] or fix["after"][c])
+        for w in fix["rewrites"]:
+            text.append(f"{'fix' if fix['better'] else 'rewrite (no better here)'}: {w['pattern']} → "
+                        f"{w['replacement']} at {w['source'].split(' ')[0]}\n", style="bold" if fix["better"] else "dim")
+        text.append(f"  measured as {fix['form']}: {changes or 'no change'}\n", style="dim")
     if counts.get("unresolved"):
         bands = (row["intervals"].get("unresolved") or {}).get("listed") or []
         where = "; ".join(band(lo, hi, fmt, row["axis"]) for lo, hi in bands[:SHOWN_BANDS]) if row["axis"] else ""

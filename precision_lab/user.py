@@ -14,6 +14,7 @@ sweeps and target classes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -78,32 +79,58 @@ def parse_kwargs(text: str | None) -> dict:
     return kw
 
 
-@functools.lru_cache(maxsize=None)
-def _forms(fn, name: str, kw_items: tuple) -> tuple[Form, Form]:
+def _bind(fn, kw_items: tuple):
     kwargs = dict(kw_items)
 
     def loss(x, label):
         return fn(x, label, **kwargs)
 
+    return loss
+
+
+@functools.lru_cache(maxsize=None)
+def _forms(fn, name: str, kw_items: tuple, against=None) -> tuple[Form, Form]:
+    loss = _bind(fn, kw_items)
     grad = jax.grad(loss)
-    summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
-    return (Form(name, "loss", loss, reference.Reference(loss), summary),
-            Form(name, "grad", grad, reference.Reference(grad), f"∂/∂x {summary}"))
+    ref = loss if against is None else _bind(against, kw_items)
+    summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kw_items])})"
+    return (Form(name, "loss", loss, reference.Reference(ref), summary),
+            Form(name, "grad", grad, reference.Reference(jax.grad(ref)), f"∂/∂x {summary}"))
 
 
 def _exact(forms, fmt, xs, label):
     return [f.reference.values(fmt, xs, label) for f in forms]
 
 
-def family(fn: Callable, name: str | None = None, kwargs: dict | None = None, classes: int | None = None) -> Family:
-    """A user's function as a family: its value and gradient, with exact references."""
+def family(fn: Callable, name: str | None = None, kwargs: dict | None = None, classes: int | None = None,
+           against: Callable | None = None, against_name: str | None = None) -> Family:
+    """A user's function as a family: its value and gradient, with exact references:
+    its own jaxpr on the reals, or that of `against` (the same loss written another
+    way, e.g. a stable form, for the tails where the function's own jaxpr cancels
+    more bits than the ball tier's cap)."""
     name = name or getattr(fn, "__name__", "fn")
-    forms = _forms(fn, name, tuple(sorted((kwargs or {}).items(), key=lambda kv: kv[0])))
+    forms = _forms(fn, name, tuple(sorted((kwargs or {}).items(), key=lambda kv: kv[0])), against)
+    ref_name = REFERENCE_NAME if against is None else f"{REFERENCE_NAME}, of {against_name or against.__name__}"
     if classes is None:
-        return Family("check", forms, "z", None, None, exact=_exact, reference_name=REFERENCE_NAME)
+        return Family("check", forms, "z", None, None, exact=_exact, reference_name=ref_name)
     base = softmax.family(classes)
     return Family("check", forms, base.axis, None, None, width=classes, inputs=base.inputs, case=base.case,
-                  label=base.label, exact=_exact, reference_name=REFERENCE_NAME)
+                  label=base.label, exact=_exact, reference_name=ref_name)
+
+
+def fix_family(fam: Family, rewrites) -> Family:
+    """The family of `fam`'s loss with `rewrites` applied (form ``NAME+fix``): its
+    value and gradient, measured against the original's exact values (a rewrite
+    changes how the loss is computed, not what it means)."""
+    from . import fixes
+
+    loss, grad = fam.forms
+    name = f"{loss.name}+fix"
+    fn = fixes.fixed(loss.kernel, frozenset((r.pattern, r.source) for r in rewrites), name)
+    what = "; ".join(f"{r.pattern} → {r.replacement}" for r in rewrites)
+    forms = (Form(name, "loss", fn, loss.reference, f"{loss.summary} with {what}"),
+             Form(name, "grad", jax.grad(fn), grad.reference, f"∂/∂x of it"))
+    return dataclasses.replace(fam, forms=forms)
 
 
 def validate(fam: Family, fmt: formats.Format, target, source_file: str | None = None) -> None:

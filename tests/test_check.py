@@ -104,7 +104,7 @@ def test_naive_bce_onsets_match_the_hand_derivation(naive):
     normal 2^−14 (e^z < 6.1e−5: z < −9.70); the loss −(0·log 0 + …) is then NaN
     from the first float16 whose σ is 0 as computed: −11.09375 (σ's float16 result
     there is below half the smallest subnormal once computed in float16)."""
-    loss, grad = naive.rows
+    loss, grad = naive.rows[:2]
     assert loss["quantity"] == "loss" and grad["quantity"] == "grad"
     assert loss["onset"]["inf"]["pos"] == 7.625 and loss["onset"]["inf"]["method"]["pos"] == "exhaustive"
     assert grad["onset"]["nan"]["pos"] == 7.625
@@ -123,7 +123,7 @@ def test_causes_name_the_operation_and_line(naive):
     to 0 (line 8) and, for the focal loss at γ = 0.5, the power whose derivative
     γ(1 − p_t)^(γ−1) is ∞ where 1 − p_t rounds to 0 (line 19): the subtraction lost
     the value, not the pow that then made ∞."""
-    loss, grad = naive.rows
+    loss, grad = naive.rows[:2]
     inf = loss["cause"]["inf"]["pos"]
     assert inf["first_nonfinite"]["primitive"] == "log" and "losses.py:9" in inf["first_nonfinite"]["source"]
     nan = loss["cause"]["nan"]["neg"]
@@ -176,3 +176,56 @@ def test_multiclass_user_loss_runs_through_the_softmax_sweeps():
     assert loss["classes"] == 4 and loss["sweep"] == "margin" and loss["target_class"] == "top"
     assert loss["counts"]["nan"] > 0
     assert loss["onset"]["nan"]["pos"] == 11.09375
+
+
+def test_a_fix_at_the_cause_is_swept_and_removes_the_failure(naive):
+    """Both logs of the naive BCE sit on the line its rows broke at (line 9): they are
+    rewritten to log_sigmoid(±z) (1 − σ(z) then goes unread and is not listed), the
+    rewritten loss is swept in the same run as naive_bce+fix, and every NaN, ∞ and
+    lost 0 of float16 at y = 0 is gone, in the loss and the gradient."""
+    loss, grad, fixed_loss, fixed_grad = naive.rows
+    assert (fixed_loss["form"], fixed_loss["quantity"], fixed_grad["quantity"]) == ("naive_bce+fix", "loss", "grad")
+    assert {w["pattern"] for w in loss["fix"]["rewrites"]} == {"log(sigmoid(x))", "log(1 − sigmoid(x))"}
+    assert all("losses.py:9" in w["source"] for w in loss["fix"]["rewrites"])
+    assert loss["fix"]["before"]["nan"] == loss["counts"]["nan"] > 0 and loss["fix"]["better"]
+    for row in (fixed_loss, fixed_grad):
+        assert row["counts"]["nan"] == row["counts"]["inf"] == row["counts"]["zero"] == 0
+        assert row["fix_of"] == "naive_bce"
+
+
+def test_fixed_function_is_the_same_real_function():
+    """A rewrite changes how, not what: at ordinary points in float64 the rewritten
+    loss and gradient agree with the original to 1e-12 (the original's own rounding)."""
+    import importlib.util
+
+    from precision_lab import fixes
+
+    spec = importlib.util.spec_from_file_location("user_losses", USER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for fn in (mod.naive_bce, mod.ce_naive):
+        f = fixes.fixed(fn)
+        for z in (-3.0, -0.5, 0.25, 2.0):
+            args = (jnp.float64(z), jnp.float64(0.3)) if fn is mod.naive_bce else (
+                jnp.array([z, 0.1, -1.0, 0.5]), jnp.int32(2))
+            np.testing.assert_allclose(f(*args), fn(*args), rtol=1e-12)
+            np.testing.assert_allclose(jax.grad(f)(*args), jax.grad(fn)(*args), rtol=1e-12, atol=1e-15)
+
+
+def test_multiclass_fix_is_log_softmax():
+    """exp(x)/Σexp(x) then log: rewritten to log_softmax, which removes the overflow
+    NaN of the naive cross-entropy at K = 4 in float16."""
+    r = pl.check(f"{USER}:ce_naive", dtypes=["float16"], classes=[4], sweeps=["margin"], target_classes=["top"])
+    loss = next(x for x in r.rows if x["form"] == "ce_naive" and x["quantity"] == "grad")
+    assert [w["replacement"] for w in loss["fix"]["rewrites"]] == ["jax.nn.log_softmax(x)"]
+    fixed = next(x for x in r.rows if x["form"] == "ce_naive+fix" and x["quantity"] == "grad")
+    assert loss["counts"]["nan"] > 0 and fixed["counts"]["nan"] == fixed["counts"]["inf"] == 0
+
+
+def test_reference_of_a_stable_form_resolves_the_tail():
+    """Against the stable BCE's jaxpr the naive BCE has no unresolved point, and the
+    same onsets as against its own."""
+    r = pl.check(f"{USER}:naive_bce", dtypes=["float16"], targets=[0.0], reference=f"{USER}:stable_bce")
+    loss = r.rows[0]
+    assert loss["counts"]["unresolved"] == 0 and "stable_bce" in loss["reference"]
+    assert loss["onset"]["inf"]["pos"] == 7.625 and loss["onset"]["nan"]["neg"] == -11.09375
