@@ -26,7 +26,7 @@ from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classi
 from .engine import (Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs,
                      onsets_and_intervals, run_target)
 from .family import Family, constant_notes
-from .sampling import DEFAULT_POINTS, Axis
+from .sampling import DEFAULT_POINTS, Axis, ranged
 
 SCHEMA = "precision_lab.sweep/2"
 FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY, "softmax": softmax.family()}  # softmax at K = 10
@@ -113,6 +113,7 @@ def sweep(
     floor: str = "condition",
     scan_onsets: bool = False,
     causes: bool = False,
+    value_range: tuple[float, float] | None = None,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
@@ -144,6 +145,10 @@ def sweep(
       causes: walk every form's jaxpr at each of its NaN and ∞ onsets and name the
         operation that broke it (row field ``cause``); by default only the forms built
         from two factors (the textbook chain products), as the walk is slow.
+      value_range: (LO, HI): sweep only the logits (softmax: margins or offsets) in
+        [LO, HI]: every value of the format there, or `points` of them evenly spaced
+        where there are more (see ``sampling.ranged``); row field ``range``. The
+        random and logits sweeps have no such axis and are unaffected.
     Returns:
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
@@ -159,7 +164,7 @@ def sweep(
             if f not in known:
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
     jobs, vector_jobs = _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes,
-                              logits, labels)
+                              logits, labels, value_range)
     dev = get_device(device)
     meta = run_meta(names, tolerance, seed, dev, argv)
     meta.update(mode=mode, floor=floor)
@@ -178,7 +183,8 @@ def sweep(
 
         with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
             out = run_target(fam, chosen, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
-            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam)))
+            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam),
+                                           **({"range": list(value_range)} if value_range else {})))
             if scan_onsets and not axis.exhaustive:
                 for form, row in zip(chosen, new):
                     def scanned(side, n_done, n_total, name=f"scan {label} {form.name}"):
@@ -206,7 +212,8 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
           device: str | None = None, progress: Callable[[str, int, int], None] | None = None,
           argv: Sequence[str] | None = None, sweeps: Sequence[str] = softmax.SWEEPS,
           target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES), mode: str = "jit",
-          floor: str = "condition", causes: bool = True, reference=None) -> SweepResult:
+          floor: str = "condition", causes: bool = True, reference=None,
+          value_range: tuple[float, float] | None = None) -> SweepResult:
     """Sweep a user's function and its gradient like a built-in family; one row per
     quantity (``loss``, ``grad``), format and target.
 
@@ -222,6 +229,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         and after.
       reference: measure against this function instead (a JAX function or spec, the
         same loss written stably): its jaxpr on the reals is the exact value.
+      value_range: (LO, HI): only the logits (margins, offsets) in [LO, HI], as in `sweep`.
       The other arguments are `sweep`'s. float64 rows default to
       ``user.FLOAT64_POINTS`` points (their references are all arbitrary precision).
     Returns:
@@ -264,7 +272,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
             if against is not None:
                 user.validate(user.family(against, against_name, kwargs, fam.width if fam.width > 1 else None), fmt,
                               targets[0] if classes is None else 0)
-        plan += [(fam, *j) for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes)]
+        plan += [(fam, *j) for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes, value_range)]
     counter = {"done": 0, "total": sum(len(j[1]) for j in plan)}
 
     def run(plan):
@@ -282,7 +290,8 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
                 f.reference.tiers.clear()
             with jax.default_device(dev):
                 out = run_target(fam, fam.forms, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
-                new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source))
+                new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source,
+                                               **({"range": list(value_range)} if value_range else {})))
                 for form, row in zip(fam.forms, new):
                     row["tiers"] = _tiers(form.reference.tiers.values())
                     if causes:
@@ -300,7 +309,8 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         if not found:
             continue
         fixed = user.fix_family(fam, found)
-        plan = [(fixed, *j) for j in user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes)]
+        plan = [(fixed, *j) for j in user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes,
+                                               value_range)]
         counter["total"] += sum(len(j[1]) for j in plan)
         after = run(plan)
         _attach_fixes(mine, after, found)
@@ -375,7 +385,8 @@ def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
     return fmts
 
 
-def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels):
+def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels,
+          value_range=None):
     """What a sweep runs: (family, forms, axis, target, extra row fields) per row group,
     and the softmax vector sweeps."""
     jobs = []  # (family, forms, axis, target, extra row fields)
@@ -383,7 +394,7 @@ def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_cla
         fam = sigmoid.FAMILY
         chosen = _select(fam, forms)
         for fmt in fmts:
-            axis = Axis(fmt, points or DEFAULT_POINTS, seed)
+            axis = ranged(fmt, value_range, points) if value_range else Axis(fmt, points or DEFAULT_POINTS, seed)
             jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
     vector_jobs = []
     if "softmax" in names:
@@ -393,7 +404,8 @@ def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_cla
             chosen = _select(fam, forms)
             for fmt in fmts:
                 n = softmax.points_for(k, points, fmt)
-                axis = Axis(fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+                axis = ranged(fmt, value_range, n) if value_range else Axis(
+                    fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
                 for sweep_name in plan.axis_sweeps:
                     for tc in plan.target_classes:
                         extra = {"sweep": sweep_name, "axis": "m" if sweep_name == "margin" else "c",

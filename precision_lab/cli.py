@@ -56,6 +56,17 @@ def _number(parse, what: str, ok, requirement: str):
     return convert
 
 
+def _range(text: str):
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not LO,HI (two numbers)") from None
+    if not lo <= hi:
+        raise argparse.ArgumentTypeError(f"the range {text} is empty: give LO ≤ HI")
+    return lo, hi
+
+
 _positive_int = _number(int, "a whole number", lambda v: v >= 1, "the point count must be positive")
 _tolerance = _number(float, "a number", lambda v: v >= 0, "the tolerance must be a non-negative number of ULPs")
 
@@ -100,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--floor", choices=FLOORS, default="condition",
                    help="condition (default): excuse errors up to what rounding the inputs forces (tolerance × "
                         "the exact function's condition number, in ULPs); none: the pure ULP test")
+    s.add_argument("--range", type=_range, metavar="LO,HI",
+                   help="sweep only the logits (softmax: margins, offsets) in [LO, HI]: every value of the format "
+                        "there, or --points of them evenly spaced where there are more")
     s.add_argument("--scan-onsets", action="store_true",
                    help="evaluate every value between zero and each onset a sampled row found, making it exact "
                         "(float32 only: up to 2^31 values a side, minutes per row)")
@@ -142,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-classes", type=_list("target classes"), default=["top", "other"], metavar="CLASS,...",
                    help="multiclass: the true class is the top logit and/or another (default: top,other)")
     c.add_argument("--kwargs", metavar="JSON", help="keyword arguments of the function, e.g. '{\"gamma\": 0.5}'")
+    c.add_argument("--range", type=_range, metavar="LO,HI",
+                   help="check only the logits (margins, offsets) in [LO, HI]: every value of the format there, or "
+                        "--points of them evenly spaced where there are more")
     c.add_argument("--reference", metavar="FILE.py:NAME",
                    help="measure against this function instead (the same loss written stably): its exact value")
     c.add_argument("--points", type=_positive_int, default=None,
@@ -313,7 +330,7 @@ def _sweep(args, argv) -> int:
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
                   classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
                   target_classes=args.target_classes, mode=args.mode, floor=args.floor,
-                  scan_onsets=args.scan_onsets, causes=args.causes)
+                  scan_onsets=args.scan_onsets, causes=args.causes, value_range=args.range)
     if args.labels and not args.logits:
         raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
     if args.logits:
@@ -370,7 +387,8 @@ def _check(args, argv) -> int:
         args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
         argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
-        floor=args.floor, causes=not args.no_causes, reference=args.reference), args.no_color)
+        floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range),
+        args.no_color)
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and args.json != "-":
@@ -493,12 +511,24 @@ def use_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _joined(argv: list[str]) -> list[str]:
+    """`--range -20,20` as `--range=-20,20` (argparse reads a leading minus as an option)."""
+    out, it = [], iter(argv)
+    for a in it:
+        out.append(a)
+        if a == "--range":
+            nxt = next(it, None)
+            if nxt is not None:
+                out[-1] = f"--range={nxt}"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     use_compilation_cache()
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_joined(argv))
         if args.command == "sweep":
             return _sweep(args, argv)
         if args.command == "list":

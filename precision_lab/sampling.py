@@ -137,3 +137,63 @@ class Range:
 
     def values(self, start: int, stop: int) -> np.ndarray:
         return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)
+
+
+class Spaced:
+    """`n` ordinals spread evenly over [lo, hi], both ends included: a sampled axis over
+    part of the lattice (boundaries are then refined like any sampled axis's)."""
+
+    exhaustive = False
+
+    def __init__(self, fmt: formats.Format, lo: int, hi: int, n: int):
+        if hi - lo + 1 < n or n < 2:
+            raise ValueError(f"cannot space {n} points over the ordinals [{lo}, {hi}]")
+        self.fmt, self.lo, self.hi, self.n = fmt, int(lo), int(hi), int(n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Spaced) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self):
+        return (self.fmt.name, self.lo, self.hi, self.n)
+
+    @property
+    def zero_index(self) -> int:
+        """Position of the first point at or above 0."""
+        i = np.searchsorted(self.ordinals(np.arange(self.n)), 0)
+        return int(i)
+
+    def ordinals(self, i, xp=np):
+        i = xp.asarray(i).astype(np.int64)
+        return self.lo + (i * (self.hi - self.lo)) // (self.n - 1)  # exact in int64 for any format's span × n
+
+    def values(self, start: int, stop: int) -> np.ndarray:
+        return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)
+
+
+def ranged(fmt: formats.Format, value_range: tuple[float, float], points: int | None):
+    """The axis of the format's values in [LO, HI]: every one of them for formats swept
+    exhaustively (16 bits or fewer) or where they are at most `points` (default
+    DEFAULT_POINTS); otherwise `points` of them, evenly spaced in ordinal."""
+    from .errors import InputError
+
+    lo, hi = (float(v) for v in value_range)
+    if not lo <= hi:
+        raise InputError(f"--range {lo:g},{hi:g} is empty; give LO ≤ HI.")
+    o_lo = int(formats.to_ordinal(fmt.cast(np.float64(lo)), fmt))
+    o_hi = int(formats.to_ordinal(fmt.cast(np.float64(hi)), fmt))
+    top = fmt.max_ordinal
+    o_lo += float(formats.from_ordinal(np.int64(o_lo), fmt)) < lo  # the format's values inside [LO, HI]
+    o_hi -= float(formats.from_ordinal(np.int64(o_hi), fmt)) > hi
+    o_lo, o_hi = max(o_lo, -top), min(o_hi, top)
+    if o_lo > o_hi:
+        raise InputError(f"No {fmt.name} value lies in [{lo:g}, {hi:g}].")
+    n = points or DEFAULT_POINTS
+    if fmt.exhaustive or o_hi - o_lo + 1 <= n:
+        return Range(fmt, o_lo, o_hi)
+    return Spaced(fmt, o_lo, o_hi, max(n, 2))

@@ -176,18 +176,21 @@ def _trace_error(name: str, e: Exception, source_file: str | None, what: str = "
     return f"JAX cannot trace `{name}` ({what}){line}: {first.rstrip('.')}."
 
 
-def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other")):
+def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other"),
+         value_range=None):
     """(axis, target, extra row fields) per row group of a check."""
-    from .sampling import DEFAULT_POINTS, Axis
+    from .sampling import DEFAULT_POINTS, Axis, ranged
 
     out = []
     for fmt in fmts:
         if fam.width == 1:
             n = points or (FLOAT64_POINTS if fmt.bits == 64 else DEFAULT_POINTS)
-            out += [(Axis(fmt, n, seed), t, {}) for t in targets]
+            axis = ranged(fmt, value_range, n) if value_range else Axis(fmt, n, seed)
+            out += [(axis, t, {}) for t in targets]
             continue
         n = softmax.points_for(fam.width, points or (FLOAT64_POINTS if fmt.bits == 64 else None), fmt)
-        axis = Axis(fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+        axis = ranged(fmt, value_range, n) if value_range else Axis(
+            fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
         for s in sweeps:
             for tc in target_classes:
                 out.append((axis, softmax.case(s, tc), {"sweep": s, "axis": "m" if s == "margin" else "c",

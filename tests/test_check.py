@@ -229,3 +229,35 @@ def test_reference_of_a_stable_form_resolves_the_tail():
     loss = r.rows[0]
     assert loss["counts"]["unresolved"] == 0 and "stable_bce" in loss["reference"]
     assert loss["onset"]["inf"]["pos"] == 7.625 and loss["onset"]["nan"]["neg"] == -11.09375
+
+
+def test_range_sweeps_every_value_inside_it_and_keeps_the_onsets():
+    """--range -20,20: every float16 value in [−20, 20] (39425 of them), the same
+    exhaustive onsets as the whole axis; float32 gets 65536 evenly spaced values there,
+    whose ∞ onset is refined to an exact lattice boundary within 2 ulps above
+    24·ln 2 ≈ 16.635532 (1 + e^−z rounds to 1 in float32 once e^−z < 2^−24)."""
+    from precision_lab import sampling
+
+    axis = sampling.ranged(F16, (-20.0, 20.0), None)
+    assert isinstance(axis, sampling.Range) and len(axis) == 39425
+    assert axis.values(0, 1)[0] == -20 and axis.values(len(axis) - 1, len(axis))[0] == 20
+    r = pl.check(f"{USER}:naive_bce", dtypes=["float16", "float32"], targets=[0.0], value_range=(-20, 20),
+                 causes=False)
+    f16, f32 = (next(x for x in r.rows if x["dtype"] == d and x["quantity"] == "loss") for d in ("float16", "float32"))
+    assert f16["points"] == 39425 and f16["exhaustive"] and f16["range"] == [-20, 20]
+    assert f16["onset"]["inf"]["pos"] == 7.625 and f16["onset"]["nan"]["neg"] == -11.09375
+    assert f32["points"] == 65536 and not f32["exhaustive"]
+    onset, edge = f32["onset"]["inf"]["pos"], 24 * np.log(2)  # 16.6355323
+    assert f32["onset"]["inf"]["method"]["pos"] == "refined" and 0 <= onset - edge <= 2 * np.spacing(np.float32(edge))
+
+
+def test_sweep_accepts_a_range_too(capsys):
+    """The built-in families take --range as well: the sigmoid chain product's float16
+    NaN onsets inside [−20, 20] are the whole axis's (−17.34 and 7.625 are inside)."""
+    whole = pl.sweep(family="sigmoid", dtypes=["float16"], targets=[1.0], forms=["bce_naive_chain"])
+    part = pl.sweep(family="sigmoid", dtypes=["float16"], targets=[1.0], forms=["bce_naive_chain"],
+                    value_range=(-20.0, 20.0))
+    a, b = whole.rows[0]["onset"]["nan"], part.rows[0]["onset"]["nan"]
+    assert (a["neg"], a["pos"]) == (b["neg"], b["pos"]) and part.rows[0]["points"] == 39425
+    assert cli.main(["sweep", "--family", "sigmoid", "--range", "3,1"]) == 2
+    assert "empty" in capsys.readouterr().err
