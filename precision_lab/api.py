@@ -301,6 +301,11 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         return rows
 
     rows = run(plan)
+    for fam in fams:  # a function whose operations change with the format (e.g. a branch on the dtype)
+        differs = len({user.signature(fam, f) for f in fmts}) > 1
+        for r in rows:
+            if r["form"] == fam.forms[0].name and r.get("classes") == (fam.width if fam.width > 1 else None):
+                r["jaxpr_differs_across_formats"] = differs
     # the known rewrites at the lines where a row broke, swept as NAME+fix: before and after
     for fam in fams:
         mine = [r for r in rows if r["form"] == fam.forms[0].name and r.get("classes") == (fam.width if

@@ -184,9 +184,10 @@ def _rsqrt(a):
 @_strict
 def _pow(a, b):
     a, b = _num(a), _num(b)
-    if not a > 0:  # 0 and negative bases only with integer exponents (integer_pow)
-        if b.is_exact() and b.is_integer() and not a.contains(0):
-            return _ball(a ** int(b.unique_fmpz()))
+    if b.is_exact() and b.is_integer():  # x ** 2.0 is x², defined for every x
+        n = int(b.unique_fmpz())
+        return UNDECIDED if n < 0 and a.contains(0) else _ball(a ** n)
+    if not a > 0:  # a negative base, or one that may be 0, with a non-integer exponent
         return UNDECIDED
     return _ball(a ** b)
 
@@ -247,6 +248,7 @@ _UNARY = {
     "is_finite": _is_finite, "stop_gradient": lambda a: a, "copy": lambda a: a, "copy_p": lambda a: a,
     "reduce_precision": lambda a: a,
 }
+_SELF = {"eq": True, "le": True, "ge": True, "ne": False, "lt": False, "gt": False}
 _add = _arith(lambda x, y: x + y, lambda x, y: x + y)
 _BINARY = {
     "add": _add, "add_any": _add, "sub": _arith(lambda x, y: x - y, lambda x, y: x - y),
@@ -304,8 +306,11 @@ def _argmax(x, axes, sign):
 def apply(prim, params: dict, args: list, in_avals) -> list:
     """The ball result(s) of one primitive."""
     name = prim.name
+    same = len(args) == 2 and args[0] is args[1]  # one value compared with itself
     args = [_obj(a) for a in args]
-    if name in _UNARY or name in _BINARY:
+    if same and name in _SELF:  # x ≠ x (a NaN test) is False for every real x, however wide its ball
+        out = np.frompyfunc(lambda v: UNDECIDED if v is UNDECIDED else _SELF[name], 1, 1)(args[0])
+    elif name in _UNARY or name in _BINARY:
         out = _UFUNC[name](*args)
     elif name == "integer_pow":
         out = np.frompyfunc(_integer_pow(params["y"]), 1, 1)(args[0])
@@ -349,6 +354,14 @@ def rounded(v, fmt) -> int | None:
         return None if v is UNDECIDED else exact.round_ordinal(exact.mpmath.mpf(int(v)), fmt)
     if not v.is_finite():
         return None
-    lo, hi = (exact.round_ordinal(exact.mpmath.mpf(tuple(int(t) for t in b.man_exp())), fmt)
-              for b in (v.lower(), v.upper()))
+    old = ctx.prec
+    ctx.prec = BOUND_PREC  # the ball's ends, rounded outward, at the precision they need (53 bits would blur them)
+    try:
+        ends = (v.lower(), v.upper())
+    finally:
+        ctx.prec = old
+    lo, hi = (exact.round_ordinal(exact.mpmath.mpf(tuple(int(t) for t in b.man_exp())), fmt) for b in ends)
     return lo if lo == hi else None
+
+
+BOUND_PREC = 1 << 15  # bits of a ball's ends: beyond any midpoint the ball tier computes

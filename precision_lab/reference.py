@@ -75,14 +75,16 @@ class IV:
 
 def _down(x, k=1):
     """x moved k representable steps toward −∞ (NaN stays NaN, −∞ stays)."""
-    for _ in range(k):
-        x = np.nextafter(x, -np.inf)
+    with np.errstate(over="ignore"):  # −max steps to −∞: an outward bound still
+        for _ in range(k):
+            x = np.nextafter(x, -np.inf)
     return x
 
 
 def _up(x, k=1):
-    for _ in range(k):
-        x = np.nextafter(x, np.inf)
+    with np.errstate(over="ignore"):
+        for _ in range(k):
+            x = np.nextafter(x, np.inf)
     return x
 
 
@@ -146,6 +148,10 @@ def _div(a, b):
 
 
 def _pow(a, b):
+    if b.lo.dtype.kind == "f" and np.all((b.lo == b.hi) & (b.lo == np.round(b.lo)) & (np.abs(b.lo) < 2**31)) \
+            and b.lo.size and np.all(b.lo == b.lo.ravel()[0]):
+        r = _integer_pow(a, int(b.lo.ravel()[0]))  # x ** 2.0 is x², defined for every x
+        return IV(r.lo, r.hi, r.bad | b.bad)
     r = _corners(np.power, a, b, libm=True)
     return IV(r.lo, r.hi, r.bad | ~(a.lo > 0))
 
@@ -351,9 +357,15 @@ def _bool_ops(name, args):
     return None
 
 
+SELF_COMPARE = {"eq": True, "le": True, "ge": True, "ne": False, "lt": False, "gt": False}
+
+
 def apply(prim, params: dict, args: list[IV], in_avals) -> list[IV]:
     name = prim.name
-    if name in ("and", "or", "xor", "not") and (r := _bool_ops(name, args)) is not None:
+    if name in SELF_COMPARE and args[0] is args[1]:  # x ≠ x (a NaN test) is False for every real x
+        v = np.full(args[0].lo.shape, SELF_COMPARE[name])
+        out = IV(v, v, args[0].bad)
+    elif name in ("and", "or", "xor", "not") and (r := _bool_ops(name, args)) is not None:
         out = r
     elif name in _UNARY:
         out = _UNARY[name](args[0])

@@ -118,6 +118,12 @@ def family(fn: Callable, name: str | None = None, kwargs: dict | None = None, cl
                   label=base.label, exact=_exact, reference_name=ref_name)
 
 
+def signature(fam: Family, fmt: formats.Format) -> str:
+    """The loss's jaxpr traced at `fmt`, its float types named alike (reference.signature)."""
+    x = jax.ShapeDtypeStruct((fam.width,) if fam.width > 1 else (), fmt.dtype)
+    return reference.signature(jax.make_jaxpr(fam.forms[0].kernel)(x, fam.label(0, fmt)))
+
+
 def fix_family(fam: Family, rewrites) -> Family:
     """The family of `fam`'s loss with `rewrites` applied (form ``NAME+fix``): its
     value and gradient, measured against the original's exact values (a rewrite

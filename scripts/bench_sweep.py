@@ -10,6 +10,12 @@ counted); a round runs the engine, the floor and NumPy once each, in turn. `--js
 
     python scripts/bench_sweep.py                 # float32, 2**24 points per row
     python scripts/bench_sweep.py --points 1048576 --repeats 3 --json
+    python scripts/bench_sweep.py --check         # a user's loss of ~30 operations, checked cold
+
+`--check` times `precision-lab check scripts/bench_losses.py:smoothed_focal` (value
+and gradient; float16 and bfloat16 exhaustive, float32 and float64 sampled; targets
+0 and 1) in a fresh process, import and compilation included, and reports the
+reference tiers' points per second.
 """
 
 from __future__ import annotations
@@ -128,13 +134,51 @@ def bench(case, points: int, repeats: int) -> dict:
     }
 
 
+def check_case() -> dict:
+    """The cold `check` of scripts/bench_losses.py:smoothed_focal: seconds and tier rates."""
+    import os
+    import subprocess
+    import tempfile
+
+    from precision_lab import exact
+
+    here = Path(__file__).parent
+    sys.path.insert(0, str(here))
+    from bench_losses import smoothed_focal
+
+    args = (jnp.float32(1), jnp.float32(0))
+    ops = {q: len(exact.flatten(jax.make_jaxpr(f)(*args)).eqns) for q, f in
+           (("loss", smoothed_focal), ("grad", jax.grad(smoothed_focal)))}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "check.json")
+        env = dict(os.environ, PRECISION_LAB_CACHE=os.path.join(tmp, "cache"))  # cold: nothing compiled yet
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "precision_lab", "check", f"{here / 'bench_losses.py'}:smoothed_focal",
+                        "--json", out, "--quiet"], check=True, env=env, cwd=here.parent)
+        seconds = time.perf_counter() - t0
+        rows = json.load(open(out))["rows"]
+    tiers = {}
+    for k in ("interval", "exact", "unresolved_cap", "unresolved_undefined", "unresolved_budget"):
+        tiers[k] = sum(r["tiers"][k] for r in rows)
+    rate = {k: statistics.median([r["tiers"][f"{k}_points_per_s"] for r in rows if r["tiers"][f"{k}_points_per_s"]])
+            for k in ("interval", "exact")}
+    return {"name": "check smoothed_focal (cold, all formats, y=0,1)", "seconds": round(seconds, 1), "ops": ops,
+            "rows": len(rows), "points": sum(r["points"] for r in rows), "tiers": tiers,
+            "median_points_per_s": rate}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Engine throughput against its floor and NumPy.")
     ap.add_argument("--points", type=int, default=1 << 24, help="points per row (default 2**24)")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--cases", default=None, help="comma-separated case-name substrings to run (default: all)")
+    ap.add_argument("--check", action="store_true", help="time the check of a user's ~30-operation loss instead")
     args = ap.parse_args()
+    if args.check:
+        doc = check_case() | {"backend": jax.default_backend(), "jax": jax.__version__}
+        print(json.dumps(doc, indent=1))
+        return
     chosen = [c for c in CASES if args.cases is None or any(p in c["name"] for p in args.cases.split(","))]
     cases = [bench(c, args.points, args.repeats) for c in chosen]
     doc = {

@@ -261,3 +261,13 @@ def test_sweep_accepts_a_range_too(capsys):
     assert (a["neg"], a["pos"]) == (b["neg"], b["pos"]) and part.rows[0]["points"] == 39425
     assert cli.main(["sweep", "--family", "sigmoid", "--range", "3,1"]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_a_function_whose_jaxpr_changes_with_the_format_is_flagged():
+    """Traced at each row's format: a branch on the dtype gives float16 other operations
+    than bfloat16, and every row says so; the naive BCE traces alike in both."""
+    r = pl.check(f"{USER}:dtype_dependent", dtypes=["float16", "bfloat16"], targets=[0.0], causes=False,
+                 points=None)
+    assert all(row["jaxpr_differs_across_formats"] for row in r.rows)
+    same = pl.check(f"{USER}:stable_bce", dtypes=["float16", "bfloat16"], targets=[0.0], causes=False)
+    assert not any(row["jaxpr_differs_across_formats"] for row in same.rows)
