@@ -336,6 +336,16 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
     return list(out) if prim.multiple_results else [_obj(out)]
 
 
+SUPPORTED = frozenset(set(_UNARY) | set(_BINARY) | set(exact._MOVES) | {
+    "integer_pow", "select_n", "convert_element_type", "clamp", "iota", "reduce_sum", "reduce_max", "reduce_min",
+    "argmax", "argmin", "dot_general"})
+
+
+def unsupported(flat: exact.Flat) -> list[str]:
+    """The primitives of a flattened jaxpr that have no ball rule."""
+    return sorted({e.primitive.name for e in flat.eqns} - SUPPORTED)
+
+
 def evaluate(flat: exact.Flat, args, prec: int) -> list:
     """A flattened jaxpr's outputs on balls at `prec` bits (args: numpy arrays)."""
     old = ctx.prec

@@ -389,6 +389,8 @@ def _check(args, argv) -> int:
         argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
         floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range),
         args.no_color)
+    for w in result.meta.get("warnings", []):
+        print(f"precision-lab: warning: {w}", file=sys.stderr)
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and args.json != "-":

@@ -427,12 +427,14 @@ class Tiers:
     undefined: int = 0
     cap: int = 0
     budget: int = 0
+    float64: int = 0  # points measured against the function in float64 (a primitive with no exact rule)
     interval_s: float = 0.0
     exact_s: float = 0.0
 
     def to_json(self) -> dict:
         return {"interval": self.interval, "exact": self.exact, "unresolved_undefined": self.undefined,
-                "unresolved_cap": self.cap, "unresolved_budget": self.budget, "interval_points_per_s": _rate(self.interval + self.exact +
+                "unresolved_cap": self.cap, "unresolved_budget": self.budget, "float64": self.float64,
+                "interval_points_per_s": _rate(self.interval + self.exact +
                                                                              self.undefined + self.cap + self.budget,
                                                                              self.interval_s),
                 "exact_points_per_s": _rate(self.exact + self.undefined + self.cap, self.exact_s),
@@ -468,16 +470,26 @@ class Reference:
     def _out_shape(self, xs, label) -> tuple:
         return self._flat(xs.shape, xs.dtype, np.asarray(label).dtype, np.shape(label))[3]
 
+    def unsupported(self, fmt: formats.Format, label, shape: tuple = ()) -> list[str]:
+        """Primitives of the function, traced at `fmt` on inputs of `shape`, that the
+        exact tiers cannot evaluate."""
+        label = np.asarray(label)
+        return balls.unsupported(self._flat((1, *shape), fmt.dtype, label.dtype, label.shape)[0])
+
     def values(self, fmt: formats.Format, xs: np.ndarray, label) -> tuple[np.ndarray, np.ndarray]:
         """(exact, sens) at kernel inputs `xs` (the format's values, one per row) with
         the row's `label`: exact rounded to the format, as float64, NaN where
-        unresolved; sens as in the module docstring."""
+        unresolved; sens as in the module docstring. A function with a primitive the
+        exact tiers have no rule for is measured against itself run in float64 (the
+        caller flags such rows, and skips float64 rows)."""
         import time
 
         xs = np.asarray(xs)
         label = np.asarray(label)
         flat, sig, sens_flat, out_shape = self._flat(xs.shape, xs.dtype, label.dtype, label.shape)
         stats = self.tiers.setdefault((fmt.name, float(label)), Tiers())
+        if balls.unsupported(flat):
+            return self._float64(xs, label, stats)
         t0 = time.perf_counter()
         decided, value = None, None
         if fmt.bits < 64:
@@ -508,6 +520,16 @@ class Reference:
             t0 = time.perf_counter()
             value[todo] = self._exact(fmt, xs[todo], label, sig, stats)
             stats.exact_s += time.perf_counter() - t0
+        return value, sens
+
+    def _float64(self, xs, label, stats):
+        """The function itself at float64 (vmapped, jitted): the fallback reference."""
+        wide = lambda a: a.astype(np.float64) if a.dtype.kind in "fV" or str(a.dtype) in formats.FORMATS else a  # noqa: E731
+        x64, l64 = wide(xs), wide(label)
+        value = np.asarray(jax.jit(jax.vmap(self.fn, (0, None)))(x64, l64), np.float64)
+        jvp = lambda x, y: jax.jvp(lambda x: self.fn(x, y), (x,), (x,))[1]  # noqa: E731
+        sens = np.abs(np.asarray(jax.jit(jax.vmap(jvp, (0, None)))(x64, l64), np.float64))
+        stats.float64 += len(xs)
         return value, sens
 
     def _exact(self, fmt, xs, label, sig, stats) -> np.ndarray:

@@ -271,3 +271,13 @@ def test_a_function_whose_jaxpr_changes_with_the_format_is_flagged():
     assert all(row["jaxpr_differs_across_formats"] for row in r.rows)
     same = pl.check(f"{USER}:stable_bce", dtypes=["float16", "bfloat16"], targets=[0.0], causes=False)
     assert not any(row["jaxpr_differs_across_formats"] for row in same.rows)
+
+
+def test_a_primitive_without_an_exact_rule_falls_back_to_float64_and_says_so():
+    """lgamma has no exact rule: the rows are measured against the function in float64,
+    say so, and float64 itself is not checked (it would be measured against itself)."""
+    r = pl.check(f"{USER}:with_lgamma", dtypes=["bfloat16", "float64"], targets=[0.0], causes=False)
+    assert {row["dtype"] for row in r.rows} == {"bfloat16"}
+    assert all("no exact rule for digamma, lgamma" in row["reference"] for row in r.rows)  # digamma: the gradient
+    assert all(row["tiers"]["float64"] > 0 and row["tiers"]["interval"] == 0 for row in r.rows)
+    assert "lgamma" in r.meta["warnings"][0]
