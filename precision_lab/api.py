@@ -355,6 +355,11 @@ def _fixes_at_causes(fam: Family, fmt: formats.Format, rows: list[dict]) -> list
 FIX_CLASSES = ("nan", "inf", "zero", "unresolved")  # what a fix's before and after count
 
 
+def _nearer(after, before) -> bool:
+    """A failure now begins nearer zero than it did (or where there was none)."""
+    return after is not None and (before is None or abs(after) < abs(before))
+
+
 def _attach_fixes(before: list[dict], after: list[dict], rewrites) -> None:
     """Each original row's `fix`: the rewrites, and its failing counts before and after."""
     key = lambda r: (r["quantity"], r["dtype"], r.get("target"), r.get("sweep"), r.get("target_class"))  # noqa: E731
@@ -365,9 +370,12 @@ def _attach_fixes(before: list[dict], after: list[dict], rewrites) -> None:
             continue
         b = {c: r["counts"][c] for c in FIX_CLASSES}
         a = {c: f["counts"][c] for c in FIX_CLASSES}
-        lost = lambda c: c["nan"] + c["inf"] + c["zero"] - 0  # noqa: E731
+        lost = lambda c: c["nan"] + c["inf"] + c["zero"]  # noqa: E731
+        onsets = {c: {"before": [r["onset"][c]["neg"], r["onset"][c]["pos"]],
+                      "after": [f["onset"][c]["neg"], f["onset"][c]["pos"]]} for c in ("nan", "inf", "zero")}
         r["fix"] = {"form": f["form"], "rewrites": [w.to_json() for w in rewrites], "before": b, "after": a,
-                    "better": lost(a) < lost(b) and all(a[c] <= b[c] for c in ("nan", "inf"))}
+                    "onsets": onsets, "better": lost(a) < lost(b) and all(a[c] <= b[c] for c in ("nan", "inf"))
+                    and not any(_nearer(o["after"][k], o["before"][k]) for o in onsets.values() for k in (0, 1))}
         f["fix_of"] = r["form"]
 
 

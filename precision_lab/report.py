@@ -86,6 +86,11 @@ def cell(row: dict) -> Text:
             text.append(f"{'fix' if fix['better'] else 'rewrite (no better here)'}: {w['pattern']} → "
                         f"{w['replacement']} at {w['source'].split(' ')[0]}\n", style="bold" if fix["better"] else "dim")
         text.append(f"  measured as {fix['form']}: {changes or 'no change'}\n", style="dim")
+        for c, o in fix.get("onsets", {}).items():
+            for k, side in ((0, "≤"), (1, "≥")):
+                if o["after"][k] is not None and (o["before"][k] is None or abs(o["after"][k]) < abs(o["before"][k])):
+                    text.append(f"  but {LABEL[c]} now begins at {row['axis']} {side} {num(o['after'][k], fmt)}\n",
+                                style="dim")
     if counts.get("unresolved"):
         bands = (row["intervals"].get("unresolved") or {}).get("listed") or []
         where = "; ".join(band(lo, hi, fmt, row["axis"]) for lo, hi in bands[:SHOWN_BANDS]) if row["axis"] else ""

@@ -281,3 +281,15 @@ def test_a_primitive_without_an_exact_rule_falls_back_to_float64_and_says_so():
     assert all("no exact rule for digamma, lgamma" in row["reference"] for row in r.rows)  # digamma: the gradient
     assert all(row["tiers"]["float64"] > 0 and row["tiers"]["interval"] == 0 for row in r.rows)
     assert "lgamma" in r.meta["warnings"][0]
+
+
+def test_a_rewrite_that_moves_an_onset_nearer_zero_is_not_proposed():
+    """The focal loss's 1 − σ(z) → σ(−z) (line 18) halves bfloat16's NaN gradients at
+    y = 0 (2538 → 2051) but they then begin at z = −5.5625 instead of −6.25: the row
+    shows the rewrite with its counts and does not call it a fix."""
+    r = pl.check(f"{USER}:focal", dtypes=["bfloat16"], targets=[0.0], kwargs={"gamma": 0.5})
+    grad = next(x for x in r.rows if x["form"] == "focal" and x["quantity"] == "grad")
+    fix = grad["fix"]
+    assert (fix["before"]["nan"], fix["after"]["nan"]) == (2538, 2051)
+    assert fix["onsets"]["nan"]["before"][0] == -6.25 and fix["onsets"]["nan"]["after"][0] == -5.5625
+    assert not fix["better"]
