@@ -506,8 +506,8 @@ def onset_causes(fam: Family, form, fmt: formats.Format, target, onset: dict, de
                 w = walk.walk(form.kernel, (x, fam.label(target, fmt)), fmt.name, name=form.name, jitted=jitted)
             elif fam.width > 1:
                 w = walk.explain(form.name, fmt.name, z, family=fam.name, classes=fam.width,
-                                 target_class=("top", "other")[int(target) % 2],
-                                 sweep=softmax.SWEEPS[int(target) // 2], jitted=jitted)
+                                 target_class=softmax.decode(target)[1], sweep=softmax.decode(target)[0],
+                                 jitted=jitted)
             else:
                 w = walk.explain(form.name, fmt.name, z, float(target), jitted=jitted)
             c = w.cause()
@@ -615,7 +615,7 @@ def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target
     target = _target(target, sweep)
     if fam.name == "sigmoid":
         check_targets([target])
-    elif target not in (0, 1, 2, 3):
+    elif target not in softmax.CODES:
         raise InputError(f"Softmax target {target:g} is not a class: give top or other.")
     else:
         target = int(target)

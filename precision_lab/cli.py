@@ -6,13 +6,14 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 
 from . import __version__, formats
 from .classify import DEFAULT_TOLERANCE, FAILURES, FLOORS
 from .engine import MODES, STRICT_FLAG
 from .errors import InputError
+from .writers import check_json_path as _check_json_path
+from .writers import write_json
 from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
 
 EXIT_FAILED_CHECK = 1
@@ -221,51 +222,6 @@ def _explain(args) -> int:
     for line in w.hlo:
         console.print("  " + line, soft_wrap=True, highlight=False)
     return 0
-
-
-def _check_json_path(path: str) -> None:
-    """One sentence, before any work, if the JSON cannot be written to `path`: its
-    folder is probed by creating (and removing) a file there."""
-    if path == "-":
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UsageError(f"Cannot write JSON to `{path}`: it is a directory.")
-    if os.path.exists(path) and not (os.access(path, os.W_OK) and os.stat(path).st_mode & 0o222):
-        raise UsageError(f"Cannot write JSON to `{path}`: the file is read-only.")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError:
-        raise UsageError(f"Cannot write JSON to `{path}`: its folder does not exist or is not writable.") from None
-
-
-def write_json(doc: dict, path: str) -> None:
-    """Write `doc` to `path` atomically (a temporary file in the same folder, then a
-    rename, with the permissions a new file gets), or to stdout for `-`."""
-    if path == "-":
-        json.dump(doc, sys.stdout, indent=1, allow_nan=False)
-        sys.stdout.write("\n")
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
-    except OSError as e:
-        raise UsageError(f"Cannot write JSON to `{path}`: {e.strerror or e}.") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, allow_nan=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        raise UsageError(f"Cannot write JSON to `{path}`: {e.strerror or e}.") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def load_array(path: str, option: str):

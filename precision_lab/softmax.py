@@ -226,7 +226,7 @@ class _Host:
 
 
 def _host_base(x64, code64, k: int):
-    m = np.where(code64 >= 2, 1.0, np.asarray(x64, np.float64))  # as `_base` has it
+    m = np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64))  # as `_base` has it
     host = _Host(m, k)
     return _base(np.atleast_1d(np.asarray(x64, np.float64)), code64, k, host, host)
 
@@ -237,7 +237,7 @@ def _f(v):
 
 def _base(x64, code64, k: int, xp, array):
     """Reference quantities for the swept number x (m, or c for the offset sweep)."""
-    offset = code64 >= 2
+    offset = is_offset(code64)
     m = array.where(offset, 0 * x64 + 1.0, x64)
     with np.errstate(all="ignore"):  # host arithmetic reaches ±∞ at the far ends, as the exact values do
         return _assemble(m, code64, offset, k, xp, array)
@@ -245,7 +245,7 @@ def _base(x64, code64, k: int, xp, array):
 
 def _assemble(m, code64, offset, k: int, xp, array):
     lse, lse_m, p0, p0m1, pj = (_f(v) for v in _parts(m, k, xp))
-    top = code64 - 2 * offset == 0
+    top = class_index(code64) == 0
     idx = array.arange(k)
     col = lambda v: v[..., None]  # noqa: E731
     loss = array.where(top, lse_m, lse)  # ln Σe^z − z_t (z_1 = 0)
@@ -293,8 +293,29 @@ _REFS = {"loss": _ref_loss, "grad": _ref_grad, "dloss_dpt": _ref_dloss_dpt, "sof
 def case(sweep: str, target_class: str) -> int:
     """The code that the structured kernels take as their target: the true class in
     bit 0 (0 top, 1 other) and the sweep in bit 1 (0 margin, 1 offset), so that both
-    sweeps and both classes share one compiled program per format."""
+    sweeps and both classes share one compiled program per format. `is_offset`,
+    `class_index` and `decode` read it (on ints, float64 and traced arrays alike);
+    nothing else does."""
     return TARGET_CLASSES[target_class] + 2 * SWEEPS.index(sweep)
+
+
+CODES = tuple(range(2 * len(SWEEPS)))
+
+
+def is_offset(code):
+    """Whether a case code is on the offset sweep."""
+    return code >= 2
+
+
+def class_index(code):
+    """The true class of a case code: 0 (the top logit) or 1 (another)."""
+    return code - 2 * is_offset(code)
+
+
+def decode(code) -> tuple[str, str]:
+    """(sweep, target class) of a case code."""
+    code = int(code)
+    return SWEEPS[int(is_offset(code))], ("top", "other")[class_index(code)]
 
 
 def _vector(x, offset: bool, k: int):
@@ -325,8 +346,8 @@ def family(classes: int = 10) -> Family:
         host_base=lambda x64, code64: _host_base(x64, code64, classes),
         width=classes,
         inputs=lambda x, offset: jax.vmap(lambda v: _vector(v, offset, classes))(x),
-        case=lambda code: int(code) >= 2,  # the offset sweep
-        label=lambda code, fmt: np.int32(int(code) % 2),
+        case=lambda code: bool(is_offset(int(code))),  # the sweep: part of the input program
+        label=lambda code, fmt: np.int32(class_index(int(code))),
     )
 
 
