@@ -89,11 +89,14 @@ def _up(x, k=1):
 
 
 def _libm(lo, hi):
-    """Widen a C-library result outward by LIBM_ULPS ulps."""
+    """Widen a C-library result outward by LIBM_ULPS ulps. A result that overflowed
+    is a finite real beyond float64: its lower bound is the largest float (+∞ would
+    exclude it), as `_down` makes it for +, −, ×, ÷."""
+    big = np.finfo(np.float64).max
     with np.errstate(invalid="ignore", over="ignore"):
         sp_lo, sp_hi = np.spacing(np.abs(lo)), np.spacing(np.abs(hi))
-        lo2 = np.where(np.isfinite(lo), _down(lo - LIBM_ULPS * sp_lo), lo)
-        hi2 = np.where(np.isfinite(hi), _up(hi + LIBM_ULPS * sp_hi), hi)
+        lo2 = np.where(np.isfinite(lo), _down(lo - LIBM_ULPS * sp_lo), np.where(lo == np.inf, big, lo))
+        hi2 = np.where(np.isfinite(hi), _up(hi + LIBM_ULPS * sp_hi), np.where(hi == -np.inf, -big, hi))
     return lo2, hi2
 
 
@@ -529,6 +532,7 @@ class Reference:
         value = np.asarray(jax.jit(jax.vmap(self.fn, (0, None)))(x64, l64), np.float64)
         jvp = lambda x, y: jax.jvp(lambda x: self.fn(x, y), (x,), (x,))[1]  # noqa: E731
         sens = np.abs(np.asarray(jax.jit(jax.vmap(jvp, (0, None)))(x64, l64), np.float64))
+        sens = np.where(np.isfinite(sens), sens, np.nan)  # a float64 overflow excuses nothing
         stats.float64 += len(xs)
         return value, sens
 

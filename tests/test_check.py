@@ -293,3 +293,18 @@ def test_a_rewrite_that_moves_an_onset_nearer_zero_is_not_proposed():
     assert (fix["before"]["nan"], fix["after"]["nan"]) == (2538, 2051)
     assert fix["onsets"]["nan"]["before"][0] == -6.25 and fix["onsets"]["nan"]["after"][0] == -5.5625
     assert not fix["better"]
+
+
+def test_interval_tier_keeps_overflowed_values_finite():
+    """e^710 overflows float64 but is a finite real: exp(z)·1e-300 at z = 710 is about
+    2.2e8, which the interval tier must enclose (not call ∞), in every format."""
+    fn = lambda x: jnp.exp(x) * 1e-300  # noqa: E731
+    xs = np.array([710.0, 720.0])
+    (iv,) = reference.enclose(_flat(fn, xs.shape), [xs])
+    with mpmath.workprec(200):
+        for i, x in enumerate(xs):
+            want = mpmath.exp(mpmath.mpf(x)) * mpmath.mpf(1e-300)
+            assert iv.bad[i] or iv.lo[i] <= want <= iv.hi[i]
+    got, _ = reference.Reference(lambda x, y: jnp.exp(x) * 1e-30 + y).values(
+        formats.get("float32"), np.array([100.0], np.float32), np.float32(0))
+    assert got[0] == float(np.float32(np.exp(100.0) * 1e-30))  # 2.69e13: finite in float32
