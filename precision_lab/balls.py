@@ -329,6 +329,11 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
         out = _argmax(args[0], params["axes"], 1 if name == "argmax" else -1)
     elif name == "dot_general":
         out = exact._dot_general(*args, **params, mul=_mul, add=_add)
+    elif name == "scatter-add":
+        if any(v is UNDECIDED for v in args[1].ravel()):
+            out = np.full(args[0].shape, UNDECIDED, object)
+        else:
+            out = exact.scatter_add(params, args[0], args[1], args[2], _add)
     elif name in exact._MOVES:
         out = exact._move(prim, params, args, in_avals)
     else:
@@ -338,7 +343,7 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
 
 SUPPORTED = frozenset(set(_UNARY) | set(_BINARY) | set(exact._MOVES) | {
     "integer_pow", "select_n", "convert_element_type", "clamp", "iota", "reduce_sum", "reduce_max", "reduce_min",
-    "argmax", "argmin", "dot_general"})
+    "argmax", "argmin", "dot_general", "scatter-add"})
 
 
 def unsupported(flat: exact.Flat) -> list[str]:

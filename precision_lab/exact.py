@@ -383,6 +383,36 @@ def _move(prim, params, args, in_avals):
     return out
 
 
+def scatter_targets(params, operand_shape, indices, updates_shape) -> np.ndarray:
+    """For a scatter (scatter-add) with these parameters, the flat operand position each
+    update entry lands on (−1 where it is dropped, out of bounds): a gather of the
+    operand's position ids with the transposed dimension numbers, run by JAX."""
+    dn = params["dimension_numbers"]
+    window = iter(updates_shape[d] for d in dn.update_window_dims)
+    slice_sizes = tuple(1 if (i in dn.inserted_window_dims or i in dn.operand_batching_dims) else next(window)
+                        for i in range(len(operand_shape)))
+    gdn = lax.GatherDimensionNumbers(offset_dims=tuple(dn.update_window_dims),
+                                     collapsed_slice_dims=tuple(dn.inserted_window_dims),
+                                     start_index_map=tuple(dn.scatter_dims_to_operand_dims),
+                                     operand_batching_dims=tuple(dn.operand_batching_dims),
+                                     start_indices_batching_dims=tuple(dn.scatter_indices_batching_dims))
+    ids = jnp.arange(int(np.prod(operand_shape)), dtype=jnp.int64).reshape(operand_shape)
+    pos = lax.gather(ids, jnp.asarray(indices), gdn, slice_sizes, mode=lax.GatherScatterMode.FILL_OR_DROP,
+                     fill_value=-1)
+    return np.asarray(pos).reshape(updates_shape)
+
+
+def scatter_add(params, operand, indices, updates, add) -> np.ndarray:
+    """scatter-add on object arrays: each update entry added (with `add`) into its target."""
+    targets = scatter_targets(params, operand.shape, np.asarray(indices.tolist(), np.int64).reshape(indices.shape),
+                              updates.shape)
+    out = operand.copy().ravel()
+    for j, t in zip(np.ndindex(updates.shape), targets.ravel()):
+        if t >= 0:
+            out[t] = add(out[t], updates[j])
+    return out.reshape(operand.shape)
+
+
 def _clamp(lo, x, hi):
     return _obj(_UFUNC["min"](_UFUNC["max"](x, lo), hi))
 
@@ -393,7 +423,7 @@ def _iota(dtype, shape, dimension, **_):
 
 SUPPORTED = sorted(set(_UFUNC) | set(_MOVES) | set(CALLS) | {
     "integer_pow", "select_n", "convert_element_type", "reduce_precision", "clamp", "iota",
-    "reduce_sum", "reduce_max", "reduce_min", "argmax", "argmin", "dot_general"})
+    "reduce_sum", "reduce_max", "reduce_min", "argmax", "argmin", "dot_general", "scatter-add"})
 
 
 def apply(prim, params: dict, args: list, in_avals=None) -> list:
@@ -423,6 +453,11 @@ def apply(prim, params: dict, args: list, in_avals=None) -> list:
         out = _argmax(x, params["axes"], params["index_dtype"])
     elif name == "dot_general":
         out = _dot_general(*args, **params)
+    elif name == "scatter-add":
+        if any(v is POISON for v in args[1].ravel()):
+            out = np.full(args[0].shape, POISON, object)
+        else:
+            out = scatter_add(params, args[0], args[1], args[2], _BINARY["add"])
     elif name in _MOVES:
         out = _move(prim, params, args, in_avals)
     else:

@@ -316,6 +316,30 @@ def _logistic(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _scatter_add(params, operand: IV, indices: IV, updates: IV) -> IV:
+    """scatter-add of bounds: each target's sum of lower (upper) bounds, widened by the
+    float64 error bound of its additions."""
+    if indices.bad.any():
+        raise NoRule("scatter-add")
+    targets = exact.scatter_targets(params, operand.lo.shape, indices.lo, updates.lo.shape).ravel()
+    keep = targets >= 0
+    t = targets[keep]
+    lo, hi = operand.lo.astype(np.float64).ravel().copy(), operand.hi.astype(np.float64).ravel().copy()
+    mag = np.maximum(np.abs(lo), np.abs(hi))
+    count = np.zeros(lo.shape)
+    bad = np.broadcast_to(operand.bad, operand.lo.shape).ravel().copy()
+    with np.errstate(all="ignore"):
+        np.add.at(lo, t, updates.lo.ravel()[keep])
+        np.add.at(hi, t, updates.hi.ravel()[keep])
+        np.add.at(mag, t, np.maximum(np.abs(updates.lo), np.abs(updates.hi)).ravel()[keep])
+        np.add.at(count, t, 1.0)
+        slack = (count + 1) * np.finfo(np.float64).eps * mag
+        lo, hi = _down(lo - slack), _up(hi + slack)
+    np.logical_or.at(bad, t, np.broadcast_to(updates.bad, updates.lo.shape).ravel()[keep])
+    shape = operand.lo.shape
+    return IV(lo.reshape(shape), hi.reshape(shape), bad.reshape(shape) | _nan(lo, hi).reshape(shape))
+
+
 _UNARY = {
     "neg": _neg, "abs": _abs, "sign": _sign,
     "exp": lambda a: _monotone(np.exp, a, clip=(0, np.inf)),
@@ -396,6 +420,8 @@ def apply(prim, params: dict, args: list[IV], in_avals) -> list[IV]:
         out = _reduce(np.max if name == "reduce_max" else np.min)(args[0], params["axes"])
     elif name in ("argmax", "argmin"):
         out = _argmax(args[0], params["axes"], params["index_dtype"], 1 if name == "argmax" else -1)
+    elif name == "scatter-add":
+        out = _scatter_add(params, *args)
     elif name in exact._MOVES:
         out = _move(prim, params, args, in_avals)
     else:

@@ -308,3 +308,39 @@ def test_interval_tier_keeps_overflowed_values_finite():
     got, _ = reference.Reference(lambda x, y: jnp.exp(x) * 1e-30 + y).values(
         formats.get("float32"), np.array([100.0], np.float32), np.float32(0))
     assert got[0] == float(np.float32(np.exp(100.0) * 1e-30))  # 2.69e13: finite in float32
+
+
+def test_scatter_add_in_a_gradient_is_exact_in_both_tiers():
+    """take_along_axis's gradient is a scatter-add: both tiers evaluate it, and the
+    gradient of −log_softmax(z)[1] matches mpmath's softmax(z) − e₁ rounded (float32
+    through tier 1, float64 through the balls)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("user_losses", USER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    xs = np.array([[3.0, 0, 0, 0], [0.5, -1, 2, 0], [30.0, 0, 0, 0]])
+    with mpmath.workprec(300):
+        want = []
+        for x in xs:
+            z = [mpmath.mpf(float(a)) for a in x]
+            lse = mpmath.log(sum(mpmath.exp(a) for a in z))
+            want.append([mpmath.exp(a - lse) - (1 if j == 1 else 0) for j, a in enumerate(z)])
+    for name in ("float32", "float64"):
+        fmt = formats.get(name)
+        ref = reference.Reference(jax.grad(mod.ce_take))
+        got, _ = ref.values(fmt, xs.astype(fmt.dtype), np.int32(1))
+        tiers = ref.tiers[(name, 1.0)]
+        assert (tiers.interval if name == "float32" else tiers.exact) == len(xs)
+        rounded = np.array([[exact.round_ordinal(v, fmt) for v in row] for row in want])
+        np.testing.assert_array_equal(formats.round_to_ordinal(got, fmt), rounded)
+
+
+def test_readme_publishes_every_supported_primitive():
+    """The README lists the primitives the exact tiers evaluate, and no other."""
+    import pathlib
+    import re
+
+    text = pathlib.Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    listed = re.search(r"Supported primitives: (.*?)\.\n", text, re.S).group(1)
+    assert {p.strip(" `\n") for p in listed.split(",")} == set(balls.SUPPORTED)

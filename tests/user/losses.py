@@ -49,3 +49,7 @@ def dtype_dependent(z, y):
 
 def with_lgamma(z, y):
     return jax.scipy.special.gammaln(1 + jnp.exp(z)) - y * z
+
+
+def ce_take(logits, label):
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), label[None], axis=0)[0]
