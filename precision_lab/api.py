@@ -305,6 +305,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
                                                **({"range": list(value_range)} if value_range else {})))
                 for form, row in zip(fam.forms, new):
                     row["tiers"] = _tiers(form.reference.tiers.values())
+                    row["fix"] = None  # filled in where a rewrite at a cause is swept
                     if causes:
                         row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
                                                     classes=CHECK_CAUSE_CLASSES)
@@ -368,14 +369,16 @@ def _attach_fixes(before: list[dict], after: list[dict], rewrites) -> None:
         f = fixed.get(key(r))
         if f is None:
             continue
-        b = {c: r["counts"][c] for c in FIX_CLASSES}
-        a = {c: f["counts"][c] for c in FIX_CLASSES}
-        lost = lambda c: c["nan"] + c["inf"] + c["zero"]  # noqa: E731
+        b = {c: r["counts"][c] for c in FIX_CLASSES + ("zero_subnormal",)}
+        a = {c: f["counts"][c] for c in FIX_CLASSES + ("zero_subnormal",)}
+        # what counts: NaN, ∞ and normal values lost to 0 (a flushed subnormal is a lesser loss)
+        lost = lambda c: c["nan"] + c["inf"] + c["zero"] - c["zero_subnormal"]  # noqa: E731
+        judged = ("nan", "inf") + (("zero",) if a["zero"] > a["zero_subnormal"] else ())
         onsets = {c: {"before": [r["onset"][c]["neg"], r["onset"][c]["pos"]],
                       "after": [f["onset"][c]["neg"], f["onset"][c]["pos"]]} for c in ("nan", "inf", "zero")}
         r["fix"] = {"form": f["form"], "rewrites": [w.to_json() for w in rewrites], "before": b, "after": a,
                     "onsets": onsets, "better": lost(a) < lost(b) and all(a[c] <= b[c] for c in ("nan", "inf"))
-                    and not any(_nearer(o["after"][k], o["before"][k]) for o in onsets.values() for k in (0, 1))}
+                    and not any(_nearer(onsets[c]["after"][k], onsets[c]["before"][k]) for c in judged for k in (0, 1))}
         f["fix_of"] = r["form"]
 
 
@@ -387,7 +390,7 @@ def _tiers(stats) -> dict:
 
     total = Tiers()
     for s in stats:
-        for f in ("interval", "exact", "undefined", "cap", "budget", "float64", "interval_s", "exact_s"):
+        for f in ("interval", "exact", "undefined", "cap", "budget", "float64", "rewritten", "interval_s", "exact_s"):
             setattr(total, f, getattr(total, f) + getattr(s, f))
     return total.to_json()
 

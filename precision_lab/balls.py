@@ -103,6 +103,8 @@ def _cmp(lt):
     def g(a, b):
         if isinstance(a, (bool, int)) and isinstance(b, (bool, int)):
             return lt(a, b)
+        if a is b:  # one real compared with itself (max(x, c) is x itself where x > c for certain)
+            return _SELF[_NAME[lt]]
         a, b = _num(a), _num(b)
         if lt(a, b):
             return True
@@ -136,6 +138,7 @@ def _ne(a, b):
 
 
 _NOT = {_lt: _ge, _le: _gt, _gt: _le, _ge: _lt, _eq: _ne, _ne: _eq}
+_NAME = {_lt: "lt", _le: "le", _gt: "gt", _ge: "ge", _eq: "eq", _ne: "ne"}
 
 
 def _fn(name):
@@ -223,8 +226,14 @@ def _is_finite(a):
 
 @_strict
 def _max(a, b):
+    """max: the operand itself where it is certainly the larger (so that a later x == max(x, c),
+    as autodiff's rule for max asks, is decided), else arb's max of the balls."""
     if isinstance(a, int) and isinstance(b, int):
         return max(a, b)
+    if _num(a) >= _num(b):
+        return a
+    if _num(b) >= _num(a):
+        return b
     return _ball(_num(a).max(_num(b)))
 
 
@@ -232,6 +241,10 @@ def _max(a, b):
 def _min(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return min(a, b)
+    if _num(a) <= _num(b):
+        return a
+    if _num(b) <= _num(a):
+        return b
     return _ball(_num(a).min(_num(b)))
 
 

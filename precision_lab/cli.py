@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--dtype", required=True, help="format, e.g. float16")
     x.add_argument("--z", required=True, type=float, help="logit z (softmax: margin m or offset c)")
     x.add_argument("--y", type=float, default=0.0, help="sigmoid target y in [0, 1] (default: 0)")
-    x.add_argument("--family", default="sigmoid", help="sigmoid or softmax (default: sigmoid)")
+    x.add_argument("--family", default="sigmoid",
+                   help="sigmoid or softmax (default: sigmoid); for your function, softmax means fn(logits, label)")
     x.add_argument("--classes", type=_positive_int, default=10, help="softmax: K classes (default: 10)")
     x.add_argument("--target-class", default="top", help="softmax: top or other (default: top)")
     x.add_argument("--sweep", default="margin", help="softmax: margin or offset (default: margin)")
@@ -200,13 +201,25 @@ def _explain(args) -> int:
     if ":" in args.form:  # a user's function
         from . import api, user
 
-        fn, _ = user.load(args.form)
-        api.check_targets([args.y])
-        fam = user.family(fn, args.form.rsplit(":", 1)[1], user.parse_kwargs(args.kwargs))
+        import jax.numpy as jnp
+
+        from . import softmax
+
+        fn, source_file = user.load(args.form)
+        multiclass = args.family == "softmax"
+        if multiclass:  # fn(logits, label) on the structured sweep's vector at --z
+            user.check_sweeps([args.sweep], [args.target_class])
+            target = softmax.case(args.sweep, args.target_class)
+        else:
+            api.check_targets([args.y])
+            target = args.y
+        fam = user.family(fn, args.form.rsplit(":", 1)[1], user.parse_kwargs(args.kwargs),
+                          args.classes if multiclass else None)
         form = fam.forms[1] if args.grad else fam.forms[0]
         fmt = formats.get(args.dtype)
-        user.validate(fam, fmt, args.y, getattr(fn, "__code__", None) and fn.__code__.co_filename)
-        w = walk.walk(form.kernel, (args.z, args.y), args.dtype, args.allowance,
+        user.validate(fam, fmt, target, source_file)
+        x = fam.inputs(jnp.asarray(fmt.cast([args.z])), fam.case(target))[0] if multiclass else args.z
+        w = walk.walk(form.kernel, (x, fam.label(target, fmt)), args.dtype, args.allowance,
                       name=form.name + (" (grad)" if args.grad else ""))
     elif args.family not in ("sigmoid", "softmax"):
         raise UsageError(f"Unknown family `{args.family}` for explain; choose sigmoid or softmax.")

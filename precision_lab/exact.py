@@ -79,6 +79,7 @@ class Eqn:
     out_avals: list
     source: str  # "file:line (function)"
     scope: str  # enclosing calls, outermost first, "/"-separated ("" at top level)
+    traceback: object = None  # the equation's own traceback (jax source info), to re-bind it with
 
 
 @dataclasses.dataclass
@@ -136,7 +137,8 @@ def flatten(closed) -> Flat:
                 if outs[-1] is not None:
                     env[v] = outs[-1]
             eqns.append(Eqn(e.primitive, dict(e.params), ins, outs, [a.aval for a in e.invars],
-                            [v.aval for v in e.outvars], _source(e, outer_source), scope))
+                            [v.aval for v in e.outvars], _source(e, outer_source), scope,
+                            e.source_info.traceback))
         return [ref(a) for a in jaxpr.outvars]
 
     inputs = [next(counter) for _ in closed.jaxpr.invars]

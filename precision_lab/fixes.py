@@ -200,13 +200,16 @@ def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None) 
                 return jnp.asarray(ref.val, aval.dtype if aval is not None else None)
             return env[ref]
 
+        from jax._src import source_info_util as siu
+
         for i, e in enumerate(flat.eqns):
-            if i in rewrites:
-                out = rewrites[i].build(get)
-                env[e.outs[0]] = jnp.asarray(out).astype(e.out_avals[0].dtype).reshape(e.out_avals[0].shape)
-                continue
-            ins = [get(r, a) for r, a in zip(e.ins, e.in_avals)]
-            outs = e.primitive.bind(*ins, **e.params)
+            with siu.user_context(e.traceback):  # the rewritten program names the user's lines, not ours
+                if i in rewrites:
+                    out = rewrites[i].build(get)
+                    env[e.outs[0]] = jnp.asarray(out).astype(e.out_avals[0].dtype).reshape(e.out_avals[0].shape)
+                    continue
+                ins = [get(r, a) for r, a in zip(e.ins, e.in_avals)]
+                outs = e.primitive.bind(*ins, **e.params)
             for r, v in zip(e.outs, outs if e.primitive.multiple_results else [outs]):
                 if r is not None:
                     env[r] = v

@@ -80,13 +80,18 @@ def cell(row: dict) -> Text:
             text.append(_nearest(row, fmt) + "\n", style=STYLE["inaccurate"])
     fix = row.get("fix")
     if fix:
-        changes = ", ".join(f"{LABEL[c]} {fix['before'][c]} → {fix['after'][c]}" for c in ("nan", "inf", "zero")
-                            if fix["before"][c] or fix["after"][c])
+        changes = "; ".join(
+            f"{INFO[c].name} {fix['before'][c]} → {fix['after'][c]}" +
+            (" (subnormal)" if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"] and
+             fix["after"]["zero"] else "")
+            for c in ("nan", "inf", "zero") if fix["before"][c] or fix["after"][c])
         for w in fix["rewrites"]:
             text.append(f"{'fix' if fix['better'] else 'rewrite (no better here)'}: {w['pattern']} → "
                         f"{w['replacement']} at {w['source'].split(' ')[0]}\n", style="bold" if fix["better"] else "dim")
         text.append(f"  measured as {fix['form']}: {changes or 'no change'}\n", style="dim")
         for c, o in fix.get("onsets", {}).items():
+            if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"]:
+                continue  # flushed subnormals only: not held against the fix
             for k, side in ((0, "≤"), (1, "≥")):
                 if o["after"][k] is not None and (o["before"][k] is None or abs(o["after"][k]) < abs(o["before"][k])):
                     text.append(f"  but {LABEL[c]} now begins at {row['axis']} {side} {num(o['after'][k], fmt)}\n",
@@ -159,8 +164,11 @@ def with_strip(row: dict):
     return Group(terminal_plots.Strip(row["profile"]), cell(row)) if row.get("profile") else cell(row)
 
 
-def strip_legend(axis: str = "z") -> Text:
-    return terminal_plots.strip_legend(axis)
+def strip_legend(axis: str = "z", rows: Sequence[dict] = ()) -> Text:
+    ranges = {tuple(r["range"]) for r in rows if r.get("range")}
+    (lo, hi), = ranges if len(ranges) == 1 else ((None, None),)
+    span = "−max … 0 … +max" if lo is None else f"{lo:g} … {hi:g}"
+    return terminal_plots.strip_legend(axis, span, any(r["counts"].get("unresolved") for r in rows))
 
 
 def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
@@ -265,7 +273,7 @@ def tables(result) -> list:
             head = Text(f, style="bold")
             head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
             table.add_row(head, *[with_strip(cells[(f, d)]) if (f, d) in cells else Text("") for d in dtypes])
-        legend = [strip_legend(rows[0]["axis"])] if rows[0]["axis"] else []
+        legend = [strip_legend(rows[0]["axis"], rows)] if rows[0]["axis"] else []
         out.append(Group(table, *legend, verdict(rows, dtypes), Text("")))
     growth = growth_with_k(result.rows)
     if growth is not None:

@@ -185,8 +185,9 @@ def ranged(fmt: formats.Format, value_range: tuple[float, float], points: int | 
     lo, hi = (float(v) for v in value_range)
     if not lo <= hi:
         raise InputError(f"--range {lo:g},{hi:g} is empty; give LO ≤ HI.")
-    o_lo = int(formats.to_ordinal(fmt.cast(np.float64(lo)), fmt))
-    o_hi = int(formats.to_ordinal(fmt.cast(np.float64(hi)), fmt))
+    with np.errstate(over="ignore"):  # a bound beyond the format's range is its ∞ here
+        o_lo = int(formats.to_ordinal(fmt.cast(np.float64(lo)), fmt))
+        o_hi = int(formats.to_ordinal(fmt.cast(np.float64(hi)), fmt))
     top = fmt.max_ordinal
     o_lo += float(formats.from_ordinal(np.int64(o_lo), fmt)) < lo  # the format's values inside [LO, HI]
     o_hi -= float(formats.from_ordinal(np.int64(o_hi), fmt)) > hi

@@ -54,10 +54,10 @@ def strip(profile: dict, width: int) -> Text:
     return text
 
 
-def strip_legend(axis: str = "z") -> Text:
+def strip_legend(axis: str = "z", span: str = "−max … 0 … +max", unresolved: bool = False) -> Text:
     """One line: how to read a strip."""
-    text = Text(f"strip along {axis} (−max … 0 … +max):", style="dim")
-    for cls in ("ok", "inaccurate", "zero", "inf", "nan"):
+    text = Text(f"strip along {axis} ({span}):", style="dim")
+    for cls in ("ok", "inaccurate", "zero", "inf", "nan") + (("unresolved",) if unresolved else ()):
         text.append("  ")
         text.append(SYMBOL[cls], style=STYLE[cls])
         text.append(f" {LEGEND_NAME[cls]}")

@@ -62,7 +62,7 @@ def load(spec: str) -> tuple[Callable, str]:
         raise InputError(f"`{where}` has no `{name}`.")
     fn = getattr(module, name)
     if not callable(fn):
-        raise InputError(f"`{where}:{name}` is a {type(fn).__name__}, not a function.")
+        raise InputError(f"`{where}:{name}` is a value of type {type(fn).__name__}, not a function.")
     return fn, getattr(module, "__file__", where) or where
 
 
@@ -93,9 +93,19 @@ def _forms(fn, name: str, kw_items: tuple, against=None) -> tuple[Form, Form]:
     loss = _bind(fn, kw_items)
     grad = jax.grad(loss)
     ref = loss if against is None else _bind(against, kw_items)
+    return _with_references(name, loss, grad, ref, kw_items)
+
+
+def _with_references(name, loss, grad, ref, kw_items) -> tuple[Form, Form]:
+    """The two forms, each measured against `ref` (its value, its gradient), with the
+    identity rewrite of `ref` (fixes.fixed) deciding what `ref`'s own jaxpr cannot."""
+    from . import fixes
+
+    clean = fixes.fixed(ref)
     summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kw_items])})"
-    return (Form(name, "loss", loss, reference.Reference(ref), summary),
-            Form(name, "grad", grad, reference.Reference(jax.grad(ref)), f"∂/∂x {summary}"))
+    return (Form(name, "loss", loss, reference.Reference(ref, reference.Reference(clean)), summary),
+            Form(name, "grad", grad, reference.Reference(jax.grad(ref), reference.Reference(jax.grad(clean))),
+                 f"∂/∂x {summary}"))
 
 
 def _exact(forms, fmt, xs, label):
@@ -153,7 +163,8 @@ def validate(fam: Family, fmt: formats.Format, target, source_file: str | None =
             raise InputError(f"`{loss.name}` cannot be called as {what}: {e}.") from None
         raise InputError(_trace_error(loss.name, e, source_file)) from None
     except Exception as e:  # noqa: BLE001
-        raise InputError(_trace_error(loss.name, e, source_file)) from None
+        hint = "" if fam.width > 1 else " (a multiclass function? give --classes K)"
+        raise InputError(_trace_error(loss.name, e, source_file).rstrip(".") + hint + ".") from None
     if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
         shape = getattr(out, "shape", type(out).__name__)
         hint = " (a binary function given --classes?)" if fam.width > 1 else ""
@@ -179,7 +190,8 @@ def _trace_error(name: str, e: Exception, source_file: str | None, what: str = "
     if isinstance(e, (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
                       jax.errors.TracerArrayConversionError, jax.errors.TracerIntegerConversionError)):
         first = "it uses a traced value as a Python or NumPy value (control flow on values, or NumPy on a tracer)"
-    return f"JAX cannot trace `{name}` ({what}){line}: {first.rstrip('.')}."
+    what = "" if what == "it" else f" ({what})"
+    return f"JAX cannot trace `{name}`{what}{line}: {first.rstrip('.')}."
 
 
 def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other"),

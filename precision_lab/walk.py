@@ -94,7 +94,9 @@ class Walk:
     judged: dict | None = None  # for a built-in form: the sweep's class, ULP error and κ at this input
 
     def _first(self, mark):
-        return next((s for s in self.steps if mark in s.marks), None)
+        """The first step with `mark` whose value reaches the output (not one multiplied
+        by a computed 0, or in a branch the program did not take)."""
+        return next((s for s in self.steps if mark in s.marks and "unused" not in s.marks), None)
 
     @property
     def first_nonfinite(self) -> Step | None:
@@ -291,7 +293,7 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
 
     env = dict(zip(flat.inputs, xs)) | {k: jnp.asarray(v) for k, v in flat.consts.items()}
     get = lambda r, aval: jnp.asarray(r.val, aval.dtype) if isinstance(r, exact.Lit) else env[r]  # noqa: E731
-    steps = []
+    steps, computed = [], []
     with mpmath.workprec(prec):
         for i, (e, (ex_ins, ex_outs)) in enumerate(zip(flat.eqns, records)):
             ins = [get(r, a) for r, a in zip(e.ins, e.in_avals)]
@@ -300,6 +302,9 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
                 if r is not None:
                     env[r] = jnp.asarray(o)
             steps.append(_step(i, e, ins, outs, ex_ins, ex_outs, allowance))
+            computed.append([np.asarray(x) for x in ins])
+        for i in _unused(flat, computed):
+            steps[i].marks.append("unused")
         final = flat.outputs[0]
         eager = np.asarray(get(final, flat.eqns[-1].out_avals[0] if flat.eqns else xs[0]))
         ex_final = exact.run(flat, exact_args, prec)[0]
@@ -308,6 +313,28 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
     hlo = root_fusion(jax.jit(fn).lower(*xs).compile().as_text()) if rewritten else []
     return Walk(name or getattr(fn, "__name__", "fn"), fmt.name, tuple(np.asarray(x).item() if np.ndim(x) == 0
                 else np.asarray(x) for x in xs), steps, allowance, prec, eager, jitted, ex_final, rewritten, hlo)
+
+
+def _unused(flat: exact.Flat, computed: list) -> list[int]:
+    """Equations whose computed value cannot reach the output: every path passes a
+    multiplication by a computed 0 (with this value finite: 0·∞ is NaN and matters),
+    or a select_n branch the computed predicate did not take."""
+    live = {r for r in flat.outputs if not isinstance(r, exact.Lit)}
+    producer = {o: i for i, e in enumerate(flat.eqns) for o in e.outs if o is not None}
+    for i in range(len(flat.eqns) - 1, -1, -1):
+        e, ins = flat.eqns[i], computed[i]
+        if not any(o in live for o in e.outs if o is not None):
+            continue
+        keep = list(range(len(e.ins)))
+        if e.primitive.name == "mul":
+            zero = [bool(np.all(x == 0)) for x in ins]
+            finite = [bool(np.all(np.isfinite(x.astype(np.float64)))) if x.dtype.kind in "fV" or
+                      str(x.dtype) in formats.FORMATS else True for x in ins]
+            keep = [k for k in (0, 1) if not (zero[1 - k] and finite[k])]
+        elif e.primitive.name == "select_n" and np.ndim(ins[0]) == 0:
+            keep = [0, 1 + int(ins[0])]
+        live.update(e.ins[k] for k in keep if not isinstance(e.ins[k], exact.Lit))
+    return [i for i, e in enumerate(flat.eqns) if not any(o in live for o in e.outs if o is not None)]
 
 
 def _same(a, b) -> bool:

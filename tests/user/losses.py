@@ -53,3 +53,8 @@ def with_lgamma(z, y):
 
 def ce_take(logits, label):
     return -jnp.take_along_axis(jax.nn.log_softmax(logits), label[None], axis=0)[0]
+
+
+def clipped_bce(z, y):
+    p = jnp.clip(jax.nn.sigmoid(z), 1e-4, 1 - 1e-3)
+    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
