@@ -286,7 +286,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
             for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes, value_range)]
     counter = {"done": 0, "total": sum(len(j[1]) for j in plan)}
 
-    def run(plan):
+    def run(plan, walk_causes):
         rows = []
         for fam, axis, target, extra in plan:
             label = " ".join([fam.forms[0].name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]]
@@ -306,13 +306,13 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
                 for form, row in zip(fam.forms, new):
                     row["tiers"] = _tiers(form.reference.tiers.values())
                     row["fix"] = None  # filled in where a rewrite at a cause is swept
-                    if causes:
+                    if walk_causes:
                         row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
                                                     classes=CHECK_CAUSE_CLASSES)
             rows.extend(new)
         return rows
 
-    rows = run(plan)
+    rows = run(plan, causes)
     for fam in fams:  # a function whose operations change with the format (e.g. a branch on the dtype)
         differs = len({user.signature(fam, f) for f in fmts}) > 1
         for r in rows:
@@ -326,10 +326,14 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         if not found:
             continue
         fixed = user.fix_family(fam, found)
-        plan = [(fixed, *j) for j in user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes,
-                                               value_range)]
+        failing = {(r["dtype"], r.get("target"), r.get("sweep"), r.get("target_class")) for r in mine
+                   if not r["stable"]}  # only where there is something to fix
+        plan = [(fixed, axis, target, extra) for axis, target, extra in
+                user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes, value_range)
+                if (axis.fmt.name, None if extra else target, extra.get("sweep"), extra.get("target_class"))
+                in failing]
         counter["total"] += sum(len(j[1]) for j in plan)
-        after = run(plan)
+        after = run(plan, False)  # judged by counts and onsets; `check` the fixed function for its causes
         _attach_fixes(mine, after, found)
         rows.extend(after)
     return SweepResult(meta, rows)

@@ -51,9 +51,12 @@ def _ball(v):
 
 
 def _strict(f):
+    """f, where no argument is UNDECIDED (then UNDECIDED). Written out, not with any():
+    it wraps every operation on every point."""
     def g(*args):
-        if any(a is UNDECIDED for a in args):
-            return UNDECIDED
+        for a in args:
+            if a is UNDECIDED:
+                return UNDECIDED
         return f(*args)
 
     return g
@@ -64,8 +67,12 @@ def _num(v):
 
 
 def _arith(op_int, op_ball):
-    @_strict
     def g(a, b):
+        if type(a) is arb and type(b) is arb:  # the common case, first and fast
+            r = op_ball(a, b)
+            return UNDECIDED if r.is_nan() else r
+        if a is UNDECIDED or b is UNDECIDED:
+            return UNDECIDED
         if isinstance(a, int) and isinstance(b, int):
             return op_int(a, b)
         return _ball(op_ball(_num(a), _num(b)))
@@ -78,11 +85,12 @@ def _exact_zero(v) -> bool:
 
 
 def _mul(a, b):
-    if _exact_zero(a) or _exact_zero(b):
+    if type(a) is arb and type(b) is arb and not (a.is_zero() or b.is_zero()):  # the common case
+        r = a * b
+        return UNDECIDED if r.is_nan() else r
+    if _exact_zero(a) or _exact_zero(b):  # an exact 0 kills even an undecided factor
         return 0 if isinstance(a, int) and isinstance(b, int) else arb(0)
-    if a is UNDECIDED or b is UNDECIDED:
-        return UNDECIDED
-    return _arith(lambda x, y: x * y, lambda x, y: x * y)(a, b)
+    return _times(a, b)
 
 
 @_strict
@@ -263,6 +271,7 @@ _UNARY = {
 }
 _SELF = {"eq": True, "le": True, "ge": True, "ne": False, "lt": False, "gt": False}
 _add = _arith(lambda x, y: x + y, lambda x, y: x + y)
+_times = _arith(lambda x, y: x * y, lambda x, y: x * y)
 _BINARY = {
     "add": _add, "add_any": _add, "sub": _arith(lambda x, y: x - y, lambda x, y: x - y),
     "mul": _mul, "div": _div, "pow": _pow, "max": _max, "min": _min,

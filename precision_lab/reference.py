@@ -641,6 +641,22 @@ class Reference:
         return out
 
 
+def _quick_round(e, fmt) -> int | None:
+    """The ordinal a ball rounds to, decided in float64 where that suffices (formats
+    narrower than float64): its midpoint ± (radius + a float64 ulp), outward, is an
+    interval of reals holding the ball; if both ends round to one value of the format,
+    so does every real between them. None: not decided this way."""
+    if type(e) is not balls.arb or not e.is_finite():
+        return None
+    m, r = float(e.mid()), float(e.rad())
+    if not (np.isfinite(m) and np.isfinite(r)) or m == 0:
+        return None
+    w = r * (1 + 2.0**-50) + np.spacing(abs(m)) * 2  # mid and rad as float64 are off by half an ulp each
+    lo, hi = np.nextafter(m - w, -np.inf), np.nextafter(m + w, np.inf)
+    a, b = formats.round_to_ordinal(np.array([lo, hi]), fmt)
+    return int(a) if a == b else None
+
+
 def _entries(v):
     return list(np.asarray(v, object).ravel()) if isinstance(v, np.ndarray) else [v]
 
@@ -654,7 +670,8 @@ def _round_all(v, fmt):
     unless every entry rounds to one value."""
     out = []
     for e in _entries(v):
-        o = balls.rounded(e, fmt)
+        o = _quick_round(e, fmt) if fmt.bits < 64 else None
+        o = balls.rounded(e, fmt) if o is None else o
         if o is None:
             return None
         out.append(np.inf if o > fmt.max_ordinal else -np.inf if o < -fmt.max_ordinal else

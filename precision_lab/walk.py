@@ -93,6 +93,16 @@ class Walk:
     hlo: list[str]  # the root fusion of the optimised HLO, when rewritten
     judged: dict | None = None  # for a built-in form: the sweep's class, ULP error and κ at this input
 
+    @property
+    def final_error(self) -> float | None:
+        """The op-by-op result's largest error against the exact one, in ULPs of its format."""
+        fmt = exact.format_of(np.asarray(self.eager).dtype)
+        if fmt is None:
+            return None
+        err = _ulps(np.asarray(self.eager), np.asarray(self.exact, object).reshape(np.shape(self.eager)), fmt)
+        err = np.abs(err[~np.isnan(err)]) if np.size(err) else err
+        return float(np.max(err)) if np.size(err) else None
+
     def _first(self, mark):
         """The first step with `mark` whose value reaches the output (not one multiplied
         by a computed 0, or in a branch the program did not take)."""
@@ -135,7 +145,11 @@ class Walk:
         if self.flushes:
             parts.append("flush at " + ", ".join(f"#{s.index} {s.primitive}" for s in self.flushes))
         if not parts:
-            parts.append(f"no operation lost more than {self.allowance:g} ULPs")
+            parts.append(f"no operation lost more than {self.allowance:g} ULPs on exact inputs")
+            final = self.final_error
+            if final is not None and final > self.allowance:
+                parts.append(f"the result's {_fmt(final)}-ULP error builds up from roundings carried through "
+                             "(e.g. a cancellation of rounded inputs), not from one operation")
         jit = (f"the jitted program differs ({_fmt(self.jitted)} against {_fmt(self.eager)} op by op): "
                "XLA rewrote the expression") if self.rewritten else "the jitted program agrees"
         text = "; ".join(parts) + "; " + jit + "."

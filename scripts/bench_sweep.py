@@ -158,7 +158,7 @@ def check_case() -> dict:
         seconds = time.perf_counter() - t0
         rows = json.load(open(out))["rows"]
     tiers = {}
-    for k in ("interval", "exact", "unresolved_cap", "unresolved_undefined", "unresolved_budget"):
+    for k in ("interval", "exact", "rewritten", "unresolved", "float64"):
         tiers[k] = sum(r["tiers"][k] for r in rows)
     rate = {k: statistics.median([r["tiers"][f"{k}_points_per_s"] for r in rows if r["tiers"][f"{k}_points_per_s"]])
             for k in ("interval", "exact")}
