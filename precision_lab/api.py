@@ -429,7 +429,7 @@ def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_cla
             jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
     vector_jobs = []
     if "softmax" in names:
-        plan = softmax.check_plan(classes, sweeps, target_classes, logits, labels)
+        plan = vectors.check_plan(classes, sweeps, target_classes, logits, labels)
         for k in plan.classes:
             fam = softmax.family(k)
             chosen = _select(fam, forms)

@@ -21,7 +21,6 @@ format after every addition, so the growth of error with K shows in both cases.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import types
@@ -360,14 +359,6 @@ ELEMENTS_PER_ROW = 1 << 22  # points × K of one structured row, beyond which th
 MAX_CLASSES = 1 << 22  # one chunk of 8 vectors of K entries, with its float64 references, in memory
 
 
-@dataclasses.dataclass
-class Plan:
-    classes: tuple  # K values of the structured sweeps
-    axis_sweeps: tuple  # margin and/or offset
-    target_classes: tuple
-    vector_sweeps: list  # vectors.VectorSweep
-
-
 def points_for(k: int, points: int | None, fmt) -> int:
     """Points of a structured row: the whole lattice when lattice × K fits the row's
     budget; else `points`, or by default as many as keep points × K near the budget
@@ -375,34 +366,3 @@ def points_for(k: int, points: int | None, fmt) -> int:
     if fmt.exhaustive and fmt.lattice_size * k <= ELEMENTS_PER_ROW:
         return fmt.lattice_size
     return points if points is not None else min(1 << 16, max(256, ELEMENTS_PER_ROW // k))
-
-
-def check_plan(classes, sweeps, target_classes, logits=None, labels=None) -> Plan:
-    """Validate the softmax options; one sentence per problem (InputError)."""
-    from . import vectors
-    from .errors import InputError
-
-    classes = tuple(classes)
-    if not classes:
-        raise InputError("`classes` is empty; give at least one K ≥ 2.")
-    for k in classes:
-        if int(k) != k or k < 2:
-            raise InputError(f"K = {k} is not a class count; a softmax needs K ≥ 2 whole classes.")
-        if k > MAX_CLASSES:
-            raise InputError(f"K = {k} cannot fit in memory: one chunk of 8 logit vectors with its float64 "
-                             f"references would need about {8 * k * 8 * 6 / 2**30:.1f} GiB; the largest K is {MAX_CLASSES}.")
-    for s in sweeps:
-        if s not in ALL_SWEEPS:
-            raise InputError(f"Unknown sweep `{s}`; choose from {', '.join(ALL_SWEEPS)}.")
-    for tc in target_classes:
-        if tc not in TARGET_CLASSES:
-            raise InputError(f"Unknown target class `{tc}`; choose from {', '.join(TARGET_CLASSES)}.")
-    if not target_classes:
-        raise InputError("`target_classes` is empty; give top, other or both.")
-    axis = tuple(s for s in SWEEPS if s in sweeps)
-    vec = [vectors.VectorSweep.random(int(k), tuple(target_classes)) for k in classes if "random" in sweeps]
-    if logits is not None:
-        vec.append(vectors.VectorSweep.from_arrays(logits, labels))
-    elif "logits" in sweeps:
-        raise InputError("The `logits` sweep needs logit vectors (--logits FILE.npy).")
-    return Plan(tuple(int(k) for k in classes), axis, tuple(target_classes), vec)

@@ -267,3 +267,42 @@ def _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale) -> dict:
         "constants": [],
         "profile": None,
     }
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the softmax options ask for: the structured sweeps' K, sweeps and target
+    classes, and the vector sweeps."""
+
+    classes: tuple  # K values of the structured sweeps
+    axis_sweeps: tuple  # margin and/or offset
+    target_classes: tuple
+    vector_sweeps: list  # VectorSweep
+
+
+def check_plan(classes, sweeps, target_classes, logits=None, labels=None) -> Plan:
+    """Validate the softmax options; one sentence per problem (InputError)."""
+    classes = tuple(classes)
+    if not classes:
+        raise InputError("`classes` is empty; give at least one K ≥ 2.")
+    for k in classes:
+        if int(k) != k or k < 2:
+            raise InputError(f"K = {k} is not a class count; a softmax needs K ≥ 2 whole classes.")
+        if k > softmax.MAX_CLASSES:
+            raise InputError(f"K = {k} cannot fit in memory: one chunk of 8 logit vectors with its float64 "
+                             f"references would need about {8 * k * 8 * 6 / 2**30:.1f} GiB; the largest K is {softmax.MAX_CLASSES}.")
+    for s in sweeps:
+        if s not in softmax.ALL_SWEEPS:
+            raise InputError(f"Unknown sweep `{s}`; choose from {', '.join(softmax.ALL_SWEEPS)}.")
+    for tc in target_classes:
+        if tc not in softmax.TARGET_CLASSES:
+            raise InputError(f"Unknown target class `{tc}`; choose from {', '.join(softmax.TARGET_CLASSES)}.")
+    if not target_classes:
+        raise InputError("`target_classes` is empty; give top, other or both.")
+    axis = tuple(s for s in softmax.SWEEPS if s in sweeps)
+    vec = [VectorSweep.random(int(k), tuple(target_classes)) for k in classes if "random" in sweeps]
+    if logits is not None:
+        vec.append(VectorSweep.from_arrays(logits, labels))
+    elif "logits" in sweeps:
+        raise InputError("The `logits` sweep needs logit vectors (--logits FILE.npy).")
+    return Plan(tuple(int(k) for k in classes), axis, tuple(target_classes), vec)
