@@ -373,3 +373,21 @@ def test_a_value_multiplied_by_zero_is_not_named_as_the_cause():
     assert why["first_lost"]["primitive"] == "sub" and why["first_nonfinite"]["primitive"] == "log"
     w = walk.walk(user.load(f"{USER}:naive_bce")[0], (8.0, 0.0), "bfloat16")
     assert "unused" in w.steps[1].marks and w.steps[1].primitive == "log"
+
+
+def test_readme_python_api_example_prints_what_it_says(capsys):
+    """The README's Python API block, run as written: each print gives the line in the
+    comment under it (up to a "..." where the comment elides, and runs of spaces)."""
+    import pathlib
+    import re
+
+    text = pathlib.Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    block = re.search(r"## Python API\n\n```python\n(.*?)```", text, re.S).group(1)
+    expected = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+    exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == len(expected)
+    for got, want in zip(printed, expected):
+        got = re.sub(r"\s+", " ", got)  # NumPy pads array entries
+        for part in want.split("..."):
+            assert part.strip() in got, (got, want)
