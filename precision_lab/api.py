@@ -21,12 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 from .errors import InputError
 
-from . import __version__, accumulation, engine, formats, modes, sigmoid, softmax, vectors
+from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, vectors
 from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classify, condition, per_point
 from .engine import (Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs,
                      onsets_and_intervals, run_target)
 from .family import Family, constant_notes
-from .sampling import DEFAULT_POINTS, Axis, ranged
+from .softmax import softmax_axis
+from .sampling import axis_for
 
 SCHEMA = "precision_lab.sweep/2"
 FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY, "softmax": softmax.family()}  # softmax at K = 10
@@ -69,6 +70,39 @@ def get_device(name: str | None):
         return jax.devices(name)[0]
     except RuntimeError:
         raise InputError(f"Backend `{name}` is not present here; available: {', '.join(present_backends())}.") from None
+
+
+def get_devices(name: str | None, count: int | None = None) -> list:
+    """The devices of backend `name` (default: JAX's default backend) that share a
+    sweep's calls: all of this process's, or the first `count`."""
+    first = get_device(name)
+    every = [d for d in jax.local_devices(backend=first.platform)]
+    if count is None:
+        return every
+    if int(count) != count or not 1 <= count <= len(every):
+        raise InputError(f"`devices` must be a whole number from 1 to {len(every)} (the {first.platform} devices "
+                         f"here), got {count}.")
+    return every[: int(count)]
+
+
+def fingerprint(kind: str, dev, **arguments) -> dict:
+    """What a checkpoint must match to be resumed: the arguments that shape the rows
+    (arrays by their digest), the backend and the versions (the device count does not
+    change a row, so it may differ)."""
+    import hashlib
+
+    import jaxlib
+
+    def plain(v):
+        if isinstance(v, np.ndarray) or hasattr(v, "__array__") and not isinstance(v, (list, tuple)):
+            a = np.ascontiguousarray(np.asarray(v))
+            return f"{a.dtype}{list(a.shape)}:{hashlib.sha256(a.tobytes()).hexdigest()[:16]}"
+        return v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+
+    return {"kind": kind, **{k: plain(v) for k, v in arguments.items()}, "backend": dev.platform,
+            "precision_lab": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "xla_flags": " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                                  if "device_count" not in f)}
 
 
 def present_backends() -> list[str]:
@@ -114,6 +148,9 @@ def sweep(
     scan_onsets: bool = False,
     causes: bool = False,
     value_range: tuple[float, float] | None = None,
+    exhaustive: bool = False,
+    checkpoint: str | None = None,
+    devices: str | int | None = None,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
@@ -149,6 +186,13 @@ def sweep(
         [LO, HI]: every value of the format there, or `points` of them evenly spaced
         where there are more (see ``sampling.ranged``); row field ``range``. The
         random and logits sweeps have no such axis and are unaffected.
+      exhaustive: sweep every value of each format (of up to 32 bits; float64 is an
+        error), or of `value_range`: onsets, counts and ``max_ulp`` then hold for the
+        whole format (method ``exhaustive``).
+      checkpoint: a file where the sweep's state is saved every few seconds; a sweep
+        given the same arguments and file continues from it (see ``checkpoints``).
+      devices: how many devices of the backend share the work (default: all of
+        them); calls are spread over them, each runs the same programs.
     Returns:
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
@@ -164,16 +208,31 @@ def sweep(
             if f not in known:
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
     jobs, vector_jobs = _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes,
-                              logits, labels, value_range)
-    dev = get_device(device)
-    meta = run_meta(names, tolerance, seed, dev, argv)
+                              logits, labels, value_range, exhaustive)
+    devs = get_devices(device, devices)
+    dev = devs[0]
+    meta = run_meta(names, tolerance, seed, dev, argv, len(devs))
     meta.update(mode=mode, floor=floor)
+    saved = None
+    if checkpoint is not None:
+        saved = checkpoints.Checkpoint(checkpoint, fingerprint(
+            "sweep", dev, family=family, dtypes=list(dtypes), targets=list(targets), forms=forms, points=points,
+            tolerance=tolerance, seed=seed, classes=list(classes), sweeps=list(sweeps),
+            target_classes=list(target_classes), logits=logits, labels=labels, mode=mode, floor=floor,
+            scan_onsets=scan_onsets, causes=causes, value_range=value_range, exhaustive=exhaustive))
     total = sum(len(j[2]) for j in jobs)
     done = 0
     rows = []
     for fam, chosen, axis, target, extra in jobs:
         label = " ".join([fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
                                       else [f"y={target:g}"]), axis.fmt.name])
+        key = f"{len(rows)} {label}"
+        if saved and saved.rows(key) is not None:  # finished before the interruption
+            rows.extend(saved.rows(key))
+            done += len(axis)
+            continue
+        resume = saved.resume(key) if saved else None
+        done += resume["next"] if resume else 0
 
         def tick(n, label=label):
             nonlocal done
@@ -182,7 +241,8 @@ def sweep(
                 progress(label, done, total)
 
         with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
-            out = run_target(fam, chosen, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
+            out = run_target(fam, chosen, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
+                             resume=resume, save=saved.saver(key) if saved else None)
             new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam),
                                            **({"range": list(value_range)} if value_range else {})))
             if scan_onsets and not axis.exhaustive:
@@ -196,6 +256,8 @@ def sweep(
             for form, row in zip(chosen, new):
                 if causes or form.factors:
                     row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
+            if saved:
+                saved.finish(key, new)
             rows.extend(new)
     for vs in vector_jobs:
         with jax.default_device(dev):
@@ -203,6 +265,8 @@ def sweep(
                 rows.append(dict(row, mode=mode, floor=floor, batch=batch_size(softmax.family(vs.classes))))
     if "softmax" in names:
         meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
+    if saved:
+        saved.remove()
     return SweepResult(meta, rows)
 
 
@@ -213,7 +277,8 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
           argv: Sequence[str] | None = None, sweeps: Sequence[str] = softmax.SWEEPS,
           target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES), mode: str = "jit",
           floor: str = "condition", causes: bool = True, reference=None,
-          value_range: tuple[float, float] | None = None) -> SweepResult:
+          value_range: tuple[float, float] | None = None, exhaustive: bool = False,
+          devices: int | None = None) -> SweepResult:
     """Sweep a user's function and its gradient like a built-in family; one row per
     quantity (``loss``, ``grad``), format and target.
 
@@ -230,6 +295,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
       reference: measure against this function instead (a JAX function or spec, the
         same loss written stably): its jaxpr on the reals is the exact value.
       value_range: (LO, HI): only the logits (margins, offsets) in [LO, HI], as in `sweep`.
+      exhaustive, devices: as in `sweep`.
       The other arguments are `sweep`'s. float64 rows default to
       ``user.FLOAT64_POINTS`` points (their references are all arbitrary precision).
     Returns:
@@ -255,8 +321,9 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         for k in classes:
             if int(k) != k or k < 2:
                 raise InputError(f"K = {k} is not a class count; a multiclass loss needs K ≥ 2 whole classes.")
-    dev = get_device(device)
-    meta = run_meta(["check"], tolerance, seed, dev, argv)
+    devs = get_devices(device, devices)
+    dev = devs[0]
+    meta = run_meta(["check"], tolerance, seed, dev, argv, len(devs))
     source = {"function": spec, "kwargs": kwargs}
     meta.update(mode=mode, floor=floor, source=source)
     against = against_name = None
@@ -283,7 +350,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
             raise InputError(f"The exact evaluator has no rule for {', '.join(missing)}, so float64 cannot be "
                              "checked; add a narrower format.")
     plan = [(fam, *j) for fam in fams
-            for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes, value_range)]
+            for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes, value_range, exhaustive)]
     counter = {"done": 0, "total": sum(len(j[1]) for j in plan)}
 
     def run(plan, walk_causes):
@@ -300,7 +367,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
             for f in fam.forms:
                 f.reference.tiers.clear()
             with jax.default_device(dev):
-                out = run_target(fam, fam.forms, axis, target, tolerance, dev, tick=tick, mode=mode, floor=floor)
+                out = run_target(fam, fam.forms, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor)
                 new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source,
                                                **({"range": list(value_range)} if value_range else {})))
                 for form, row in zip(fam.forms, new):
@@ -329,7 +396,7 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         failing = {(r["dtype"], r.get("target"), r.get("sweep"), r.get("target_class")) for r in mine
                    if not r["stable"]}  # only where there is something to fix
         plan = [(fixed, axis, target, extra) for axis, target, extra in
-                user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes, value_range)
+                user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes, value_range, exhaustive)
                 if (axis.fmt.name, None if extra else target, extra.get("sweep"), extra.get("target_class"))
                 in failing]
         counter["total"] += sum(len(j[1]) for j in plan)
@@ -417,7 +484,7 @@ def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
 
 
 def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels,
-          value_range=None):
+          value_range=None, exhaustive=False):
     """What a sweep runs: (family, forms, axis, target, extra row fields) per row group,
     and the softmax vector sweeps."""
     jobs = []  # (family, forms, axis, target, extra row fields)
@@ -425,7 +492,7 @@ def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_cla
         fam = sigmoid.FAMILY
         chosen = _select(fam, forms)
         for fmt in fmts:
-            axis = ranged(fmt, value_range, points) if value_range else Axis(fmt, points or DEFAULT_POINTS, seed)
+            axis = axis_for(fmt, points, seed, value_range, exhaustive)
             jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
     vector_jobs = []
     if "softmax" in names:
@@ -434,9 +501,7 @@ def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_cla
             fam = softmax.family(k)
             chosen = _select(fam, forms)
             for fmt in fmts:
-                n = softmax.points_for(k, points, fmt)
-                axis = ranged(fmt, value_range, n) if value_range else Axis(
-                    fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+                axis = softmax_axis(k, fmt, points, seed, value_range, exhaustive)
                 for sweep_name in plan.axis_sweeps:
                     for tc in plan.target_classes:
                         extra = {"sweep": sweep_name, "axis": "m" if sweep_name == "margin" else "c",
@@ -678,10 +743,12 @@ def _names(form_names) -> tuple[str, ...]:
     return (form_names,) if isinstance(form_names, str) else tuple(form_names)
 
 
-def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv) -> dict:
+def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv, device_count: int = 1) -> dict:
     import jaxlib
 
     return {
+        "device_count": device_count,
+        "process_count": jax.process_count(),
         "precision_lab": __version__,
         "families": list(families),
         "jax": jax.__version__,

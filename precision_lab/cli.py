@@ -18,6 +18,11 @@ from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
 
 EXIT_FAILED_CHECK = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with what to do next: reported as one sentence with exit status 130."""
 
 
 class UsageError(Exception):
@@ -115,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--range", type=_range, metavar="LO,HI",
                    help="sweep only the logits (softmax: margins, offsets) in [LO, HI]: every value of the format "
                         "there, or --points of them evenly spaced where there are more")
+    s.add_argument("--exhaustive", action="store_true",
+                   help="every value of each format up to 32 bits (float32: 2^32 a row, streamed), or of --range; "
+                        "float64 stays sampled")
+    s.add_argument("--checkpoint", metavar="PATH",
+                   help="save the sweep's state to PATH every few seconds; the same command with the same PATH "
+                        "continues where it stopped (the file is removed when the sweep ends)")
+    s.add_argument("--devices", type=_positive_int, default=None, metavar="N",
+                   help="spread the calls over the first N devices of the backend (default: all of them)")
     s.add_argument("--scan-onsets", action="store_true",
                    help="evaluate every value between zero and each onset a sampled row found, making it exact "
                         "(float32 only: up to 2^31 values a side, minutes per row)")
@@ -162,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--points of them evenly spaced where there are more")
     c.add_argument("--reference", metavar="FILE.py:NAME",
                    help="measure against this function instead (the same loss written stably): its exact value")
+    c.add_argument("--exhaustive", action="store_true",
+                   help="every value of each format up to 32 bits, or of --range (float64 stays sampled)")
+    c.add_argument("--devices", type=_positive_int, default=None, metavar="N",
+                   help="spread the calls over the first N devices of the backend (default: all of them)")
     c.add_argument("--points", type=_positive_int, default=None,
                    help="points per row of a sampled format (default: 65536; float64: 4096)")
     c.add_argument("--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE,
@@ -192,7 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ULPs of local error beyond which an operation lost the value (default: 4)")
     x.add_argument("--json", action="store_true", help="print the cause as JSON instead of the table")
     x.add_argument("--no-color", action="store_true", help="plain text without colour")
+    d = sub.add_parser("diff", help="what changed between two results: rows whose figures differ, side by side")
+    d.add_argument("a", metavar="A.json", help="a result written with --json")
+    d.add_argument("b", metavar="B.json", help="another one (exit 1 if any row's figures differ)")
+    d.add_argument("--json", action="store_true", help="print the differences as JSON instead of tables")
+    d.add_argument("--no-color", action="store_true", help="plain text without colour")
     return p
+
+
+def _diff(args) -> int:
+    from . import diffs
+
+    d = diffs.diff(diffs.load(args.a), diffs.load(args.b))
+    if args.json:
+        print(json.dumps(d.to_json(), indent=1))
+    else:
+        diffs.print_diff(d, "A", "B", _console(args.no_color))
+    return 0 if d.same else EXIT_FAILED_CHECK
 
 
 def _explain(args) -> int:
@@ -260,17 +293,30 @@ def _console(no_color: bool, stderr: bool = False):
 
 def with_progress(work, no_color: bool = False):
     """Run `work(progress)` under a progress bar on stderr (shown only on a terminal)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     err = _console(no_color, stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("sweeping", total=None)
+    rate = TextColumn("{task.fields[rate]}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate, TimeElapsedColumn(),
+                  TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as bar:
+        task = bar.add_task("sweeping", total=None, rate="")
 
         def progress(label, done, total):
-            bar.update(task, description=label, completed=done, total=total)
+            speed = bar.tasks[0].speed
+            bar.update(task, description=label, completed=done, total=total,
+                       rate=f"{_si(speed)} points/s" if speed else "")
 
         return work(progress)
+
+
+def _si(x: float) -> str:
+    """1.23M: a rate in three digits."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
 
 
 def _sweep(args, argv) -> int:
@@ -299,7 +345,8 @@ def _sweep(args, argv) -> int:
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
                   classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
                   target_classes=args.target_classes, mode=args.mode, floor=args.floor,
-                  scan_onsets=args.scan_onsets, causes=args.causes, value_range=args.range)
+                  scan_onsets=args.scan_onsets, causes=args.causes, value_range=args.range,
+                  exhaustive=args.exhaustive, checkpoint=args.checkpoint, devices=args.devices)
     if args.labels and not args.logits:
         raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
     if args.logits:
@@ -315,7 +362,13 @@ def _sweep(args, argv) -> int:
             kwargs["family"] = "softmax"
     if args.points is not None:
         kwargs["points"] = args.points
-    result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs), args.no_color)
+    try:
+        result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs), args.no_color)
+    except KeyboardInterrupt:
+        if args.checkpoint:
+            raise Interrupted(f"interrupted; the sweep's state up to the last few seconds is saved in "
+                              f"{args.checkpoint}: run the same command again to continue.") from None
+        raise
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and not quiet_stdout:
@@ -356,7 +409,8 @@ def _check(args, argv) -> int:
         args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
         argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
-        floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range),
+        floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range,
+        exhaustive=args.exhaustive, devices=args.devices),
         args.no_color)
     for w in result.meta.get("warnings", []):
         print(f"precision-lab: warning: {w}", file=sys.stderr)
@@ -510,13 +564,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args)
         if args.command == "check":
             return _check(args, argv)
-        raise UsageError("Give a command: sweep, check, explain, list or figures (see precision-lab --help).")
+        if args.command == "diff":
+            return _diff(args)
+        raise UsageError("Give a command: sweep, check, explain, diff, list or figures (see precision-lab --help).")
     except (UsageError, InputError) as e:
         print(f"precision-lab: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted as e:
+        print(f"precision-lab: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("precision-lab: interrupted.", file=sys.stderr)
-        return 130
+        print("precision-lab: interrupted; nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -16,6 +16,7 @@ programs, until their two sides are adjacent lattice values."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import os
@@ -324,8 +325,10 @@ class _Runner:
     """Runs one format's programs at one target, a call of `size` points at a time: at
     a position of the axis, or at chosen ordinals (refinement)."""
 
-    def __init__(self, family, forms, axis, target, tolerance, device, mode="jit", floor="condition"):
+    def __init__(self, family, forms, axis, target, tolerance, devices, mode="jit", floor="condition"):
         self.family, self.forms, self.axis, self.fmt = family, tuple(forms), axis, axis.fmt
+        self.devices = tuple(devices)
+        device = self.devices[0]
         self.size = self.refine = batch_size(family)
         self.kernels = [kernel_program(f.kernel, mode) for f in forms]
         every = distinct_references(family.forms + family.factors)[0]
@@ -336,10 +339,10 @@ class _Runner:
                                          tuple(self.ref_of))
         self.references = reference_program(family, self.fmt, floor) if family.exact is None else None
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
-        self.label = jax.device_put(family.label(target, self.fmt), device)
+        self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
         self.tolerance, self.floor, self.device = tolerance, floor, device
 
-    def _terms(self, ords, host_ords: np.ndarray, x):
+    def _terms(self, ords, host_ords: np.ndarray, x, device):
         """Each distinct reference's terms at the call's points: under JAX, or for
         float64 from the host's double-double, or from the family's own host
         reference (a user's function) at its kernel inputs `x`."""
@@ -349,30 +352,34 @@ class _Runner:
         # size, and mpmath evaluates the hardest points one by one
         uniq, first, back = np.unique(host_ords, return_index=True, return_inverse=True)
         if self.family.exact is not None:
-            found = self.family.exact(self.forms, self.fmt, np.asarray(x)[first], np.asarray(self.label))
+            found = self.family.exact(self.forms, self.fmt, np.asarray(x)[first], np.asarray(self.labels[device]))
         else:
             found = host_reference(self.family, self.forms, formats.from_ordinal(uniq, self.fmt).astype(np.float64),
                                    self.target_in_format)
         refs = {r: tuple(a[back] for a in v) for r, v in zip(distinct_references(self.forms)[0], found)}
         every = distinct_references(self.family.forms + self.family.factors)[0]
-        return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), self.device),
+        return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), device),
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
 
-    def call(self, start: int, n: int, ords: np.ndarray | None = None) -> list:
-        """Dispatch one call of n points (asynchronously): what `classify_program`
-        returns, a row per form."""
+    def call(self, start: int, n: int, ords: np.ndarray | None = None, device=None) -> list:
+        """Dispatch one call of n points (asynchronously) on `device` (default: the
+        first): what `classify_program` returns, a row per form. Every program follows
+        its arguments, all committed to that device, so each device runs the same
+        programs, compiled for one device, as a user's jit would be."""
+        device = self.device if device is None else device
         if ords is None:
             # committed to the device, as chosen ordinals are: the kernel then sees one
-            # argument placement, and compiles once
-            o = self.positions(jax.device_put(np.int64(start), self.device), n)
+            # argument placement, and compiles once per device
+            o = self.positions(jax.device_put(np.int64(start), device), n)
             host = (self.axis.ordinals(start + np.minimum(np.arange(self.size), n - 1))
                     if self.fmt.bits == 64 or self.family.exact is not None else None)
         else:
             host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64)))
-            o = jax.device_put(host, self.device)
+            o = jax.device_put(host, device)
         x = self.inputs(o)
-        terms = self._terms(o, host, x)
-        return self.classify(tuple(kernel(x, self.label) for kernel in self.kernels), terms, n)
+        terms = self._terms(o, host, x, device)
+        label = self.labels[device]
+        return self.classify(tuple(kernel(x, label) for kernel in self.kernels), terms, n)
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
@@ -383,18 +390,26 @@ class _Runner:
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
                device, bins: int = PROFILE_BINS, tick: Callable[[int], None] | None = None,
-               mode: str = "jit", floor: str = "condition") -> Outcome:
-    """Sweep all `forms` over `axis` at one target; refine boundaries if sampled."""
+               mode: str = "jit", floor: str = "condition", resume: dict | None = None,
+               save: Callable[[Callable[[], dict]], None] | None = None) -> Outcome:
+    """Sweep all `forms` over `axis` at one target; refine boundaries if sampled.
+
+    `device` is a device or a sequence of them: consecutive calls go to each in turn
+    (each runs the same programs) and are absorbed in the axis's order, so the
+    outcome is the same on any number of devices. `save(state)` is called after each
+    absorbed call with a function that returns the sweep's state so far; given back
+    as `resume`, the sweep continues from there to the same outcome."""
     fmt = axis.fmt
-    runner = _Runner(family, forms, axis, target, tolerance, device, mode, floor)
+    devices = list(device) if isinstance(device, (list, tuple)) else [device]
+    runner = _Runner(family, forms, axis, target, tolerance, devices, mode, floor)
     nf, n = len(forms), len(axis)
-    counts = np.zeros((nf, len(CLASSES)), np.int64)
-    zsub = np.zeros(nf, np.int64)
-    max_ulp = np.full(nf, -1.0)
-    pcode = np.full((nf, bins), -1, np.int64)
-    perr = np.full((nf, bins), -1.0)
-    pkap = np.zeros((nf, bins))
-    trackers = [RunTracker() for _ in forms]
+    if resume is None:
+        resume = {"next": 0, "counts": np.zeros((nf, len(CLASSES)), np.int64), "zsub": np.zeros(nf, np.int64),
+                  "max_ulp": np.full(nf, -1.0), "pcode": np.full((nf, bins), -1, np.int64),
+                  "perr": np.full((nf, bins), -1.0), "pkap": np.zeros((nf, bins)),
+                  "trackers": [RunTracker() for _ in forms]}
+    counts, zsub, max_ulp, pcode, perr, pkap, trackers = (resume[k] for k in (
+        "counts", "zsub", "max_ulp", "pcode", "perr", "pkap", "trackers"))
 
     size = runner.size
     block = min(BLOCK, size)
@@ -450,13 +465,21 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         if tick:
             tick(m)
 
-    pending = None
-    for start in range(0, n, size):
-        res = runner.call(start, min(size, n - start))  # dispatched asynchronously
-        if pending is not None:
-            absorb(*pending)
-        pending = (start, res)
-    absorb(*pending)
+    def state():
+        return {"next": next_start, "counts": counts, "zsub": zsub, "max_ulp": max_ulp, "pcode": pcode,
+                "perr": perr, "pkap": pkap, "trackers": trackers}
+
+    # one call in flight per device beyond the one being absorbed
+    pending = collections.deque()
+    for j, start in enumerate(range(resume["next"], n, size)):
+        pending.append((start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])))
+        if len(pending) > len(devices):
+            absorb(*pending.popleft())
+            next_start = pending[0][0]
+            if save:
+                save(state)
+    while pending:
+        absorb(*pending.popleft())
     for t in trackers:
         t.close()
     refined = {} if axis.exhaustive else _refine(runner, trackers)

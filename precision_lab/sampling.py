@@ -176,10 +176,27 @@ class Spaced:
         return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)
 
 
-def ranged(fmt: formats.Format, value_range: tuple[float, float], points: int | None):
+EXHAUSTIVE_MAX_BITS = 32  # `exhaustive` sweeps every value of formats up to this width
+
+
+def axis_for(fmt: formats.Format, points: int | None, seed: int, value_range=None, exhaustive: bool = False):
+    """A row's axis: every value of the format (or of [LO, HI]) when `exhaustive` or
+    the format has 16 bits or fewer; else `points` of them (default DEFAULT_POINTS)."""
+    from .errors import InputError
+
+    if exhaustive and fmt.bits > EXHAUSTIVE_MAX_BITS:
+        raise InputError(f"`exhaustive` sweeps every value of formats of up to {EXHAUSTIVE_MAX_BITS} bits; "
+                         f"{fmt.name} (2**{fmt.bits} values) stays sampled: leave it out of the formats.")
+    if value_range:
+        return ranged(fmt, value_range, points, every=exhaustive)
+    return Axis(fmt, points or DEFAULT_POINTS, seed, exhaustive=exhaustive or None)
+
+
+def ranged(fmt: formats.Format, value_range: tuple[float, float], points: int | None, every: bool = False):
     """The axis of the format's values in [LO, HI]: every one of them for formats swept
-    exhaustively (16 bits or fewer) or where they are at most `points` (default
-    DEFAULT_POINTS); otherwise `points` of them, evenly spaced in ordinal."""
+    exhaustively (16 bits or fewer, or any with `every`) or where they are at most
+    `points` (default DEFAULT_POINTS); otherwise `points` of them, evenly spaced in
+    ordinal."""
     from .errors import InputError
 
     lo, hi = (float(v) for v in value_range)
@@ -195,6 +212,6 @@ def ranged(fmt: formats.Format, value_range: tuple[float, float], points: int | 
     if o_lo > o_hi:
         raise InputError(f"No {fmt.name} value lies in [{lo:g}, {hi:g}].")
     n = points or DEFAULT_POINTS
-    if fmt.exhaustive or o_hi - o_lo + 1 <= n:
+    if every or fmt.exhaustive or o_hi - o_lo + 1 <= n:
         return Range(fmt, o_lo, o_hi)
     return Spaced(fmt, o_lo, o_hi, max(n, 2))

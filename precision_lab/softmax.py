@@ -359,6 +359,16 @@ ELEMENTS_PER_ROW = 1 << 22  # points × K of one structured row, beyond which th
 MAX_CLASSES = 1 << 22  # one chunk of 8 vectors of K entries, with its float64 references, in memory
 
 
+def softmax_axis(k: int, fmt, points: int | None, seed: int, value_range=None, exhaustive: bool = False):
+    """The margin or offset axis of a structured row at K = k (see `points_for`)."""
+    from .sampling import Axis, axis_for
+
+    if exhaustive or value_range:
+        return axis_for(fmt, points_for(k, points, fmt), seed, value_range, exhaustive)
+    n = points_for(k, points, fmt)
+    return Axis(fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+
+
 def points_for(k: int, points: int | None, fmt) -> int:
     """Points of a structured row: the whole lattice when lattice × K fits the row's
     budget; else `points`, or by default as many as keep points × K near the budget

@@ -195,20 +195,18 @@ def _trace_error(name: str, e: Exception, source_file: str | None, what: str = "
 
 
 def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other"),
-         value_range=None):
+         value_range=None, exhaustive=False):
     """(axis, target, extra row fields) per row group of a check."""
-    from .sampling import DEFAULT_POINTS, Axis, ranged
+    from .sampling import axis_for
 
     out = []
     for fmt in fmts:
+        n = points or (FLOAT64_POINTS if fmt.bits == 64 else None)
         if fam.width == 1:
-            n = points or (FLOAT64_POINTS if fmt.bits == 64 else DEFAULT_POINTS)
-            axis = ranged(fmt, value_range, n) if value_range else Axis(fmt, n, seed)
+            axis = axis_for(fmt, n, seed, value_range, exhaustive)
             out += [(axis, t, {}) for t in targets]
             continue
-        n = softmax.points_for(fam.width, points or (FLOAT64_POINTS if fmt.bits == 64 else None), fmt)
-        axis = ranged(fmt, value_range, n) if value_range else Axis(
-            fmt, n, seed, exhaustive=fmt.exhaustive and n >= fmt.lattice_size)
+        axis = softmax.softmax_axis(fam.width, fmt, n, seed, value_range, exhaustive)
         for s in sweeps:
             for tc in target_classes:
                 out.append((axis, softmax.case(s, tc), {"sweep": s, "axis": "m" if s == "margin" else "c",

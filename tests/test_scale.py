@@ -1,0 +1,185 @@
+"""Sweeps at scale: every float32 value of a range, checkpoints that resume to the same
+rows, several devices giving the rows of one, and `diff` between two results."""
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import precision_lab as pl
+from precision_lab import checkpoints, cli, formats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORMS = ["bce_naive_chain", "bce_fused", "bce_logits", "mse"]
+
+
+def test_exhaustive_float32_range_matches_a_direct_evaluation_of_every_value():
+    """float32, y = 0, z in [16.5, 16.8]: 157287 values, across the chain product's NaN
+    onset (σ(z) rounds to 1 above about ln 2**24 ≈ 16.64, and (1/(1 − ŷ))·ŷ(1 − ŷ)
+    is ∞ × 0). Every value's class from `pl.evaluate` (the same kernel program, a host
+    double-double reference computed independently of the sweep's float64 one) gives
+    the row's counts, its first NaN and its largest ULP error."""
+    lo, hi = 16.5, 16.8
+    rows = pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0], forms=FORMS, exhaustive=True,
+                    value_range=(lo, hi)).rows
+    fmt = formats.get("float32")
+    o_lo, o_hi = (int(formats.to_ordinal(fmt.cast(v), fmt)) for v in (lo, hi))
+    z = formats.from_ordinal(np.arange(o_lo, o_hi + 1), fmt).astype(np.float64)
+    assert len(z) == 157287
+    ev = pl.evaluate("sigmoid", FORMS, "float32", z, 0.0)
+    for row in rows:
+        cls = ev["class"][row["form"]]
+        assert row["exhaustive"] and row["points"] == len(z)
+        assert row["onset"]["nan"]["method"]["pos"] in (None, "exhaustive")
+        for c in ("ok", "inaccurate", "zero", "inf", "nan"):
+            assert row["counts"][c] == int((cls == c).sum()), (row["form"], c)
+        nan = z[cls == "nan"]
+        assert row["onset"]["nan"]["pos"] == (float(nan[0]) if len(nan) else None)
+        measured = np.isin(cls, ["ok", "inaccurate"])
+        if measured.any():  # keys keep errors exactly up to 2**20 ULPs (engine._pack)
+            worst = float(np.nanmax(ev["ulp"][row["form"]][measured]))
+            assert row["max_ulp"] == pytest.approx(worst, rel=2**-19), row["form"]
+    chain = next(r for r in rows if r["form"] == "bce_naive_chain")
+    assert chain["counts"]["nan"] > 0 and 16.63 < chain["onset"]["nan"]["pos"] < 16.64
+
+
+def test_exhaustive_refuses_float64():
+    with pytest.raises(pl.InputError, match="float64"):
+        pl.sweep("sigmoid", dtypes=["float64"], exhaustive=True)
+
+
+SAMPLED = dict(family="sigmoid", dtypes=["bfloat16", "float32"], targets=[0.0, 1.0], forms=FORMS, points=1 << 18)
+
+
+def _rows(result):
+    return json.loads(json.dumps(result.rows))
+
+
+def test_a_checkpointed_sweep_interrupted_anywhere_resumes_to_the_uninterrupted_rows(tmp_path, monkeypatch):
+    """Saving after every call, an interrupt after save n (n = 1: a finished pass;
+    4, 7: inside a sampled float32 pass, whose 2**18 points take 4 calls; 9: inside
+    the last pass), then a rerun with the same file, gives the rows of a sweep that
+    was never interrupted, and the file is gone at the end."""
+    whole = _rows(pl.sweep(**SAMPLED))
+    monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0.0)
+    write = checkpoints.Checkpoint._write
+    for stop_after in (1, 4, 7, 9):
+        path = tmp_path / f"state-{stop_after}.pkl"
+        writes = [0]
+
+        def counting(self, writes=writes, stop_after=stop_after):
+            write(self)
+            writes[0] += 1
+            if writes[0] == stop_after:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(checkpoints.Checkpoint, "_write", counting)
+        with pytest.raises(KeyboardInterrupt):
+            pl.sweep(**SAMPLED, checkpoint=str(path))
+        assert path.exists()
+        monkeypatch.setattr(checkpoints.Checkpoint, "_write", write)
+        assert _rows(pl.sweep(**SAMPLED, checkpoint=str(path))) == whole, stop_after
+        assert not path.exists()
+
+
+def test_a_checkpoint_of_another_sweep_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "state.pkl"
+    monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0.0)
+
+    def stop(self, write=checkpoints.Checkpoint._write):
+        write(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.Checkpoint, "_write", stop)
+    with pytest.raises(KeyboardInterrupt):
+        pl.sweep("sigmoid", dtypes=["bfloat16"], targets=[0.0], forms=FORMS, checkpoint=str(path))
+    with pytest.raises(pl.InputError, match="differs in seed"):
+        pl.sweep("sigmoid", dtypes=["bfloat16"], targets=[0.0], forms=FORMS, seed=1, checkpoint=str(path))
+    path.write_text("not a checkpoint")
+    with pytest.raises(pl.InputError, match="not a precision-lab checkpoint"):
+        pl.sweep("sigmoid", dtypes=["bfloat16"], targets=[0.0], forms=FORMS, checkpoint=str(path))
+
+
+CLI_SWEEP = ["sweep", "--family", "sigmoid", "--dtypes", "float32", "--targets", "0,1", "--forms", ",".join(FORMS),
+             "--points", str(1 << 21), "--quiet"]
+CHILD = ("import sys; from precision_lab import checkpoints, cli; checkpoints.SAVE_EVERY_S = 0.05; "
+         "sys.exit(cli.main(sys.argv[1:]))")
+
+
+def test_ctrl_c_with_a_checkpoint_exits_130_and_the_same_command_finishes_the_sweep(tmp_path):
+    """The command line: SIGINT once the checkpoint exists gives exit 130, one line
+    saying how to resume, no JSON; the same command then writes the JSON of an
+    uninterrupted run (row for row)."""
+    state, out, whole = tmp_path / "state.pkl", tmp_path / "out.json", tmp_path / "whole.json"
+    argv = CLI_SWEEP + ["--checkpoint", str(state), "--json", str(out)]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not state.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.poll() is None, "the sweep ended before its first checkpoint"
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130
+    assert "run the same command again to continue" in err and "Traceback" not in err
+    assert state.exists() and not out.exists()
+    subprocess.run([sys.executable, "-c", CHILD, *argv], cwd=ROOT, check=True)
+    assert not state.exists()
+    assert cli.main(CLI_SWEEP + ["--json", str(whole)]) == 0
+    assert json.loads(out.read_text())["rows"] == json.loads(whole.read_text())["rows"]
+
+
+def test_four_devices_give_the_rows_of_one(tmp_path):
+    """Calls spread over 4 virtual CPU devices (XLA_FLAGS=
+    --xla_force_host_platform_device_count=4), absorbed in the axis's order: the same
+    JSON rows as this process's single device, for a sampled sigmoid sweep (refined
+    boundaries) and an exhaustive softmax one."""
+    args = ["--dtypes", "bfloat16,float32", "--points", str(1 << 18), "--quiet"]
+    sig = ["sweep", "--family", "sigmoid", "--forms", ",".join(FORMS), *args]
+    soft = ["sweep", "--family", "softmax", "--classes", "10", "--sweeps", "margin", "--target-classes", "top",
+            "--forms", "ce_naive,ce_fused", *args]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    for argv, name in ((sig, "sigmoid"), (soft, "softmax")):
+        four, one = tmp_path / f"four-{name}.json", tmp_path / f"one-{name}.json"
+        subprocess.run([sys.executable, "-m", "precision_lab", *argv, "--json", str(four)], cwd=ROOT, env=env,
+                       check=True)
+        assert cli.main(argv + ["--json", str(one)]) == 0
+        a, b = json.loads(four.read_text()), json.loads(one.read_text())
+        assert (a["meta"]["device_count"], b["meta"]["device_count"]) == (4, len(jax.local_devices()))
+        assert a["rows"] == b["rows"]
+
+
+def test_diff_reports_exactly_the_known_differences(tmp_path, capsys):
+    path_a, path_b = tmp_path / "a.json", tmp_path / "b.json"
+    assert cli.main(["sweep", "--family", "sigmoid", "--dtypes", "float16", "--targets", "0",
+                     "--forms", "bce_naive_chain,bce_fused", "--quiet", "--json", str(path_a)]) == 0
+    doc = json.loads(path_a.read_text())
+    b = copy.deepcopy(doc)
+    row = next(r for r in b["rows"] if r["form"] == "bce_naive_chain")
+    row["counts"]["nan"] += 1
+    row["onset"]["nan"]["pos"] = 7.5
+    b["meta"]["jax"] = "0.0.0"
+    path_b.write_text(json.dumps(b))
+    capsys.readouterr()
+    assert cli.main(["diff", str(path_a), str(path_b), "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["same"] is False and d["rows_matched"] == 2 and d["only_a"] == d["only_b"] == []
+    assert {(c["row"], c["field"], c["a"], c["b"]) for c in d["changes"]} == {
+        ("bce_naive_chain float16 y=0", "counts.nan", 26324, 26325),
+        ("bce_naive_chain float16 y=0", "onset.nan.pos", 7.625, 7.5)}
+    assert d["settings"] == {"jax": [doc["meta"]["jax"], "0.0.0"]}
+    assert cli.main(["diff", str(path_a), str(path_a)]) == 0
+    assert "same figures: 2 rows match" in capsys.readouterr().out
+    b["rows"] = b["rows"][:1]
+    path_b.write_text(json.dumps(b))
+    assert cli.main(["diff", str(path_a), str(path_b)]) == 1
+    assert "rows only in A: bce_fused float16 y=0" in capsys.readouterr().out
+    path_b.write_text("{}")
+    assert cli.main(["diff", str(path_a), str(path_b)]) == 2
+    assert "is not a precision-lab result" in capsys.readouterr().err
