@@ -381,11 +381,19 @@ class _Runner:
         label = self.labels[device]
         return self.classify(tuple(kernel(x, label) for kernel in self.kernels), terms, n)
 
+    def dispatch(self, ords: np.ndarray):
+        """Start classifying arbitrary ordinals, at most `refine` of them (asynchronously)."""
+        return len(ords), self.call(0, len(ords), np.asarray(ords, np.int64))[0]
+
+    @staticmethod
+    def classes(pending) -> np.ndarray:
+        """Class codes (forms × points) of a `dispatch`."""
+        n, keys = pending
+        return _level_class(_levels(np.asarray(keys).view(np.uint32)[:, :n]))
+
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
-        n = len(ords)
-        keys = np.asarray(self.call(0, n, np.asarray(ords, np.int64))[0]).view(np.uint32)
-        return _level_class(_levels(keys[:, :n]))
+        return self.classes(self.dispatch(ords))
 
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
@@ -516,42 +524,53 @@ def boundaries(trackers: list[RunTracker]) -> set[tuple[int, int, int, int]]:
     return out
 
 
+REFINE_IN_FLIGHT = 3  # refinement calls dispatched before the oldest is read
+
+
 def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:
     """Narrow each bracket until inside and outside are adjacent lattice values.
 
-    Each round evaluates up to REFINE_POINTS evenly spaced interior points of every
-    open bracket at once (plain bisection when there are too many brackets for a
-    program call) and keeps the first change of class met going out from the inside
-    point, so a gap of 2**47 ordinals closes in 12 rounds, not 47. (More points a
-    round cost more than they save: float64's references are computed on the host.)
-    Brackets of different forms or classes between the same two points (onsets that
-    coincide) share their points: a call classifies every form at once.
+    A call evaluates up to REFINE_POINTS evenly spaced interior points of each of
+    several open brackets (one, plain bisection, when more brackets are open than a
+    call has points) and each bracket keeps the first change of class met going out
+    from its inside point, so a gap of 2**47 ordinals closes in 12 steps, not 47.
+    Brackets advance independently: up to REFINE_IN_FLIGHT calls are in flight at
+    once, each over brackets that no other call in flight holds, so the host prepares
+    and reads calls while the device computes. Brackets of different forms or classes
+    between the same two points (onsets that coincide) share their points: a call
+    classifies every form at once. The result does not depend on the batch or the
+    order of calls: each bracket converges to the same boundary.
     """
     todo = sorted(boundaries(trackers))
     state = {b: (b[2], b[3]) for b in todo}
+    busy, flight = set(), collections.deque()
     while True:
-        spans = sorted({state[b] for b in todo if abs(state[b][0] - state[b][1]) > 1})
-        if not spans:
-            break
-        per = max(1, min(REFINE_POINTS, runner.refine // len(spans)))
-        group = runner.refine // per
-        for first in range(0, len(spans), group):
+        free = sorted({state[b] for b in todo if abs(state[b][0] - state[b][1]) > 1} - busy)
+        if free and len(flight) < REFINE_IN_FLIGHT:
+            per = max(1, min(REFINE_POINTS, runner.refine // len(free)))
             points = {}
-            for inside, outside in spans[first : first + group]:
+            for inside, outside in free[: runner.refine // per]:
                 gap, q = outside - inside, min(abs(outside - inside) - 1, per)
                 points[inside, outside] = [inside + gap * j // (q + 1) for j in range(1, q + 1)]
-            code = runner.classes_at(np.array([o for pts in points.values() for o in pts], np.int64))
-            at = dict(zip(points, np.cumsum([0] + [len(p) for p in points.values()])))
-            for b in todo:
-                if state[b] not in points:
-                    continue
-                inside, outside = span = state[b]
-                for j, o in enumerate(points[span]):
-                    if code[b[0], at[span] + j] != b[1]:
-                        outside = o
-                        break
-                    inside = o
-                state[b] = (inside, outside)
+            flight.append((points, runner.dispatch(np.array([o for p in points.values() for o in p], np.int64))))
+            busy |= set(points)
+            continue
+        if not flight:
+            break
+        points, pending = flight.popleft()
+        code = runner.classes(pending)
+        busy -= set(points)
+        at = dict(zip(points, np.cumsum([0] + [len(p) for p in points.values()])))
+        for b in todo:
+            if state[b] not in points:
+                continue
+            inside, outside = span = state[b]
+            for j, o in enumerate(points[span]):
+                if code[b[0], at[span] + j] != b[1]:
+                    outside = o
+                    break
+                inside = o
+            state[b] = (inside, outside)
     return {b: state[b][0] for b in todo}
 
 
