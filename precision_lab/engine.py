@@ -160,23 +160,40 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
 
 
 @functools.lru_cache(maxsize=None)
-def reference_program(family: Family, fmt: formats.Format, floor: str) -> Callable:
-    """Every reference of the family (all its forms', whichever are swept): each one's
-    comparison terms (see `classify.reference_terms`) and per-block condition numbers
-    at ordinals, from the family's float64 base quantities under JAX (formats of up to
-    32 bits). One program for the family, so that it does not change with the forms
-    swept; float64 arithmetic, which XLA neither widens nor contracts, so sharing it
-    changes no value (the tests check rows swept alone and together)."""
+def reference_program(family: Family, fmt: formats.Format, floor: str, only: tuple[int, ...] | None = None) -> Callable:
+    """Every reference of the family (all its forms', whichever are swept), or those
+    numbered `only` (None in the others' places): each one's comparison terms (see
+    `classify.reference_terms`) and per-block condition numbers at ordinals, from the
+    family's float64 base quantities under JAX (formats of up to 32 bits). One program
+    for the family, so that it does not change with the forms swept; float64
+    arithmetic, which XLA neither widens nor contracts, so sharing it changes no value
+    (the tests check rows swept alone and together, and refinement, which computes
+    only the references it needs, lands on the sweep's classes)."""
     refs = distinct_references(family.forms + family.factors)[0]
 
     def run(ords, target64, tolerance):
         base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
         out = []
-        for reference in refs:
+        for r, reference in enumerate(refs):
+            if only is not None and r not in only:
+                out.append(None)
+                continue
             exact, sens = reference(base)
             out.append((_join(*reference_terms(exact, sens, fmt, tolerance, jnp, floor)),
                         _kappa_blocks(exact, sens, jnp)))
         return out
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def codes_program(fmt: formats.Format, tolerance: float) -> Callable:
+    """One form's class codes per point (int8) against its reference's terms: the
+    classes `classify_program`'s keys give, without the profile (for refinement)."""
+
+    def run(out, terms):
+        code, _, _ = per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim)))
+        return code
 
     return jax.jit(run)
 
@@ -342,21 +359,27 @@ class _Runner:
         self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
         self.tolerance, self.floor, self.device = tolerance, floor, device
 
-    def _terms(self, ords, host_ords: np.ndarray, x, device):
-        """Each distinct reference's terms at the call's points: under JAX, or for
-        float64 from the host's double-double, or from the family's own host
+    def _terms(self, ords, host_ords: np.ndarray, x, device, forms: tuple[int, ...] | None = None):
+        """Each distinct reference's terms at the call's points (of `forms`, numbered
+        in self.forms; default all; None in the places of the others): under JAX, or
+        for float64 from the host's double-double, or from the family's own host
         reference (a user's function) at its kernel inputs `x`."""
         if self.fmt.bits < 64 and self.family.exact is None:
-            return self.references(ords, self.target_in_format, self.tolerance)
+            if forms is None:
+                return self.references(ords, self.target_in_format, self.tolerance)
+            only = tuple(sorted({self.ref_of[i] for i in forms}))
+            return reference_program(self.family, self.fmt, self.floor, only)(ords, self.target_in_format,
+                                                                               self.tolerance)
+        chosen = self.forms if forms is None else [self.forms[i] for i in forms]
         # each distinct point once: a short call repeats its last point up to the batch
         # size, and mpmath evaluates the hardest points one by one
         uniq, first, back = np.unique(host_ords, return_index=True, return_inverse=True)
         if self.family.exact is not None:
-            found = self.family.exact(self.forms, self.fmt, np.asarray(x)[first], np.asarray(self.labels[device]))
+            found = self.family.exact(chosen, self.fmt, np.asarray(x)[first], np.asarray(self.labels[device]))
         else:
-            found = host_reference(self.family, self.forms, formats.from_ordinal(uniq, self.fmt).astype(np.float64),
+            found = host_reference(self.family, chosen, formats.from_ordinal(uniq, self.fmt).astype(np.float64),
                                    self.target_in_format)
-        refs = {r: tuple(a[back] for a in v) for r, v in zip(distinct_references(self.forms)[0], found)}
+        refs = {r: tuple(a[back] for a in v) for r, v in zip(distinct_references(chosen)[0], found)}
         every = distinct_references(self.family.forms + self.family.factors)[0]
         return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), device),
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
@@ -381,15 +404,27 @@ class _Runner:
         label = self.labels[device]
         return self.classify(tuple(kernel(x, label) for kernel in self.kernels), terms, n)
 
-    def dispatch(self, ords: np.ndarray):
-        """Start classifying arbitrary ordinals, at most `refine` of them (asynchronously)."""
-        return len(ords), self.call(0, len(ords), np.asarray(ords, np.int64))[0]
+    def dispatch(self, ords: np.ndarray, forms: Sequence[int] | None = None):
+        """Start classifying arbitrary ordinals, at most `refine` of them, for the forms
+        numbered `forms` (default: all), asynchronously: only their kernels and
+        references run."""
+        forms = tuple(range(len(self.forms))) if forms is None else tuple(sorted(forms))
+        n = len(ords)
+        host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64))).astype(np.int64)
+        o = jax.device_put(host, self.device)
+        x = self.inputs(o)
+        terms = self._terms(o, host, x, self.device, forms)
+        codes = codes_program(self.fmt, float(self.tolerance))
+        label = self.labels[self.device]
+        return n, {i: codes(self.kernels[i](x, label), terms[self.ref_of[i]][0]) for i in forms}
 
-    @staticmethod
-    def classes(pending) -> np.ndarray:
-        """Class codes (forms × points) of a `dispatch`."""
-        n, keys = pending
-        return _level_class(_levels(np.asarray(keys).view(np.uint32)[:, :n]))
+    def classes(self, pending) -> np.ndarray:
+        """Class codes (forms × points) of a `dispatch`; -1 for forms not evaluated."""
+        n, codes = pending
+        out = np.full((len(self.forms), n), -1, np.int8)
+        for i, c in codes.items():
+            out[i] = np.asarray(c)[:n]
+        return out
 
     def classes_at(self, ords: np.ndarray) -> np.ndarray:
         """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
@@ -545,14 +580,21 @@ def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:
     state = {b: (b[2], b[3]) for b in todo}
     busy, flight = set(), collections.deque()
     while True:
-        free = sorted({state[b] for b in todo if abs(state[b][0] - state[b][1]) > 1} - busy)
-        if free and len(flight) < REFINE_IN_FLIGHT:
+        forms_of = {}  # open span -> forms with a bracket there
+        for b in todo:
+            if abs(state[b][0] - state[b][1]) > 1 and state[b] not in busy:
+                forms_of.setdefault(state[b], set()).add(b[0])
+        if forms_of and len(flight) < REFINE_IN_FLIGHT:
+            # spans of the same forms together: a call runs only the kernels it needs
+            free = sorted(forms_of, key=lambda sp: (min(forms_of[sp]), sorted(forms_of[sp]), sp))
             per = max(1, min(REFINE_POINTS, runner.refine // len(free)))
             points = {}
             for inside, outside in free[: runner.refine // per]:
                 gap, q = outside - inside, min(abs(outside - inside) - 1, per)
                 points[inside, outside] = [inside + gap * j // (q + 1) for j in range(1, q + 1)]
-            flight.append((points, runner.dispatch(np.array([o for p in points.values() for o in p], np.int64))))
+            needed = set().union(*(forms_of[sp] for sp in points))
+            flight.append((points, runner.dispatch(np.array([o for p in points.values() for o in p], np.int64),
+                                                   needed)))
             busy |= set(points)
             continue
         if not flight:
