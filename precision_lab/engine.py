@@ -33,7 +33,7 @@ from .classify import CLASSES, CODE, FAILURES, classify_terms, per_point, refere
 from .family import Family, Form
 from .runs import RunTracker
 
-BATCH = 1 << 16  # points per kernel call of a scalar family
+BATCH = 1 << 18  # points per kernel call of a scalar family
 BATCH_ELEMENTS = 1 << 17  # bound on points × vector length per call of a vector family
 BLOCK = 64  # profile resolution inside a chunk: key maxima and minima per block of points
 PROFILE_BINS = 256
@@ -160,24 +160,21 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
 
 
 @functools.lru_cache(maxsize=None)
-def reference_program(family: Family, fmt: formats.Format, floor: str, only: tuple[int, ...] | None = None) -> Callable:
-    """Every reference of the family (all its forms', whichever are swept), or those
-    numbered `only` (None in the others' places): each one's comparison terms (see
-    `classify.reference_terms`) and per-block condition numbers at ordinals, from the
-    family's float64 base quantities under JAX (formats of up to 32 bits). One program
-    for the family, so that it does not change with the forms swept; float64
-    arithmetic, which XLA neither widens nor contracts, so sharing it changes no value
-    (the tests check rows swept alone and together, and refinement, which computes
-    only the references it needs, lands on the sweep's classes)."""
+def reference_program(family: Family, fmt: formats.Format, floor: str) -> Callable:
+    """Every reference of the family (all its forms', whichever are swept): each one's
+    comparison terms (see `classify.reference_terms`) and per-block condition numbers
+    at ordinals, from the family's float64 base quantities under JAX (formats of up to
+    32 bits). One program for the family, used by every call of the sweep and of its
+    refinement, so that it does not change with the forms swept: XLA keeps float64
+    arithmetic in float64 but may contract a product and a sum into one FMA (it does
+    on the CPU), which can move a value by an ulp of float64 depending on how the
+    program is fused; one program gives one answer."""
     refs = distinct_references(family.forms + family.factors)[0]
 
     def run(ords, target64, tolerance):
         base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
         out = []
-        for r, reference in enumerate(refs):
-            if only is not None and r not in only:
-                out.append(None)
-                continue
+        for reference in refs:
             exact, sens = reference(base)
             out.append((_join(*reference_terms(exact, sens, fmt, tolerance, jnp, floor)),
                         _kappa_blocks(exact, sens, jnp)))
@@ -213,15 +210,36 @@ def _kappa_blocks(exact, sens, xp):
 
 
 @functools.lru_cache(maxsize=None)
-def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: float, ref_of: tuple) -> Callable:
+def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: float, ref_of: tuple,
+                     device_runs: bool = False) -> Callable:
     """Per point of each form, a 32-bit key (its level, then its ULP error; see `_pack`)
     of the form's results against its reference's terms; per block of points the worst
-    class and, where the block is one measured level, its largest error, and the
-    largest condition number; per form, whether the class changes in the call and
-    whether it is all lost subnormals. The forms' results come from their own programs:
-    this one is exact integer work (and float32 maxima of keys), so classifying them
-    together changes nothing."""
+    class, its largest error (of ok and inaccurate points) and the largest condition
+    number; per form, whether the class changes in the call and whether it is all
+    lost subnormals. With `device_runs` (accelerators), also each form's counts and
+    where its class changes (see `runs` below), so that the host reads no keys unless
+    a form changes class more than MAX_CHANGES times in a call; on the CPU the host
+    decodes the keys of changing forms itself, which XLA's CPU reductions and
+    compactions are slower at than NumPy. The forms' results come from their own
+    programs: this one is exact integer work (and float32 maxima of keys), so
+    classifying them together changes nothing."""
     block = min(BLOCK, size)
+    nf = len(ref_of)
+
+    def runs(keys, valid_n):
+        """Per form: its counts per class and of lost subnormals over the call's valid
+        points, the number of class changes, and the first MAX_CHANGES of them
+        (positions, and the class of each run)."""
+        level = (lax.bitcast_convert_type(keys, jnp.uint32) >> KEY_SHIFT).astype(jnp.int32) - 1
+        code = _level_class(level)
+        valid = jnp.arange(size) < valid_n
+        counts = jnp.stack([((code == k) & valid).sum(axis=1, dtype=jnp.int32) for k in range(len(CLASSES))], axis=1)
+        zsub = ((level == LEVEL_SUBNORMAL) & valid).sum(axis=1, dtype=jnp.int32)
+        change = (code[:, 1:] != code[:, :-1]) & valid[1:]
+        n_changes = change.sum(axis=1, dtype=jnp.int32)
+        pos = jax.vmap(lambda c: jnp.nonzero(c, size=MAX_CHANGES, fill_value=size - 2)[0])(change).astype(jnp.int32) + 1
+        run_code = jnp.concatenate((code[:, :1], jnp.take_along_axis(code, pos, axis=1)), axis=1).astype(jnp.int8)
+        return counts, zsub, n_changes, pos, run_code
 
     def run(outs, refs, valid_n):
         def point_keys(given):
@@ -240,12 +258,17 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
                        for reduce in (jnp.max, jnp.min))
         level = (top >> KEY_SHIFT).astype(jnp.int32) - 1
         whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
-        err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)  # else the host reads the keys
         used = jnp.arange(blocks[1]) * block < valid_n
         mixed = (used & (~whole | (level != level[:, :1]))).any(axis=1)
         lost = level[:, 0] == LEVEL_SUBNORMAL  # where not mixed
         kappa = jnp.stack([refs[r][1] for r in ref_of])
-        return keys, err, _level_class(level).astype(jnp.int8), mixed, lost, kappa
+        if device_runs:  # each block's largest error of its ok and inaccurate points
+            bits = lax.bitcast_convert_type(keys, jnp.uint32)
+            err = jnp.where((bits >> KEY_SHIFT) <= LEVEL_MEASURED + 1, _error(bits), -1.0).reshape(blocks).max(-1)
+        else:  # where a block is one level; the host fills in the others from the keys
+            err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)
+        found = runs(keys, valid_n) if device_runs else ()
+        return (keys, err, _level_class(level).astype(jnp.int8), mixed, lost, kappa) + found
 
     return jax.jit(run)
 
@@ -269,6 +292,8 @@ LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero
 LEVEL_MEASURED = 1  # levels up to this one (ok, inaccurate) carry an error
 LEVEL_SUBNORMAL = 3
 KEY_SHIFT = 27  # a point's key: level + 1 in bits 27-29, error field in bits 0-26
+MAX_CHANGES = 256  # class changes per form and call that the device lists; past them the host reads the keys
+DEVICE_RUNS = None  # run summaries on the device: None = on accelerators only (True/False: everywhere/nowhere)
 ERR_DROP = 4  # fraction bits of the error's float32 that the field drops
 
 
@@ -352,8 +377,9 @@ class _Runner:
         self.ref_of = [every.index(f.reference) for f in forms]
         self.positions = positions_program(axis, self.size)
         self.inputs = inputs_program(family, self.fmt, family.case(target))
-        self.classify = classify_program(self.fmt, self.size, _platform(device), float(tolerance),
-                                         tuple(self.ref_of))
+        platform = _platform(device)
+        self.classify = classify_program(self.fmt, self.size, platform, float(tolerance), tuple(self.ref_of),
+                                         platform != "cpu" if DEVICE_RUNS is None else DEVICE_RUNS)
         self.references = reference_program(family, self.fmt, floor) if family.exact is None else None
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
@@ -364,12 +390,8 @@ class _Runner:
         in self.forms; default all; None in the places of the others): under JAX, or
         for float64 from the host's double-double, or from the family's own host
         reference (a user's function) at its kernel inputs `x`."""
-        if self.fmt.bits < 64 and self.family.exact is None:
-            if forms is None:
-                return self.references(ords, self.target_in_format, self.tolerance)
-            only = tuple(sorted({self.ref_of[i] for i in forms}))
-            return reference_program(self.family, self.fmt, self.floor, only)(ords, self.target_in_format,
-                                                                               self.tolerance)
+        if self.fmt.bits < 64 and self.family.exact is None:  # every reference: see reference_program
+            return self.references(ords, self.target_in_format, self.tolerance)
         chosen = self.forms if forms is None else [self.forms[i] for i in forms]
         # each distinct point once: a short call repeats its last point up to the batch
         # size, and mpmath evaluates the hardest points one by one
@@ -406,8 +428,8 @@ class _Runner:
 
     def dispatch(self, ords: np.ndarray, forms: Sequence[int] | None = None):
         """Start classifying arbitrary ordinals, at most `refine` of them, for the forms
-        numbered `forms` (default: all), asynchronously: only their kernels and
-        references run."""
+        numbered `forms` (default: all), asynchronously: only their kernels run (and,
+        on the host, their references)."""
         forms = tuple(range(len(self.forms))) if forms is None else tuple(sorted(forms))
         n = len(ords)
         host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64))).astype(np.int64)
@@ -460,44 +482,42 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     def absorb(start, res):
         m = min(size, n - start)
         keys = res[0]
-        berr = np.array(res[1])  # writable: the host fills in blocks where a class changes
-        bcode, mixed, lost, kappa = (np.asarray(r) for r in res[2:])
+        berr = np.array(res[1])  # writable: the host fills in blocks of the forms whose keys it reads
+        bcode, mixed, lost, kappa = (np.asarray(r) for r in res[2:6])
         zsub[:] += np.where(~mixed & lost, m, 0)
-        # Most calls are one class per form: those need only the call's two ends. The
-        # forms that change need their per-point classes (and errors, which the program
-        # gives only for blocks of one level), and ordinals at run ends and their
-        # neighbours: looked up at once.
+        # Most calls are one class per form: those need only the call's two ends. For
+        # the forms that change, the device (on accelerators) counts their classes and
+        # lists where the class changes, up to MAX_CHANGES; otherwise the host reads
+        # the form's keys. Ordinals are looked up at run ends and their neighbours.
         o_first, o_last = (int(v) for v in axis.ordinals(np.array([start, start + m - 1])))
         changing = np.flatnonzero(mixed)
-        code, ordinals = np.zeros((0, m), np.int8), None
-        if len(changing):
-            bits = np.asarray(keys).view(np.uint32)[changing, :m]
-            level = _levels(bits)
-            code = _level_class(level)
-            zsub[changing] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
-            err = np.where(level <= LEVEL_MEASURED, _error(bits, np), np.float32(-1))
+        listed = np.zeros(len(trackers), bool)
+        if len(changing) and len(res) > 6:
+            found_counts, found_zsub, n_changes, pos, run_code = (np.asarray(r) for r in res[6:])
+            listed[changing] = n_changes[changing] <= MAX_CHANGES
+        read = changing[~listed[changing]]
+        if len(read):
+            level = _levels(np.asarray(keys).view(np.uint32)[read, :m])
+            code = dict(zip(read, _level_class(level)))
+            zsub[read] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
+            err = np.where(level <= LEVEL_MEASURED, _error(np.asarray(keys).view(np.uint32)[read, :m], np),
+                           np.float32(-1))
             nb = -(-m // block)
             if nb * block > m:
                 err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)
-            berr[changing, :nb] = err.reshape(len(changing), nb, block).max(axis=-1)
-            edge = np.flatnonzero((code[:, 1:] != code[:, :-1]).any(axis=0))
-            need = np.zeros(m, bool)  # the call's run ends and their neighbours
-            need[[0, m - 1]] = need[edge] = need[edge + 1] = True
-            need = np.flatnonzero(need)
-            known = np.empty(m, np.int64)  # filled where needed: all that is asked for
-            known[need] = axis.ordinals(start + need)
-
-            def ordinals(i):
-                return known[i - start]
-
-        rows = iter(code)
+            berr[read, :nb] = err.reshape(len(read), nb, block).max(axis=-1)
         for i, t in enumerate(trackers):
-            if mixed[i]:
-                counts[i] += t.feed(next(rows), start, ordinals)
-            else:
+            if not mixed[i]:
                 k = int(bcode[i, 0])  # the one class of the call
                 t.extend(k, o_first, o_last)
                 counts[i, k] += m
+            elif listed[i]:
+                c = n_changes[i]
+                t.feed_runs(run_code[i, : c + 1], np.concatenate(([0], pos[i, :c])), m, start, axis.ordinals)
+                counts[i] += found_counts[i]
+                zsub[i] += found_zsub[i]
+            else:
+                counts[i] += t.feed(code[i], start, axis.ordinals)
         np.maximum(max_ulp, berr.max(axis=1), out=max_ulp)
         b = (start + np.arange(0, m, block)) * bins // n  # each block joins the bin of its first point
         firsts = np.flatnonzero(np.diff(b, prepend=-1))
@@ -516,7 +536,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     pending = collections.deque()
     for j, start in enumerate(range(resume["next"], n, size)):
         pending.append((start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])))
-        if len(pending) > len(devices):
+        if len(pending) > IN_FLIGHT * len(devices):
             absorb(*pending.popleft())
             next_start = pending[0][0]
             if save:
@@ -560,6 +580,7 @@ def boundaries(trackers: list[RunTracker]) -> set[tuple[int, int, int, int]]:
 
 
 REFINE_IN_FLIGHT = 3  # refinement calls dispatched before the oldest is read
+IN_FLIGHT = 2  # sweep calls in flight per device while the oldest is absorbed
 
 
 def _refine(runner: _Runner, trackers: list[RunTracker]) -> dict:

@@ -48,7 +48,7 @@ from . import balls, exact, formats
 LIBM_ULPS = 8  # outward widening of a C-library function's result: 2 × an empirical 4-ulp bound
 START_PREC = 128  # bits: the ball tier's first precision; ×4 while a point is not settled
 PREC_CAP = 8192  # bits: its last
-EXACT_POINTS = 1 << 16  # points per call the exact tier takes, nearest zero first; the rest are unresolved
+EXACT_POINTS = 1 << 18  # points per call the exact tier takes (a whole scalar call), nearest zero first; the rest are unresolved
 MAX_EXACT_WIDTH = 64  # vector inputs longer than this are not evaluated by the exact tier (unresolved)
 
 

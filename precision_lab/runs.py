@@ -51,10 +51,17 @@ class RunTracker:
         n = len(codes)
         if n == 0:
             return np.zeros(len(CLASSES), np.int64)
-        cut = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-        starts = np.concatenate(([0], cut))
+        starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
+        return self.feed_runs(codes[starts], starts, n, first, ordinals)
+
+    def feed_runs(self, codes: np.ndarray, starts: np.ndarray, n: int, first: int,
+                  ordinals: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """`feed` for a stretch of n points given as its runs: each run's class and
+        position of its first point (the first at 0, increasing)."""
+        starts = np.asarray(starts, np.int64)
+        cut = starts[1:]
         ends = np.concatenate((cut - 1, [n - 1]))
-        per_class = np.bincount(codes[starts], weights=ends - starts + 1, minlength=len(CLASSES))
+        per_class = np.bincount(codes, weights=ends - starts + 1, minlength=len(CLASSES))
         o_start, o_end = ordinals(first + starts), ordinals(first + ends)
         o_prev, o_next = ordinals(first + starts[1:] - 1), ordinals(first + ends[:-1] + 1)
         run = Run(int(codes[0]), int(o_start[0]), int(o_end[0]), self.last, None)
@@ -71,8 +78,8 @@ class RunTracker:
         else:
             self._finish([run])
             mid = slice(1, len(starts) - 1)
-            self._finish_many(codes[starts[mid]], o_start[mid], o_end[mid], o_prev[:-1], o_next[1:])
-            self.pending = Run(int(codes[starts[-1]]), int(o_start[-1]), int(o_end[-1]), int(o_prev[-1]), None)
+            self._finish_many(codes[mid], o_start[mid], o_end[mid], o_prev[:-1], o_next[1:])
+            self.pending = Run(int(codes[-1]), int(o_start[-1]), int(o_end[-1]), int(o_prev[-1]), None)
         self.last = int(o_end[-1])
         return per_class.astype(np.int64)
 

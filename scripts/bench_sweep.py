@@ -2,7 +2,9 @@
 
 * engine: the full sweep (``precision_lab.sweep``) of every form of the case's family;
 * floor:  the same batches, all forms and their references in one jitted program that
-          returns one scalar per batch, nothing else;
+          returns one scalar per batch, nothing else (XLA shares work across forms);
+* per-form floor: the same, with each form's kernel in a program of its own (as the
+          engine must run it, so that no row depends on what else is swept);
 * numpy:  scripts/numpy_sweep.py, the same kernels, reference and classification in NumPy.
 
 Each figure is the median of `--repeats` rounds after one warm-up (compilation is not
@@ -11,6 +13,8 @@ counted); a round runs the engine, the floor and NumPy once each, in turn. `--js
     python scripts/bench_sweep.py                 # float32, 2**24 points per row
     python scripts/bench_sweep.py --points 1048576 --repeats 3 --json
     python scripts/bench_sweep.py --check         # a user's loss of ~30 operations, checked cold
+    python scripts/bench_sweep.py --exhaustive    # every float32 value, sigmoid family, y = 0 and 1
+    python scripts/bench_sweep.py --exhaustive --sample 268435456   # 2**28 values, extrapolated
 
 `--check` times `precision-lab check scripts/bench_losses.py:smoothed_focal` (value
 and gradient; float16 and bfloat16 exhaustive, float32 and float64 sampled; targets
@@ -95,6 +99,41 @@ def floor_runner(case, axis):
     return run
 
 
+def per_form_floor_runner(case, axis):
+    """The same batches with each form's kernel jitted alone (the program its user
+    compiles, and the engine runs) and the references in one program, each returning
+    one scalar per batch: the least work a sweep that keeps one program per form can
+    do (the fused floor above shares work, e.g. one exp, across forms)."""
+    fam, target = _family_and_target(case)
+    fmt = axis.fmt
+    y64 = float(fmt.cast(target).astype(np.float64))
+    label = fam.label(target, fmt)
+    size = engine.batch_size(fam)
+    refs = engine.distinct_references(fam.forms)[0]
+
+    @jax.jit
+    def inputs(start):
+        ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
+        return ords, fam.inputs(formats.from_ordinal(ords, fmt, jnp), fam.case(target))
+
+    kernels = [jax.jit(lambda x, f=f: jnp.sum(jax.vmap(f.kernel, (0, None))(x, label).astype(jnp.float32)))
+               for f in fam.forms]
+
+    @jax.jit
+    def references(ords):
+        base = fam.device_base(formats.ordinal_to_float64(ords, fmt, jnp), y64)
+        return sum(jnp.sum(e) + jnp.sum(s) for e, s in (r(base) for r in refs))
+
+    def run():
+        sums = []
+        for s in range(0, len(axis), size):
+            ords, x = inputs(s)
+            sums += [k(x) for k in kernels] + [references(ords)]
+        jax.block_until_ready(sums)
+
+    return run
+
+
 def numpy_runner(case, axis):
     fam, _ = _family_and_target(case)
     size = engine.batch_size(fam)
@@ -122,7 +161,8 @@ def bench(case, points: int, repeats: int) -> dict:
     def engine_run():
         pl.sweep(case["family"], dtypes=[case["dtype"]], points=points, **kw)
 
-    times = median_times({"engine": engine_run, "floor": floor_runner(case, axis), "numpy": numpy_runner(case, axis)},
+    times = median_times({"engine": engine_run, "floor": floor_runner(case, axis),
+                          "floor_per_form": per_form_floor_runner(case, axis), "numpy": numpy_runner(case, axis)},
                          repeats)
     rate = {name: n / t for name, t in times.items()}
     return {
@@ -130,8 +170,43 @@ def bench(case, points: int, repeats: int) -> dict:
         "points": n,
         "points_per_s": rate,
         "engine_over_floor": rate["engine"] / rate["floor"],
+        "engine_over_per_form_floor": rate["engine"] / rate["floor_per_form"],
         "engine_over_numpy": rate["engine"] / rate["numpy"],
     }
+
+
+def exhaustive_case(sample: int | None) -> dict:
+    """The whole sigmoid family, targets 0 and 1, every float32 value (`--exhaustive`),
+    through the API as the command runs it, after one small warm-up sweep (compilation
+    is not counted). With `sample`, only that many values are swept: 16 equal slices
+    spread evenly over the lattice (so the mix of uniform and class-changing calls is
+    the whole axis's), and the time is extrapolated to 2**32 values, said as such.
+    Peak memory is the process's maximum resident set."""
+    import resource
+
+    fmt = formats.get("float32")
+    pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True, value_range=(0.5, 0.6))
+    total = fmt.lattice_size
+    t0 = time.perf_counter()
+    if sample is None:
+        pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True)
+        swept = total
+    else:
+        swept, width = 0, sample // 16
+        for k in range(16):
+            lo = -fmt.max_ordinal + (2 * fmt.max_ordinal - width) * k // 15
+            lo_v, hi_v = (float(formats.from_ordinal(np.int64(o), fmt)) for o in (lo, lo + width - 1))
+            swept += pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True,
+                              value_range=(lo_v, hi_v)).rows[0]["points"]
+    seconds = time.perf_counter() - t0
+    whole = seconds * total / swept
+    return {"name": "sigmoid family, float32 exhaustive, y=0,1", "forms": len(pl.FAMILIES["sigmoid"].forms),
+            "points_swept_per_target": swept, "seconds": round(seconds, 1),
+            "exhaustive_float32_s": round(whole, 1),
+            "exhaustive_float32_method": "measured" if sample is None else
+            f"extrapolated from {swept} values per target (16 slices spread over the lattice)",
+            "points_per_s": round(2 * swept / seconds),
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
 
 
 def check_case() -> dict:
@@ -174,19 +249,30 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--cases", default=None, help="comma-separated case-name substrings to run (default: all)")
     ap.add_argument("--check", action="store_true", help="time the check of a user's ~30-operation loss instead")
+    ap.add_argument("--exhaustive", action="store_true",
+                    help="time the exhaustive float32 sweep of the sigmoid family (targets 0 and 1) instead")
+    ap.add_argument("--sample", type=int, default=None, metavar="N",
+                    help="with --exhaustive: sweep N values a target (16 slices) and extrapolate to 2**32")
+    ap.add_argument("--device", default=None, help="JAX backend to run on (default: JAX's default)")
     args = ap.parse_args()
+    if args.device:
+        jax.config.update("jax_platforms", args.device)
+    where = {"backend": jax.default_backend(), "device_count": len(jax.local_devices()),
+             "device_kind": jax.local_devices()[0].device_kind, "jax": jax.__version__}
     if args.check:
-        doc = check_case() | {"backend": jax.default_backend(), "jax": jax.__version__}
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(check_case() | where, indent=1))
+        return
+    if args.exhaustive:
+        print(json.dumps(exhaustive_case(args.sample) | where, indent=1))
         return
     chosen = [c for c in CASES if args.cases is None or any(p in c["name"] for p in args.cases.split(","))]
     cases = [bench(c, args.points, args.repeats) for c in chosen]
     doc = {
         "cases": cases,
         "engine_over_floor": min(c["engine_over_floor"] for c in cases),
+        "engine_over_per_form_floor": min(c["engine_over_per_form_floor"] for c in cases),
         "engine_over_numpy": min(c["engine_over_numpy"] for c in cases),
-        "backend": jax.default_backend(),
-        "jax": jax.__version__,
+        **where,
     }
     if args.json:
         print(json.dumps(doc, indent=1))
@@ -194,12 +280,14 @@ def main() -> None:
     from rich.table import Table
 
     t = Table(title=f"sweep throughput, points/s (median of {args.repeats}, {doc['backend']})")
-    for col in ("case", "points", "engine", "floor", "numpy", "engine/floor", "engine/numpy"):
+    for col in ("case", "points", "engine", "floor", "per-form floor", "numpy", "engine/floor",
+                "engine/per-form", "engine/numpy"):
         t.add_column(col, justify="right", no_wrap=col != "case")
     for c in cases:
         r = c["points_per_s"]
-        t.add_row(c["name"], str(c["points"]), f"{r['engine']:.3g}", f"{r['floor']:.3g}", f"{r['numpy']:.3g}",
-                  f"{c['engine_over_floor']:.2f}", f"{c['engine_over_numpy']:.1f}")
+        t.add_row(c["name"], str(c["points"]), f"{r['engine']:.3g}", f"{r['floor']:.3g}",
+                  f"{r['floor_per_form']:.3g}", f"{r['numpy']:.3g}", f"{c['engine_over_floor']:.2f}",
+                  f"{c['engine_over_per_form_floor']:.2f}", f"{c['engine_over_numpy']:.1f}")
     make_console().print(t)
 
 

@@ -35,7 +35,7 @@ def test_json_document(tmp_path, capsys):
     for key in ("family", "quantity", "form", "dtype", "target", "target_in_format", "axis", "points",
                 "exhaustive", "counts", "max_ulp", "onset", "intervals", "profile", "mode", "floor", "batch"):
         assert key in row
-    assert (row["mode"], row["floor"], row["batch"]) == ("jit", "condition", 65536)
+    assert (row["mode"], row["floor"], row["batch"]) == ("jit", "condition", 262144)
     assert (row["family"], row["quantity"], row["dtype"], row["axis"]) == ("sigmoid", "grad", "float16", "z")
     assert row["onset"]["nan"] == {"neg": -11.09375, "pos": 7.625, "method": {"neg": "exhaustive", "pos": "exhaustive"}}
     assert set(row["onset"]) == {"nan", "inf", "zero", "inaccurate"}
@@ -72,7 +72,7 @@ def test_fail_on_exits_one(capsys):
         (["sweep", "--json", "/nonexistent-dir/x.json"], "its folder does not exist or is not writable"),
         (["sweep", "--seed", "-3"], "`seed` must be a non-negative integer, got -3"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "Give a command: sweep, check, explain, list or figures (see precision-lab --help)."),
+        ([], "Give a command: sweep, check, explain, diff, list or figures (see precision-lab --help)."),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_two(argv, message, capsys):

@@ -183,3 +183,22 @@ def test_diff_reports_exactly_the_known_differences(tmp_path, capsys):
     path_b.write_text("{}")
     assert cli.main(["diff", str(path_a), str(path_b)]) == 2
     assert "is not a precision-lab result" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("max_changes", [256, 3])
+def test_run_summaries_on_the_device_give_the_rows_the_host_decodes(monkeypatch, max_changes):
+    """On accelerators the classification program also counts classes and lists where
+    each form's class changes, so the host reads no keys; forced on here (CPU), the
+    rows are those of the host's own decoding, also when a form changes class more
+    often than the device lists (3: most changing calls then fall back to the keys)."""
+    from precision_lab import engine
+
+    args = dict(dtypes=["bfloat16", "float32"], targets=[0.0, 1.0], forms=FORMS, points=1 << 18)
+    host = _rows(pl.sweep("sigmoid", **args))
+    monkeypatch.setattr(engine, "DEVICE_RUNS", True)
+    monkeypatch.setattr(engine, "MAX_CHANGES", max_changes)
+    engine.classify_program.cache_clear()
+    try:
+        assert _rows(pl.sweep("sigmoid", **args)) == host
+    finally:
+        engine.classify_program.cache_clear()
