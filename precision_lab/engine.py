@@ -247,10 +247,17 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
             return jnp.stack([_pack(*per_point(*classify_terms(out, *_split(refs[r][0]), fmt, jnp, tolerance),
                                                tuple(range(1, out.ndim)))) for out, r in zip(outs, ref_of)])
 
-        # into a buffer of its own: XLA would otherwise fuse (and so repeat) the
-        # classification into both reductions below
-        keys = _materialise(point_keys, (outs, refs), valid_n >= 0, platform)
         blocks = (len(ref_of), size // block, block)
+        if device_runs:
+            # into a buffer of its own, which the run summary reads too: XLA would
+            # otherwise fuse (and so repeat) the classification into every consumer
+            keys = _materialise(point_keys, (outs, refs), valid_n >= 0, platform)
+        else:
+            # fused into each reduction, and so computed twice: cheaper on the CPU than
+            # writing and reading back 4 bytes a point and form (13.9 ms against 5.6 ms
+            # for the sigmoid family's 14 forms at 2**18 points); the host asks
+            # `keys_program` for the keys of the forms whose class changes
+            keys = point_keys((outs, refs))
         # as float32 the keys are positive normal numbers ordered by level, then error:
         # float32 maxima and minima (XLA's fastest reductions on the CPU) per block give
         # its worst level, whether it is all one level, and then its largest error
@@ -268,7 +275,19 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         else:  # where a block is one level; the host fills in the others from the keys
             err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)
         found = runs(keys, valid_n) if device_runs else ()
-        return (keys, err, _level_class(level).astype(jnp.int8), mixed, lost, kappa) + found
+        return (keys if device_runs else None, err, _level_class(level).astype(jnp.int8), mixed, lost, kappa) + found
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def keys_program(fmt: formats.Format, tolerance: float, ref_of: tuple) -> Callable:
+    """The per-point keys of `classify_program` for some forms (results `outs`, each
+    against reference ref_of[i]): for the forms whose class changes in a call."""
+
+    def run(outs, refs):
+        return jnp.stack([_pack(*per_point(*classify_terms(out, *_split(refs[r][0]), fmt, jnp, tolerance),
+                                           tuple(range(1, out.ndim)))) for out, r in zip(outs, ref_of)])
 
     return jax.jit(run)
 
@@ -424,7 +443,15 @@ class _Runner:
         x = self.inputs(o)
         terms = self._terms(o, host, x, device)
         label = self.labels[device]
-        return self.classify(tuple(kernel(x, label) for kernel in self.kernels), terms, n)
+        outs = tuple(kernel(x, label) for kernel in self.kernels)
+        return self.classify(outs, terms, n), (outs, terms)
+
+    def keys(self, given, forms: np.ndarray) -> np.ndarray:
+        """The per-point keys (uint32 bits) of `forms` (indices) in a call (its second
+        result, `given`)."""
+        outs, terms = given
+        program = keys_program(self.fmt, float(self.tolerance), tuple(self.ref_of[i] for i in forms))
+        return np.asarray(program(tuple(outs[i] for i in forms), terms)).view(np.uint32)
 
     def dispatch(self, ords: np.ndarray, forms: Sequence[int] | None = None):
         """Start classifying arbitrary ordinals, at most `refine` of them, for the forms
@@ -479,7 +506,8 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     size = runner.size
     block = min(BLOCK, size)
 
-    def absorb(start, res):
+    def absorb(start, call):
+        res, given = call
         m = min(size, n - start)
         keys = res[0]
         berr = np.array(res[1])  # writable: the host fills in blocks of the forms whose keys it reads
@@ -497,11 +525,11 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
             listed[changing] = n_changes[changing] <= MAX_CHANGES
         read = changing[~listed[changing]]
         if len(read):
-            level = _levels(np.asarray(keys).view(np.uint32)[read, :m])
+            bits = (np.asarray(keys).view(np.uint32)[read] if keys is not None else runner.keys(given, read))[:, :m]
+            level = _levels(bits)
             code = dict(zip(read, _level_class(level)))
             zsub[read] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
-            err = np.where(level <= LEVEL_MEASURED, _error(np.asarray(keys).view(np.uint32)[read, :m], np),
-                           np.float32(-1))
+            err = np.where(level <= LEVEL_MEASURED, _error(bits, np), np.float32(-1))
             nb = -(-m // block)
             if nb * block > m:
                 err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)

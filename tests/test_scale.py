@@ -4,6 +4,7 @@ rows, several devices giving the rows of one, and `diff` between two results."""
 import copy
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def test_exhaustive_refuses_float64():
         pl.sweep("sigmoid", dtypes=["float64"], exhaustive=True)
 
 
-SAMPLED = dict(family="sigmoid", dtypes=["bfloat16", "float32"], targets=[0.0, 1.0], forms=FORMS, points=1 << 18)
+SAMPLED = dict(family="sigmoid", dtypes=["bfloat16", "float32"], targets=[0.0, 1.0], forms=FORMS, points=1 << 20)
 
 
 def _rows(result):
@@ -63,14 +64,15 @@ def _rows(result):
 
 
 def test_a_checkpointed_sweep_interrupted_anywhere_resumes_to_the_uninterrupted_rows(tmp_path, monkeypatch):
-    """Saving after every call, an interrupt after save n (n = 1: a finished pass;
-    4, 7: inside a sampled float32 pass, whose 2**18 points take 4 calls; 9: inside
-    the last pass), then a rerun with the same file, gives the rows of a sweep that
-    was never interrupted, and the file is gone at the end."""
+    """Saving after every absorbed call, an interrupt after save n (n = 1: a finished
+    pass; 3, 6, 7: inside a sampled float32 pass, whose 2**20 points take 4 calls, two
+    of them absorbed while later ones are in flight), then a rerun with the same file,
+    gives the rows of a sweep that was never interrupted, and the file is gone at the
+    end."""
     whole = _rows(pl.sweep(**SAMPLED))
     monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0.0)
     write = checkpoints.Checkpoint._write
-    for stop_after in (1, 4, 7, 9):
+    for stop_after in (1, 3, 6, 7):
         path = tmp_path / f"state-{stop_after}.pkl"
         writes = [0]
 
@@ -84,6 +86,8 @@ def test_a_checkpointed_sweep_interrupted_anywhere_resumes_to_the_uninterrupted_
         with pytest.raises(KeyboardInterrupt):
             pl.sweep(**SAMPLED, checkpoint=str(path))
         assert path.exists()
+        saved = pickle.loads(path.read_bytes())
+        assert (saved["partial"] is not None) == (stop_after != 1)  # inside a pass, or between two
         monkeypatch.setattr(checkpoints.Checkpoint, "_write", write)
         assert _rows(pl.sweep(**SAMPLED, checkpoint=str(path))) == whole, stop_after
         assert not path.exists()
