@@ -214,6 +214,8 @@ def sweep(
     meta = run_meta(names, tolerance, seed, dev, argv, len(devs))
     meta.update(mode=mode, floor=floor)
     saved = None
+    if checkpoint is not None and jax.process_count() > 1:
+        raise InputError("`checkpoint` works in one process; leave it out of a distributed sweep.")
     if checkpoint is not None:
         saved = checkpoints.Checkpoint(checkpoint, fingerprint(
             "sweep", dev, family=family, dtypes=list(dtypes), targets=list(targets), forms=forms, points=points,

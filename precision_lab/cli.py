@@ -128,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "continues where it stopped (the file is removed when the sweep ends)")
     s.add_argument("--devices", type=_positive_int, default=None, metavar="N",
                    help="spread the calls over the first N devices of the backend (default: all of them)")
+    s.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="several hosts: the address of process 0, for jax.distributed (with --num-processes and "
+                        "--process-id); each process sweeps its share and process 0 writes the result")
+    s.add_argument("--num-processes", type=_positive_int, default=None, metavar="N",
+                   help="several hosts: the number of processes of the job")
+    s.add_argument("--process-id", type=int, default=None, metavar="I", help="several hosts: this process's index")
+    s.add_argument("--distributed", action="store_true",
+                   help="several hosts, found by JAX itself (Cloud TPU, SLURM, ...): jax.distributed.initialize()")
     s.add_argument("--scan-onsets", action="store_true",
                    help="evaluate every value between zero and each onset a sampled row found, making it exact "
                         "(float32 only: up to 2^31 values a side, minutes per row)")
@@ -340,6 +348,14 @@ def _sweep(args, argv) -> int:
         return strict_child(argv)  # XLA reads its flags once, when the process starts
     if args.compare_modes and args.mode != "jit":
         raise UsageError("--compare-modes compares every mode; leave --mode out.")
+    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
+        if args.checkpoint:
+            raise UsageError("--checkpoint works in one process; leave it out of a distributed sweep.")
+        from . import distributed
+
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        if distributed.processes()[0] > 0:  # process 0 writes and prints
+            args.json, args.quiet = None, True
     quiet_stdout = args.json == "-"
     kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,

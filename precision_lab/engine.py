@@ -491,19 +491,25 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     outcome is the same on any number of devices. `save(state)` is called after each
     absorbed call with a function that returns the sweep's state so far; given back
     as `resume`, the sweep continues from there to the same outcome."""
+    from . import distributed
+
     fmt = axis.fmt
     devices = list(device) if isinstance(device, (list, tuple)) else [device]
     runner = _Runner(family, forms, axis, target, tolerance, devices, mode, floor)
     nf, n = len(forms), len(axis)
+    size = runner.size
+    process, processes = distributed.processes()
     if resume is None:
         resume = {"next": 0, "counts": np.zeros((nf, len(CLASSES)), np.int64), "zsub": np.zeros(nf, np.int64),
                   "max_ulp": np.full(nf, -1.0), "pcode": np.full((nf, bins), -1, np.int64),
                   "perr": np.full((nf, bins), -1.0), "pkap": np.zeros((nf, bins)),
-                  "trackers": [RunTracker() for _ in forms]}
+                  "trackers": [RunTracker(hold_first=process > 0) for _ in forms]}
+    calls = range(resume["next"], n, size)
+    if processes > 1:  # this process's share; the others' are gathered below
+        calls = distributed.share(calls, process, processes)
     counts, zsub, max_ulp, pcode, perr, pkap, trackers = (resume[k] for k in (
         "counts", "zsub", "max_ulp", "pcode", "perr", "pkap", "trackers"))
 
-    size = runner.size
     block = min(BLOCK, size)
 
     def absorb(start, call):
@@ -562,7 +568,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
 
     # one call in flight per device beyond the one being absorbed
     pending = collections.deque()
-    for j, start in enumerate(range(resume["next"], n, size)):
+    for j, start in enumerate(calls):
         pending.append((start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])))
         if len(pending) > IN_FLIGHT * len(devices):
             absorb(*pending.popleft())
@@ -571,6 +577,9 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
                 save(state)
     while pending:
         absorb(*pending.popleft())
+    if processes > 1:
+        counts, zsub, max_ulp, pcode, perr, pkap, trackers = _joined(distributed.allgather(
+            (counts, zsub, max_ulp, pcode, perr, pkap, trackers)))
     for t in trackers:
         t.close()
     refined = {} if axis.exhaustive else _refine(runner, trackers)
@@ -587,6 +596,17 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     before_zero = int(axis.ordinals(np.array([axis.zero_index - 1]))[0]) if axis.zero_index > 0 else None
     return Outcome(fmt, tuple(forms), target, runner.target_in_format, n, axis.exhaustive, counts,
                    zsub, max_ulp, pcode, perr, pkap, plo, phi, trackers, refined, before_zero)
+
+
+def _joined(shares: list) -> tuple:
+    """The state of a whole axis from its consecutive shares' states."""
+    counts, zsub, max_ulp, pcode, perr, pkap, trackers = shares[0]
+    for c, z, u, pc, pe, pk, ts in shares[1:]:
+        counts, zsub = counts + c, zsub + z
+        max_ulp, pcode, perr, pkap = (np.maximum(a, b) for a, b in ((max_ulp, u), (pcode, pc), (perr, pe), (pkap, pk)))
+        for t, other in zip(trackers, ts):
+            t.append(other)
+    return counts, zsub, max_ulp, pcode, perr, pkap, trackers
 
 
 def boundaries(trackers: list[RunTracker]) -> set[tuple[int, int, int, int]]:

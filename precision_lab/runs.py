@@ -32,8 +32,17 @@ class Run:
 
 
 class RunTracker:
-    def __init__(self, listed: int = MAX_LISTED):
+    """Runs of one form's classes along a stretch of the sequence.
+
+    With `hold_first`, the first run is kept apart (`head`) rather than counted: the
+    stretch is one share of a longer sequence, and that run may continue the previous
+    share's last; `append` joins consecutive shares into the tracker of the whole.
+    """
+
+    def __init__(self, listed: int = MAX_LISTED, hold_first: bool = False):
         self.listed = listed
+        self.hold_first = hold_first
+        self.head: Run | None = None
         self.pending: Run | None = None
         self.last: int | None = None
         self.count = {CODE[c]: 0 for c in TRACKED}
@@ -120,7 +129,36 @@ class RunTracker:
             self._absorb(runs, count=False)
 
     def _finish(self, runs: list[Run]) -> None:
+        if self.hold_first and self.head is None and runs:
+            self.head, runs = runs[0], runs[1:]
         self._absorb([r for r in runs if r.code > 0], count=True)
+
+    def append(self, other: RunTracker) -> None:
+        """Take `other`, the tracker (with `hold_first`) of the stretch that follows
+        this one's, as if this tracker had been fed that stretch too."""
+        first = other.head if other.head is not None else other.pending
+        if first is None:
+            return
+        first = dataclasses.replace(first, prev=self.last)
+        if self.pending is not None and self.pending.code == first.code:
+            first.start, first.prev = self.pending.start, self.pending.prev
+        elif self.pending is not None:
+            self.pending.next = first.start
+            self._finish([self.pending])
+        if other.head is None:  # the other stretch is one run: it stays open
+            self.pending, self.last = first, other.last
+            return
+        self._finish([first])
+        for k in other.count:
+            self.count[k] += other.count[k]
+            self.sides[k] = [a + b for a, b in zip(self.sides[k], other.sides[k])]
+            self.widest[k].extend(other.widest[k])
+            self._trim(k)
+            if k in other.neg:
+                self.neg[k] = other.neg[k]
+            if k not in self.pos and k in other.pos:
+                self.pos[k] = other.pos[k]
+        self.pending, self.last = other.pending, other.last
 
     def _absorb(self, runs: list[Run], count: bool) -> None:
         for r in runs:
@@ -138,8 +176,11 @@ class RunTracker:
                 self.pos[r.code] = r
 
     def _trim(self, code: int) -> None:
+        """Keep the `listed` widest runs, the first of equal width first: a total
+        order, so the runs kept do not depend on when runs were trimmed (or on how
+        the sequence was split into shares)."""
         w = self.widest[code]
-        w.sort(key=lambda r: float(r.end) - float(r.start), reverse=True)
+        w.sort(key=lambda r: (float(r.start) - float(r.end), r.start))
         del w[self.listed:]
 
     def listed_runs(self, code: int) -> list[Run]:

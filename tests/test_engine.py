@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import precision_lab as pl
 from precision_lab import engine, formats, sampling
@@ -142,3 +143,33 @@ def test_accelerator_program_gives_the_cpu_results(monkeypatch):
         assert (a["form"], a["dtype"], a["target"]) == (b["form"], b["dtype"], b["target"])
         for key in ("points", "counts", "max_ulp", "onset", "intervals", "profile"):
             assert a[key] == b[key], (a["form"], a["dtype"], a["target"], key)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=300), st.lists(st.integers(1, 299), max_size=5),
+       st.integers(1, 3))
+def test_trackers_of_consecutive_shares_append_to_the_tracker_of_the_whole(codes, cuts, listed):
+    """Each process of a multi-host sweep tracks its share of the axis (holding its
+    first run apart); appending the shares in order gives exactly the tracker that
+    saw the whole sequence: counts, sides, listed runs (ties broken by position),
+    onsets' runs and the open run."""
+    codes = np.array(codes, np.int8)
+    ords = np.arange(len(codes)) * 3 - 100  # ordinals with gaps, across zero
+
+    def tracked(lo, hi, hold):
+        t = RunTracker(listed, hold_first=hold)
+        if hi > lo:
+            t.feed(codes[lo:hi], lo, lambda i: ords[i])
+        return t
+
+    whole = tracked(0, len(codes), False)
+    bounds = [0, *sorted({c for c in cuts if c < len(codes)}), len(codes)]
+    merged = tracked(bounds[0], bounds[1], False)
+    for lo, hi in zip(bounds[1:-1], bounds[2:]):
+        merged.append(tracked(lo, hi, True))
+    for t in (whole, merged):
+        t.close()
+    assert merged.count == whole.count and merged.sides == whole.sides
+    for k in whole.count:
+        assert merged.listed_runs(k) == whole.listed_runs(k)
+    assert merged.neg == whole.neg and merged.pos == whole.pos and merged.last == whole.last

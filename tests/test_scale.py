@@ -206,3 +206,29 @@ def test_run_summaries_on_the_device_give_the_rows_the_host_decodes(monkeypatch,
         assert _rows(pl.sweep("sigmoid", **args)) == host
     finally:
         engine.classify_program.cache_clear()
+
+
+def test_two_processes_of_a_distributed_sweep_give_the_rows_of_one(tmp_path):
+    """Two local processes joined by jax.distributed (Gloo collectives on the CPU),
+    each sweeping half of every axis's calls: process 0's JSON has the rows of a
+    single-process sweep, row for row (refined boundaries included), and process 1
+    writes nothing."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    argv = ["sweep", "--family", "sigmoid", "--forms", ",".join(FORMS), "--dtypes", "bfloat16,float32",
+            "--points", str(1 << 20), "--quiet"]
+    outs = [tmp_path / f"p{i}.json" for i in (0, 1)]
+    procs = [subprocess.Popen([sys.executable, "-m", "precision_lab", *argv, "--json", str(outs[i]),
+                               "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
+                              cwd=ROOT, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    one = tmp_path / "one.json"
+    assert cli.main(argv + ["--json", str(one)]) == 0
+    a = json.loads(outs[0].read_text())
+    assert not outs[1].exists() and a["meta"]["process_count"] == 2
+    assert a["rows"] == json.loads(one.read_text())["rows"]
