@@ -28,6 +28,7 @@ blocks of 16384 elements to stay in cache (sigmoid_parts: ~0.75 s per 10**6).
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from math import factorial
 
@@ -55,27 +56,61 @@ def _dd_const(q: Fraction) -> tuple[float, float]:
 _C = [_dd_const(Fraction(1, factorial(j))) for j in range(9)]  # 1/j! as DD
 
 
+class NumpyOps:
+    """The array operations of the kernels below, on the host. `ddj` supplies the same
+    under JAX (on a device), where XLA contracts a product and a sum into an FMA and
+    simplifies (1 + t) − 1 to t: `opaque` hides a sum or product of an error-free
+    transformation from both, so that its error term is computed as written."""
+
+    where, abs, rint, ldexp = staticmethod(np.where), staticmethod(np.abs), staticmethod(np.rint), staticmethod(np.ldexp)
+    clip, isnan, isfinite = staticmethod(np.clip), staticmethod(np.isnan), staticmethod(np.isfinite)
+    log1p, zeros_like, inf = staticmethod(np.log1p), staticmethod(np.zeros_like), np.inf
+    frexp, maximum = staticmethod(np.frexp), staticmethod(np.maximum)
+
+    @staticmethod
+    def to_int(k):
+        return k.astype(np.int64)
+
+    @staticmethod
+    def opaque(x):
+        return x
+
+
+_o = NumpyOps  # the operations the kernels use: the host's, or JAX's while `ddj` traces them
+
+
+@contextlib.contextmanager
+def using(ops):
+    """Run the kernels below with other array operations (`ddj` traces them under JAX)."""
+    global _o
+    saved, _o = _o, ops
+    try:
+        yield
+    finally:
+        _o = saved
+
+
 # ---- error-free transformations (on raw float64 arrays) ----------------------
 def _two_sum(a, b):
-    s = a + b
+    s = _o.opaque(a + b)  # on a device, kept from being simplified away: (a + b) − a is not b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
 
 
 def _fast_two_sum(a, b):  # needs |a| >= |b| or a == 0
-    s = a + b
+    s = _o.opaque(a + b)
     return s, b - (s - a)
 
 
 def _split(a):
-    t = _SPLITTER * a
+    t = _o.opaque(_SPLITTER * a)  # kept apart from the subtractions below: an FMA there breaks the split
     hi = t - (t - a)
     return hi, a - hi
 
 
 def _two_prod(a, b):
     """p + e == a*b exactly, for |a|, |b|, |a*b| below ~2**995 (no scaling)."""
-    p = a * b
+    p = _o.opaque(a * b)
     ah, al = _split(a)
     bh, bl = _split(b)
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
@@ -114,7 +149,7 @@ def _div(ah, al, bh, bl):
 # ---- exp / expm1 ---------------------------------------------------------------
 def _reduce(xh, xl):
     """x -> (k, r) with x = k*ln2 + r, |r| <~ ln2/2; x must be clipped to +-1100."""
-    k = np.rint(xh * _INV_LN2)
+    k = _o.rint(xh * _INV_LN2)
     s, e = _two_sum(xh - k * _LN2_1, xl)  # xh - k*L1 is exact (Sterbenz)
     p, pe = _two_prod(k, _LN2_2)
     s, f = _two_sum(s, -p)
@@ -142,36 +177,36 @@ def _expm1(yh, yl):
     k, rh, rl = _reduce(yh, yl)
     th, tl = _expm1_reduced(rh, rl)
     h, l = _fast_two_sum(1.0, th)
-    ki = k.astype(np.int64)
-    h, l = _add(np.ldexp(h, ki), np.ldexp(l + tl, ki), -1.0, 0.0)
-    return np.where(k == 0, th, h), np.where(k == 0, tl, l)
+    ki = _o.to_int(k)
+    h, l = _add(_o.ldexp(h, ki), _o.ldexp(l + tl, ki), -1.0, 0.0)
+    return _o.where(k == 0, th, h), _o.where(k == 0, tl, l)
 
 
 def _exp_scaled(xh, xl):
     """exp(x) = (h + l) * 2**k with h + l in [0.7, 1.42] (x clipped; nan -> 0)."""
-    xc = np.clip(xh, -760.0, 720.0)
-    xl = np.where(xc == xh, xl, 0.0)
-    k, rh, rl = _reduce(np.where(np.isnan(xc), 0.0, xc), xl)
+    xc = _o.clip(xh, -760.0, 720.0)
+    xl = _o.where(xc == xh, xl, 0.0)
+    k, rh, rl = _reduce(_o.where(_o.isnan(xc), 0.0, xc), xl)
     th, tl = _expm1_reduced(rh, rl)
     h, l = _fast_two_sum(1.0, th)
     h, l = _fast_two_sum(h, l + tl)
-    return h, l, k.astype(np.int64)
+    return h, l, _o.to_int(k)
 
 
 def _ldexp_dd(h, l, k):
     """(h + l) * 2**k rounded once: hi is the correctly rounded float64 (also when
     subnormal), lo what remains, rounded to a multiple of 2**-1074."""
-    hi = np.ldexp(h, k)
-    lo = np.ldexp((h - np.ldexp(hi, -k)) + l, k)  # h - hi/2**k is exact
-    lo = np.where(np.isfinite(hi), lo, 0.0)
+    hi = _o.ldexp(h, k)
+    lo = _o.ldexp((h - _o.ldexp(hi, -k)) + l, k)  # h - hi/2**k is exact
+    lo = _o.where(_o.isfinite(hi), lo, 0.0)
     sh, sl = _fast_two_sum(hi, lo)  # exact where hi is subnormal: folds lo in
-    sub = np.abs(hi) < 2.0**-1022
-    return np.where(sub, sh, hi), np.where(sub, sl, lo)
+    sub = _o.abs(hi) < 2.0**-1022
+    return _o.where(sub, sh, hi), _o.where(sub, sl, lo)
 
 
 def _exp_raw(xh, xl):
     hi, lo = _ldexp_dd(*_exp_scaled(xh, xl))
-    return np.where(np.isnan(xh), xh, hi), lo
+    return _o.where(_o.isnan(xh), xh, hi), lo
 
 
 def exp(x) -> DD:
@@ -180,18 +215,18 @@ def exp(x) -> DD:
 
 
 def _log1p_raw(xh, xl):
-    y0 = np.log1p(xh)
-    tiny = np.abs(xh) < 2.0**-60
-    newton = np.isfinite(y0) & ~tiny & (xh < 2.0**1000)
-    y0c = np.where(newton, y0, 0.0)
+    y0 = _o.log1p(xh)
+    tiny = _o.abs(xh) < 2.0**-60
+    newton = _o.isfinite(y0) & ~tiny & (xh < 2.0**1000)
+    y0c = _o.where(newton, y0, 0.0)
     th, tl = _expm1(y0c, 0.0)  # y <- y0 + (x - expm1(y0)) / (1 + expm1(y0))
     d = _add(xh, xl, -th, -tl)[0]
     yh, yl = _two_sum(y0c, d / (1.0 + th))
     # tiny x: log1p(x) = x - x**2/2 + O(x**3), exact to 2**-120 relative
     sh, sl = _two_sum(xh, -0.5 * xh * xh)
     sh, sl = _fast_two_sum(sh, sl + xl)
-    hi = np.where(newton, yh, np.where(tiny, sh, y0))  # else inf/nan/huge x: y0
-    lo = np.where(newton, yl, np.where(tiny, sl, 0.0))
+    hi = _o.where(newton, yh, _o.where(tiny, sh, y0))  # else inf/nan/huge x: y0
+    lo = _o.where(newton, yl, _o.where(tiny, sl, 0.0))
     return hi, lo
 
 
@@ -201,9 +236,9 @@ def log1p(x) -> DD:
 
 
 def _sigmoid_raw(z):
-    a = np.abs(z)
-    h, l, k = _exp_scaled(-a, np.zeros_like(a))  # e = exp(-|z|) = (h + l) * 2**k
-    h = np.where(np.isnan(a), a, h)  # nan in, nan out
+    a = _o.abs(z)
+    h, l, k = _exp_scaled(-a, _o.zeros_like(a))  # e = exp(-|z|) = (h + l) * 2**k
+    h = _o.where(_o.isnan(a), a, h)  # nan in, nan out
     eh, el = _ldexp_dd(h, l, k)  # in (0, 1], or 0 when it underflows
     dh, dl = _fast_two_sum(1.0, eh)
     dh, dl = _fast_two_sum(dh, dl + el)  # 1 + e
@@ -212,14 +247,14 @@ def _sigmoid_raw(z):
     # quantisation could misround hi just above 2**-1022)
     qh, ql = _ldexp_dd(*_mul(h, l, ph, pl), k)  # e / (1 + e)
     gh, gl = _log1p_raw(eh, el)
-    sh, sl = _two_sum(h, -np.ldexp(h * h, k - 1))  # log1p(e) = e - e**2/2 for tiny e
+    sh, sl = _two_sum(h, -_o.ldexp(h * h, k - 1))  # log1p(e) = e - e**2/2 for tiny e
     sh, sl = _ldexp_dd(*_fast_two_sum(sh, sl + l), k)
-    gh, gl = np.where(k < -64, sh, gh), np.where(k < -64, sl, gl)
+    gh, gl = _o.where(k < -64, sh, gh), _o.where(k < -64, sl, gl)
     bh, bl = _two_sum(a, gh)
     bh, bl = _fast_two_sum(bh, bl + gl)  # |z| + log1p(e)
-    bh, bl = np.where(a < np.inf, bh, a), np.where(a < np.inf, bl, 0.0)
+    bh, bl = _o.where(a < _o.inf, bh, a), _o.where(a < _o.inf, bl, 0.0)
     pos = ~(z < 0)
-    return tuple(np.where(pos, u, v) for u, v in
+    return tuple(_o.where(pos, u, v) for u, v in
                  ((ph, qh), (pl, ql), (qh, ph), (ql, pl), (bh, gh), (bl, gl), (gh, bh), (gl, bl)))
 
 
@@ -328,23 +363,23 @@ class DD:
 def _finish(ok, lead, hi, lo):
     """Where not ok (a non-finite operand): float64's result ``lead``; inf gets
     lo = 0, and a zero result float64's sign."""
-    hi = np.where(ok, np.where(hi == 0, lead * 0.0, hi), lead)
-    return hi, np.where(np.isfinite(hi), lo, 0.0)
+    hi = _o.where(ok, _o.where(hi == 0, lead * 0.0, hi), lead)
+    return hi, _o.where(_o.isfinite(hi), lo, 0.0)
 
 
 def _add_raw(ah, al, bh, bl):
-    f = np.where(np.maximum(np.abs(ah), np.abs(bh)) >= 2.0**1022, 0.5, 1.0)
+    f = _o.where(_o.maximum(_o.abs(ah), _o.abs(bh)) >= 2.0**1022, 0.5, 1.0)
     hi, lo = _add(ah * f, al * f, bh * f, bl * f)
-    return _finish(np.isfinite(ah) & np.isfinite(bh), ah + bh, hi / f, lo / f)
+    return _finish(_o.isfinite(ah) & _o.isfinite(bh), ah + bh, hi / f, lo / f)
 
 
 def _mul_raw(ah, al, bh, bl):
-    (ma, ea), (mb, eb) = np.frexp(ah), np.frexp(bh)
-    hi, lo = _ldexp_dd(*_mul(ma, np.ldexp(al, -ea), mb, np.ldexp(bl, -eb)), ea + eb)
-    return _finish(np.isfinite(ah) & np.isfinite(bh), ah * bh, hi, lo)
+    (ma, ea), (mb, eb) = _o.frexp(ah), _o.frexp(bh)
+    hi, lo = _ldexp_dd(*_mul(ma, _o.ldexp(al, -ea), mb, _o.ldexp(bl, -eb)), ea + eb)
+    return _finish(_o.isfinite(ah) & _o.isfinite(bh), ah * bh, hi, lo)
 
 
 def _div_raw(ah, al, bh, bl):
-    (ma, ea), (mb, eb) = np.frexp(ah), np.frexp(bh)
-    hi, lo = _ldexp_dd(*_div(ma, np.ldexp(al, -ea), mb, np.ldexp(bl, -eb)), ea - eb)
-    return _finish(np.isfinite(ah) & np.isfinite(bh) & (bh != 0), ah / bh, hi, lo)
+    (ma, ea), (mb, eb) = _o.frexp(ah), _o.frexp(bh)
+    hi, lo = _ldexp_dd(*_div(ma, _o.ldexp(al, -ea), mb, _o.ldexp(bl, -eb)), ea - eb)
+    return _finish(_o.isfinite(ah) & _o.isfinite(bh) & (bh != 0), ah / bh, hi, lo)

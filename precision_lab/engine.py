@@ -184,6 +184,54 @@ def reference_program(family: Family, fmt: formats.Format, floor: str) -> Callab
 
 
 @functools.lru_cache(maxsize=None)
+def dd_reference_program(family: Family, fmt: formats.Format) -> Callable:
+    """Every reference of the family in double-double on the device (see `ddj`), at
+    float64 ordinals: (hi, lo) of each one's exact value and sensitivity. The host
+    keeps hi where `ddj` says the device's value is the correctly rounded one."""
+    from . import dd, ddj
+
+    refs = distinct_references(family.forms + family.factors)[0]
+
+    def run(ords, target64, zero):
+        with dd.using(ddj.JaxOps(zero)):
+            base = family.device_dd_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
+            return [tuple((v.hi, v.lo) for v in reference(base)) for reference in refs]
+
+    return jax.jit(run)
+
+
+def device_float64_references(family: Family, forms: Sequence[Form], fmt: formats.Format, ords: np.ndarray,
+                              target64: float, device) -> list:
+    """(exact, sensitivity) of each distinct reference of `forms` at float64 ordinals,
+    as `host_reference` gives them (bit for bit): double-double on the device, and on
+    the host (double-double and mpmath) at the points the device must not keep."""
+    from . import ddj
+
+    every = distinct_references(family.forms + family.factors)[0]
+    mine = distinct_references(forms)[0]
+    ords = np.asarray(ords, np.int64)
+    n = len(ords)
+    # two compiled shapes: a call's (the family's batch), and a small one for refinement
+    size = batch_size(family) if n > REFINE_DD_POINTS else min(REFINE_DD_POINTS, batch_size(family))
+    padded = np.concatenate((ords, np.full(size - n, ords[-1], np.int64)))
+    found = jax.device_get(dd_reference_program(family, fmt)(jax.device_put(padded, device), target64,
+                                                              jax.device_put(np.int64(0), device)))
+    found = jax.tree.map(lambda a: a[:n], found)
+    x64 = formats.from_ordinal(ords, fmt).astype(np.float64)
+    host = ~ddj.on_device(x64, family.untrusted(x64, target64))
+    out = []
+    for reference in mine:
+        (eh, el), (sh, sl) = found[every.index(reference)]
+        host |= ddj.host_rows(eh, el) | ddj.host_rows(sh, sl)
+        out.append((np.array(eh), np.array(sh)))
+    rows = np.flatnonzero(host)
+    if len(rows):
+        for (exact, sens), (e, s) in zip(out, host_reference(family, forms, x64[rows], target64)):
+            exact[rows], sens[rows] = e, s
+    return out
+
+
+@functools.lru_cache(maxsize=None)
 def codes_program(fmt: formats.Format, tolerance: float) -> Callable:
     """One form's class codes per point (int8) against its reference's terms: the
     classes `classify_program`'s keys give, without the profile (for refinement)."""
@@ -312,6 +360,10 @@ LEVEL_MEASURED = 1  # levels up to this one (ok, inaccurate) carry an error
 LEVEL_SUBNORMAL = 3
 KEY_SHIFT = 27  # a point's key: level + 1 in bits 27-29, error field in bits 0-26
 MAX_CHANGES = 256  # class changes per form and call that the device lists; past them the host reads the keys
+# float64 references in double-double on the device (see `ddj`): None = on accelerators
+# (on the CPU the host's NumPy double-double is as fast, and needs no ~20 s compilation)
+FLOAT64_ON_DEVICE = None
+REFINE_DD_POINTS = 4096  # distinct points of a refinement call: their device references in one small shape
 DEVICE_RUNS = None  # run summaries on the device: None = on accelerators only (True/False: everywhere/nowhere)
 ERR_DROP = 4  # fraction bits of the error's float32 that the field drops
 
@@ -417,6 +469,9 @@ class _Runner:
         uniq, first, back = np.unique(host_ords, return_index=True, return_inverse=True)
         if self.family.exact is not None:
             found = self.family.exact(chosen, self.fmt, np.asarray(x)[first], np.asarray(self.labels[device]))
+        elif self.family.device_dd_base is not None and (
+                device.platform != "cpu" if FLOAT64_ON_DEVICE is None else FLOAT64_ON_DEVICE):
+            found = device_float64_references(self.family, chosen, self.fmt, uniq, self.target_in_format, device)
         else:
             found = host_reference(self.family, chosen, formats.from_ordinal(uniq, self.fmt).astype(np.float64),
                                    self.target_in_format)

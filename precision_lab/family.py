@@ -66,6 +66,11 @@ class Family:
     # exact values come from reference.Reference's tiers.
     exact: Callable | None = None
     reference_name: str = ""  # what a row's "reference" field says (default: by format)
+    # The float64 reference on a device (see `ddj`): base quantities as double-double
+    # under JAX, and the points (x64, target) -> bool mask that it must leave to the
+    # host (untrusted double-double, where the host asks mpmath). None: on the host.
+    device_dd_base: Callable | None = None
+    untrusted: Callable | None = None
 
     def form(self, name: str) -> Form:
         for f in self.forms + self.factors:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 
-from . import dd, mp
+from . import dd, ddj, mp
 from .family import Constant, Family, Form, div0
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
@@ -233,6 +233,27 @@ def host_base(z64: np.ndarray, y64: float):
     return types.SimpleNamespace(z=z, y=y, s=s, c=c, sp=sp, spn=spn, where=_select)
 
 
+def device_dd_base(z64, y64):
+    """The base quantities of `host_base` as double-double on a device (see `ddj`)."""
+    s, c, sp, spn = ddj.sigmoid_parts(z64)
+    return types.SimpleNamespace(z=ddj.DDJ(z64, jnp.zeros_like(z64)), y=ddj.DDJ(jnp.asarray(y64, jnp.float64), 0.0),
+                                 s=s, c=c, sp=sp, spn=spn, where=ddj.where)
+
+
+def untrusted(z64: np.ndarray, y64: float) -> np.ndarray:
+    """The points whose float64 references the device leaves to the host: a superset of
+    `_mp_rows` (the cancellation test on a float64 σ, with twice the margin), and every
+    |z| ≥ ddj.SUBNORMAL_LOGIT, beyond which the low part of σ(−|z|)² falls below 2**-1022
+    (a device flushes it to 0)."""
+    z64 = np.asarray(z64, np.float64)
+    risky = np.abs(z64) >= ddj.SUBNORMAL_LOGIT
+    if 0.0 < y64 < 1.0:
+        with np.errstate(over="ignore"):
+            s = 1.0 / (1.0 + np.exp(-z64))
+        risky |= np.abs(s - y64) <= 2.0 ** -(DD_CANCEL_BITS - 1) * y64
+    return risky
+
+
 def _select(cond, a, b):
     """`where` for the host base: on a scalar condition (the target's) it selects."""
     return mp.where(cond, a, b)
@@ -247,6 +268,8 @@ FAMILY = Family(
     axis="z",
     device_base=device_base,
     host_base=host_base,
+    device_dd_base=device_dd_base,
+    untrusted=untrusted,
     forms=(
         Form("mse", "loss", mse, _ref_loss_mse, "½(ŷ − y)²"),
         Form("bce_naive", "loss", bce_naive, _ref_loss_bce, "−y·ln ŷ − (1−y)·ln(1−ŷ)"),

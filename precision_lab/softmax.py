@@ -31,7 +31,7 @@ import mpmath
 import numpy as np
 from jax import lax
 
-from . import dd, mp
+from . import dd, ddj, mp
 from .family import Family, Form
 
 KERAS_EPSILON = 1e-7
@@ -224,6 +224,26 @@ class _Host:
     arange = staticmethod(np.arange)
 
 
+class _DeviceDD:
+    """Arithmetic for float64 references on a device: `ddj`'s double-double, the
+    host's kernels (see `_Host`)."""
+
+    exp, log1p, ln, where = staticmethod(ddj.exp), staticmethod(ddj.log1p), staticmethod(ddj.ln), staticmethod(ddj.where)
+    arange = staticmethod(jnp.arange)
+
+
+def _untrusted(x64, code64, k: int) -> np.ndarray:
+    """The points whose float64 references the device leaves to the host: `_Host`'s
+    mpmath rows, and every |m| from which the low parts of products of two tiny parts
+    (e^(−|m|)/(K − 1))² fall below 2**-1022 (a device flushes them to 0)."""
+    m = np.abs(np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64)))
+    lk = math.log(k - 1)
+    risky = m >= ddj.SUBNORMAL_LOGIT - 2 * lk
+    if k == 2:
+        risky |= np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64)) < -13.0
+    return risky
+
+
 def _host_base(x64, code64, k: int):
     m = np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64))  # as `_base` has it
     host = _Host(m, k)
@@ -343,6 +363,8 @@ def family(classes: int = 10) -> Family:
         axis="m",
         device_base=lambda x64, code64: _base(x64, code64, classes, _Device, jnp),
         host_base=lambda x64, code64: _host_base(x64, code64, classes),
+        device_dd_base=lambda x64, code64: _base(x64, code64, classes, _DeviceDD, _DeviceDD),
+        untrusted=lambda x64, code64: _untrusted(x64, code64, classes),
         width=classes,
         inputs=lambda x, offset: jax.vmap(lambda v: _vector(v, offset, classes))(x),
         case=lambda code: bool(is_offset(int(code))),  # the sweep: part of the input program
