@@ -48,6 +48,7 @@ CASES = [
     {"name": "softmax margin K=32768 float32", "family": "softmax", "classes": 32768, "dtype": "float32"},
 ]
 SOFTMAX_POINTS = 1024  # margin vectors per softmax case (× K = 32768 entries each)
+EXHAUSTIVE_SAMPLE = 1 << 26  # float32 values a target that the default run extrapolates from
 
 
 def median_times(fns: dict, repeats: int) -> dict:
@@ -252,7 +253,8 @@ def main() -> None:
     ap.add_argument("--exhaustive", action="store_true",
                     help="time the exhaustive float32 sweep of the sigmoid family (targets 0 and 1) instead")
     ap.add_argument("--sample", type=int, default=None, metavar="N",
-                    help="with --exhaustive: sweep N values a target (16 slices) and extrapolate to 2**32")
+                    help="sweep N float32 values a target (16 slices) and extrapolate to 2**32 (default without "
+                         "--exhaustive: 2**26; with it: every value)")
     ap.add_argument("--device", default=None, help="JAX backend to run on (default: JAX's default)")
     args = ap.parse_args()
     if args.device:
@@ -267,8 +269,11 @@ def main() -> None:
         return
     chosen = [c for c in CASES if args.cases is None or any(p in c["name"] for p in args.cases.split(","))]
     cases = [bench(c, args.points, args.repeats) for c in chosen]
+    whole = exhaustive_case(args.sample or EXHAUSTIVE_SAMPLE)
     doc = {
         "cases": cases,
+        "exhaustive_float32_s": whole["exhaustive_float32_s"],
+        "exhaustive_float32_method": whole["exhaustive_float32_method"],
         "engine_over_floor": min(c["engine_over_floor"] for c in cases),
         "engine_over_per_form_floor": min(c["engine_over_per_form_floor"] for c in cases),
         "engine_over_numpy": min(c["engine_over_numpy"] for c in cases),
@@ -289,6 +294,8 @@ def main() -> None:
                   f"{r['floor_per_form']:.3g}", f"{r['numpy']:.3g}", f"{c['engine_over_floor']:.2f}",
                   f"{c['engine_over_per_form_floor']:.2f}", f"{c['engine_over_numpy']:.1f}")
     make_console().print(t)
+    print(f"exhaustive float32, sigmoid family, y = 0 and 1: {doc['exhaustive_float32_s']:.0f} s "
+          f"({doc['exhaustive_float32_method']})")
 
 
 if __name__ == "__main__":
