@@ -621,7 +621,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         return {"next": next_start, "counts": counts, "zsub": zsub, "max_ulp": max_ulp, "pcode": pcode,
                 "perr": perr, "pkap": pkap, "trackers": trackers}
 
-    # one call in flight per device beyond the one being absorbed
+    # IN_FLIGHT calls in flight per device beyond the one being absorbed
     pending = collections.deque()
     for j, start in enumerate(calls):
         pending.append((start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])))
