@@ -329,13 +329,13 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
 
 
 @functools.lru_cache(maxsize=None)
-def keys_program(fmt: formats.Format, tolerance: float, ref_of: tuple) -> Callable:
-    """The per-point keys of `classify_program` for some forms (results `outs`, each
-    against reference ref_of[i]): for the forms whose class changes in a call."""
+def keys_program(fmt: formats.Format, tolerance: float) -> Callable:
+    """The per-point keys of `classify_program` of one form (its results against its
+    reference's terms): for a form whose class changes in a call. One program for
+    every form (of each output shape), whichever forms change."""
 
-    def run(outs, refs):
-        return jnp.stack([_pack(*per_point(*classify_terms(out, *_split(refs[r][0]), fmt, jnp, tolerance),
-                                           tuple(range(1, out.ndim)))) for out, r in zip(outs, ref_of)])
+    def run(out, terms):
+        return _pack(*per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim))))
 
     return jax.jit(run)
 
@@ -505,8 +505,9 @@ class _Runner:
         """The per-point keys (uint32 bits) of `forms` (indices) in a call (its second
         result, `given`)."""
         outs, terms = given
-        program = keys_program(self.fmt, float(self.tolerance), tuple(self.ref_of[i] for i in forms))
-        return np.asarray(program(tuple(outs[i] for i in forms), terms)).view(np.uint32)
+        program = keys_program(self.fmt, float(self.tolerance))
+        keys = [program(outs[i], terms[self.ref_of[i]][0]) for i in forms]  # dispatched together, then read
+        return np.stack([np.asarray(k) for k in keys]).view(np.uint32)
 
     def dispatch(self, ords: np.ndarray, forms: Sequence[int] | None = None):
         """Start classifying arbitrary ordinals, at most `refine` of them, for the forms

@@ -176,7 +176,7 @@ def bench(case, points: int, repeats: int) -> dict:
     }
 
 
-def exhaustive_case(sample: int | None) -> dict:
+def exhaustive_case(sample: int | None, out: str | None = None) -> dict:
     """The whole sigmoid family, targets 0 and 1, every float32 value (`--exhaustive`),
     through the API as the command runs it, after one small warm-up sweep (compilation
     is not counted). With `sample`, only that many values are swept: 16 equal slices
@@ -190,8 +190,12 @@ def exhaustive_case(sample: int | None) -> dict:
     total = fmt.lattice_size
     t0 = time.perf_counter()
     if sample is None:
-        pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True)
-        swept = total
+        result = pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True)
+        swept = result.rows[0]["points"]
+        if out:
+            from precision_lab.writers import write_json
+
+            write_json(result.to_json(), out)
     else:
         swept, width = 0, sample // 16
         for k in range(16):
@@ -200,7 +204,7 @@ def exhaustive_case(sample: int | None) -> dict:
             swept += pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True,
                               value_range=(lo_v, hi_v)).rows[0]["points"]
     seconds = time.perf_counter() - t0
-    whole = seconds * total / swept
+    whole = seconds * total / swept if sample else seconds
     return {"name": "sigmoid family, float32 exhaustive, y=0,1", "forms": len(pl.FAMILIES["sigmoid"].forms),
             "points_swept_per_target": swept, "seconds": round(seconds, 1),
             "exhaustive_float32_s": round(whole, 1),
@@ -256,6 +260,7 @@ def main() -> None:
                     help="sweep N float32 values a target (16 slices) and extrapolate to 2**32 (default without "
                          "--exhaustive: 2**26; with it: every value)")
     ap.add_argument("--device", default=None, help="JAX backend to run on (default: JAX's default)")
+    ap.add_argument("--out", default=None, metavar="PATH", help="with --exhaustive: also write the sweep's JSON")
     args = ap.parse_args()
     if args.device:
         jax.config.update("jax_platforms", args.device)
@@ -265,7 +270,7 @@ def main() -> None:
         print(json.dumps(check_case() | where, indent=1))
         return
     if args.exhaustive:
-        print(json.dumps(exhaustive_case(args.sample) | where, indent=1))
+        print(json.dumps(exhaustive_case(args.sample, args.out) | where, indent=1))
         return
     chosen = [c for c in CASES if args.cases is None or any(p in c["name"] for p in args.cases.split(","))]
     cases = [bench(c, args.points, args.repeats) for c in chosen]
