@@ -76,7 +76,7 @@ def get_devices(name: str | None, count: int | None = None) -> list:
     """The devices of backend `name` (default: JAX's default backend) that share a
     sweep's calls: all of this process's, or the first `count`."""
     first = get_device(name)
-    every = [d for d in jax.local_devices(backend=first.platform)]
+    every = list(jax.local_devices(backend=first.platform))
     if count is None:
         return every
     if int(count) != count or not 1 <= count <= len(every):
@@ -150,7 +150,7 @@ def sweep(
     value_range: tuple[float, float] | None = None,
     exhaustive: bool = False,
     checkpoint: str | None = None,
-    devices: str | int | None = None,
+    devices: int | None = None,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
