@@ -173,3 +173,19 @@ def test_trackers_of_consecutive_shares_append_to_the_tracker_of_the_whole(codes
     for k in whole.count:
         assert merged.listed_runs(k) == whole.listed_runs(k)
     assert merged.neg == whole.neg and merged.pos == whole.pos and merged.last == whole.last
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 200_000), st.sampled_from([1, 7, 64]), st.sampled_from([1, 3, 256]))
+def test_profile_bins_are_found_without_listing_every_block(n, block, bins):
+    """The profile's bin bounds, computed per bin (an exhaustive float32 row has 67
+    million blocks, whose listing took 2 GiB), are those of the block-by-block rule:
+    each block joins the bin of its first point."""
+    starts = np.arange(0, n, block)
+    b = starts * bins // n
+    lo, hi = np.full(bins, -1), np.full(bins, -1)
+    firsts = np.flatnonzero(np.diff(b, prepend=-1))
+    lo[b[firsts]] = starts[firsts]
+    hi[b[firsts]] = np.append(starts[firsts[1:]] - 1, n - 1)
+    got = engine.bin_bounds(n, block, bins)
+    assert np.array_equal(got[0], lo) and np.array_equal(got[1], hi)
