@@ -73,7 +73,7 @@ def _range(text: str):
     return lo, hi
 
 
-_positive_int = _number(int, "a whole number", lambda v: v >= 1, "the point count must be positive")
+_positive_int = _number(int, "a whole number", lambda v: v >= 1, "it must be a positive whole number")
 _tolerance = _number(float, "a number", lambda v: v >= 0, "the tolerance must be a non-negative number of ULPs")
 
 
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", default="all",
                    help="family of kernels: sigmoid, softmax or all (default: all)")
     s.add_argument("--forms", type=_list("form names"), help="comma-separated forms (default: all of the family)")
-    s.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
+    s.add_argument("--dtypes", type=_list("format names"), default=None,
                    help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)}); "
                         f"also {', '.join(f for f in formats.FORMATS if f not in formats.DEFAULT_FORMATS)}")
     s.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
@@ -121,11 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweep only the logits (softmax: margins, offsets) in [LO, HI]: every value of the format "
                         "there, or --points of them evenly spaced where there are more")
     s.add_argument("--exhaustive", action="store_true",
-                   help="every value of each format up to 32 bits (float32: 2^32 a row, streamed), or of --range; "
-                        "float64 stays sampled")
+                   help="every value of each format up to 32 bits (float32: 4278190079 a row, streamed), or of "
+                        "--range; the default formats are then float16,bfloat16,float32 (float64 cannot be swept "
+                        "whole); the random and logits sweeps have no axis and are unaffected")
     s.add_argument("--checkpoint", metavar="PATH",
                    help="save the sweep's state to PATH every few seconds; the same command with the same PATH "
-                        "continues where it stopped (the file is removed when the sweep ends)")
+                        "continues where it stopped (the file, a pickle: resume only files you wrote, is removed "
+                        "when the sweep ends)")
     s.add_argument("--devices", type=_positive_int, default=None, metavar="N",
                    help="spread the calls over the first N devices of the backend (default: all of them)")
     s.add_argument("--coordinator", metavar="HOST:PORT",
@@ -167,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("function", metavar="FILE.py:NAME",
                    help="your function, as FILE.py:NAME or package.module:NAME: fn(z, y) -> scalar "
                         "(with --classes, fn(logits, label) -> scalar)")
-    c.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
-                   help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)})")
+    c.add_argument("--dtypes", type=_list("format names"), default=None,
+                   help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)}; "
+                        "with --exhaustive, those up to 32 bits)")
     c.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
                    help="binary targets y in [0, 1] (default: 0,1)")
     c.add_argument("--classes", type=_list("class counts", int), default=None, metavar="K,...",
@@ -301,13 +304,12 @@ def _console(no_color: bool, stderr: bool = False):
 
 def with_progress(work, no_color: bool = False):
     """Run `work(progress)` under a progress bar on stderr (shown only on a terminal)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     err = _console(no_color, stderr=True)
     rate = TextColumn("{task.fields[rate]}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate, TimeElapsedColumn(),
-                  TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), TaskProgressColumn(), rate,
+                  TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
                   disable=not err.is_terminal) as bar:
         task = bar.add_task("sweeping", total=None, rate="")
 
@@ -325,6 +327,15 @@ def _si(x: float) -> str:
         if x >= scale:
             return f"{x / scale:.3g}{unit}"
     return f"{x:.3g}"
+
+
+def _default_dtypes(args) -> None:
+    """The formats when --dtypes is not given: the default ones, those up to 32 bits with
+    --exhaustive (float64 cannot be swept whole); and --exhaustive refuses --points."""
+    if args.exhaustive and args.points is not None:
+        raise UsageError("--exhaustive sweeps every value; leave --points out (or use --range to sweep less).")
+    if args.dtypes is None:
+        args.dtypes = [d for d in formats.DEFAULT_FORMATS if not (args.exhaustive and formats.get(d).bits > 32)]
 
 
 def _sweep(args, argv) -> int:
@@ -356,6 +367,7 @@ def _sweep(args, argv) -> int:
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
         if distributed.processes()[0] > 0:  # process 0 writes and prints
             args.json, args.quiet = None, True
+    _default_dtypes(args)
     quiet_stdout = args.json == "-"
     kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
                   tolerance=args.tolerance, seed=args.seed, device=args.device, argv=argv,
@@ -421,6 +433,7 @@ def _check(args, argv) -> int:
     if args.mode == "strict" and STRICT_FLAG not in os.environ.get("XLA_FLAGS", ""):
         return strict_child(argv)
     kwargs = user.parse_kwargs(args.kwargs)
+    _default_dtypes(args)
     result = with_progress(lambda progress: api.check(
         args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,

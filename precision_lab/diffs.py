@@ -19,7 +19,8 @@ from .errors import InputError
 IDENTITY = ("family", "form", "quantity", "dtype", "compute_dtype", "target", "classes", "sweep", "target_class",
             "range")
 FIGURES = ("points", "exhaustive", "counts", "onset", "intervals", "max_ulp")
-SETTINGS = ("backend", "device_kind", "device_count", "jax", "jaxlib", "precision_lab", "xla_flags", "mode", "floor",
+SCHEMAS = ("precision_lab.sweep/1", "precision_lab.sweep/2")
+SETTINGS = ("backend", "device_kind", "device_count", "process_count", "jax", "jaxlib", "precision_lab", "xla_flags", "mode", "floor",
             "tolerance_ulp", "seed")
 
 
@@ -60,9 +61,13 @@ def load(path: str) -> dict:
         raise InputError(f"{path} does not exist.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path} is not a JSON document ({type(e).__name__}).") from None
-    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("precision_lab.sweep/"):
-        raise InputError(f"{path} is not a precision-lab result (no `schema` precision_lab.sweep/N); "
+    if not isinstance(doc, dict) or doc.get("schema") not in SCHEMAS:
+        raise InputError(f"{path} is not a precision-lab result (its `schema` is not one of {', '.join(SCHEMAS)}); "
                          "write one with --json.")
+    rows, meta = doc.get("rows"), doc.get("meta")
+    if not isinstance(meta, dict) or not isinstance(rows, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("form"), str) and isinstance(r.get("dtype"), str) for r in rows):
+        raise InputError(f"{path} is not a whole precision-lab result: it needs `meta` and rows with a form and a dtype.")
     return doc
 
 
@@ -118,15 +123,16 @@ def print_diff(d: Diff, name_a: str, name_b: str, console) -> None:
         for col in ("setting", name_a, name_b):
             t.add_column(col, overflow="fold")
         for k, (va, vb) in d.settings.items():
-            t.add_row(k, str(va), str(vb))
+            t.add_row(k, _setting(va), _setting(vb))
         console.print(t)
     for side, names in ((name_a, d.only_a), (name_b, d.only_b)):
         if names:
             console.print(f"rows only in {side}: " + "; ".join(names))
     if d.changes:
-        t = Table(title=f"{len(d.changes)} figures differ", title_justify="left")
+        n = len(d.changes)
+        t = Table(title=f"{n} figure{'s' if n > 1 else ''} differ{'' if n > 1 else 's'}", title_justify="left")
         for col in ("row", "figure", name_a, name_b):
-            t.add_column(col, overflow="fold")
+            t.add_column(col, overflow="fold", min_width=10)
         for c in d.changes:
             t.add_row(c.row, c.field, _fmt(c.a), _fmt(c.b))
         console.print(t)
@@ -137,7 +143,17 @@ def print_diff(d: Diff, name_a: str, name_b: str, console) -> None:
                       f"{len(d.only_a)} only in {name_a}, {len(d.only_b)} only in {name_b}.")
 
 
+SHOWN = 40  # characters of a long value (a list of intervals) shown in the table; --json has all
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return repr(v)
+    if isinstance(v, list) and len(json.dumps(v)) > SHOWN:
+        text = json.dumps(v)
+        return f"{len(v)} items: {text[:SHOWN]}…"
     return "–" if v is None else json.dumps(v)
+
+
+def _setting(v) -> str:
+    return "(unset)" if v in (None, "") else str(v)

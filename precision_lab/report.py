@@ -322,7 +322,9 @@ def print_result(result, console: Console | None = None) -> None:
             parts.append(" and ".join(map(str, vectors)) + " vectors")
         exhaustive = sorted({r["dtype"] for r in rows if r["exhaustive"]})
         if exhaustive:
-            parts.append("every value of " + ", ".join(exhaustive))
+            within = {tuple(r["range"]) for r in rows if r["exhaustive"] and r.get("range")}
+            parts.append("every value of " + ", ".join(exhaustive)
+                         + "".join(f" in [{lo:g}, {hi:g}]" for lo, hi in sorted(within)))
         sampled = sorted({(r["dtype"], r["points"]) for r in rows if not r["exhaustive"] and r["axis"]})
         if sampled:
             parts.append(", ".join(f"{p} points of {d}" for d, p in sampled))

@@ -65,7 +65,7 @@ def test_fail_on_exits_one(capsys):
         (["sweep", "--dtypes", "float16,"], "`float16,` is not a comma-separated list"),
         (["sweep", "--device", "tpu"], "Backend `tpu` is not present here; available: cpu"),
         (["sweep", "--device", "quantum"], "Unknown device `quantum`; choose one of cpu, gpu, tpu"),
-        (["sweep", "--points", "0"], "the point count must be positive, got 0"),
+        (["sweep", "--points", "0"], "it must be a positive whole number, got 0"),
         (["sweep", "--points", "many"], "`many` is not a whole number"),
         (["sweep", "--tolerance", "-1"], "the tolerance must be a non-negative number of ULPs"),
         (["sweep", "--fail-on", "slow"], "Unknown class `slow` for --fail-on"),

@@ -187,6 +187,21 @@ def test_diff_reports_exactly_the_known_differences(tmp_path, capsys):
     path_b.write_text("{}")
     assert cli.main(["diff", str(path_a), str(path_b)]) == 2
     assert "is not a precision-lab result" in capsys.readouterr().err
+    path_b.write_text(json.dumps({"schema": "precision_lab.sweep/2", "meta": {}, "rows": [{"x": 1}]}))
+    assert cli.main(["diff", str(path_a), str(path_b)]) == 2
+    assert "rows with a form and a dtype" in capsys.readouterr().err
+
+
+def test_exhaustive_on_the_command_line_defaults_to_the_formats_it_can_sweep(tmp_path, capsys):
+    """--exhaustive without --dtypes sweeps float16, bfloat16 and float32 (every value
+    of float64 is out of reach), and refuses --points, which it would ignore."""
+    path = tmp_path / "x.json"
+    assert cli.main(["sweep", "--family", "sigmoid", "--exhaustive", "--range", "16,16.01", "--targets", "0",
+                     "--forms", "bce_fused", "--quiet", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["dtype"] for r in rows] == ["float16", "bfloat16", "float32"] and all(r["exhaustive"] for r in rows)
+    assert cli.main(["sweep", "--exhaustive", "--points", "5"]) == 2
+    assert "leave --points out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("max_changes", [256, 3])
