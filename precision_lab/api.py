@@ -747,6 +747,7 @@ def _names(form_names) -> tuple[str, ...]:
 
 def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv, device_count: int = 1) -> dict:
     import jaxlib
+    import ml_dtypes
 
     return {
         "device_count": device_count,
@@ -755,6 +756,7 @@ def run_meta(families: Sequence[str], tolerance: float, seed: int, dev, argv, de
         "families": list(families),
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
+        "ml_dtypes": ml_dtypes.__version__,  # it casts targets and --logits on the host
         "backend": dev.platform,
         "device_kind": dev.device_kind,
         "x64": bool(jax.config.jax_enable_x64),
