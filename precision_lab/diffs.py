@@ -20,8 +20,8 @@ IDENTITY = ("family", "form", "quantity", "dtype", "compute_dtype", "target", "c
             "range")
 FIGURES = ("points", "exhaustive", "counts", "onset", "intervals", "max_ulp")
 SCHEMAS = ("precision_lab.sweep/1", "precision_lab.sweep/2")
-SETTINGS = ("backend", "device_kind", "device_count", "process_count", "jax", "jaxlib", "ml_dtypes", "precision_lab", "xla_flags", "mode", "floor",
-            "tolerance_ulp", "seed")
+SETTINGS = ("backend", "device_kind", "device_count", "process_count", "jax", "jaxlib", "ml_dtypes", "precision_lab",
+            "xla_flags", "mode", "floor", "tolerance_ulp", "seed")
 
 
 @dataclasses.dataclass
