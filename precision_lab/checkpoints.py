@@ -54,10 +54,6 @@ class Checkpoint:
                                  "rerun that sweep's command, or delete the file to start over.")
             self.done, self.partial = saved["done"], saved["partial"]
 
-    @property
-    def resuming(self) -> bool:
-        return bool(self.done or self.partial)
-
     def rows(self, key: str) -> list | None:
         """The rows of a pass finished before, or None."""
         return self.done.get(key)

@@ -531,10 +531,6 @@ class _Runner:
             out[i] = np.asarray(c)[:n]
         return out
 
-    def classes_at(self, ords: np.ndarray) -> np.ndarray:
-        """Class codes (forms × points) at arbitrary ordinals, at most `refine` of them."""
-        return self.classes(self.dispatch(ords))
-
 
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
                device, bins: int = PROFILE_BINS, tick: Callable[[int], None] | None = None,

@@ -72,11 +72,9 @@ def _family_and_target(case):
     return pl.FAMILIES[case["family"]], case["target"]
 
 
-def floor_runner(case, axis):
-    """The same batches, every form's kernel and every reference in one jitted program
-    that returns one scalar per batch (the least work a sweep can do; the engine runs
-    each kernel alone, as its user compiles it, so its results cannot change with what
-    else is swept)."""
+def _floor_parts(case, axis):
+    """What both floors compute per batch: the points' inputs, each form's kernel
+    summed, and every reference summed (as functions to jit whole or one by one)."""
     fam, target = _family_and_target(case)
     fmt = axis.fmt
     y64 = float(fmt.cast(target).astype(np.float64))
@@ -84,18 +82,34 @@ def floor_runner(case, axis):
     size = engine.batch_size(fam)
     refs = engine.distinct_references(fam.forms)[0]
 
+    def inputs(start):
+        ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
+        return ords, fam.inputs(formats.from_ordinal(ords, fmt, jnp), fam.case(target))
+
+    kernels = [lambda x, f=f: jnp.sum(jax.vmap(f.kernel, (0, None))(x, label).astype(jnp.float32))
+               for f in fam.forms]
+
+    def references(ords):
+        base = fam.device_base(formats.ordinal_to_float64(ords, fmt, jnp), y64)
+        return sum(jnp.sum(e) + jnp.sum(s) for e, s in (r(base) for r in refs))
+
+    return size, inputs, kernels, references
+
+
+def floor_runner(case, axis):
+    """The same batches, every form's kernel and every reference in one jitted program
+    that returns one scalar per batch (the least work a sweep can do; the engine runs
+    each kernel alone, as its user compiles it, so its results cannot change with what
+    else is swept)."""
+    size, inputs, kernels, references = _floor_parts(case, axis)
+
     @jax.jit
     def chunk(start):
-        ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
-        x = fam.inputs(formats.from_ordinal(ords, fmt, jnp), fam.case(target))
-        outs = [jax.vmap(f.kernel, (0, None))(x, label) for f in fam.forms]
-        base = fam.device_base(formats.ordinal_to_float64(ords, fmt, jnp), y64)
-        exact = [r(base) for r in refs]
-        return sum(jnp.sum(o.astype(jnp.float32)) for o in outs) + sum(jnp.sum(e) + jnp.sum(s) for e, s in exact)
+        ords, x = inputs(start)
+        return sum(k(x) for k in kernels) + references(ords)
 
     def run():
-        sums = [chunk(s) for s in range(0, len(axis), size)]
-        jax.block_until_ready(sums)
+        jax.block_until_ready([chunk(s) for s in range(0, len(axis), size)])
 
     return run
 
@@ -105,25 +119,9 @@ def per_form_floor_runner(case, axis):
     compiles, and the engine runs) and the references in one program, each returning
     one scalar per batch: the least work a sweep that keeps one program per form can
     do (the fused floor above shares work, e.g. one exp, across forms)."""
-    fam, target = _family_and_target(case)
-    fmt = axis.fmt
-    y64 = float(fmt.cast(target).astype(np.float64))
-    label = fam.label(target, fmt)
-    size = engine.batch_size(fam)
-    refs = engine.distinct_references(fam.forms)[0]
-
-    @jax.jit
-    def inputs(start):
-        ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
-        return ords, fam.inputs(formats.from_ordinal(ords, fmt, jnp), fam.case(target))
-
-    kernels = [jax.jit(lambda x, f=f: jnp.sum(jax.vmap(f.kernel, (0, None))(x, label).astype(jnp.float32)))
-               for f in fam.forms]
-
-    @jax.jit
-    def references(ords):
-        base = fam.device_base(formats.ordinal_to_float64(ords, fmt, jnp), y64)
-        return sum(jnp.sum(e) + jnp.sum(s) for e, s in (r(base) for r in refs))
+    size, inputs, kernels, references = _floor_parts(case, axis)
+    inputs, references = jax.jit(inputs), jax.jit(references)
+    kernels = [jax.jit(k) for k in kernels]
 
     def run():
         sums = []
