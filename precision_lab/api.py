@@ -36,19 +36,78 @@ DEFAULT_TARGETS = (0.0, 1.0)
 BACKENDS = ("cpu", "gpu", "tpu")
 
 
-@dataclasses.dataclass
+ROW_KEYS = ("form", "dtype", "target", "quantity", "family", "classes", "sweep", "target_class", "compute_dtype",
+            "loss_scale")  # what tells rows apart, in the order an ambiguity is explained
+
+
+class Rows(list):
+    """A result's rows (a plain list of dicts, the JSON's rows), also callable to
+    select some by their fields: ``result.rows(form="ce_naive", dtype="bfloat16",
+    classes=1000, sweep="margin", target_class="top")``."""
+
+    def __call__(self, **fields) -> list[dict]:
+        unknown = sorted(set(fields) - set(ROW_KEYS))
+        if unknown:
+            raise InputError(f"Rows cannot be selected by {', '.join(unknown)}; select by {', '.join(ROW_KEYS)}.")
+        return [r for r in self if all(_same(r.get(k), v) for k, v in fields.items() if v is not None)]
+
+
+def _same(have, want) -> bool:
+    if isinstance(want, (int, float)) and not isinstance(want, bool) and isinstance(have, (int, float)):
+        return float(have) == float(want)
+    return have == want
+
+
+@dataclasses.dataclass(repr=False)
 class SweepResult:
+    """What a sweep or check found: `meta` (versions, settings, backend) and `rows`
+    (one dict per form, format and target; see the README's JSON schema)."""
+
     meta: dict
     rows: list[dict]
 
-    def row(self, form: str, dtype: str, target: float | None = None) -> dict:
-        for r in self.rows:
-            if r["form"] == form and r["dtype"] == dtype and (target is None or r["target"] == target):
-                return r
-        raise KeyError(f"No row for form {form}, dtype {dtype}, target {target}.")
+    def __post_init__(self):
+        self.rows = Rows(self.rows)
+
+    def row(self, form: str, dtype: str, target: float | str | None = None, **fields) -> dict:
+        """The one row of `form` in `dtype` (and `target`: y for sigmoid rows, a softmax
+        target class ``top``/``other``), narrowed by any other row field (`classes`,
+        `sweep`, `target_class`, `quantity`, ...). Raises InputError when no row or
+        several rows match, naming the fields that tell them apart."""
+        if isinstance(target, str):
+            fields.setdefault("target_class", target)
+            target = None
+        keys = dict(form=form, dtype=dtype, target=target, **fields)
+        found = self.rows(**keys)
+        asked = ", ".join(f"{k}={v!r}" for k, v in keys.items() if v is not None)
+        if not found:
+            raise InputError(f"No row has {asked}; this result has forms {', '.join(sorted({r['form'] for r in self.rows}))} "
+                             f"in {', '.join(dict.fromkeys(r['dtype'] for r in self.rows))}.")
+        if len(found) > 1:
+            apart = {k: sorted({repr(r.get(k)) for r in found}) for k in ROW_KEYS if k not in keys or keys[k] is None}
+            apart = {k: v for k, v in apart.items() if len(v) > 1}
+            raise InputError(f"{len(found)} rows have {asked}; choose by "
+                             + "; ".join(f"{k} ({', '.join(v)})" for k, v in apart.items()) + ".")
+        return found[0]
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA, "meta": self.meta, "rows": self.rows}
+        return {"schema": SCHEMA, "meta": self.meta, "rows": list(self.rows)}
+
+    def summary(self, width: int = 80) -> str:
+        """The one-screen answer per family, as plain text (see the ``summary`` module)."""
+        from . import summary
+
+        return summary.text(self, width)
+
+    def __repr__(self) -> str:
+        fams = ", ".join(dict.fromkeys(r["family"] for r in self.rows))
+        dtypes = ", ".join(dict.fromkeys(r["dtype"] for r in self.rows))
+        unstable = sorted({r["form"] for r in self.rows if not r["stable"]})
+        return (f"<SweepResult: {len(self.rows)} rows of {fams or 'nothing'} in {dtypes or 'no format'}; "
+                f"{len(unstable)} forms with NaN, ∞ or 0 somewhere; .summary() for the answer, .rows(...) to select>")
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython and Jupyter
+        p.text(repr(self) if cycle else self.summary())
 
 
 def get_family(name: str, classes: int = 10) -> Family:
@@ -58,6 +117,11 @@ def get_family(name: str, classes: int = 10) -> Family:
     if name not in FAMILIES:
         raise InputError(f"Unknown family `{name}`; known families are {', '.join(FAMILY_NAMES)}.")
     return FAMILIES[name]
+
+
+def families_of(name: str) -> list[Family]:
+    """The families that `family=name` sweeps: one, or both for ``"all"``."""
+    return [get_family(n) for n in (("sigmoid", "softmax") if name == "all" else (name,))]
 
 
 def get_device(name: str | None):
@@ -548,10 +612,23 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             "profile": _profile(out, i),
         }
         row.update(extra or {})
+        if form.quantity == "loss" and counts["zero"] > counts["zero_subnormal"] and fam.exact is None:
+            row["zero_exact_max"] = _zero_exact_max(fam, form, out, intervals["zero"])
         if form.factors:
             row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
         rows.append(row)
     return rows
+
+
+def _zero_exact_max(fam: Family, form, out: Outcome, zeros: dict) -> float | None:
+    """The largest exact loss among the points computed as 0: a built-in loss is
+    quasi-convex along the swept axis (convex in the logits, or unimodal as ½(σ − y)²),
+    so on each band of zeros it is largest at an end. None when not every band is listed."""
+    if zeros["total"] > len(zeros["listed"]):
+        return None
+    ends = np.array([e for band in zeros["listed"] for e in band], np.float64)
+    exact, _ = host_reference(fam, [form], ends, float(out.target))[0]
+    return float(np.max(np.abs(exact)))
 
 
 CAUSE_CLASSES = ("nan", "inf")  # the onsets whose operation a row names

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, formats
-from .classify import DEFAULT_TOLERANCE, FAILURES, FLOORS
+from .classify import DEFAULT_TOLERANCE, FLOORS
 from .engine import MODES, STRICT_FLAG
 from .errors import InputError
 from .writers import check_json_path as _check_json_path
@@ -75,6 +75,12 @@ def _range(text: str):
 
 _positive_int = _number(int, "a whole number", lambda v: v >= 1, "it must be a positive whole number")
 _tolerance = _number(float, "a number", lambda v: v >= 0, "the tolerance must be a non-negative number of ULPs")
+
+
+FAIL_ON_HELP = ("exit 1 if a row breaks a rule, for CI: CLASS (any point of it), CLASS>N (more than N points), "
+                "CLASS>P% (more than P%% of the swept points), each optionally for one form as FORM=CLASS...; "
+                "classes: nan, inf, zero, zero_normal (0 where the exact value is normal), zero_subnormal, "
+                "inaccurate, unresolved; e.g. 'nan,inf,zero_normal,ce_fused=inaccurate>1%%'")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also list, per row, the points where jit and eager results differ (with an example), "
                         "and the rows whose figures differ in strict mode")
     s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
-    s.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS,...",
-                   help=f"exit 1 if a row has a point of these classes ({', '.join(FAILURES)}; zero "
-                        f"includes zero_subnormal); for CI")
+    s.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...",
+                   help=FAIL_ON_HELP)
+    s.add_argument("--detail", action="store_true",
+                   help="after the one-screen summary, print every table (a form per line, a format per column)")
     s.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
     s.add_argument("--no-color", action="store_true",
                    help="plain text without colour (also when stdout is not a terminal)")
@@ -200,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--floor", choices=FLOORS, default="condition", help="condition (default) or none")
     c.add_argument("--no-causes", action="store_true", help="do not walk the jaxpr at each NaN, ∞ and 0 onset")
     c.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
-    c.add_argument("--fail-on", type=_list("classes"), default=[], metavar="CLASS,...",
-                   help="exit 1 if any row has points of these classes (nan, inf, zero, inaccurate, unresolved)")
+    c.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...",
+                   help=FAIL_ON_HELP)
+    c.add_argument("--detail", action="store_true", help="after the summary, print every table")
     c.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
     c.add_argument("--no-color", action="store_true", help="plain text without colour")
     x = sub.add_parser("explain", help="walk one form's operations at one point: which operation broke it")
@@ -220,12 +228,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ULPs of local error beyond which an operation lost the value (default: 4)")
     x.add_argument("--json", action="store_true", help="print the cause as JSON instead of the table")
     x.add_argument("--no-color", action="store_true", help="plain text without colour")
+    t = sub.add_parser("table", help="print a saved result (from --json): its summary and every table")
+    t.add_argument("result", metavar="RESULT.json", help="a result written with sweep or check --json")
+    t.add_argument("--summary", action="store_true", help="only the one-screen summary")
+    t.add_argument("--no-color", action="store_true", help="plain text without colour")
     d = sub.add_parser("diff", help="what changed between two results: rows whose figures differ, side by side")
     d.add_argument("a", metavar="A.json", help="a result written with --json")
     d.add_argument("b", metavar="B.json", help="another one (exit 1 if any row's figures differ)")
     d.add_argument("--json", action="store_true", help="print the differences as JSON instead of tables")
     d.add_argument("--no-color", action="store_true", help="plain text without colour")
     return p
+
+
+def _table(args) -> int:
+    from . import api, diffs, report
+
+    doc = diffs.load(args.result)
+    report.print_result(api.SweepResult(doc["meta"], doc["rows"]), _console(args.no_color), detail=not args.summary)
+    return 0
 
 
 def _diff(args) -> int:
@@ -341,9 +361,8 @@ def _default_dtypes(args) -> None:
 def _sweep(args, argv) -> int:
     from . import api, report
 
-    for c in args.fail_on:
-        if c not in FAILURES:
-            raise UsageError(f"Unknown class `{c}` for --fail-on; choose from {', '.join(FAILURES)}.")
+    gates = _gates(args.fail_on, [f.name for fam in api.families_of(args.family)
+                                  for f in fam.forms + fam.factors])
     if args.json:
         _check_json_path(args.json)
     if args.quiet and not (args.json or args.fail_on):
@@ -400,7 +419,7 @@ def _sweep(args, argv) -> int:
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and not quiet_stdout:
-        report.print_result(result, _console(args.no_color))
+        report.print_result(result, _console(args.no_color), detail=args.detail)
     if args.compare_modes:
         compared = with_progress(lambda progress: api.compare_modes(
             **{k: kwargs[k] for k in ("family", "dtypes", "targets", "forms", "seed", "device", "classes",
@@ -408,7 +427,7 @@ def _sweep(args, argv) -> int:
             sweeps=[s for s in kwargs["sweeps"] if s in ("margin", "offset")]), args.no_color)
         strict = _strict_rows(argv)
         report.print_modes(compared, result.rows, strict, _console(args.no_color))
-    return _fail_on(result, args.fail_on)
+    return _fail_on(result, gates)
 
 
 FAILING_LISTED = 5  # rows named in the --fail-on message
@@ -417,9 +436,8 @@ FAILING_LISTED = 5  # rows named in the --fail-on message
 def _check(args, argv) -> int:
     from . import api, report, user
 
-    for c in args.fail_on:
-        if c not in FAILURES + ("unresolved",):
-            raise UsageError(f"Unknown class `{c}` for --fail-on; choose from {', '.join(FAILURES)}, unresolved.")
+    name = args.function.rsplit(":", 1)[-1]
+    gates = _gates(args.fail_on, [name, name + "+fix"])
     if args.json:
         _check_json_path(args.json)
     if args.quiet and not (args.json or args.fail_on):
@@ -446,19 +464,32 @@ def _check(args, argv) -> int:
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and args.json != "-":
-        report.print_result(result, _console(args.no_color))
-    return _fail_on(result, args.fail_on)
+        report.print_result(result, _console(args.no_color), detail=args.detail)
+    return _fail_on(result, gates)
 
 
-def _fail_on(result, classes) -> int:
-    failing = [r for r in result.rows if any(r["counts"][c] for c in classes)]
+def _gates(rules: list[str], forms: list[str]) -> list:
+    from . import gates
+
+    return gates.parse(rules, forms=forms) if rules else []
+
+
+def _fail_on(result, gates) -> int:
+    from .gates import failures
+
+    failing = failures(result.rows, gates)
     if not failing:
         return 0
-    names = [_row_name(r) for r in failing[:FAILING_LISTED]]
+    names = [f"{_row_name(r)} ({g.cls} {_figure(g, r)})" for r, g in failing[:FAILING_LISTED]]
     more = f" and {len(failing) - FAILING_LISTED} more" if len(failing) > FAILING_LISTED else ""
-    print(f"precision-lab: {len(failing)} of {len(result.rows)} rows have points of class "
-          f"{' or '.join(classes)}: {'; '.join(names)}{more}.", file=sys.stderr)
+    print(f"precision-lab: {len(failing)} of {len(result.rows)} rows fail --fail-on "
+          f"{','.join(map(str, gates))}: {'; '.join(names)}{more}.", file=sys.stderr)
     return EXIT_FAILED_CHECK
+
+
+def _figure(gate, row) -> str:
+    v = gate.measure(row)
+    return f"{v:.3g}%" if gate.percent else f"{int(v)} point{'s' if v != 1 else ''}"
 
 
 def _strict_rows(argv: Sequence[str]) -> list[dict]:
@@ -595,7 +626,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args, argv)
         if args.command == "diff":
             return _diff(args)
-        raise UsageError("Give a command: sweep, check, explain, diff, list or figures (see precision-lab --help).")
+        if args.command == "table":
+            return _table(args)
+        raise UsageError("Give a command: sweep, check, explain, table, diff, list or figures "
+                         "(see precision-lab --help).")
     except (UsageError, InputError) as e:
         print(f"precision-lab: {e}", file=sys.stderr)
         return EXIT_USAGE

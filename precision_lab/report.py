@@ -42,7 +42,7 @@ def band(lo: float, hi: float, fmt: formats.Format, axis: str) -> str:
     return f"on [{num(lo, fmt)}, {num(hi, fmt)}]"
 
 
-def cell(row: dict) -> Text:
+def cell(row: dict, tolerance: float = 4.0) -> Text:
     fmt = formats.get(row["dtype"])
     text = Text()
     mech = row.get("mechanism", {})
@@ -112,7 +112,18 @@ def cell(row: dict) -> Text:
     worst = row["max_ulp"]
     style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
+    if worst is not None and worst > tolerance and not n_inexact:
+        text.append("\n" + _excused(row, tolerance), style="dim")
     return text
+
+
+def _excused(row: dict, tolerance: float) -> str:
+    """Why a row's error above the tolerance is not flagged: the condition floor."""
+    if row.get("floor", "condition") != "condition":
+        return f"(> {tolerance:g} ulp only at points not counted: NaN, ∞ or 0)"
+    kappa = [k for k in ((row.get("profile") or {}).get("kappa") or []) if k is not None]
+    where = f", κ up to {max(kappa):.3g}" if kappa else ""
+    return f"(not flagged: within what rounding the input forces{where})"
 
 
 def _cause_line(why: dict) -> str:
@@ -159,9 +170,10 @@ def flush_only(row: dict) -> bool:
     return not row["stable"] and not c["nan"] and not c["inf"] and c["zero"] == c["zero_subnormal"]
 
 
-def with_strip(row: dict):
+def with_strip(row: dict, tolerance: float = 4.0):
     """The cell of a row under its stability strip (one line, as wide as the column)."""
-    return Group(terminal_plots.Strip(row["profile"]), cell(row)) if row.get("profile") else cell(row)
+    c = cell(row, tolerance)
+    return Group(terminal_plots.Strip(row["profile"]), c) if row.get("profile") else c
 
 
 def strip_legend(axis: str = "z", rows: Sequence[dict] = ()) -> Text:
@@ -249,9 +261,14 @@ def growth_with_k(rows: Sequence[dict]) -> Table | None:
     return t
 
 
-def tables(result) -> list:
-    """rich renderables: one table and verdict per (family, target)."""
+CELL_WIDTH = 26  # columns a format's cell needs to stay readable; narrower consoles split a table
+
+
+def tables(result, width: int = 200) -> list:
+    """rich renderables: one table and verdict per (family, target), split into several
+    tables of fewer formats each where `width` columns cannot hold them all."""
     out = []
+    tolerance = result.meta.get("tolerance_ulp", 4.0)
     groups: dict[tuple, list[dict]] = {}
     for r in result.rows:
         groups.setdefault((r["family"], r.get("sweep"), r.get("classes"), r["target"], r.get("target_class")), []).append(r)
@@ -262,19 +279,24 @@ def tables(result) -> list:
         title += f", K = {classes}" if classes else ""
         title += f", target y = {target:g}" if target is not None else ""
         title += f", target class {tclass}" if tclass else ""
-        table = Table(title=title, show_lines=True, title_justify="left")
-        table.add_column("form", style="bold", max_width=30)
-        for d in dtypes:
-            table.add_column(d, justify="left")
         forms = list(dict.fromkeys(form_name(r) for r in rows))
         cells = {(form_name(r), r["dtype"]): r for r in rows}
-        for f in forms:
-            first = next(r for r in rows if form_name(r) == f)
-            head = Text(f, style="bold")
-            head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
-            table.add_row(head, *[with_strip(cells[(f, d)]) if (f, d) in cells else Text("") for d in dtypes])
+        per_table = max(1, (width - 24) // CELL_WIDTH)
+        parts = [dtypes[i:i + per_table] for i in range(0, len(dtypes), per_table)]
+        for part in parts:
+            table = Table(title=title if part is parts[0] else None, show_lines=True, title_justify="left")
+            table.add_column("form", style="bold", max_width=22 if len(parts) > 1 else 30)
+            for d in part:
+                table.add_column(d, justify="left", overflow="fold")
+            for f in forms:
+                first = next(r for r in rows if form_name(r) == f)
+                head = Text(f, style="bold")
+                head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
+                table.add_row(head, *[with_strip(cells[(f, d)], tolerance) if (f, d) in cells else Text("")
+                                      for d in part])
+            out.append(table)
         legend = [strip_legend(rows[0]["axis"], rows)] if rows[0]["axis"] else []
-        out.append(Group(table, *legend, verdict(rows, dtypes), Text("")))
+        out.append(Group(*legend, verdict(rows, dtypes), Text("")))
     growth = growth_with_k(result.rows)
     if growth is not None:
         out.append(growth)
@@ -296,7 +318,7 @@ def header(meta: dict) -> Text:
     return t
 
 
-PIPED_WIDTH = 200  # columns when printing to a file or pipe, unless COLUMNS says otherwise
+PIPED_WIDTH = 100  # columns when printing to a file or pipe, unless COLUMNS says otherwise
 
 
 def make_console(no_color: bool = False, stderr: bool = False) -> Console:
@@ -309,10 +331,19 @@ def make_console(no_color: bool = False, stderr: bool = False) -> Console:
     return c
 
 
-def print_result(result, console: Console | None = None) -> None:
+def print_result(result, console: Console | None = None, detail: bool = False) -> None:
+    """The header and the one-screen summary of each family; with `detail`, every
+    table too, and how the rows were swept."""
+    from . import summary
+
     console = console or make_console()
     console.print(header(result.meta))
-    for r in tables(result):
+    for part in summary.summary(result, console.width):
+        console.print(part, highlight=False)
+    if not detail:
+        return
+    console.print()
+    for r in tables(result, console.width):
         console.print(r)
     how = []
     for label, rows in _by_sweep(result.rows).items():

@@ -235,6 +235,9 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
                 ulp = ulp.astype(np.float64)
                 code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
                 row = _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale)
+                lost = (code == CODE["zero"]) & ~sub
+                if quantity == "loss" and lost.any():  # the largest exact loss computed as 0
+                    row["zero_exact_max"] = float(np.abs(exact[lost]).max())
                 row["inputs_out_of_range"] = int((~finite).sum())  # logits beyond the format: counted as ∞
                 rows.append(row)
     return rows

@@ -20,7 +20,7 @@ def run(argv, capsys):
 
 def test_json_document(tmp_path, capsys):
     path = tmp_path / "out.json"
-    code, out, err = run(SMALL + ["--json", str(path)], capsys)
+    code, out, err = run(SMALL + ["--detail", "--json", str(path)], capsys)
     assert code == 0
     doc = json.loads(path.read_text())
     assert doc["schema"] == "precision_lab.sweep/2"
@@ -28,7 +28,7 @@ def test_json_document(tmp_path, capsys):
     for key in ("jax", "jaxlib", "backend", "device_kind", "xla_flags", "tolerance_ulp", "seed", "argv", "x64",
                 "mode", "floor"):
         assert key in meta
-    assert meta["argv"] == SMALL + ["--json", str(path)] and meta["x64"] is True
+    assert meta["argv"] == SMALL + ["--detail", "--json", str(path)] and meta["x64"] is True
     rows = {r["form"]: r for r in doc["rows"]}
     assert set(rows) == {"bce_naive_chain", "bce_fused"}
     row = rows["bce_naive_chain"]
@@ -48,7 +48,8 @@ def test_json_document(tmp_path, capsys):
 
 def test_fail_on_exits_one(capsys):
     code, _, err = run(SMALL + ["--fail-on", "nan", "--quiet"], capsys)
-    assert code == 1 and err == "precision-lab: 1 of 2 rows have points of class nan: bce_naive_chain float16 y=0.\n"
+    assert code == 1 and err == ("precision-lab: 1 of 2 rows fail --fail-on nan: bce_naive_chain float16 y=0 "
+                                 "(nan 26324 points).\n")
     code, _, _ = run(SMALL[:-1] + ["bce_logits", "--fail-on", "nan", "--quiet"], capsys)
     assert code == 0  # bce_logits has no NaN anywhere in float16
 
@@ -68,11 +69,11 @@ def test_fail_on_exits_one(capsys):
         (["sweep", "--points", "0"], "it must be a positive whole number, got 0"),
         (["sweep", "--points", "many"], "`many` is not a whole number"),
         (["sweep", "--tolerance", "-1"], "the tolerance must be a non-negative number of ULPs"),
-        (["sweep", "--fail-on", "slow"], "Unknown class `slow` for --fail-on"),
+        (["sweep", "--fail-on", "slow"], "Unknown class `slow` in --fail-on"),
         (["sweep", "--json", "/nonexistent-dir/x.json"], "its folder does not exist or is not writable"),
         (["sweep", "--seed", "-3"], "`seed` must be a non-negative integer, got -3"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "Give a command: sweep, check, explain, diff, list or figures (see precision-lab --help)."),
+        ([], "Give a command: sweep, check, explain, table, diff, list or figures"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_two(argv, message, capsys):
@@ -89,7 +90,8 @@ def test_softmax_logits_from_files(tmp_path, capsys):
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "t.npy", np.array([0, 2, 4]))
     code, out, err = run(["sweep", "--logits", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "t.npy"),
-                          "--dtypes", "float32", "--forms", "ce_naive,ce_log_softmax", "--fail-on", "nan"], capsys)
+                          "--dtypes", "float32", "--forms", "ce_naive,ce_log_softmax", "--fail-on", "nan", "--detail"],
+                         capsys)
     assert code == 1  # ce_naive is NaN on vector 1
     assert "softmax, logits sweep, K = 5, target class label" in out
     assert "worst #1" in out
@@ -190,14 +192,17 @@ def test_json_path_where_no_file_can_be_made(capsys):
 
 
 def test_piped_tables_are_not_cut_short(monkeypatch, capsys):
-    """Into a pipe or file (as under pytest) rich would take 80 columns and cut cells
-    with "…"; the tables are then 200 wide, so float64 onsets print whole."""
+    """Into a pipe or file (as under pytest) the output is 100 columns wide; tables of
+    more formats than fit are split, and cells fold rather than cut a float64 onset."""
     monkeypatch.delenv("COLUMNS", raising=False)
     code, out, _ = run(["sweep", "--family", "sigmoid", "--dtypes", "float16,bfloat16,float32,float64",
-                        "--targets", "0", "--forms", "bce_naive_chain,bce_fused"], capsys)
+                        "--targets", "0", "--forms", "bce_naive_chain,bce_fused", "--detail"], capsys)
     assert code == 0
     assert "36.73680056967711" in out and "bce_naive_chain" in out
     assert not re.search(r"…\s*[│┃]", out)  # no cell cut short
+    assert max(len(line) for line in out.splitlines()) <= 100
+    heads = [line for line in out.splitlines() if line.startswith("┃ form")]
+    assert len(heads) == 2 and "float16" in heads[0] and "float64" in heads[1]  # two formats a table
 
 
 def test_figures_into_a_file_is_one_sentence(tmp_path, capsys):

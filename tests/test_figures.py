@@ -203,7 +203,7 @@ def test_strip_characters_per_class(small):
 @pytest.mark.parametrize("width", [80, 120])
 def test_table_cells_carry_strips_and_a_legend(small, width):
     console = Console(width=width, record=True, no_color=True, file=open("/dev/null", "w"))
-    report.print_result(small, console)
+    report.print_result(small, console, detail=True)
     text = console.export_text()
     lines = text.splitlines()
     assert max(cell_len(line) for line in lines) <= width
@@ -217,7 +217,7 @@ def test_table_cells_carry_strips_and_a_legend(small, width):
 
 
 def test_sweep_no_color_prints_plain_strips(capsys):
-    argv = ["sweep", "--dtypes", "float16", "--targets", "0", "--forms", "bce_naive_chain", "--no-color"]
+    argv = ["sweep", "--dtypes", "float16", "--targets", "0", "--forms", "bce_naive_chain", "--no-color", "--detail"]
     assert cli.main(argv) == 0
     out, _ = capsys.readouterr()
     assert "\x1b" not in out and "NNN" in out and "strip along z" in out

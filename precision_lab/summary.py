@@ -1,0 +1,385 @@
+"""The answer on one screen: per family, which form to use in each format, and every
+form once, under the worst thing it does anywhere swept (worst first).
+
+Grades, by severity:
+
+* ``breaks``     a NaN or ∞ (training breaks);
+* ``lost``       a value lost to 0 where the exact value is a normal number (a lost
+                 gradient stops learning silently);
+* ``tiny``       a loss that rounds to 0 only where the true loss is below the format's
+                 resolution near 1 (smaller than its eps): harmless for training, whose
+                 gradient is computed on its own;
+* ``flush``      0 only where the exact value is subnormal (flushed, or underflowed early);
+* ``inexact``    stable, but some points are further from the exact value than the
+                 input's rounding explains;
+* ``unresolved`` stable where decided, some points undecided (a user's function);
+* ``clean``      within the tolerance at every point swept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from . import formats
+
+GRADES = ("breaks", "lost", "tiny", "flush", "inexact", "unresolved", "clean")
+TITLES = {
+    "breaks": "NaN or ∞: training breaks",
+    "lost": "Lost to 0 where the exact value is a normal number",
+    "tiny": "Loss rounds to 0 only where the true loss is below the format's resolution near 1 "
+            "(< eps; harmless for training: the gradient is computed on its own)",
+    "flush": "0 only where the exact value is subnormal (flushed or underflowed early)",
+    "inexact": "Stable, but inexact beyond what the input's rounding forces",
+    "unresolved": "Stable where decided; some points undecided",
+    "clean": "Clean: within the tolerance at every point swept",
+}
+GRADE_WORDS = {"breaks": "NaN or ∞ even so", "lost": "values lost to 0 even so", "tiny": "0 where the loss < eps",
+               "flush": "0 only where the exact value is subnormal", "inexact": "some points inexact",
+               "unresolved": "some points undecided", "clean": "clean"}
+STYLES = {"breaks": "bold red", "lost": "yellow", "tiny": "default", "flush": "dim yellow", "inexact": "cyan",
+          "unresolved": "dim", "clean": "green"}
+
+# The library calls that compute a form (what people write instead of the formula).
+LIBRARY = {
+    "bce_logits": "optax.sigmoid_binary_cross_entropy, torch BCEWithLogitsLoss, Keras from_logits=True",
+    "bce_logits_autodiff": "jax.grad of optax.sigmoid_binary_cross_entropy",
+    "bce_fused": "BCEWithLogitsLoss's backward, σ(z) − y",
+    "bce_torch": "torch BCELoss on sigmoid outputs",
+    "bce_torch_chain": "torch BCELoss's backward through the sigmoid",
+    "bce_keras": "Keras binary_crossentropy on probabilities",
+    "ce_log_softmax": "optax.softmax_cross_entropy_with_integer_labels, torch F.cross_entropy, "
+                      "Keras from_logits=True",
+    "ce_log_softmax_autodiff": "jax.grad of optax.softmax_cross_entropy_with_integer_labels",
+    "ce_fused": "F.cross_entropy's backward, softmax(z) − onehot(t)",
+    "ce_keras": "Keras sparse_categorical_crossentropy on probabilities",
+}
+SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "float8_e4m3fn": "f8e4m3",
+         "float8_e5m2": "f8e5m2"}
+
+
+def short(dtype: str) -> str:
+    """f16, bf16:f32, ...: a format (or an input:compute pair) in a few letters."""
+    return ":".join(SHORT.get(d, d) for d in dtype.split(":"))
+
+
+def label(row: dict) -> str:
+    """The format a row was swept in, with the one it computed in where they differ."""
+    c = row.get("compute_dtype")
+    return row["dtype"] if not c or c == row["dtype"] else f"{row['dtype']}:{c}"
+
+
+def judged_format(row: dict) -> formats.Format:
+    """The format a row's values are in (a loss computed in a wider format is judged there)."""
+    return formats.get(row.get("value_dtype") or row["dtype"])
+
+
+def grade(row: dict) -> str:
+    c = row["counts"]
+    if c["nan"] or c["inf"]:
+        return "breaks"
+    if c["zero"] > c.get("zero_subnormal", 0):
+        tiny = row.get("zero_exact_max")
+        if row["quantity"] == "loss" and tiny is not None and tiny < judged_format(row).eps:
+            return "tiny"
+        return "lost"
+    if c["zero"]:
+        return "flush"
+    if c["inaccurate"]:
+        return "inexact"
+    if c.get("unresolved"):
+        return "unresolved"
+    return "clean"
+
+
+def worst(grades) -> str:
+    return min(grades, key=GRADES.index)
+
+
+def form_name(row: dict) -> str:
+    return row["form"]
+
+
+@dataclasses.dataclass
+class FormVerdict:
+    """One form of a family: its grade per format and overall, with the rows behind them."""
+
+    name: str
+    quantity: str
+    summary: str
+    by_format: dict[str, list[dict]]  # format label -> rows
+
+    def grade_in(self, fmt_label: str) -> str:
+        return worst(grade(r) for r in self.by_format[fmt_label])
+
+    @property
+    def grade(self) -> str:
+        return worst(self.grade_in(f) for f in self.by_format)
+
+
+def verdicts(rows: Sequence[dict]) -> list[FormVerdict]:
+    """Each form of `rows` once, in the rows' order."""
+    out: dict[str, FormVerdict] = {}
+    for r in rows:
+        v = out.setdefault(form_name(r), FormVerdict(form_name(r), r["quantity"], r["summary"], {}))
+        v.by_format.setdefault(label(r), []).append(r)
+    return list(out.values())
+
+
+def _num(v: float, row: dict) -> str:
+    text = str(formats.get(row["dtype"]).dtype.type(v))
+    return (text[:-2] if text.endswith(".0") else text).replace("-", "−")
+
+
+def _context(row: dict) -> str:
+    if row.get("sweep"):
+        return f"K={row['classes']} {row['target_class']}" if row.get("target_class") else f"K={row['classes']}"
+    return f"y={row['target']:g}" if row.get("target") is not None else ""
+
+
+def _onsets(rows: Sequence[dict], classes: Sequence[str]) -> str:
+    """Where the first failure of `classes` lies on each side, over `rows` (the one
+    nearest zero), '~' where only sampled; or the share of vectors without an axis."""
+    parts = []
+    for side, op in (("pos", "≥"), ("neg", "≤")):
+        best = None
+        for r in rows:
+            if not r.get("axis"):
+                continue
+            for c in classes:
+                o = r["onset"][c][side]
+                if o is not None and (best is None or abs(o) < abs(best[0])):
+                    best = (o, r, r["onset"][c]["method"][side])
+        if best:
+            o, r, method = best
+            ctx = _context(r) if len({_context(x) for x in rows if x.get("axis")}) > 1 else ""
+            parts.append((f"{r['axis']}{op}{'~' if method == 'sampled' else ''}{_num(o, r)}", ctx))
+    if len({c for _, c in parts}) == 1 and parts[0][1]:  # one context for both sides: say it once
+        parts = [(" ".join(p for p, _ in parts), parts[0][1])]
+    parts = [p + (f" ({c})" if c else "") for p, c in parts]
+    shares = [(sum(r["counts"][c] for c in classes) / r["points"], r) for r in rows if not r.get("axis")]
+    shares = [(s, r) for s, r in shares if s]
+    if shares and not parts:
+        s, r = max(shares, key=lambda t: t[0])
+        parts.append(f"in {_share(s)} of {r['sweep']} vectors (K={r['classes']})")
+    return " ".join(parts)
+
+
+def _share(s: float) -> str:
+    return f"{100 * s:.3g}%" if s >= 0.001 else f"{100 * s:.1g}%"
+
+
+def cell_text(rows: Sequence[dict]) -> tuple[str, str]:
+    """(grade, a few words) for a form in one format, from its rows there."""
+    g = worst(grade(r) for r in rows)
+    bad = [r for r in rows if grade(r) == g]
+    if g == "breaks":
+        cls = [c for c in ("nan", "inf") if any(r["counts"][c] for r in bad)]
+        return g, f"{'/'.join('NaN' if c == 'nan' else '∞' for c in cls)} {_onsets(bad, cls)}".strip()
+    if g in ("lost", "tiny", "flush"):
+        text = f"0 {_onsets(bad, ['zero'])}".strip()
+        if g == "tiny":
+            top = max(r["zero_exact_max"] for r in bad)
+            text += f" (true loss ≤ {top:.2g})"
+        return g, text
+    if g == "inexact":
+        share = max(r["counts"]["inaccurate"] / r["points"] for r in bad)
+        ulp = max((r["max_ulp"] or 0) for r in bad)
+        return g, f"inexact at {_share(share)} of points, up to {ulp:.3g} ulp"
+    if g == "unresolved":
+        return g, f"{sum(r['counts']['unresolved'] for r in bad)} points undecided"
+    ulp = max((r["max_ulp"] or 0) for r in rows)
+    return g, f"ok, max {ulp:.2g} ulp"
+
+
+def _cause(v: FormVerdict) -> str | None:
+    from .report import _cause_line
+
+    for fmt_label, rows in v.by_format.items():
+        for r in rows:
+            for cls in ("nan", "inf"):
+                for side in ("pos", "neg"):
+                    why = ((r.get("cause") or {}).get(cls) or {}).get(side)
+                    if why:
+                        return f"cause ({short(fmt_label)}): {_cause_line(why).replace(' at ?', '')}"
+    return None
+
+
+def _upcast_note(v: FormVerdict) -> str | None:
+    """Whether computing in the wider format fixes the form: each input:compute pair
+    against the input format alone."""
+    notes = []
+    for fmt_label in v.by_format:
+        if ":" not in fmt_label:
+            continue
+        plain = fmt_label.split(":")[0]
+        if plain not in v.by_format:
+            continue
+        before, after = v.grade_in(plain), v.grade_in(fmt_label)
+        if GRADES.index(before) >= GRADES.index("flush"):
+            continue  # nothing to fix
+        if GRADES.index(after) >= GRADES.index("flush"):
+            verb = "fixes it"
+        elif after == before:
+            verb = "does not fix it"
+        else:
+            verb = f"helps ({before} → {after})"
+        notes.append(f"upcasting {short(plain)}→{short(fmt_label.split(':')[1])} {verb}")
+    return "; ".join(notes) or None
+
+
+def _wrap(parts: Sequence[str], width: int, indent: int, sep: str = " · ") -> list[str]:
+    """`parts` joined by `sep` into lines of at most `width` columns, each indented by
+    `indent`; a part too long for a line is broken at its spaces."""
+    room = max(20, width - indent)
+    words = []
+    for i, p in enumerate(parts):
+        piece = p + (sep.rstrip() if i < len(parts) - 1 else "")
+        while len(piece) > room:  # break a long part at its last space that fits
+            cut = piece.rfind(" ", 0, room)
+            cut = cut if cut > 0 else room
+            words.append((piece[:cut], True))
+            piece = piece[cut:].lstrip()
+        words.append((piece, False))
+    lines, line = [], ""
+    for w, forced in words:
+        if line and len(line) + 1 + len(w) > room:
+            lines.append(line)
+            line = w
+        else:
+            line = w if not line else line + " " + w
+        if forced:
+            lines.append(line)
+            line = ""
+    if line:
+        lines.append(line)
+    return [" " * indent + x for x in lines]
+
+
+def _choice_key(v: FormVerdict, f: str) -> tuple:
+    """How good a form is in one format, for choosing what to use: no NaN, ∞ or lost
+    value first, then the fewest inexact points, then the fewest zeros of any kind."""
+    g = v.grade_in(f)
+    rows = v.by_format[f]
+    inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
+    zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
+    return (GRADES.index(g) <= GRADES.index("lost"), GRADES.index(g) if g in ("breaks", "lost") else 0,
+            round(inexact, 4), round(zeros, 4))
+
+
+def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> Text:
+    """Per quantity, the forms with the best grade in each format."""
+    text = Text()
+    for quantity in ("loss", "grad"):
+        forms = [v for v in verdict_list if v.quantity == quantity]
+        if not forms:
+            continue
+        per_fmt = {}
+        for f in fmt_labels:
+            here = [v for v in forms if f in v.by_format]
+            if not here:
+                continue
+            key = min(_choice_key(v, f) for v in here)
+            chosen = [v for v in here if _choice_key(v, f) == key]
+            per_fmt[f] = (worst(v.grade_in(f) for v in chosen), tuple(v.name for v in chosen))
+        groups: dict[tuple, list[str]] = {}
+        for f, choice in per_fmt.items():
+            groups.setdefault(choice, []).append(f)
+        for (best, names), fmts_here in groups.items():
+            where = "every format" if len(groups) == 1 < len(per_fmt) else ", ".join(short(f) for f in fmts_here)
+            text.append(f"Use for the {quantity} ({where}): ", style="bold")
+            text.append(", ".join(names), style=STYLES[best])
+            text.append("" if best == "clean" else f" ({GRADE_WORDS[best]})", style="dim")
+            text.append("\n")
+            libs = [LIBRARY[n] for n in names if n in LIBRARY]
+            for line in _wrap(["= " + "; ".join(libs)] if libs else [], width, 4):
+                text.append(line + "\n", style="dim")
+    return text
+
+
+def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
+    """One family's screen: what was swept, what to use, and every form under its grade."""
+    fam = rows[0]["family"]
+    fmt_labels = list(dict.fromkeys(label(r) for r in rows))
+    text = Text()
+    text.append(f"{fam}", style="bold")
+    text.append(f" · {_swept(rows)}\n", style="dim")
+    vs = verdicts(rows)
+    text.append_text(_use(vs, fmt_labels, width))
+    for g in GRADES:
+        members = [v for v in vs if v.grade == g]
+        if not members:
+            continue
+        text.append("\n")
+        for line in _wrap([TITLES[g]], width, 0):
+            text.append(line + "\n", style="bold " + STYLES[g] if g != "tiny" else "bold")
+        for v in members:
+            lib = f" ({LIBRARY[v.name].split(',')[0]})" if v.name in LIBRARY and g != "clean" else ""
+            text.append(f"  {v.name}", style=STYLES[g])
+            text.append(f" {v.quantity}{lib}\n", style="dim")
+            cells = []
+            for f in fmt_labels:
+                if f in v.by_format:
+                    cg, words = cell_text(v.by_format[f])
+                    cells.append(f"{short(f)} {words}")
+            for line in _wrap(cells, width, 4):
+                text.append(line + "\n")
+            for extra in (_cause(v), _upcast_note(v)):
+                if extra:
+                    for line in _wrap([extra], width, 4):
+                        text.append(line + "\n", style="dim")
+    return text
+
+
+def _swept(rows: Sequence[dict]) -> str:
+    parts = []
+    targets = sorted({r["target"] for r in rows if r.get("target") is not None})
+    if targets:
+        parts.append("y = " + ", ".join(f"{t:g}" for t in targets))
+    ks = sorted({r["classes"] for r in rows if r.get("classes")})
+    if ks:
+        parts.append("K = " + ", ".join(map(str, ks)))
+        parts.append(", ".join(dict.fromkeys(r["sweep"] for r in rows if r.get("sweep"))) + " sweeps")
+    for how, pick in (("every value", lambda r: r["exhaustive"]), ("sampled", lambda r: not r["exhaustive"])):
+        fmts = {}
+        for r in rows:
+            if r.get("axis") and pick(r):
+                fmts.setdefault(short(label(r)), set()).add(r.get("classes"))
+        for ks_here, names in _by_value(fmts).items():
+            within = "" if ks_here == tuple(sorted({r.get("classes") for r in rows if r.get("axis")}, key=str)) \
+                else " (K=" + ", ".join(map(str, ks_here)) + ")"
+            parts.append(", ".join(names) + " " + how + within)
+    return "; ".join(parts)
+
+
+def _by_value(d: dict) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        out.setdefault(tuple(sorted(v, key=str)), []).append(k)
+    return out
+
+
+LEGEND = ("z≥a: the first failing value on that side (nearest 0); ~: only the nearest failing sample, earlier "
+          "failures are possible. --detail prints every table; the JSON has every figure.")
+
+
+def summary(result, width: int = 80) -> list[Text]:
+    """The one-screen answer of each family in `result`."""
+    fams = list(dict.fromkeys(r["family"] for r in result.rows))
+    out = [family_summary([r for r in result.rows if r["family"] == f], width) for f in fams]
+    out.append(Text("\n".join(_wrap([LEGEND], width, 0, " ")), style="dim"))
+    return out
+
+
+def text(result, width: int = 80) -> str:
+    """The summary as plain text, `width` columns wide (the API's and notebooks' view)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width, color_system=None, no_color=True)
+    for part in summary(result, width):
+        console.print(part, highlight=False)
+    return console.file.getvalue()

@@ -1,0 +1,144 @@
+"""The one-screen answer, the CI gates and the result API's row selection."""
+
+import pytest
+
+import precision_lab as pl
+from precision_lab import api, cli, gates, summary
+from precision_lab.errors import InputError
+
+
+def _row(form="f", quantity="grad", dtype="float16", points=100, family="sigmoid", **counts):
+    c = {"ok": 0, "inaccurate": 0, "zero": 0, "inf": 0, "nan": 0, "unresolved": 0, "zero_subnormal": 0}
+    c.update(counts)
+    c["ok"] = points - sum(v for k, v in c.items() if k not in ("ok", "zero_subnormal"))
+    return {"family": family, "form": form, "quantity": quantity, "dtype": dtype, "points": points, "counts": c,
+            "summary": "", "target": 0.0, "axis": None, "exhaustive": True, "max_ulp": 1.0,
+            "stable": not (c["nan"] or c["inf"] or c["zero"])}
+
+
+# ------------------------------------------------------------------ gates
+
+
+def test_gate_grammar():
+    g = gates.parse("nan,ce_fused=inaccurate>1%,zero_normal>3")
+    assert [str(x) for x in g] == ["nan", "ce_fused=inaccurate>1%", "zero_normal>3"]
+    assert (g[1].form, g[1].cls, g[1].limit, g[1].percent) == ("ce_fused", "inaccurate", 1.0, True)
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("nann", "Unknown class `nann` in --fail-on"),
+    ("inaccurate>", "is not a --fail-on rule"),
+    ("inaccurate>150%", "can never fail"),
+    ("bce_magic=nan", "--fail-on names form `bce_magic`"),
+])
+def test_gate_errors(rule, message):
+    with pytest.raises(InputError, match=message):
+        gates.parse(rule, forms=["ce_fused"])
+
+
+def test_zero_normal_excludes_flushes():
+    """A row whose zeros are all subnormal flushes passes `zero_normal` and fails `zero`."""
+    flushed = _row(zero=5, zero_subnormal=5)
+    lost = _row(zero=5, zero_subnormal=4)
+    (zn,), (z,) = gates.parse("zero_normal"), gates.parse("zero")
+    assert not zn.fails(flushed) and z.fails(flushed)
+    assert zn.fails(lost) and zn.measure(lost) == 1
+
+
+def test_percentage_thresholds_are_of_swept_points():
+    row = _row(form="ce_fused", points=1000, inaccurate=10)  # 1.0 %: not more than 1 %
+    assert not gates.parse("inaccurate>1%")[0].fails(row)
+    assert gates.parse("inaccurate>0.9%")[0].fails(row)
+    assert gates.parse("inaccurate>9")[0].fails(row) and not gates.parse("inaccurate>10")[0].fails(row)
+    assert not gates.parse("other=inaccurate")[0].fails(row)  # a rule for another form
+    assert gates.failures([row, _row(form="x", nan=1)], gates.parse("nan,ce_fused=inaccurate>0.5%")) == [
+        (row, gates.Gate("inaccurate", 0.5, True, "ce_fused")), (_row(form="x", nan=1), gates.Gate("nan"))]
+
+
+SMALL = ["sweep", "--dtypes", "float16", "--targets", "0", "--forms", "bce_logits_autodiff,bce_fused,bce_naive_chain"]
+
+
+def test_cli_gates(capsys):
+    """float16, y = 0: bce_logits_autodiff is clean; bce_fused = σ(z) is 0 at 714 values,
+    all where the exact σ(z) is a float16 subnormal (`zero`, never `zero_normal`); the
+    chain product is NaN at z ≥ 7.625 and z ≤ −11.09."""
+    assert cli.main(SMALL + ["--quiet", "--fail-on", "zero"]) == 1
+    assert "bce_fused float16 y=0 (zero 714 points)" in capsys.readouterr().err
+    assert cli.main(SMALL + ["--quiet", "--fail-on", "zero_normal"]) == 0
+    code = cli.main(SMALL + ["--quiet", "--fail-on", "nan,inf"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("precision-lab: 1 of 3 rows fail --fail-on nan,inf: "
+                                        "bce_naive_chain float16 y=0 (nan ")
+    assert cli.main(SMALL + ["--quiet", "--fail-on", "bce_fused=nan,bce_logits_autodiff=zero_normal"]) == 0
+    code = cli.main(SMALL + ["--quiet", "--fail-on", "bce_naive_chain=nan>99%"])
+    assert code == 0  # NaN at z ≥ 7.625 and z ≤ −11.09: far fewer than 99 % of float16's values
+    assert cli.main(SMALL + ["--quiet", "--fail-on", "bce_naive_chain=nan>1%"]) == 1
+    assert cli.main(SMALL + ["--quiet", "--fail-on", "nan>x"]) == 2
+    assert "is not a --fail-on rule" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ rows API
+
+
+def test_row_selection_names_ambiguity_and_absence():
+    rows = [dict(_row(form="ce_naive", family="softmax", dtype="bfloat16"), target=None, sweep=s, classes=k,
+                 target_class=t) for s in ("margin", "random") for k in (10, 1000) for t in ("top", "other")]
+    result = api.SweepResult({}, rows)
+    assert len(result.rows(form="ce_naive", sweep="margin")) == 4
+    assert result.row("ce_naive", "bfloat16", "top", sweep="margin", classes=1000) is rows[2]
+    with pytest.raises(InputError, match=r"8 rows have form='ce_naive', dtype='bfloat16'; choose by classes "
+                                         r"\(10, 1000\); sweep \('margin', 'random'\); target_class"):
+        result.row("ce_naive", "bfloat16")
+    with pytest.raises(InputError, match="No row has form='ce_naive', dtype='float16'"):
+        result.row("ce_naive", "float16", sweep="margin")
+    with pytest.raises(InputError, match="Rows cannot be selected by colour"):
+        result.rows(colour="red")
+    assert result.rows == rows and isinstance(result.to_json()["rows"], list)
+    assert repr(result).startswith("<SweepResult: 8 rows of softmax in bfloat16; 0 forms with NaN")
+
+
+# ------------------------------------------------------------------ grades and the summary
+
+
+def test_grades_rank_by_severity():
+    assert summary.grade(_row(nan=1, zero=3)) == "breaks"
+    assert summary.grade(_row(zero=3, zero_subnormal=2)) == "lost"
+    assert summary.grade(_row(zero=3, zero_subnormal=3, inaccurate=5)) == "flush"
+    assert summary.grade(_row(inaccurate=5)) == "inexact"
+    assert summary.grade(_row()) == "clean"
+    tiny = dict(_row(quantity="loss", zero=3), zero_exact_max=4.8e-4)  # below float16's eps, 2**-10
+    assert summary.grade(tiny) == "tiny"
+    assert summary.grade(dict(tiny, zero_exact_max=1.5e-3)) == "lost"  # a loss above eps lost to 0
+    assert summary.grade(dict(tiny, quantity="grad")) == "lost"  # a gradient is never excused
+
+
+@pytest.fixture(scope="module")
+def sigmoid16():
+    return pl.sweep(dtypes=["float16"], targets=[0.0, 1.0])
+
+
+def test_summary_places_every_form_once(sigmoid16):
+    text = sigmoid16.summary(80)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    names = [f.name for f in api.get_family("sigmoid").forms]
+    for name in names:  # each form heads exactly one entry
+        assert sum(line.split(" ")[2:3] == [name] for line in lines if line.startswith("  ") and
+                   not line.startswith("    ")) == 1, name
+    assert "Use for the loss (f16): bce_logits" in text
+    assert "= optax.sigmoid_binary_cross_entropy, torch BCEWithLogitsLoss" in text
+    assert "Use for the grad (f16): bce_logits_autodiff" in text
+    # severity order: the NaN group first, the chain product in it with its exact onsets
+    assert text.index("NaN or ∞: training breaks") < text.index("Lost to 0 where the exact value is")
+    chain = lines.index(next(line for line in lines if line.startswith("  bce_naive_chain")))
+    assert "f16 NaN z≥7.625 z≤−11.09 (y=0)" in lines[chain + 1]
+
+
+def test_tiny_loss_is_not_a_lost_gradient(sigmoid16):
+    """float16 BCELoss on probabilities (bce_torch) rounds its loss to 0 at y = 1 from
+    z = 7.625 (σ rounds to 1) where the true loss, softplus(−z) ≤ e^−7.625 = 4.9e-4, is
+    below float16's eps 2**-10: harmless, and ranked below the lost gradient of ŷ − y."""
+    row = sigmoid16.row("bce_torch", "float16", 1.0)
+    assert row["zero_exact_max"] == pytest.approx(4.8804e-4, rel=1e-3)  # softplus(−7.625)
+    assert summary.grade(row) == "tiny"
+    assert summary.grade(sigmoid16.row("bce_fused", "float16", 1.0)) == "lost"
