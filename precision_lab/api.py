@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from .errors import InputError
 
-from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, vectors
+from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, upcast, vectors
 from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classify, condition, per_point
 from .engine import (Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs,
                      onsets_and_intervals, run_target)
@@ -42,13 +42,21 @@ class SweepResult:
     rows: list[dict]
 
     def row(self, form: str, dtype: str, target: float | None = None) -> dict:
+        """The row of `form` in `dtype` (a format, or an upcast such as ``bfloat16:float32``)."""
         for r in self.rows:
-            if r["form"] == form and r["dtype"] == dtype and (target is None or r["target"] == target):
+            if r["form"] == form and dtype_label(r) == dtype and (target is None or r["target"] == target):
                 return r
         raise KeyError(f"No row for form {form}, dtype {dtype}, target {target}.")
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, "meta": self.meta, "rows": self.rows}
+
+
+def dtype_label(row: dict) -> str:
+    """A row's format as its tables and lookups name it: ``bfloat16``, or ``bfloat16:float32``
+    where it was computed in a wider format."""
+    compute = row.get("compute_dtype") or row["dtype"]
+    return row["dtype"] if compute == row["dtype"] else f"{row['dtype']}:{compute}"
 
 
 def get_family(name: str, classes: int = 10) -> Family:
@@ -151,12 +159,16 @@ def sweep(
     exhaustive: bool = False,
     checkpoint: str | None = None,
     devices: int | None = None,
+    loss_scale: float | None = None,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
     Args:
       family: ``"sigmoid"``, ``"softmax"`` or ``"all"``.
-      dtypes: format names (see ``formats.FORMATS``).
+      dtypes: format names (see ``formats.FORMATS``), or ``INPUT:COMPUTE`` pairs such
+        as ``bfloat16:float32``: inputs on INPUT's lattice, cast to COMPUTE before the
+        kernel (see ``upcast``); loss rows are judged in COMPUTE, gradient rows, cast
+        back as autodiff through the cast does, in INPUT.
       targets: sigmoid targets y in [0, 1], rounded to each format as a label would be.
       forms: form names (default: all of each family).
       points: points per row of a sampled axis (default 65536 for formats wider than
@@ -193,11 +205,18 @@ def sweep(
         given the same arguments and file continues from it (see ``checkpoints``).
       devices: how many devices of the backend share the work (default: all of
         them); calls are spread over them, each runs the same programs.
+      loss_scale: a power of two S: every ``jax.grad`` form differentiates S·L and its
+        row judges the scaled gradient against S times the exact one (row fields
+        ``loss_scale`` and ``judged``); hand-written gradient forms stay unscaled.
     Returns:
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
     names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
     fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
+    precs = [formats.precision(d) for d in dtypes]
+    loss_scale = upcast.check_scale(loss_scale)
+    for p in precs:
+        upcast.check_scale(loss_scale, p.compute)
     if scan_onsets and any(f.bits > 32 for f in fmts):
         raise InputError("`scan_onsets` cannot scan float64 (up to 2**63 values a side); leave float64 out of `dtypes`.")
     if forms is not None:
@@ -207,12 +226,19 @@ def sweep(
         for f in forms:
             if f not in known:
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
-    jobs, vector_jobs = _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes,
+    jobs, vector_jobs = _jobs(names, precs, targets, forms, points, seed, classes, sweeps, target_classes,
                               logits, labels, value_range, exhaustive)
     devs = get_devices(device, devices)
     dev = devs[0]
     meta = run_meta(names, tolerance, seed, dev, argv, len(devs))
     meta.update(mode=mode, floor=floor)
+    if loss_scale is not None:
+        meta["loss_scale"] = loss_scale
+    skipped = [p.name for p in precs if p.upcast] if vector_jobs else []
+    if skipped or (vector_jobs and loss_scale is not None):
+        meta.setdefault("warnings", []).append(
+            "The softmax random and logits sweeps run in the plain formats only, unscaled"
+            + (f": no such rows for {', '.join(skipped)}." if skipped else "."))
     saved = None
     if checkpoint is not None and jax.process_count() > 1:
         raise InputError("`checkpoint` works in one process; leave it out of a distributed sweep.")
@@ -221,52 +247,64 @@ def sweep(
             "sweep", dev, family=family, dtypes=list(dtypes), targets=list(targets), forms=forms, points=points,
             tolerance=tolerance, seed=seed, classes=list(classes), sweeps=list(sweeps),
             target_classes=list(target_classes), logits=logits, labels=labels, mode=mode, floor=floor,
-            scan_onsets=scan_onsets, causes=causes, value_range=value_range, exhaustive=exhaustive))
-    total = sum(len(j[2]) for j in jobs)
+            scan_onsets=scan_onsets, causes=causes, value_range=value_range, exhaustive=exhaustive,
+            **({"loss_scale": loss_scale} if loss_scale is not None else {})))
+    total = sum(len(j[2]) * len(upcast.groups(j[0], j[1], j[5], loss_scale)) for j in jobs)
     done = 0
     rows = []
-    for fam, chosen, axis, target, extra in jobs:
-        label = " ".join([fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
-                                      else [f"y={target:g}"]), axis.fmt.name])
-        key = f"{len(rows)} {label}"
-        if saved and saved.rows(key) is not None:  # finished before the interruption
-            rows.extend(saved.rows(key))
-            done += len(axis)
-            continue
-        resume = saved.resume(key) if saved else None
-        done += resume["next"] if resume else 0
+    for plain_fam, plain_chosen, axis, target, extra, prec in jobs:
+        label = " ".join([plain_fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
+                                            else [f"y={target:g}"]), prec.name])
+        run_groups = upcast.groups(plain_fam, plain_chosen, prec, loss_scale)
+        order = [f.name for f in plain_chosen]
+        job_rows = []
+        for group in run_groups:  # one engine run per result format
+            fam, chosen = group.family, group.forms
+            key = f"{len(rows) + len(job_rows)} {label}" + (f" {group.out.name}" if len(run_groups) > 1 else "")
+            if saved and saved.rows(key) is not None:  # finished before the interruption
+                job_rows.extend(saved.rows(key))
+                done += len(axis)
+                continue
+            resume = saved.resume(key) if saved else None
+            done += resume["next"] if resume else 0
 
-        def tick(n, label=label):
-            nonlocal done
-            done += n
-            if progress:
-                progress(label, done, total)
+            def tick(n, label=label):
+                nonlocal done
+                done += n
+                if progress:
+                    progress(label, done, total)
 
-        with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
-            out = run_target(fam, chosen, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
-                             resume=resume, save=saved.saver(key) if saved else None)
-            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam),
-                                           **({"range": list(value_range)} if value_range else {})))
-            if scan_onsets and not axis.exhaustive:
+            with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
+                out = run_target(fam, chosen, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
+                                 resume=resume, save=saved.saver(key) if saved else None, out_fmt=group.out)
+                new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam),
+                                               **({"range": list(value_range)} if value_range else {})),
+                                mechanisms=not group.derived)
                 for form, row in zip(chosen, new):
-                    def scanned(side, n_done, n_total, name=f"scan {label} {form.name}"):
-                        if progress:
-                            progress(f"{name} z {'<' if side == 'neg' else '>'} 0", n_done, n_total)
+                    row.update(group.fields[form.name])
+                if scan_onsets and not axis.exhaustive:
+                    for form, row in zip(chosen, new):
+                        def scanned(side, n_done, n_total, name=f"scan {label} {form.name}"):
+                            if progress:
+                                progress(f"{name} z {'<' if side == 'neg' else '>'} 0", n_done, n_total)
 
-                    row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
-                                                      mode, floor, progress=scanned)
-            for form, row in zip(chosen, new):
-                if causes or form.factors:
-                    row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
-            if saved:
-                saved.finish(key, new)
-            rows.extend(new)
+                        row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
+                                                          mode, floor, progress=scanned, out_fmt=group.out)
+                for form, row in zip(chosen, new):
+                    # the walk explains the family's own kernels: not a derived (upcast or scaled) one
+                    if (causes or form.factors) and not group.derived:
+                        row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
+                if saved:
+                    saved.finish(key, new)
+                job_rows.extend(new)
+        rows.extend(sorted(job_rows, key=lambda r: order.index(r["form"])))
     for vs in vector_jobs:
         with jax.default_device(dev):
-            for row in vectors.sweep_vectors(vs, fmts, forms, tolerance, seed, mode, floor):
+            for row in vectors.sweep_vectors(vs, [p.input for p in precs if not p.upcast], forms, tolerance, seed,
+                                             mode, floor):
                 rows.append(dict(row, mode=mode, floor=floor, batch=batch_size(softmax.family(vs.classes))))
     if "softmax" in names:
-        meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
+        meta["accumulation"] = accumulation.measure(list(dict.fromkeys(f.name for f in fmts)), dev)
     if saved:
         saved.remove()
     return SweepResult(meta, rows)
@@ -470,7 +508,7 @@ def _tiers(stats) -> dict:
 
 def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
     """The formats of `dtypes`, after one sentence for any bad common argument."""
-    fmts = [formats.get(d) for d in dtypes]
+    fmts = [formats.precision(d).input for d in dtypes]
     if not fmts:
         raise InputError("`dtypes` is empty; give at least one format.")
     if points is not None and int(points) < 1:
@@ -487,28 +525,30 @@ def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
 
 def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels,
           value_range=None, exhaustive=False):
-    """What a sweep runs: (family, forms, axis, target, extra row fields) per row group,
-    and the softmax vector sweeps."""
-    jobs = []  # (family, forms, axis, target, extra row fields)
+    """What a sweep runs: (family, forms, axis, target, extra row fields, precision) per
+    row group, and the softmax vector sweeps. `fmts` are formats or precisions (an
+    input format and the one it is computed in; see ``upcast``)."""
+    precs = [p if isinstance(p, formats.Precision) else formats.Precision(p, p) for p in fmts]
+    jobs = []  # (family, forms, axis, target, extra row fields, precision)
     if "sigmoid" in names:
         fam = sigmoid.FAMILY
         chosen = _select(fam, forms)
-        for fmt in fmts:
-            axis = axis_for(fmt, points, seed, value_range, exhaustive)
-            jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
+        for prec in precs:
+            axis = axis_for(prec.input, points, seed, value_range, exhaustive)
+            jobs += [(fam, chosen, axis, t, {}, prec) for t in check_targets(targets)] if chosen else []
     vector_jobs = []
     if "softmax" in names:
         plan = vectors.check_plan(classes, sweeps, target_classes, logits, labels)
         for k in plan.classes:
             fam = softmax.family(k)
             chosen = _select(fam, forms)
-            for fmt in fmts:
-                axis = softmax_axis(k, fmt, points, seed, value_range, exhaustive)
+            for prec in precs:
+                axis = softmax_axis(k, prec.input, points, seed, value_range, exhaustive)
                 for sweep_name in plan.axis_sweeps:
                     for tc in plan.target_classes:
                         extra = {"sweep": sweep_name, "axis": "m" if sweep_name == "margin" else "c",
                                  "classes": k, "target_class": tc}
-                        jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra)] if chosen else []
+                        jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra, prec)] if chosen else []
         vector_jobs = plan.vector_sweeps if _select(softmax.family(), forms) else []
     return jobs, vector_jobs
 
@@ -520,7 +560,7 @@ def _select(fam: Family, forms):
     return tuple(f for f in fam.forms + fam.factors if f.name in forms)
 
 
-def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict]:
+def rows_from(fam: Family, out: Outcome, extra: dict | None = None, mechanisms: bool = True) -> list[dict]:
     rows = []
     vector = fam.width > 1
     for i, form in enumerate(out.forms):
@@ -533,6 +573,9 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             "form": form.name,
             "summary": form.summary,
             "dtype": out.fmt.name,
+            "compute_dtype": out.fmt.name,  # the format the kernel computes in (see `upcast`)
+            "value_dtype": out.value_fmt.name,  # the format of its results, which they are judged in
+            "loss_scale": None,
             "target": None if vector else out.target,
             "target_in_format": None if vector else out.target_in_format,
             "axis": fam.axis,
@@ -544,11 +587,11 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             "stable": all(counts[c] == 0 for c in UNSTABLE),
             "onset": onset,
             "intervals": intervals,
-            "constants": constant_notes(form, out.fmt),
+            "constants": constant_notes(form, out.value_fmt),
             "profile": _profile(out, i),
         }
         row.update(extra or {})
-        if form.factors:
+        if form.factors and mechanisms:
             row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
         rows.append(row)
     return rows
@@ -657,7 +700,7 @@ def compare_modes(family: str = "sigmoid", dtypes: Sequence[str] = formats.DEFAU
     dev = get_device(device)
     out = []
     with jax.default_device(dev):
-        for fam, chosen, axis, target, extra in jobs:
+        for fam, chosen, axis, target, extra, _ in jobs:
             for form in chosen:
                 found = modes.disagreements(fam, form, axis, target, dev)
                 out.append({"family": fam.name, "form": form.name, "dtype": axis.fmt.name,
