@@ -353,6 +353,10 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         spec = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__name__', 'fn')}"
         source_file = getattr(getattr(fn, "__code__", None), "co_filename", None)
     fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
+    upcasts = [d for d in dtypes if formats.precision(d).upcast]
+    if upcasts:  # never swept as their input format alone: that would be another program
+        raise InputError(f"`check` sweeps plain formats; {', '.join(upcasts)} computes in a wider format, "
+                         "which only `sweep` runs.")
     kwargs = dict(kwargs or {})
     if classes is None:
         targets = check_targets(targets)
@@ -706,6 +710,35 @@ def compare_modes(family: str = "sigmoid", dtypes: Sequence[str] = formats.DEFAU
                 out.append({"family": fam.name, "form": form.name, "dtype": axis.fmt.name,
                             "target": None if extra else float(target), **extra, **found})
     return out
+
+
+def loss_scale_advice(family: str = "sigmoid", dtype: str = "float16", target=0.0,
+                      form: str = "bce_logits_autodiff", sweep: str = "margin", classes: int = 10,
+                      device: str | None = None, tolerance: float = DEFAULT_TOLERANCE, mode: str = "jit",
+                      floor: str = "condition") -> dict:
+    """What a loss-scaling user asks of a ``jax.grad`` form in a format (or an upcast
+    ``INPUT:COMPUTE``; every input value is swept, so the input format has up to 16
+    bits): the bands of logits whose gradient is lost unscaled, the smallest power of
+    two S that keeps them all, and where S·L and S·∂L/∂z overflow at that S; see
+    ``loss_scaling.advice``. `target` as in `kernel_values`."""
+    from . import loss_scaling
+
+    fam = get_family(family, classes)
+    target = _target(target, sweep)
+    if fam.name == "sigmoid":
+        check_targets([target])
+    elif target not in softmax.CODES:
+        raise InputError(f"Softmax target {target:g} is not a class: give top or other.")
+    check_mode(mode)
+    with jax.default_device(get_device(device)):
+        return loss_scaling.advice(fam, formats.precision(dtype), target, form, get_device(device), tolerance,
+                                   mode, floor)
+
+
+def upcast_fixes(rows) -> list[dict]:
+    """Per upcast row with its plain row in `rows`: whether computing in the wider
+    format fixes the form (see ``upcast.upcast_fixes``)."""
+    return upcast.upcast_fixes(rows)
 
 
 def _target(target, sweep: str) -> float:
