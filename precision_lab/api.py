@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 from .errors import InputError
 
-from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, vectors
+from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, upcast, vectors
 from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classify, condition, per_point
 from .engine import (Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs,
                      onsets_and_intervals, run_target)
 from .family import Family, constant_notes
+from .report import dtype_label  # noqa: F401  (the API names rows' formats as tables do)
 from .softmax import softmax_axis
 from .sampling import axis_for
 
@@ -49,7 +50,13 @@ class Rows(list):
         unknown = sorted(set(fields) - set(ROW_KEYS))
         if unknown:
             raise InputError(f"Rows cannot be selected by {', '.join(unknown)}; select by {', '.join(ROW_KEYS)}.")
-        return [r for r in self if all(_same(r.get(k), v) for k, v in fields.items() if v is not None)]
+        return [r for r in self if all(_same(_field(r, k), v) for k, v in fields.items() if v is not None)]
+
+
+def _field(row: dict, key: str):
+    if key == "compute_dtype":  # a plain row computes in its own format
+        return row.get("compute_dtype") or row["dtype"]
+    return row.get(key)
 
 
 def _same(have, want) -> bool:
@@ -77,6 +84,10 @@ class SweepResult:
         if isinstance(target, str):
             fields.setdefault("target_class", target)
             target = None
+        if ":" in dtype:  # an upcast, such as bfloat16:float32
+            dtype, fields["compute_dtype"] = dtype.split(":", 1)
+        else:
+            fields.setdefault("compute_dtype", dtype)
         keys = dict(form=form, dtype=dtype, target=target, **fields)
         found = self.rows(**keys)
         asked = ", ".join(f"{k}={v!r}" for k, v in keys.items() if v is not None)
@@ -215,12 +226,16 @@ def sweep(
     exhaustive: bool = False,
     checkpoint: str | None = None,
     devices: int | None = None,
+    loss_scale: float | None = None,
 ) -> SweepResult:
     """Sweep every selected form over every format and target; one row each.
 
     Args:
       family: ``"sigmoid"``, ``"softmax"`` or ``"all"``.
-      dtypes: format names (see ``formats.FORMATS``).
+      dtypes: format names (see ``formats.FORMATS``), or ``INPUT:COMPUTE`` pairs such
+        as ``bfloat16:float32``: inputs on INPUT's lattice, cast to COMPUTE before the
+        kernel (see ``upcast``); loss rows are judged in COMPUTE, gradient rows, cast
+        back as autodiff through the cast does, in INPUT.
       targets: sigmoid targets y in [0, 1], rounded to each format as a label would be.
       forms: form names (default: all of each family).
       points: points per row of a sampled axis (default 65536 for formats wider than
@@ -257,11 +272,18 @@ def sweep(
         given the same arguments and file continues from it (see ``checkpoints``).
       devices: how many devices of the backend share the work (default: all of
         them); calls are spread over them, each runs the same programs.
+      loss_scale: a power of two S: every ``jax.grad`` form differentiates S·L and its
+        row judges the scaled gradient against S times the exact one (row fields
+        ``loss_scale`` and ``judged``); hand-written gradient forms stay unscaled.
     Returns:
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
     names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
     fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
+    precs = [formats.precision(d) for d in dtypes]
+    loss_scale = upcast.check_scale(loss_scale)
+    for p in precs:
+        upcast.check_scale(loss_scale, p.compute)
     if scan_onsets and any(f.bits > 32 for f in fmts):
         raise InputError("`scan_onsets` cannot scan float64 (up to 2**63 values a side); leave float64 out of `dtypes`.")
     if forms is not None:
@@ -271,12 +293,19 @@ def sweep(
         for f in forms:
             if f not in known:
                 raise InputError(f"Unknown form `{f}`; known forms are {', '.join(sorted(known))}.")
-    jobs, vector_jobs = _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes,
+    jobs, vector_jobs = _jobs(names, precs, targets, forms, points, seed, classes, sweeps, target_classes,
                               logits, labels, value_range, exhaustive)
     devs = get_devices(device, devices)
     dev = devs[0]
     meta = run_meta(names, tolerance, seed, dev, argv, len(devs))
     meta.update(mode=mode, floor=floor)
+    if loss_scale is not None:
+        meta["loss_scale"] = loss_scale
+    skipped = [p.name for p in precs if p.upcast] if vector_jobs else []
+    if skipped or (vector_jobs and loss_scale is not None):
+        meta.setdefault("warnings", []).append(
+            "The softmax random and logits sweeps run in the plain formats only, unscaled"
+            + (f": no such rows for {', '.join(skipped)}." if skipped else "."))
     saved = None
     if checkpoint is not None and jax.process_count() > 1:
         raise InputError("`checkpoint` works in one process; leave it out of a distributed sweep.")
@@ -285,52 +314,64 @@ def sweep(
             "sweep", dev, family=family, dtypes=list(dtypes), targets=list(targets), forms=forms, points=points,
             tolerance=tolerance, seed=seed, classes=list(classes), sweeps=list(sweeps),
             target_classes=list(target_classes), logits=logits, labels=labels, mode=mode, floor=floor,
-            scan_onsets=scan_onsets, causes=causes, value_range=value_range, exhaustive=exhaustive))
-    total = sum(len(j[2]) for j in jobs)
+            scan_onsets=scan_onsets, causes=causes, value_range=value_range, exhaustive=exhaustive,
+            **({"loss_scale": loss_scale} if loss_scale is not None else {})))
+    total = sum(len(j[2]) * len(upcast.groups(j[0], j[1], j[5], loss_scale)) for j in jobs)
     done = 0
     rows = []
-    for fam, chosen, axis, target, extra in jobs:
-        label = " ".join([fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
-                                      else [f"y={target:g}"]), axis.fmt.name])
-        key = f"{len(rows)} {label}"
-        if saved and saved.rows(key) is not None:  # finished before the interruption
-            rows.extend(saved.rows(key))
-            done += len(axis)
-            continue
-        resume = saved.resume(key) if saved else None
-        done += resume["next"] if resume else 0
+    for plain_fam, plain_chosen, axis, target, extra, prec in jobs:
+        label = " ".join([plain_fam.name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]] if extra
+                                            else [f"y={target:g}"]), prec.name])
+        run_groups = upcast.groups(plain_fam, plain_chosen, prec, loss_scale)
+        order = [f.name for f in plain_chosen]
+        job_rows = []
+        for group in run_groups:  # one engine run per result format
+            fam, chosen = group.family, group.forms
+            key = f"{len(rows) + len(job_rows)} {label}" + (f" {group.out.name}" if len(run_groups) > 1 else "")
+            if saved and saved.rows(key) is not None:  # finished before the interruption
+                job_rows.extend(saved.rows(key))
+                done += len(axis)
+                continue
+            resume = saved.resume(key) if saved else None
+            done += resume["next"] if resume else 0
 
-        def tick(n, label=label):
-            nonlocal done
-            done += n
-            if progress:
-                progress(label, done, total)
+            def tick(n, label=label):
+                nonlocal done
+                done += n
+                if progress:
+                    progress(label, done, total)
 
-        with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
-            out = run_target(fam, chosen, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
-                             resume=resume, save=saved.saver(key) if saved else None)
-            new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam),
-                                           **({"range": list(value_range)} if value_range else {})))
-            if scan_onsets and not axis.exhaustive:
+            with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
+                out = run_target(fam, chosen, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
+                                 resume=resume, save=saved.saver(key) if saved else None, out_fmt=group.out)
+                new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam),
+                                               **({"range": list(value_range)} if value_range else {})),
+                                mechanisms=not group.derived)
                 for form, row in zip(chosen, new):
-                    def scanned(side, n_done, n_total, name=f"scan {label} {form.name}"):
-                        if progress:
-                            progress(f"{name} z {'<' if side == 'neg' else '>'} 0", n_done, n_total)
+                    row.update(group.fields[form.name])
+                if scan_onsets and not axis.exhaustive:
+                    for form, row in zip(chosen, new):
+                        def scanned(side, n_done, n_total, name=f"scan {label} {form.name}"):
+                            if progress:
+                                progress(f"{name} z {'<' if side == 'neg' else '>'} 0", n_done, n_total)
 
-                    row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
-                                                      mode, floor, progress=scanned)
-            for form, row in zip(chosen, new):
-                if causes or form.factors:
-                    row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
-            if saved:
-                saved.finish(key, new)
-            rows.extend(new)
+                        row["onset"] = engine.scan_onsets(fam, form, axis.fmt, target, row["onset"], tolerance, dev,
+                                                          mode, floor, progress=scanned, out_fmt=group.out)
+                for form, row in zip(chosen, new):
+                    # the walk explains the family's own kernels: not a derived (upcast or scaled) one
+                    if (causes or form.factors) and not group.derived:
+                        row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode)
+                if saved:
+                    saved.finish(key, new)
+                job_rows.extend(new)
+        rows.extend(sorted(job_rows, key=lambda r: order.index(r["form"])))
     for vs in vector_jobs:
         with jax.default_device(dev):
-            for row in vectors.sweep_vectors(vs, fmts, forms, tolerance, seed, mode, floor):
+            for row in vectors.sweep_vectors(vs, [p.input for p in precs if not p.upcast], forms, tolerance, seed,
+                                             mode, floor):
                 rows.append(dict(row, mode=mode, floor=floor, batch=batch_size(softmax.family(vs.classes))))
     if "softmax" in names:
-        meta["accumulation"] = accumulation.measure([f.name for f in fmts], dev)
+        meta["accumulation"] = accumulation.measure(list(dict.fromkeys(f.name for f in fmts)), dev)
     if saved:
         saved.remove()
     return SweepResult(meta, rows)
@@ -379,6 +420,10 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
         spec = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__name__', 'fn')}"
         source_file = getattr(getattr(fn, "__code__", None), "co_filename", None)
     fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
+    upcasts = [d for d in dtypes if formats.precision(d).upcast]
+    if upcasts:  # never swept as their input format alone: that would be another program
+        raise InputError(f"`check` sweeps plain formats; {', '.join(upcasts)} computes in a wider format, "
+                         "which only `sweep` runs.")
     kwargs = dict(kwargs or {})
     if classes is None:
         targets = check_targets(targets)
@@ -534,7 +579,7 @@ def _tiers(stats) -> dict:
 
 def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
     """The formats of `dtypes`, after one sentence for any bad common argument."""
-    fmts = [formats.get(d) for d in dtypes]
+    fmts = [formats.precision(d).input for d in dtypes]
     if not fmts:
         raise InputError("`dtypes` is empty; give at least one format.")
     if points is not None and int(points) < 1:
@@ -551,28 +596,30 @@ def _check_common(dtypes, points, seed, tolerance, mode, floor) -> list:
 
 def _jobs(names, fmts, targets, forms, points, seed, classes, sweeps, target_classes, logits, labels,
           value_range=None, exhaustive=False):
-    """What a sweep runs: (family, forms, axis, target, extra row fields) per row group,
-    and the softmax vector sweeps."""
-    jobs = []  # (family, forms, axis, target, extra row fields)
+    """What a sweep runs: (family, forms, axis, target, extra row fields, precision) per
+    row group, and the softmax vector sweeps. `fmts` are formats or precisions (an
+    input format and the one it is computed in; see ``upcast``)."""
+    precs = [p if isinstance(p, formats.Precision) else formats.Precision(p, p) for p in fmts]
+    jobs = []  # (family, forms, axis, target, extra row fields, precision)
     if "sigmoid" in names:
         fam = sigmoid.FAMILY
         chosen = _select(fam, forms)
-        for fmt in fmts:
-            axis = axis_for(fmt, points, seed, value_range, exhaustive)
-            jobs += [(fam, chosen, axis, t, {}) for t in check_targets(targets)] if chosen else []
+        for prec in precs:
+            axis = axis_for(prec.input, points, seed, value_range, exhaustive)
+            jobs += [(fam, chosen, axis, t, {}, prec) for t in check_targets(targets)] if chosen else []
     vector_jobs = []
     if "softmax" in names:
         plan = vectors.check_plan(classes, sweeps, target_classes, logits, labels)
         for k in plan.classes:
             fam = softmax.family(k)
             chosen = _select(fam, forms)
-            for fmt in fmts:
-                axis = softmax_axis(k, fmt, points, seed, value_range, exhaustive)
+            for prec in precs:
+                axis = softmax_axis(k, prec.input, points, seed, value_range, exhaustive)
                 for sweep_name in plan.axis_sweeps:
                     for tc in plan.target_classes:
                         extra = {"sweep": sweep_name, "axis": "m" if sweep_name == "margin" else "c",
                                  "classes": k, "target_class": tc}
-                        jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra)] if chosen else []
+                        jobs += [(fam, chosen, axis, softmax.case(sweep_name, tc), extra, prec)] if chosen else []
         vector_jobs = plan.vector_sweeps if _select(softmax.family(), forms) else []
     return jobs, vector_jobs
 
@@ -584,7 +631,7 @@ def _select(fam: Family, forms):
     return tuple(f for f in fam.forms + fam.factors if f.name in forms)
 
 
-def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict]:
+def rows_from(fam: Family, out: Outcome, extra: dict | None = None, mechanisms: bool = True) -> list[dict]:
     rows = []
     vector = fam.width > 1
     for i, form in enumerate(out.forms):
@@ -597,6 +644,9 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             "form": form.name,
             "summary": form.summary,
             "dtype": out.fmt.name,
+            "compute_dtype": out.fmt.name,  # the format the kernel computes in (see `upcast`)
+            "value_dtype": out.value_fmt.name,  # the format of its results, which they are judged in
+            "loss_scale": None,
             "target": None if vector else out.target,
             "target_in_format": None if vector else out.target_in_format,
             "axis": fam.axis,
@@ -608,13 +658,13 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None) -> list[dict
             "stable": all(counts[c] == 0 for c in UNSTABLE),
             "onset": onset,
             "intervals": intervals,
-            "constants": constant_notes(form, out.fmt),
+            "constants": constant_notes(form, out.value_fmt),
             "profile": _profile(out, i),
         }
         row.update(extra or {})
         if form.quantity == "loss" and counts["zero"] > counts["zero_subnormal"] and fam.exact is None:
             row["zero_exact_max"] = _zero_exact_max(fam, form, out, intervals["zero"])
-        if form.factors:
+        if form.factors and mechanisms:
             row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
         rows.append(row)
     return rows
@@ -734,12 +784,41 @@ def compare_modes(family: str = "sigmoid", dtypes: Sequence[str] = formats.DEFAU
     dev = get_device(device)
     out = []
     with jax.default_device(dev):
-        for fam, chosen, axis, target, extra in jobs:
+        for fam, chosen, axis, target, extra, _ in jobs:
             for form in chosen:
                 found = modes.disagreements(fam, form, axis, target, dev)
                 out.append({"family": fam.name, "form": form.name, "dtype": axis.fmt.name,
                             "target": None if extra else float(target), **extra, **found})
     return out
+
+
+def loss_scale_advice(family: str = "sigmoid", dtype: str = "float16", target=0.0,
+                      form: str = "bce_logits_autodiff", sweep: str = "margin", classes: int = 10,
+                      device: str | None = None, tolerance: float = DEFAULT_TOLERANCE, mode: str = "jit",
+                      floor: str = "condition") -> dict:
+    """What a loss-scaling user asks of a ``jax.grad`` form in a format (or an upcast
+    ``INPUT:COMPUTE``; every input value is swept, so the input format has up to 16
+    bits): the bands of logits whose gradient is lost unscaled, the smallest power of
+    two S that keeps them all, and where S·L and S·∂L/∂z overflow at that S; see
+    ``loss_scaling.advice``. `target` as in `kernel_values`."""
+    from . import loss_scaling
+
+    fam = get_family(family, classes)
+    target = _target(target, sweep)
+    if fam.name == "sigmoid":
+        check_targets([target])
+    elif target not in softmax.CODES:
+        raise InputError(f"Softmax target {target:g} is not a class: give top or other.")
+    check_mode(mode)
+    with jax.default_device(get_device(device)):
+        return loss_scaling.advice(fam, formats.precision(dtype), target, form, get_device(device), tolerance,
+                                   mode, floor)
+
+
+def upcast_fixes(rows) -> list[dict]:
+    """Per upcast row with its plain row in `rows`: whether computing in the wider
+    format fixes the form (see ``upcast.upcast_fixes``)."""
+    return upcast.upcast_fixes(rows)
 
 
 def _target(target, sweep: str) -> float:

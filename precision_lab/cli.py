@@ -93,7 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--forms", type=_list("form names"), help="comma-separated forms (default: all of the family)")
     s.add_argument("--dtypes", type=_list("format names"), default=None,
                    help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)}); "
-                        f"also {', '.join(f for f in formats.FORMATS if f not in formats.DEFAULT_FORMATS)}")
+                        f"also {', '.join(f for f in formats.FORMATS if f not in formats.DEFAULT_FORMATS)}; "
+                        "INPUT:COMPUTE (e.g. bfloat16:float32) sweeps INPUT's values cast to the wider "
+                        "COMPUTE before the kernel: losses judged in COMPUTE, gradients (cast back) in INPUT")
+    s.add_argument("--loss-scale", type=float, default=None, metavar="S",
+                   help="a power of two S: each jax.grad form differentiates S·L, and its row judges the "
+                        "scaled gradient in the format against S times the exact one (unscaling in float32 "
+                        "is exact); hand-written gradients stay unscaled")
     s.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
                    help="comma-separated targets y in [0, 1] (default: 0,1; 0.1,0.9 is LeCun's trick)")
     s.add_argument("--classes", type=_list("class counts", int), default=None, metavar="K,...",
@@ -393,7 +399,8 @@ def _sweep(args, argv) -> int:
                   classes=args.classes or DEFAULT_CLASSES, sweeps=args.sweeps or DEFAULT_SWEEPS,
                   target_classes=args.target_classes, mode=args.mode, floor=args.floor,
                   scan_onsets=args.scan_onsets, causes=args.causes, value_range=args.range,
-                  exhaustive=args.exhaustive, checkpoint=args.checkpoint, devices=args.devices)
+                  exhaustive=args.exhaustive, checkpoint=args.checkpoint, devices=args.devices,
+                  loss_scale=args.loss_scale)
     if args.labels and not args.logits:
         raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
     if args.logits:
@@ -521,7 +528,7 @@ def strict_child(argv: Sequence[str]) -> int:
 
 def _row_name(row: dict) -> str:
     """A row in a few words: form, format, and its target (y, or sweep, K and class)."""
-    parts = [row["form"] + (f" ({row['quantity']})" if row.get("family") == "check" else ""), row["dtype"]]
+    parts = [row["form"] + (f" ({row['quantity']})" if row.get("family") == "check" else ""), api.dtype_label(row)]
     if row.get("sweep"):
         parts += [row["sweep"], f"K={row['classes']}"] + ([row["target_class"]] if row.get("target_class") else [])
     elif row.get("target") is not None:

@@ -74,7 +74,8 @@ def load(path: str) -> dict:
 def row_name(row: dict) -> str:
     """A row's identity, readably: form, format and case."""
     parts = [row["form"] + (f" {row['quantity']}" if row.get("family") == "check" else ""),
-             row["dtype"] + (f":{row['compute_dtype']}" if row.get("compute_dtype") else "")]
+             row["dtype"] + (f":{row['compute_dtype']}" if row.get("compute_dtype") not in (None, row["dtype"])
+                             else "")]
     if row.get("sweep"):
         parts += [row["sweep"], f"K={row['classes']}", str(row.get("target_class"))]
     elif row.get("target") is not None:

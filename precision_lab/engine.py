@@ -61,6 +61,11 @@ class Outcome:
     trackers: list[RunTracker]
     refined: dict  # (form index, code, inside, outside) -> refined inside ordinal
     before_zero: int | None  # ordinal of the swept point just below 0
+    out_fmt: formats.Format | None = None  # the format the forms' results are in and judged in (None: fmt)
+
+    @property
+    def value_fmt(self) -> formats.Format:
+        return self.out_fmt or self.fmt
 
 
 def distinct_references(forms: Sequence[Form]) -> tuple[list[Callable], np.ndarray]:
@@ -160,7 +165,7 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
 
 
 @functools.lru_cache(maxsize=None)
-def reference_program(family: Family, fmt: formats.Format, floor: str) -> Callable:
+def reference_program(family: Family, fmt: formats.Format, floor: str, out: formats.Format | None = None) -> Callable:
     """Every reference of the family (all its forms', whichever are swept): each one's
     comparison terms (see `classify.reference_terms`) and per-block condition numbers
     at ordinals, from the family's float64 base quantities under JAX (formats of up to
@@ -168,15 +173,17 @@ def reference_program(family: Family, fmt: formats.Format, floor: str) -> Callab
     refinement, so that it does not change with the forms swept: XLA keeps float64
     arithmetic in float64 but may contract a product and a sum into one FMA (it does
     on the CPU), which can move a value by an ulp of float64 depending on how the
-    program is fused; one program gives one answer."""
+    program is fused; one program gives one answer. `fmt` is the lattice of the points; `out` (default
+    `fmt`) the format the results are in, which the terms are rounded to."""
     refs = distinct_references(family.forms + family.factors)[0]
+    out_fmt = out or fmt
 
     def run(ords, target64, tolerance):
         base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
         out = []
         for reference in refs:
             exact, sens = reference(base)
-            out.append((_join(*reference_terms(exact, sens, fmt, tolerance, jnp, floor)),
+            out.append((_join(*reference_terms(exact, sens, out_fmt, tolerance, jnp, floor)),
                         _kappa_blocks(exact, sens, jnp)))
         return out
 
@@ -438,8 +445,9 @@ class _Runner:
     """Runs one format's programs at one target, a call of `size` points at a time: at
     a position of the axis, or at chosen ordinals (refinement)."""
 
-    def __init__(self, family, forms, axis, target, tolerance, devices, mode="jit", floor="condition"):
+    def __init__(self, family, forms, axis, target, tolerance, devices, mode="jit", floor="condition", out_fmt=None):
         self.family, self.forms, self.axis, self.fmt = family, tuple(forms), axis, axis.fmt
+        self.out = out_fmt or axis.fmt  # the results' format: what they are classified in
         self.devices = tuple(devices)
         device = self.devices[0]
         self.size = self.refine = batch_size(family)
@@ -449,9 +457,10 @@ class _Runner:
         self.positions = positions_program(axis, self.size)
         self.inputs = inputs_program(family, self.fmt, family.case(target))
         platform = _platform(device)
-        self.classify = classify_program(self.fmt, self.size, platform, float(tolerance), tuple(self.ref_of),
+        self.classify = classify_program(self.out, self.size, platform, float(tolerance), tuple(self.ref_of),
                                          platform != "cpu" if DEVICE_RUNS is None else DEVICE_RUNS)
-        self.references = reference_program(family, self.fmt, floor) if family.exact is None else None
+        self.references = (reference_program(family, self.fmt, floor, None if self.out == self.fmt else self.out)
+                           if family.exact is None else None)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
         self.tolerance, self.floor, self.device = tolerance, floor, device
@@ -461,14 +470,14 @@ class _Runner:
         in self.forms; default all; None in the places of the others): under JAX, or
         for float64 from the host's double-double, or from the family's own host
         reference (a user's function) at its kernel inputs `x`."""
-        if self.fmt.bits < 64 and self.family.exact is None:  # every reference: see reference_program
+        if self.out.bits < 64 and self.family.exact is None:  # every reference: see reference_program
             return self.references(ords, self.target_in_format, self.tolerance)
         chosen = self.forms if forms is None else [self.forms[i] for i in forms]
         # each distinct point once: a short call repeats its last point up to the batch
         # size, and mpmath evaluates the hardest points one by one
         uniq, first, back = np.unique(host_ords, return_index=True, return_inverse=True)
         if self.family.exact is not None:
-            found = self.family.exact(chosen, self.fmt, np.asarray(x)[first], np.asarray(self.labels[device]))
+            found = self.family.exact(chosen, self.out, np.asarray(x)[first], np.asarray(self.labels[device]))
         elif self.family.device_dd_base is not None and (
                 device.platform != "cpu" if FLOAT64_ON_DEVICE is None else FLOAT64_ON_DEVICE):
             found = device_float64_references(self.family, chosen, self.fmt, uniq, self.target_in_format, device)
@@ -477,7 +486,7 @@ class _Runner:
                                    self.target_in_format)
         refs = {r: tuple(a[back] for a in v) for r, v in zip(distinct_references(chosen)[0], found)}
         every = distinct_references(self.family.forms + self.family.factors)[0]
-        return [(jax.device_put(reference_terms(*refs[r], self.fmt, self.tolerance, np, self.floor), device),
+        return [(jax.device_put(reference_terms(*refs[r], self.out, self.tolerance, np, self.floor), device),
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
 
     def call(self, start: int, n: int, ords: np.ndarray | None = None, device=None) -> list:
@@ -491,7 +500,7 @@ class _Runner:
             # argument placement, and compiles once per device
             o = self.positions(jax.device_put(np.int64(start), device), n)
             host = (self.axis.ordinals(start + np.minimum(np.arange(self.size), n - 1))
-                    if self.fmt.bits == 64 or self.family.exact is not None else None)
+                    if self.out.bits == 64 or self.family.exact is not None else None)
         else:
             host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64)))
             o = jax.device_put(host, device)
@@ -505,7 +514,7 @@ class _Runner:
         """The per-point keys (uint32 bits) of `forms` (indices) in a call (its second
         result, `given`)."""
         outs, terms = given
-        program = keys_program(self.fmt, float(self.tolerance))
+        program = keys_program(self.out, float(self.tolerance))
         keys = [program(outs[i], terms[self.ref_of[i]][0]) for i in forms]  # dispatched together, then read
         return np.stack([np.asarray(k) for k in keys]).view(np.uint32)
 
@@ -519,7 +528,7 @@ class _Runner:
         o = jax.device_put(host, self.device)
         x = self.inputs(o)
         terms = self._terms(o, host, x, self.device, forms)
-        codes = codes_program(self.fmt, float(self.tolerance))
+        codes = codes_program(self.out, float(self.tolerance))
         label = self.labels[self.device]
         return n, {i: codes(self.kernels[i](x, label), terms[self.ref_of[i]][0]) for i in forms}
 
@@ -535,19 +544,22 @@ class _Runner:
 def run_target(family: Family, forms: Sequence[Form], axis, target: float, tolerance: float,
                device, bins: int = PROFILE_BINS, tick: Callable[[int], None] | None = None,
                mode: str = "jit", floor: str = "condition", resume: dict | None = None,
-               save: Callable[[Callable[[], dict]], None] | None = None) -> Outcome:
+               save: Callable[[Callable[[], dict]], None] | None = None,
+               out_fmt: formats.Format | None = None) -> Outcome:
     """Sweep all `forms` over `axis` at one target; refine boundaries if sampled.
 
     `device` is a device or a sequence of them: consecutive calls go to each in turn
     (each runs the same programs) and are absorbed in the axis's order, so the
     outcome is the same on any number of devices. `save(state)` is called after each
     absorbed call with a function that returns the sweep's state so far; given back
-    as `resume`, the sweep continues from there to the same outcome."""
+    as `resume`, the sweep continues from there to the same outcome. `out_fmt` is the
+    format the forms' results are in and are judged in, when it is not the axis's (a
+    kernel that computes in a wider format than its inputs' lattice)."""
     from . import distributed
 
     fmt = axis.fmt
     devices = list(device) if isinstance(device, (list, tuple)) else [device]
-    runner = _Runner(family, forms, axis, target, tolerance, devices, mode, floor)
+    runner = _Runner(family, forms, axis, target, tolerance, devices, mode, floor, out_fmt)
     nf, n = len(forms), len(axis)
     size = runner.size
     process, processes = distributed.processes()
@@ -641,7 +653,8 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     phi = np.where(filled, axis.ordinals(np.maximum(hi_idx, 0)), 0)
     before_zero = int(axis.ordinals(np.array([axis.zero_index - 1]))[0]) if axis.zero_index > 0 else None
     return Outcome(fmt, tuple(forms), target, runner.target_in_format, n, axis.exhaustive, counts,
-                   zsub, max_ulp, pcode, perr, pkap, plo, phi, trackers, refined, before_zero)
+                   zsub, max_ulp, pcode, perr, pkap, plo, phi, trackers, refined, before_zero,
+                   None if runner.out == fmt else runner.out)
 
 
 def bin_bounds(n: int, block: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -806,7 +819,8 @@ def _value(o: int | None, fmt: formats.Format) -> float | None:
 
 def scan_onsets(family: Family, form: Form, fmt: formats.Format, target, onset: dict, tolerance: float,
                 device, mode: str = "jit", floor: str = "condition",
-                progress: Callable[[str, int, int], None] | None = None) -> dict:
+                progress: Callable[[str, int, int], None] | None = None,
+                out_fmt: formats.Format | None = None) -> dict:
     """A row's onsets with every side that was not found exhaustively made exact: every
     lattice value between zero and the farthest such onset of the side is evaluated,
     so each class's onset there (one the sample missed too) becomes the failing value
@@ -830,7 +844,7 @@ def scan_onsets(family: Family, form: Form, fmt: formats.Format, target, onset: 
                     progress(side, done[0], len(axis))
 
             found = onsets_and_intervals(run_target(family, [form], axis, target, tolerance, device,
-                                                    tick=tick, mode=mode, floor=floor), 0)[0]
+                                                    tick=tick, mode=mode, floor=floor, out_fmt=out_fmt), 0)[0]
         for cls, o in new.items():
             if cls in found and found[cls][side] is not None:
                 o[side], o["method"][side] = found[cls][side], "scanned"

@@ -41,6 +41,7 @@ class Form:
     summary: str
     constants: tuple[Constant, ...] = ()
     factors: tuple[str, str] | None = None  # the two factor forms multiplied, if any
+    loss: Callable | None = None  # for a gradient by jax.grad: the loss it differentiates
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,6 +108,42 @@ def get(name: str) -> Format:
         ) from None
 
 
+def holds(wide: Format, narrow: Format) -> bool:
+    """Whether every value of `narrow` is a value of `wide` (so a cast up is exact)."""
+    return (wide.precision >= narrow.precision and wide.max >= narrow.max
+            and wide.smallest_subnormal <= narrow.smallest_subnormal and (wide.has_inf or not narrow.has_inf))
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """Inputs on one format's lattice, computed in another that holds it (``bfloat16:float32``:
+    bfloat16 values cast to float32 before the kernel), or in the same one."""
+
+    input: Format
+    compute: Format
+
+    @property
+    def name(self) -> str:
+        return self.input.name if self.compute == self.input else f"{self.input.name}:{self.compute.name}"
+
+    @property
+    def upcast(self) -> bool:
+        return self.compute != self.input
+
+
+def precision(spec: str) -> Precision:
+    """The precision `spec` names: a format (``float16``), or an input format and the
+    wider one it is computed in (``bfloat16:float32``); one sentence otherwise."""
+    name, sep, compute = str(spec).partition(":")
+    fin = get(name)
+    fc = get(compute) if sep else fin
+    if not holds(fc, fin):
+        raise InputError(f"`{spec}` computes in a format that does not hold every {fin.name} value; "
+                         f"the compute format must be at least as wide as the input's (e.g. "
+                         f"{fin.name}:{'float32' if fin.bits < 32 else 'float64'}).")
+    return Precision(fin, fc)
+
+
 # ---------------------------------------------------------------- bit helpers
 
 

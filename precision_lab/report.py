@@ -42,6 +42,13 @@ def band(lo: float, hi: float, fmt: formats.Format, axis: str) -> str:
     return f"on [{num(lo, fmt)}, {num(hi, fmt)}]"
 
 
+def dtype_label(row: dict) -> str:
+    """A row's format as tables and lookups name it: ``bfloat16``, or ``bfloat16:float32``
+    where the kernel computed in a wider format."""
+    compute = row.get("compute_dtype") or row["dtype"]
+    return row["dtype"] if compute == row["dtype"] else f"{row['dtype']}:{compute}"
+
+
 def cell(row: dict, tolerance: float = 4.0) -> Text:
     fmt = formats.get(row["dtype"])
     text = Text()
@@ -191,9 +198,9 @@ def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
         stable.setdefault(form_name(r), [])
         flushed.setdefault(form_name(r), [])
         if r["stable"]:
-            stable[form_name(r)].append(r["dtype"])
+            stable[form_name(r)].append(dtype_label(r))
         elif flush_only(r):
-            flushed[form_name(r)].append(r["dtype"])
+            flushed[form_name(r)].append(dtype_label(r))
     everywhere = [f for f, ok in stable.items() if len(ok) == len(dtypes)]
     but_flush = [f for f in stable if f not in everywhere and len(stable[f]) + len(flushed[f]) == len(dtypes)]
     nowhere = [f for f, ok in stable.items() if not ok and not flushed[f]]
@@ -212,12 +219,12 @@ def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
     loose = {}
     for r in rows:
         if (r["stable"] or flush_only(r)) and r["counts"]["inaccurate"]:
-            loose.setdefault(form_name(r), []).append(f"{r['dtype']} {_pct(r['counts']['inaccurate'], r['points'])}"
+            loose.setdefault(form_name(r), []).append(f"{dtype_label(r)} {_pct(r['counts']['inaccurate'], r['points'])}"
                                                    f" up to {r['max_ulp']:.3g} ulp")
     if loose:
         text.append("\nStable but inaccurate (beyond what the input's rounding forces): ", style="bold")
         text.append("; ".join(f"{f} ({', '.join(v)})" for f, v in loose.items()), style="cyan")
-    unknown = [f"{form_name(r)} {r['dtype']} {_pct(r['counts']['unresolved'], r['points'])}" for r in rows
+    unknown = [f"{form_name(r)} {dtype_label(r)} {_pct(r['counts']['unresolved'], r['points'])}" for r in rows
                if r["counts"].get("unresolved")]
     if unknown:
         text.append("\nUnresolved (the exact value was not decided there; stability holds for the rest): ", style="bold")
@@ -273,14 +280,14 @@ def tables(result, width: int = 200) -> list:
     for r in result.rows:
         groups.setdefault((r["family"], r.get("sweep"), r.get("classes"), r["target"], r.get("target_class")), []).append(r)
     for (family, sweep, classes, target, tclass), rows in groups.items():
-        dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+        dtypes = list(dict.fromkeys(dtype_label(r) for r in rows))
         title = f"{family}"
         title += f", {sweep} sweep" if sweep else ""
         title += f", K = {classes}" if classes else ""
         title += f", target y = {target:g}" if target is not None else ""
         title += f", target class {tclass}" if tclass else ""
         forms = list(dict.fromkeys(form_name(r) for r in rows))
-        cells = {(form_name(r), r["dtype"]): r for r in rows}
+        cells = {(form_name(r), dtype_label(r)): r for r in rows}
         per_table = max(1, (width - 24) // CELL_WIDTH)
         parts = [dtypes[i:i + per_table] for i in range(0, len(dtypes), per_table)]
         for part in parts:
@@ -296,6 +303,10 @@ def tables(result, width: int = 200) -> list:
                                       for d in part])
             out.append(table)
         legend = [strip_legend(rows[0]["axis"], rows)] if rows[0]["axis"] else []
+        scaled = [r for r in rows if r.get("loss_scale")]
+        if scaled:
+            legend.append(Text(f"Loss-scaled gradients ({', '.join(sorted({form_name(r) for r in scaled}))}): "
+                               f"judged as {scaled[0]['judged']}.", style="dim"))
         out.append(Group(*legend, verdict(rows, dtypes), Text("")))
     growth = growth_with_k(result.rows)
     if growth is not None:

@@ -146,6 +146,8 @@ VECTOR_FORMS = (
     ("softmax_jacobian_row", "factor", softmax_jacobian_row, "p_t(δ_t − p), row t of ∂p/∂z"),
 )
 FACTORS = {"ce_naive_chain": ("dloss_dpt", "softmax_jacobian_row")}
+AUTODIFF = {"ce_naive_autodiff": ce_naive, "ce_shifted_autodiff": ce_shifted,
+            "ce_log_softmax_autodiff": ce_log_softmax}  # the loss each jax.grad form differentiates
 
 
 # ------------------------------------------------------------------ references
@@ -353,7 +355,8 @@ def family(classes: int = 10) -> Family:
     the engine builds the vectors of a sweep in a program of their own, and passes the
     class as a traced int32, as a user's training step would."""
     forms = tuple(
-        Form(name, quantity, fn, _REFS.get(name, _REFS.get(quantity)), summary, factors=FACTORS.get(name))
+        Form(name, quantity, fn, _REFS.get(name, _REFS.get(quantity)), summary, factors=FACTORS.get(name),
+             loss=AUTODIFF.get(name))
         for name, quantity, fn, summary in VECTOR_FORMS
     )
     return Family(

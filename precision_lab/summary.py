@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from . import formats
+from .report import dtype_label as label
 
 GRADES = ("breaks", "lost", "tiny", "flush", "inexact", "unresolved", "clean")
 TITLES = {
@@ -63,12 +64,6 @@ SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64
 def short(dtype: str) -> str:
     """f16, bf16:f32, ...: a format (or an input:compute pair) in a few letters."""
     return ":".join(SHORT.get(d, d) for d in dtype.split(":"))
-
-
-def label(row: dict) -> str:
-    """The format a row was swept in, with the one it computed in where they differ."""
-    c = row.get("compute_dtype")
-    return row["dtype"] if not c or c == row["dtype"] else f"{row['dtype']}:{c}"
 
 
 def judged_format(row: dict) -> formats.Format:
