@@ -528,7 +528,9 @@ def strict_child(argv: Sequence[str]) -> int:
 
 def _row_name(row: dict) -> str:
     """A row in a few words: form, format, and its target (y, or sweep, K and class)."""
-    parts = [row["form"] + (f" ({row['quantity']})" if row.get("family") == "check" else ""), api.dtype_label(row)]
+    from .report import dtype_label
+
+    parts = [row["form"] + (f" ({row['quantity']})" if row.get("family") == "check" else ""), dtype_label(row)]
     if row.get("sweep"):
         parts += [row["sweep"], f"K={row['classes']}"] + ([row["target_class"]] if row.get("target_class") else [])
     elif row.get("target") is not None:
