@@ -105,14 +105,28 @@ def cell(row: dict) -> Text:
         text.append(note + "\n", style="dim")
     if row.get("inputs_out_of_range"):
         text.append(f"{row['inputs_out_of_range']} input vectors overflow the format\n", style="dim")
+    if row.get("inputs_rounded"):
+        text.append(f"{row['inputs_rounded']} of {n} vectors rounded from {row['logits_dtype']} to {row['dtype']}\n",
+                    style="dim")
+    if row.get("labels_rounded"):
+        text.append(f"labels of {row['labels_rounded']} vectors rounded to {row['dtype']}\n", style="dim")
     if row.get("sweep") == "logits" and row.get("worst"):
-        bad = [f"#{w['index']}" for w in row["worst"] if w["class"] != "ok"]
-        if bad:
-            text.append("worst " + " ".join(bad) + "\n", style="dim")
+        bad = [w for w in row["worst"] if w["class"] != "ok"]
+        for i, w in enumerate(bad):
+            text.append(("worst " if i == 0 else "      ") + worst_vector(w) + "\n", style="dim")
     worst = row["max_ulp"]
     style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
     return text
+
+
+def worst_vector(w: dict) -> str:
+    """One worst vector of a logits row: its index, label, margin and values."""
+    label = f"label {w['label']}" + (f" (p {w['label_p']:.3g})" if "label_p" in w else "")
+    where = f"#{w['index']} {label}, margin {w['margin']:.6g}"
+    if "entry" in w:
+        return f"{where}, loss {w['exact_loss']:.6g}: ∂z[{w['entry']}] {w['computed']:.6g} (exact {w['exact']:.6g})"
+    return f"{where}: loss {w['computed']:.6g} (exact {w['exact']:.6g})"
 
 
 def _cause_line(why: dict) -> str:
@@ -312,6 +326,8 @@ def make_console(no_color: bool = False, stderr: bool = False) -> Console:
 def print_result(result, console: Console | None = None) -> None:
     console = console or make_console()
     console.print(header(result.meta))
+    for note in result.meta.get("notes", ()):
+        console.print(Text(note), soft_wrap=True, highlight=False)
     for r in tables(result):
         console.print(r)
     how = []
