@@ -204,7 +204,7 @@ def check_targets(targets: Sequence[float]) -> tuple[float, ...]:
 
 def sweep(
     family: str = "sigmoid",
-    dtypes: Sequence[str] = formats.DEFAULT_FORMATS,
+    dtypes: Sequence[str] | None = None,
     targets: Sequence[float] = DEFAULT_TARGETS,
     forms: Sequence[str] | None = None,
     points: int | None = None,
@@ -235,7 +235,9 @@ def sweep(
       dtypes: format names (see ``formats.FORMATS``), or ``INPUT:COMPUTE`` pairs such
         as ``bfloat16:float32``: inputs on INPUT's lattice, cast to COMPUTE before the
         kernel (see ``upcast``); loss rows are judged in COMPUTE, gradient rows, cast
-        back as autodiff through the cast does, in INPUT.
+        back as autodiff through the cast does, in INPUT. Default
+        ``formats.DEFAULT_FORMATS``, or, for `logits` of a low-precision format
+        (bfloat16, float16, float8), that format alone.
       targets: sigmoid targets y in [0, 1], rounded to each format as a label would be.
       forms: form names (default: all of each family).
       points: points per row of a sampled axis (default 65536 for formats wider than
@@ -249,8 +251,10 @@ def sweep(
       sweeps: softmax sweeps: ``margin``, ``offset``, ``random`` (and ``logits``,
         implied by `logits`).
       target_classes: softmax true class: ``top`` and/or ``other``.
-      logits, labels: the user's own (N, K) logit vectors and (N,) class indices
-        (numpy arrays) for the softmax ``logits`` sweep.
+      logits, labels: the user's own (N, K) logit vectors (any real dtype, bfloat16 and
+        float8 included; rounded to each row's format, and the rows count the vectors
+        that changed) and (N,) class indices or (N, K) label distributions (soft or
+        one-hot labels) for the softmax ``logits`` sweep.
       mode: ``"jit"`` (each kernel alone under ``jax.jit(jax.vmap(...))``), ``"eager"``
         (operation by operation, each result rounded to the format) or ``"strict"``
         (jit in a process started with ``XLA_FLAGS=--xla_allow_excess_precision=false``).
@@ -279,6 +283,9 @@ def sweep(
       a ``SweepResult`` whose ``rows`` follow the JSON schema ``precision_lab.sweep/2``.
     """
     names = ["sigmoid", "softmax"] if family == "all" else [get_family(family).name]
+    if dtypes is None:
+        natural = vectors.natural_format(logits) if logits is not None and "softmax" in names else None
+        dtypes = [natural] if natural else formats.DEFAULT_FORMATS
     fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
     precs = [formats.precision(d) for d in dtypes]
     loss_scale = upcast.check_scale(loss_scale)
@@ -365,7 +372,13 @@ def sweep(
                     saved.finish(key, new)
                 job_rows.extend(new)
         rows.extend(sorted(job_rows, key=lambda r: order.index(r["form"])))
+    if logits is not None and vector_jobs:  # --logits adds its sweep to any named ones: say which ran
+        ran = dict.fromkeys([e["sweep"] for *_, e, _p in jobs if e.get("sweep")] + [v.kind for v in vector_jobs])
+        given = next(len(v.logits) for v in vector_jobs if v.kind == "logits")
+        meta.setdefault("notes", []).append("Softmax sweeps run: " + ", ".join(
+            f"logits ({given} vectors given)" if s_ == "logits" else s_ for s_ in ran) + ".")
     for vs in vector_jobs:
+        meta.setdefault("notes", []).extend(vectors.notes(vs, forms))
         with jax.default_device(dev):
             for row in vectors.sweep_vectors(vs, [p.input for p in precs if not p.upcast], forms, tolerance, seed,
                                              mode, floor):

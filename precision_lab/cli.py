@@ -111,8 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {','.join(DEFAULT_SWEEPS)}; with --logits: logits)")
     s.add_argument("--target-classes", type=_list("target classes"), default=["top", "other"], metavar="CLASS,...",
                    help="softmax: the true class is the top logit and/or another (default: top,other)")
-    s.add_argument("--logits", metavar="FILE.npy", help="softmax: your own N × K logit vectors (a .npy file)")
-    s.add_argument("--labels", metavar="FILE.npy", help="softmax: N class indices for --logits (default: the top class)")
+    s.add_argument("--logits", metavar="FILE.npy",
+                   help="softmax: your own N × K logit vectors: a .npy file or an array of a .npz file "
+                        "(FILE.npz:NAME; the name may be left out when the file holds one array); bfloat16 and "
+                        "float8 files are read in their own format, which is then the default of --dtypes")
+    s.add_argument("--labels", metavar="FILE.npy",
+                   help="softmax: for --logits, N class indices or N × K class probabilities (soft or one-hot "
+                        "labels, each row summing to 1); .npy or FILE.npz:NAME (default: the top class)")
+    s.add_argument("--logits-dtype", metavar="FORMAT",
+                   help="the format of --logits when its file records only raw bytes (np.save of float8_e4m3fn "
+                        "writes <V1): float8_e4m3fn, float8_e5m2, …; not needed for bfloat16 or float8_e5m2 files")
+    s.add_argument("--labels-dtype", metavar="FORMAT", help="the same for --labels")
     s.add_argument("--device", help="JAX backend: cpu, gpu or tpu (default: JAX's default)")
     s.add_argument("--points", type=_positive_int, default=None,
                    help="points per sampled row, at least (the grid is odd, so that 0 is on it: "
@@ -307,19 +316,12 @@ def _explain(args) -> int:
     return 0
 
 
-def load_array(path: str, option: str):
-    """A numeric array from a .npy file; one sentence if it cannot be read."""
-    import numpy as np
+def load_array(path: str, option: str, fmt: str | None = None):
+    """A numeric array from a .npy file or FILE.npz:NAME (arrays.load), in its own
+    format (bfloat16 and float8 included); one sentence if it cannot be read."""
+    from . import arrays
 
-    try:
-        a = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UsageError(f"Cannot read {option} `{path}`: no such file.") from None
-    except (ValueError, OSError, EOFError):
-        raise UsageError(f"Cannot read {option} `{path}`: it is not a .npy array of numbers.") from None
-    if not isinstance(a, np.ndarray) or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise UsageError(f"{option} `{path}` holds {getattr(a, 'dtype', type(a))} values, not numbers.")
-    return a
+    return arrays.load(path, option, fmt)
 
 
 def _console(no_color: bool, stderr: bool = False):
@@ -365,7 +367,7 @@ def _default_dtypes(args) -> None:
 
 
 def _sweep(args, argv) -> int:
-    from . import api, report
+    from . import api, report, vectors
 
     gates = _gates(args.fail_on, [f.name for fam in api.families_of(args.family)
                                   for f in fam.forms + fam.factors])
@@ -392,6 +394,7 @@ def _sweep(args, argv) -> int:
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
         if distributed.processes()[0] > 0:  # process 0 writes and prints
             args.json, args.quiet = None, True
+    dtypes_given = args.dtypes is not None
     _default_dtypes(args)
     quiet_stdout = args.json == "-"
     kwargs = dict(family=args.family, dtypes=args.dtypes, targets=args.targets, forms=args.forms,
@@ -403,9 +406,16 @@ def _sweep(args, argv) -> int:
                   loss_scale=args.loss_scale)
     if args.labels and not args.logits:
         raise UsageError("--labels needs --logits: the labels name the true class of each logit vector.")
+    for option, given, file in (("--logits-dtype", args.logits_dtype, args.logits),
+                                ("--labels-dtype", args.labels_dtype, args.labels)):
+        if given and not file:
+            raise UsageError(f"{option} names the format of the {option[2:8]} file; give {option[:8]} too.")
     if args.logits:
-        logits = kwargs["logits"] = load_array(args.logits, "--logits")
-        kwargs["labels"] = load_array(args.labels, "--labels") if args.labels else None
+        logits = kwargs["logits"] = load_array(args.logits, "--logits", args.logits_dtype)
+        kwargs["labels"] = load_array(args.labels, "--labels", args.labels_dtype) if args.labels else None
+        natural = vectors.natural_format(logits)
+        if natural and not dtypes_given:  # bfloat16 or float8 logits: swept in their own format
+            kwargs["dtypes"] = [natural]
         kwargs["sweeps"] = sorted(set(args.sweeps or []) | {"logits"})
         k = logits.shape[-1] if logits.ndim == 2 else None
         if args.classes and k is not None and k not in args.classes:

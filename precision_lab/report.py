@@ -112,10 +112,15 @@ def cell(row: dict, tolerance: float = 4.0) -> Text:
         text.append(note + "\n", style="dim")
     if row.get("inputs_out_of_range"):
         text.append(f"{row['inputs_out_of_range']} input vectors overflow the format\n", style="dim")
+    if row.get("inputs_rounded"):
+        text.append(f"{row['inputs_rounded']} of {n} vectors rounded from {row['logits_dtype']} to {row['dtype']}\n",
+                    style="dim")
+    if row.get("labels_rounded"):
+        text.append(f"labels of {row['labels_rounded']} vectors rounded to {row['dtype']}\n", style="dim")
     if row.get("sweep") == "logits" and row.get("worst"):
-        bad = [f"#{w['index']}" for w in row["worst"] if w["class"] != "ok"]
-        if bad:
-            text.append("worst " + " ".join(bad) + "\n", style="dim")
+        bad = [w for w in row["worst"] if w["class"] != "ok"]
+        for i, w in enumerate(bad):
+            text.append(("worst " if i == 0 else "      ") + worst_vector(w) + "\n", style="dim")
     worst = row["max_ulp"]
     style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
@@ -131,6 +136,15 @@ def _excused(row: dict, tolerance: float) -> str:
     kappa = [k for k in ((row.get("profile") or {}).get("kappa") or []) if k is not None]
     where = f", κ up to {max(kappa):.3g}" if kappa else ""
     return f"(not flagged: within what rounding the input forces{where})"
+
+
+def worst_vector(w: dict) -> str:
+    """One worst vector of a logits row: its index, label, margin and values."""
+    label = f"label {w['label']}" + (f" (p {w['label_p']:.3g})" if "label_p" in w else "")
+    where = f"#{w['index']} {label}, margin {w['margin']:.6g}"
+    if "entry" in w:
+        return f"{where}, loss {w['exact_loss']:.6g}: ∂z[{w['entry']}] {w['computed']:.6g} (exact {w['exact']:.6g})"
+    return f"{where}: loss {w['computed']:.6g} (exact {w['exact']:.6g})"
 
 
 def _cause_line(why: dict) -> str:
@@ -349,6 +363,8 @@ def print_result(result, console: Console | None = None, detail: bool = False) -
 
     console = console or make_console()
     console.print(header(result.meta))
+    for note in result.meta.get("notes", ()):
+        console.print(Text(note), soft_wrap=True, highlight=False)
     for part in summary.summary(result, console.width):
         console.print(part, highlight=False)
     if not detail:

@@ -1,7 +1,9 @@
 """The softmax family: categorical cross-entropy over K classes.
 
 Forms are plain functions of a logit vector `z` (K entries, in the working
-format) and the index `t` of the true class, written as a JAX user writes them.
+format) and the index `t` of the true class, written as a JAX user writes them. Given
+a label distribution `t` (a K-vector: soft or one-hot labels) instead, the loss forms
+take −Σ t_i ln p_i and the fused ones softmax(z) − t; `CLASS_ONLY` forms need an index.
 Two structured sweeps turn one swept number into a logit vector:
 
 * ``margin`` (axis m): z = (m, 0, …, 0);
@@ -43,8 +45,31 @@ def _pick(v, t):
     return lax.dynamic_index_in_dim(v, t.astype(jnp.int32), keepdims=False)
 
 
+def _soft(t) -> bool:
+    """Whether the label is a distribution over the K classes (soft or one-hot labels,
+    as label smoothing makes them) rather than a class index."""
+    return jnp.ndim(t) == 1
+
+
 def _onehot(z, t):
+    if _soft(t):
+        return t.astype(z.dtype)
     return (jnp.arange(z.shape[-1]) == t.astype(jnp.int32)).astype(z.dtype)
+
+
+def _nll(p, t):
+    """−ln p_t; with a label distribution t, −Σ t_i ln p_i, as it is usually written."""
+    if _soft(t):
+        return -jnp.sum(t.astype(p.dtype) * jnp.log(p))
+    return -jnp.log(_pick(p, t))
+
+
+def _lse_minus(lse, s, t):
+    """logsumexp − s_t; with a label distribution t, −Σ t_i (s_i − logsumexp) (optax's
+    softmax_cross_entropy)."""
+    if _soft(t):
+        return -jnp.sum(t.astype(s.dtype) * (s - lse))
+    return lse - _pick(s, t)
 
 
 def format_sum(v):
@@ -62,30 +87,30 @@ def format_sum(v):
 
 def ce_naive(z, t):
     e = jnp.exp(z)  # no shift: overflows once a logit passes ln(max)
-    return -jnp.log(_pick(e / jnp.sum(e), t))
+    return _nll(e / jnp.sum(e), t)
 
 
 def ce_shifted(z, t):
     e = jnp.exp(z - jnp.max(z))
-    return -jnp.log(_pick(e / jnp.sum(e), t))
+    return _nll(e / jnp.sum(e), t)
 
 
 def ce_keras(z, t):
     p = jax.nn.softmax(z)
     p = p / jnp.sum(p)  # Keras renormalises, then clips to [ε, 1 − ε]
     eps = jnp.asarray(KERAS_EPSILON, z.dtype)
-    return -jnp.log(_pick(jnp.clip(p, eps, 1 - eps), t))
+    return _nll(jnp.clip(p, eps, 1 - eps), t)
 
 
 def ce_log_softmax(z, t):
     # logsumexp(z) − z_t with the max shifted out: the fused form
     s = z - lax.stop_gradient(jnp.max(z))
-    return jnp.log(jnp.sum(jnp.exp(s))) - _pick(s, t)
+    return _lse_minus(jnp.log(jnp.sum(jnp.exp(s))), s, t)
 
 
 def ce_log_softmax_fmt_sum(z, t):
     s = z - lax.stop_gradient(jnp.max(z))
-    return jnp.log(format_sum(jnp.exp(s))) - _pick(s, t)
+    return _lse_minus(jnp.log(format_sum(jnp.exp(s))), s, t)
 
 
 # ------------------------------------------------------------------ gradients
@@ -148,6 +173,8 @@ VECTOR_FORMS = (
 FACTORS = {"ce_naive_chain": ("dloss_dpt", "softmax_jacobian_row")}
 AUTODIFF = {"ce_naive_autodiff": ce_naive, "ce_shifted_autodiff": ce_shifted,
             "ce_log_softmax_autodiff": ce_log_softmax}  # the loss each jax.grad form differentiates
+# forms written on the true class's probability p_t: no meaning for a label distribution
+CLASS_ONLY = ("ce_naive_chain", "dloss_dpt", "softmax_jacobian_row")
 
 
 # ------------------------------------------------------------------ references

@@ -6,7 +6,8 @@ index. The reference is a max-shifted log-sum-exp computed apart from the
 kernels: in float64 with NumPy for formats up to 32 bits (Σ over K ≤ 2**22
 terms loses at most about 22·2**-53, far below any of their ULPs), in
 double-double on the host for float64, with mpmath for the entries whose
-exponentials fall where double-double is quantised (`_mp_tails`).
+exponentials fall where double-double is quantised (`_mp_tails`). With label
+distributions (soft or one-hot labels) the reference is `_soft_reference`'s.
 
 The random sweep follows Blanchard, Higham & Higham's experiment: fixed-seed
 vectors of K standard normal logits times a scale (1, 10, 100), so that
@@ -21,6 +22,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import mpmath
 import numpy as np
 
@@ -37,9 +39,14 @@ VECTOR_ELEMENTS = 1 << 18  # vectors × K per random row
 class VectorSweep:
     kind: str  # "random" or "logits"
     classes: int
-    target_classes: tuple  # ("top", "other") for random, ("label",) or ("top",) for logits
+    target_classes: tuple  # ("top", "other") for random; ("label",), ("soft",) or ("top",) for logits
     logits: np.ndarray | None = None  # float64 (N, K) for the logits sweep
-    labels: np.ndarray | None = None
+    labels: np.ndarray | None = None  # (N,) class indices, or (N, K) float64 label distributions
+    logits_dtype: str | None = None  # the format the user's logits came in
+
+    @property
+    def soft(self) -> bool:
+        return self.labels is not None and self.labels.ndim == 2
 
     @classmethod
     def random(cls, k: int, target_classes: tuple) -> VectorSweep:
@@ -50,21 +57,25 @@ class VectorSweep:
         z = np.asarray(logits)
         if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] < 1:
             raise InputError(f"The logits must be an N × K array with K ≥ 2, got shape {z.shape}.")
-        if not np.issubdtype(z.dtype, np.number) or np.iscomplexobj(z):
+        if not _real(z.dtype):
             raise InputError(f"The logits must be real numbers, got dtype {z.dtype}.")
-        z = z.astype(np.float64)
+        source = z.dtype.name
+        z = z.astype(np.float64)  # every format precision_lab reads widens exactly
         if not np.all(np.isfinite(z)):
             raise InputError("The logits contain NaN or infinite values; give finite logit vectors.")
         if labels is None:
-            return cls("logits", z.shape[1], ("top",), z, None)
+            return cls("logits", z.shape[1], ("top",), z, None, source)
         t = np.asarray(labels)
+        if t.ndim == 2:
+            return cls("logits", z.shape[1], ("soft",), z, _distributions(t, z.shape), source)
         if t.ndim != 1 or len(t) != len(z):
-            raise InputError(f"The labels must be N = {len(z)} class indices, got shape {t.shape}.")
+            raise InputError(f"The labels must be N = {len(z)} class indices or an N × K = {z.shape[0]} × "
+                             f"{z.shape[1]} array of class probabilities, got shape {t.shape}.")
         if not np.issubdtype(t.dtype, np.integer):
             raise InputError(f"The labels must be integer class indices, got dtype {t.dtype}.")
         if t.min() < 0 or t.max() >= z.shape[1]:
             raise InputError(f"A label is outside 0..{z.shape[1] - 1} (K = {z.shape[1]} classes).")
-        return cls("logits", z.shape[1], ("label",), z, t.astype(np.int64))
+        return cls("logits", z.shape[1], ("label",), z, t.astype(np.int64), source)
 
     def vectors(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(N, K) float64 logits and each vector's scale (1.0 for user logits)."""
@@ -80,10 +91,68 @@ class VectorSweep:
         top = np.argmax(z, axis=1)
         if tc == "top":
             return top
-        if tc == "label":
+        if tc in ("label", "soft"):
             return self.labels
         other = np.random.default_rng([seed, self.classes, 1]).integers(0, self.classes - 1, len(z))
         return np.where(other >= top, other + 1, other)  # any class but the top one
+
+def natural_format(logits) -> str | None:
+    """The logits' own format when it is one of the low-precision ones precision_lab
+    sweeps (a bfloat16, float16 or float8 array): the format their sweep defaults to."""
+    dtype = np.asarray(logits).dtype
+    for f in formats.FORMATS.values():
+        if np.dtype(f.dtype) == dtype and f.bits < 32:
+            return f.name
+    return None
+
+
+def _real(dtype) -> bool:
+    """Real numbers: NumPy's, or one of the ml_dtypes formats precision_lab sweeps."""
+    if any(np.dtype(f.dtype) == dtype for f in formats.FORMATS.values()):
+        return True
+    return (np.issubdtype(dtype, np.number) or dtype == bool) and not np.issubdtype(dtype, np.complexfloating)
+
+
+def label_sum_tolerance(dtype) -> float:
+    """How far from 1 a label distribution's row may sum: 10**-6, or the machine epsilon
+    of the labels' own format where that is larger (a bfloat16 row of rounded
+    probabilities is off by up to half of it)."""
+    if np.issubdtype(dtype, np.integer) or dtype == bool:
+        return 1e-6
+    return max(1e-6, float(ml_dtypes.finfo(dtype).eps))
+
+
+def _distributions(t: np.ndarray, shape: tuple) -> np.ndarray:
+    """N × K label distributions (soft or one-hot labels) as float64; one sentence if not."""
+    n, k = shape
+    if t.shape != (n, k):
+        raise InputError(f"Soft labels must be an N × K = {n} × {k} array of class probabilities, got shape {t.shape}.")
+    if not _real(t.dtype):
+        raise InputError(f"Soft labels must be real numbers, got dtype {t.dtype}.")
+    p = t.astype(np.float64)
+    if not np.all(np.isfinite(p)):
+        raise InputError("The soft labels contain NaN or infinite values; give class probabilities.")
+    if (p < 0).any():
+        i = int(np.flatnonzero((p < 0).any(axis=1))[0])
+        raise InputError(f"Soft labels must be non-negative; row {i} has {p[i][p[i] < 0][0]:g}.")
+    tol = label_sum_tolerance(t.dtype)
+    off = np.abs(p.sum(axis=1) - 1)
+    if (off > tol).any():
+        i = int(np.argmax(off))
+        raise InputError(f"Each row of soft labels must sum to 1 within {tol:.3g} ({t.dtype}); "
+                         f"row {i} sums to {p[i].sum():.17g}.")
+    return p
+
+
+def notes(spec: VectorSweep, forms) -> list[str]:
+    """What a logits sweep leaves out or changes, said once for the whole result."""
+    if spec.kind != "logits" or not spec.soft:
+        return []
+    skipped = [n for n in softmax.CLASS_ONLY if forms is None or n in forms]
+    if not skipped:
+        return []
+    return [f"Soft labels: {', '.join(skipped)} skipped (written on the true class's probability p_t, which "
+            f"a label distribution does not have)."]
 
 
 def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
@@ -95,20 +164,40 @@ def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     n = len(z)
     pad = -n % b
     z = np.concatenate([z, np.repeat(z[-1:], pad, 0)])
-    t = np.concatenate([t, np.repeat(t[-1:], pad)]).astype(np.int32)
+    t = np.concatenate([t, np.repeat(t[-1:], pad, 0)])
+    t = t.astype(np.int32) if t.ndim == 1 else t  # class indices, or distributions in the format
     outs = [np.asarray(run(jnp.asarray(z[i:i + b]), jnp.asarray(t[i:i + b]))) for i in range(0, n + pad, b)]
     return np.concatenate(outs)[:n]
 
 
 def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
-    """Exact loss and gradient of the format's logit vectors z (float64 values).
+    """Exact loss and gradient of the format's logit vectors z (float64 values) with
+    labels t: class indices (`_class_reference`) or label distributions (N × K, the
+    values the kernel received: `_soft_reference`).
 
-    With e_j = exp(z_j − max z): loss = (max z − z_t) + log1p(Σ_{j≠argmax} e_j) and
-    p_t − 1 = −Σ_{j≠t} e_j / Σ e_j, each sum taken without the term that would cancel.
     Returns (loss, its sensitivity), (grad, its sensitivity), rounded to float64: the
-    sensitivity of f is Σᵢ|zᵢ ∂f/∂zᵢ| (see classify), with ∂L/∂zᵢ = p_i − δ_it and
-    ∂g_j/∂zᵢ = p_j(δ_ij − p_i), so that of g_j is p_j(S + |z_j|(1 − 2p_j)), S = Σᵢ|zᵢ|p_i.
+    sensitivity of f is Σᵢ|zᵢ ∂f/∂zᵢ| (see classify), with ∂L/∂zᵢ = g_i and, writing
+    P = Σ_j t_j (1 for a class index) and s = softmax(z), g_j = P·s_j − t_j, so that
+    ∂g_j/∂zᵢ = P·s_j(δ_ij − s_i) and the sensitivity of g_j is P·s_j(S + |z_j|(1 − 2s_j)),
+    S = Σᵢ|zᵢ|s_i. The labels are exact (not part of the sensitivity).
     """
+    soft = t.ndim == 2
+    loss, grad = _soft_reference(z, t, fmt) if soft else _class_reference(z, t, fmt)
+    weight = t.sum(axis=1, keepdims=True) if soft else 1.0
+    rows = np.arange(len(z))
+    top = np.argmax(z, axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.exp(z - z[rows, top][:, None])
+        p /= p.sum(axis=1, keepdims=True)
+        az = np.abs(z)
+        s = (az * p).sum(axis=1, keepdims=True)
+        return (loss, (az * np.abs(grad)).sum(axis=1)), (grad, weight * p * (s + az * (1 - 2 * p)))
+
+
+def _class_reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
+    """Loss and gradient for class indices t. With e_j = exp(z_j − max z):
+    loss = (max z − z_t) + log1p(Σ_{j≠argmax} e_j) and p_t − 1 = −Σ_{j≠t} e_j / Σ e_j,
+    each sum taken without the term that would cancel."""
     n, k = z.shape
     rows = np.arange(n)
     top = np.argmax(z, axis=1)
@@ -133,12 +222,60 @@ def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
         grad = (e / dd.DD(total.hi[:, None], total.lo[:, None])).to_float()
         grad[rows, t] = (-_dd_sum(_without(e, t)) / total).to_float()
         _mp_tails(z, t, top, shift, total, loss, grad)
-    with np.errstate(over="ignore", invalid="ignore"):
-        p = np.exp(z - z[rows, top][:, None])
-        p /= p.sum(axis=1, keepdims=True)
-        az = np.abs(z)
-        s = (az * p).sum(axis=1, keepdims=True)
-        return (loss, (az * np.abs(grad)).sum(axis=1)), (grad, p * (s + az * (1 - 2 * p)))
+    return loss, grad
+
+
+def _soft_reference(z: np.ndarray, p: np.ndarray, fmt: formats.Format):
+    """Loss Σ_i p_i (logsumexp(z) − z_i) and gradient g = P·softmax(z) − p (P = Σ p_i)
+    for label distributions p. For formats up to 32 bits in float64: with
+    d_i = z_i − max z ≤ 0 the loss is Σ p_i·(−d_i) + P·log1p(Σ_{j≠argmax} e^d_j), a sum
+    of non-negative terms; g_i = s_i·Σ_{j≠i} p_j − p_i·Σ_{j≠i} s_j, the sums over
+    j ≠ i taken by prefix and suffix sums (nothing cancels in them; a one-hot p gives the
+    class-index formulas). What is left, the subtraction, cancels where s_i·P ≈ p_i:
+    where float64's error bound there exceeds 2**-10 ULP of the format, and for every
+    float64 vector, the vector is evaluated with mpmath (`_mp_soft`)."""
+    n, k = z.shape
+    rows = np.arange(n)
+    top = np.argmax(z, axis=1)
+    d = z - z[rows, top][:, None]
+    e = np.exp(d)
+    s = e / e.sum(axis=1, keepdims=True)
+    loss = (p * -d).sum(axis=1) + p.sum(axis=1) * np.log1p(_without(e, top).sum(axis=1))
+    a, b = _others(p), _others(s)
+    grad = s * a - p * b
+    bound = 2.0**-53 * (k + 8) * (s * a + p * b)
+    redo = np.ones(n, bool) if fmt.bits >= 64 else (bound > 2.0**-(fmt.precision + 10) * np.abs(grad)).any(axis=1)
+    for i in np.flatnonzero(redo):
+        loss[i], grad[i] = _mp_soft(z[i], p[i])
+    return loss, grad
+
+
+def _others(x: np.ndarray) -> np.ndarray:
+    """Σ_{j≠i} x_j for each entry i of each row (x ≥ 0): prefix plus suffix sums."""
+    before = np.concatenate([np.zeros_like(x[:, :1]), np.cumsum(x[:, :-1], axis=1)], axis=1)
+    after = np.concatenate([np.cumsum(x[:, :0:-1], axis=1)[:, ::-1], np.zeros_like(x[:, :1])], axis=1)
+    return before + after
+
+
+def _mp_soft(zi: np.ndarray, pi: np.ndarray) -> tuple[float, np.ndarray]:
+    """One vector's soft-label loss and gradient with mpmath: from mp.START_PREC bits,
+    doubled until two evaluations round to the same float64 values (up to mp.MAX_PREC),
+    rounded once."""
+    prec, previous = mp.START_PREC, None
+    top = int(np.argmax(zi))
+    while True:
+        with mpmath.workprec(prec):
+            d = [_diff(v, zi[top]) for v in zi]
+            e = [mpmath.exp(x) for x in d]
+            total = mpmath.fsum(e)
+            q = [mpmath.mpf(float(x)) for x in pi]
+            weight = mpmath.fsum(q)
+            log_total = mpmath.log(total)
+            loss = mpmath.fsum(qi * (log_total - di) for qi, di in zip(q, d))
+            values = [mp.to_float64(loss)] + [mp.to_float64(weight * ei / total - qi) for ei, qi in zip(e, q)]
+        if values == previous or prec >= mp.MAX_PREC:
+            return values[0], np.array(values[1:])
+        previous, prec = values, prec * 2
 
 
 TAIL = -655.0  # e^(z_j − max z) below this exponent: under ~2**-945, where DD is quantised
@@ -215,8 +352,13 @@ def _dd_sum(x: dd.DD) -> dd.DD:
 
 def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, mode: str = "jit",
                   floor: str = "condition") -> list[dict]:
-    """One row per (format, target class, form) of the vector sweep `spec`."""
-    names = tuple(n for n, q, *_ in softmax.VECTOR_FORMS if q != "factor" and (forms is None or n in forms))
+    """One row per (format, target class, form) of the vector sweep `spec`. Logits (and
+    soft labels) are rounded to each row's format, as a tensor of that format holds
+    them; a logits row counts the vectors that rounding changed (`inputs_rounded`,
+    `labels_rounded`). Forms written on a class index are skipped for soft labels
+    (`notes`)."""
+    names = tuple(n for n, q, *_ in softmax.VECTOR_FORMS if q != "factor" and (forms is None or n in forms)
+                  and not (spec.soft and n in softmax.CLASS_ONLY))
     z64, scale = spec.vectors(seed)
     rows = []
     for fmt in fmts:
@@ -226,12 +368,15 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
         finite = np.isfinite(zx).all(axis=1)
         for tc in spec.target_classes:
             t = spec.targets(zx, tc, seed)
-            (loss, loss_s), (grad, grad_s) = reference(np.where(finite[:, None], zx, 0.0), t, fmt)
+            tk = fmt.cast(t) if spec.soft else t  # soft labels: a tensor of the format, as the kernel gets them
+            tx = tk.astype(np.float64) if spec.soft else t
+            (loss, loss_s), (grad, grad_s) = reference(np.where(finite[:, None], zx, 0.0), tx, fmt)
             for name in names:
-                out = computed(name, zf, t, mode)
+                out = computed(name, zf, tk, mode)
                 quantity = "loss" if out.ndim == 1 else "grad"
                 exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
-                code, ulp, sub = per_point(*classify(out, exact, sc, fmt, tolerance, np, floor), tuple(range(1, out.ndim)))
+                entries = classify(out, exact, sc, fmt, tolerance, np, floor)
+                code, ulp, sub = per_point(*entries, tuple(range(1, out.ndim)))
                 ulp = ulp.astype(np.float64)
                 code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
                 row = _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale)
@@ -239,8 +384,32 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
                 if quantity == "loss" and lost.any():  # the largest exact loss computed as 0
                     row["zero_exact_max"] = float(np.abs(exact[lost]).max())
                 row["inputs_out_of_range"] = int((~finite).sum())  # logits beyond the format: counted as ∞
+                if spec.kind == "logits":
+                    row["logits_dtype"] = spec.logits_dtype
+                    row["inputs_rounded"] = int((finite & (zx != z64).any(axis=1)).sum())
+                    if spec.soft:
+                        row["labels_rounded"] = int((tx != t).any(axis=1).sum())
+                        row["reference"] = ("mpmath (from 128 bits until two evaluations agree)" if fmt.bits >= 64
+                                            else "float64 (NumPy), mpmath where the gradient cancels")
+                    for w in row["worst"]:
+                        w.update(_details(w["index"], zx, tx, loss, out, exact, entries))
                 rows.append(row)
     return rows
+
+
+def _details(i: int, z, t, loss, out, exact, entries) -> dict:
+    """What a worst vector is: its label (a distribution's most likely class, and its
+    probability), its margin z_t − max_{j≠t} z_j (the format's values), its exact loss,
+    and the row's computed and exact value (for a gradient, at the entry that is worst)."""
+    label = int(t[i]) if t.ndim == 1 else int(np.argmax(t[i]))
+    d = {"label": label, "margin": float(z[i, label] - np.delete(z[i], label).max()), "exact_loss": float(loss[i])}
+    if t.ndim == 2:
+        d["label_p"] = float(t[i, label])
+    if out.ndim == 1:
+        return dict(d, computed=float(out[i]), exact=float(exact[i]))
+    code, ulp = entries[0][i], entries[1][i]
+    j = int(np.lexsort((ulp, code))[-1])
+    return dict(d, entry=j, computed=float(out[i, j]), exact=float(exact[i, j]))
 
 
 def _row(spec, fmt, name, quantity, tc, code, ulp, sub, scale) -> dict:

@@ -158,7 +158,9 @@ def test_logits_sweep_lists_worst_vectors_by_index():
                  labels=np.array([0, 1, 0, 3]), sweeps=["logits"], classes=[8])
     naive = next(row for row in r.rows if row["form"] == "ce_naive")
     assert naive["sweep"] == "logits" and naive["axis"] is None and naive["target_class"] == "label"
-    assert naive["counts"]["nan"] == 1 and naive["worst"][0] == {"index": 2, "class": "nan", "ulp": None}
+    w = naive["worst"][0]
+    assert naive["counts"]["nan"] == 1 and (w["index"], w["class"], w["ulp"], w["label"], w["margin"]) == (2, "nan", None, 0, 200.0)
+    assert np.isnan(w["computed"]) and w["exact"] == pytest.approx(7 * math.exp(-200), rel=1e-15)  # log1p(7e^−200)
     stable = next(row for row in r.rows if row["form"] == "ce_log_softmax")
     assert stable["stable"] and stable["counts"]["ok"] == 4
 
