@@ -84,13 +84,14 @@ class SweepResult:
         if isinstance(target, str):
             fields.setdefault("target_class", target)
             target = None
+        asked = ", ".join(f"{k}={v!r}" for k, v in dict(form=form, dtype=dtype, target=target, **fields).items()
+                          if v is not None)
         if ":" in dtype:  # an upcast, such as bfloat16:float32
             dtype, fields["compute_dtype"] = dtype.split(":", 1)
         else:
             fields.setdefault("compute_dtype", dtype)
         keys = dict(form=form, dtype=dtype, target=target, **fields)
         found = self.rows(**keys)
-        asked = ", ".join(f"{k}={v!r}" for k, v in keys.items() if v is not None)
         if not found:
             raise InputError(f"No row has {asked}; this result has forms {', '.join(sorted({r['form'] for r in self.rows}))} "
                              f"in {', '.join(dict.fromkeys(r['dtype'] for r in self.rows))}.")

@@ -219,7 +219,7 @@ def test_header_and_json_name_the_same_target_class(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.eye(5)[T])
     for extra, tc in [([], "top"), (["--labels", str(tmp_path / "p.npy")], "soft")]:
         argv = ["sweep", "--logits", str(tmp_path / "z.npy"), "--dtypes", "float32", "--forms", "ce_fused", *extra]
-        _, out, _ = run(argv + ["--no-color"], capsys)
+        _, out, _ = run(argv + ["--no-color", "--detail"], capsys)
         assert re.search(f"softmax, logits sweep, K = 5, target class {tc} *\n", out)
         _, js, _ = run(argv + ["--json", "-"], capsys)
         assert json.loads(js)["rows"][0]["target_class"] == tc
@@ -228,7 +228,7 @@ def test_header_and_json_name_the_same_target_class(tmp_path, capsys):
 def test_logits_with_named_sweeps_runs_both_and_says_so(tmp_path, capsys):
     np.save(tmp_path / "z.npy", Z)
     code, out, _ = run(["sweep", "--logits", str(tmp_path / "z.npy"), "--sweeps", "margin", "--dtypes", "float16",
-                        "--forms", "ce_fused", "--target-classes", "top", "--no-color"], capsys)
+                        "--forms", "ce_fused", "--target-classes", "top", "--no-color", "--detail"], capsys)
     assert code == 0
     assert "Softmax sweeps run: margin, logits (4 vectors given).\n" in out
     assert "softmax, margin sweep, K = 5, target class top" in out and "softmax, logits sweep, K = 5" in out
