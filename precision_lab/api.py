@@ -386,9 +386,36 @@ def sweep(
                 rows.append(dict(row, mode=mode, floor=floor, batch=batch_size(softmax.family(vs.classes))))
     if "softmax" in names:
         meta["accumulation"] = accumulation.measure(list(dict.fromkeys(f.name for f in fmts)), dev)
+    if loss_scale is not None:
+        meta["loss_scale_advice"] = _scale_advice(names, precs, targets, forms, classes, target_classes, dev,
+                                                  tolerance, mode, floor)
     if saved:
         saved.remove()
     return SweepResult(meta, rows)
+
+
+def _scale_advice(names, precs, targets, forms, classes, target_classes, dev, tolerance, mode, floor) -> list:
+    """`loss_scale_advice` for every jax.grad form swept, in each format of up to 16 bits,
+    and each target (softmax: the margin sweep, at each K whose lattice × K fits a row)."""
+    from . import loss_scaling
+
+    out = []
+    for name in names:
+        plans = ([(get_family(name), t) for t in check_targets(targets)] if name == "sigmoid" else
+                 [(softmax.family(k), softmax.case("margin", tc)) for k in classes for tc in target_classes])
+        for fam, target in plans:
+            for form in _select(fam, forms):
+                for prec in precs:
+                    if form.quantity != "grad" or form.loss is None or not prec.input.exhaustive or \
+                            prec.input.lattice_size * fam.width > softmax.ELEMENTS_PER_ROW:
+                        continue
+                    with jax.default_device(dev):
+                        a = loss_scaling.advice(fam, prec, target, form.name, dev, tolerance, mode, floor)
+                    if fam.width > 1:
+                        a.update(target=None, classes=fam.width, sweep="margin",
+                                 target_class=softmax.decode(target)[1])
+                    out.append(a)
+    return out
 
 
 def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence[float] = DEFAULT_TARGETS,

@@ -124,7 +124,7 @@ def verdicts(rows: Sequence[dict]) -> list[FormVerdict]:
 
 
 def _num(v: float, row: dict) -> str:
-    text = str(formats.get(row["dtype"]).dtype.type(v))
+    text = str(formats.get(row["dtype"].split(":")[0]).dtype.type(v))
     return (text[:-2] if text.endswith(".0") else text).replace("-", "−")
 
 
@@ -174,7 +174,7 @@ def cell_text(rows: Sequence[dict]) -> tuple[str, str]:
         cls = [c for c in ("nan", "inf") if any(r["counts"][c] for r in bad)]
         return g, f"{'/'.join('NaN' if c == 'nan' else '∞' for c in cls)} {_onsets(bad, cls)}".strip()
     if g in ("lost", "tiny", "flush"):
-        text = f"0 {_onsets(bad, ['zero'])}".strip()
+        text = f"0{' (exact subnormal)' if g == 'flush' else ''} {_onsets(bad, ['zero'])}".strip()
         if g == "tiny":
             top = max(r["zero_exact_max"] for r in bad)
             text += f" (true loss ≤ {top:.2g})"
@@ -294,6 +294,35 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
     return text
 
 
+def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
+    """What loss scaling does for each jax.grad form: the logits whose gradient is lost
+    unscaled, the smallest power of two that keeps them, where that scale overflows."""
+    text = Text()
+    text.append(f"Loss scaling (rows scaled by S = {scale:g}; what each jax.grad form needs):\n", style="bold")
+    for a in advice:
+        ctx = (f"K={a['classes']} {a['target_class']}" if a.get("classes") else f"y={a['target']:g}")
+        head = f"{a['form']} {short(a['dtype'])} {ctx}: "
+        lost = a["lost"]
+        if not lost["count"]:
+            words = "no gradient lost unscaled; no scale needed"
+        else:
+            where = ", ".join(f"[{_num(lo, a)}, {_num(hi, a)}]" if lo != hi else _num(lo, a) for lo, hi in
+                              lost["bands"][:2]) + (" …" if len(lost["bands"]) > 2 else "")
+            words = f"{lost['count']} gradients lost unscaled at z in {where}; "
+            if a["scale"] is None:
+                words += "no power of two keeps them all"
+            else:
+                over = a["overflow"] or {}
+                ends = [f"{q} ∞ from z {op} {_num(v, a)}" for q in ("loss", "grad")
+                        for side, op in (("pos", "≥"), ("neg", "≤"))
+                        if (v := (over.get(q) or {}).get(side)) is not None]
+                words += f"S = {a['scale']:g} keeps them" + (f" (at that S: {', '.join(ends)})" if ends else
+                                                                "; nothing overflows at that S")
+        for line in _wrap([head + words], width, 2):
+            text.append(line + "\n")
+    return text
+
+
 def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
     """One family's screen: what was swept, what to use, and every form under its grade."""
     fam = rows[0]["family"]
@@ -364,6 +393,8 @@ def summary(result, width: int = 80) -> list[Text]:
     """The one-screen answer of each family in `result`."""
     fams = list(dict.fromkeys(r["family"] for r in result.rows))
     out = [family_summary([r for r in result.rows if r["family"] == f], width) for f in fams]
+    if result.meta.get("loss_scale_advice") is not None:
+        out.append(scale_advice(result.meta["loss_scale_advice"], result.meta["loss_scale"], width))
     out.append(Text("\n".join(_wrap([LEGEND], width, 0, " ")), style="dim"))
     return out
 
