@@ -260,8 +260,7 @@ def _choice_key(v: FormVerdict, f: str) -> tuple:
     rows = v.by_format[f]
     inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
     zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
-    return (GRADES.index(g) <= GRADES.index("lost"), GRADES.index(g) if g in ("breaks", "lost") else 0,
-            round(inexact, 4), round(zeros, 4))
+    return ({"breaks": 2, "lost": 1}.get(g, 0), round(inexact, 4), round(zeros, 4))
 
 
 def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> Text:
@@ -284,10 +283,14 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             groups.setdefault(choice, []).append(f)
         for (best, names), fmts_here in groups.items():
             where = "every format" if len(groups) == 1 < len(per_fmt) else ", ".join(short(f) for f in fmts_here)
-            text.append(f"Use for the {quantity} ({where}): ", style="bold")
-            text.append(", ".join(names), style=STYLES[best])
-            text.append("" if best == "clean" else f" ({GRADE_WORDS[best]})", style="dim")
-            text.append("\n")
+            head = f"Use for the {quantity} ({where}): "
+            tail = "" if best == "clean" else f" ({GRADE_WORDS[best]})"
+            lines = _wrap([head + ", ".join(names) + tail], width, 0)
+            lines = lines[:1] + [line for rest in lines[1:] for line in _wrap([rest], width, 4)]
+            body = "\n".join(lines)
+            text.append(body[:len(head)], style="bold")
+            text.append(body[len(head):len(body) - len(tail)], style=STYLES[best])
+            text.append(body[len(body) - len(tail):] + "\n", style="dim")
             libs = [LIBRARY[n] for n in names if n in LIBRARY]
             for line in _wrap(["= " + "; ".join(libs)] if libs else [], width, 4):
                 text.append(line + "\n", style="dim")
