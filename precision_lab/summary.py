@@ -38,7 +38,7 @@ TITLES = {
     "clean": "Clean: within the tolerance at every point swept",
 }
 GRADE_WORDS = {"breaks": "NaN or ∞ even so", "lost": "values lost to 0 even so", "tiny": "0 where the loss < eps",
-               "flush": "0 only where the exact value is subnormal", "inexact": "some points inexact",
+               "flush": "0 only where exact subnormal", "inexact": "some points inexact",
                "unresolved": "some points undecided", "clean": "clean"}
 STYLES = {"breaks": "bold red", "lost": "yellow", "tiny": "default", "flush": "dim yellow", "inexact": "cyan",
           "unresolved": "dim", "clean": "green"}
@@ -123,9 +123,25 @@ def verdicts(rows: Sequence[dict]) -> list[FormVerdict]:
     return list(out.values())
 
 
+SHOWN_DIGITS = 9  # significant digits of a float64 value in the summary (then "…"; --detail has them all)
+
+
 def _num(v: float, row: dict) -> str:
-    text = str(formats.get(row["dtype"].split(":")[0]).dtype.type(v))
-    return (text[:-2] if text.endswith(".0") else text).replace("-", "−")
+    """The shortest decimal that reads back as the value in the row's input format;
+    a float64 value longer than SHOWN_DIGITS digits is cut there, marked with "…"."""
+    fmt = formats.get(row["dtype"].split(":")[0])
+    text = str(fmt.dtype.type(v))
+    text = text[:-2] if text.endswith(".0") else text
+    digits = text.lstrip("-").replace(".", "").lstrip("0")
+    if fmt.bits == 64 and "e" not in text and len(digits) > SHOWN_DIGITS:
+        seen, cut = 0, len(text)
+        for i, ch in enumerate(text):
+            seen += ch.isdigit() and (seen > 0 or ch != "0")
+            if seen == SHOWN_DIGITS:
+                cut = i + 1
+                break
+        text = text[:cut] + "…" if "." in text[:cut] else f"{v:.{SHOWN_DIGITS - 1}e}…"
+    return text.replace("-", "−")
 
 
 def _context(row: dict) -> str:
@@ -151,6 +167,10 @@ def _onsets(rows: Sequence[dict], classes: Sequence[str]) -> str:
             o, r, method = best
             ctx = _context(r) if len({_context(x) for x in rows if x.get("axis")}) > 1 else ""
             parts.append((f"{r['axis']}{op}{'~' if method == 'sampled' else ''}{_num(o, r)}", ctx))
+    if len(parts) == 2 and parts[0][0][len(rows[0]["axis"]) + 1:] == parts[1][0][len(rows[0]["axis"]) + 2:] \
+            and parts[0][1] == parts[1][1]:  # ±a: one part
+        axis = rows[0]["axis"]
+        parts = [(f"|{axis}|≥{parts[0][0][len(axis) + 1:]}", parts[0][1])]
     if len({c for _, c in parts}) == 1 and parts[0][1]:  # one context for both sides: say it once
         parts = [(" ".join(p for p, _ in parts), parts[0][1])]
     parts = [p + (f" ({c})" if c else "") for p, c in parts]
@@ -278,13 +298,17 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             key = min(_choice_key(v, f) for v in here)
             chosen = [v for v in here if _choice_key(v, f) == key]
             per_fmt[f] = (worst(v.grade_in(f) for v in chosen), tuple(v.name for v in chosen))
-        groups: dict[tuple, list[str]] = {}
-        for f, choice in per_fmt.items():
-            groups.setdefault(choice, []).append(f)
-        for (best, names), fmts_here in groups.items():
+        groups: dict[tuple, dict[str, list[str]]] = {}  # forms -> grade -> formats
+        for f, (g, names) in per_fmt.items():
+            groups.setdefault(names, {}).setdefault(g, []).append(f)
+        for names, by_grade in groups.items():
+            fmts_here = [f for fs in by_grade.values() for f in fs]
             where = "every format" if len(groups) == 1 < len(per_fmt) else ", ".join(short(f) for f in fmts_here)
             head = f"Use for the {quantity} ({where}): "
-            tail = "" if best == "clean" else f" ({GRADE_WORDS[best]})"
+            notes = [("" if len(by_grade) == 1 else ", ".join(short(f) for f in fs) + " ") + GRADE_WORDS[g]
+                     for g, fs in by_grade.items() if g != "clean" or len(by_grade) > 1]
+            tail = f" ({'; '.join(notes)})" if notes else ""
+            best = worst(by_grade)
             lines = _wrap([head + ", ".join(names) + tail], width, 0)
             lines = lines[:1] + [line for rest in lines[1:] for line in _wrap([rest], width, 4)]
             body = "\n".join(lines)
