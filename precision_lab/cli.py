@@ -514,14 +514,17 @@ def _figures(args) -> int:
         from . import terminal_plots
 
         color = console.is_terminal and not console.no_color
-        plots = terminal_plots.textbook_plots(console.width, color=color)
+
+        def show(plots):
+            for plot in plots:
+                console.print(Text.from_ansi(plot) if color else Text(plot), soft_wrap=True)
+
+        show(terminal_plots.textbook_plots(console.width, color=color))  # while the formats are swept
         result = with_progress(lambda progress: figures.figure_sweep(args.dtypes, progress), args.no_color)
         rows = figures.figure_rows(result)
         tolerance = result.meta.get("tolerance_ulp")
-        plots += terminal_plots.error_plots(rows, console.width, color=color, tolerance=tolerance)
-        plots += terminal_plots.onset_plots(rows, console.width, color=color)
-        for plot in plots:
-            console.print(Text.from_ansi(plot) if color else Text(plot), soft_wrap=True)
+        show(terminal_plots.error_plots(rows, console.width, color=color, tolerance=tolerance))
+        show(terminal_plots.onset_plots(rows, console.width, color=color))
         return 0
     out = "figures" if args.out is None else args.out
     paths = with_progress(lambda progress: figures.write_figures(out, dtypes=args.dtypes, progress=progress),
