@@ -558,7 +558,9 @@ def draw_onsets(rows: Sequence[dict]):
     ax0 = axes[0]
     _symlog_axis(ax0, span)
     ax0.set_ylim(len(forms) - 0.5, -0.5)
-    ax0.set_yticks(range(len(forms)), [_form_label(f) for f in forms])
+    # forms of one sweep are named by their form alone; the sweep is named once, in the title
+    shared = forms[0][:3] if len({f[:3] for f in forms}) == 1 else None
+    ax0.set_yticks(range(len(forms)), [f[3] if shared else _form_label(f) for f in forms])
     for ax in axes:
         ax.tick_params(axis="y", labelsize=8.5, labelleft=True)  # each panel names its forms
         ax.tick_params(axis="x", labelsize=8, labelbottom=True)
@@ -569,7 +571,8 @@ def draw_onsets(rows: Sequence[dict]):
                        markerfacecolor="none" if c == "zero" else "0.5", markeredgecolor="black",
                        label=f"{NAME[c]} onset") for c in BANDS]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5, frameon=False)
-    fig.suptitle(f"{onsets_title(rows)}\n(no marker: never fails that way; markers that meet are stacked "
+    sweep = f", {shared[1]} sweep, K = {shared[2]}" if shared and shared[1] is not None else ""
+    fig.suptitle(f"{onsets_title(rows)}{sweep}\n(no marker: never fails that way; markers that meet are stacked "
                  f"NaN, ∞, 0 from the top)", fontsize=11)
     return fig
 
