@@ -178,10 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plain text without colour (also when stdout is not a terminal)")
     sub.add_parser("list", help="list the families, forms and formats")
     g = sub.add_parser("figures", help="draw the textbook figures and each format's error and onset charts")
-    g.add_argument("--out", default="figures", metavar="DIR",
-                   help="folder for the PNG files, created if missing (default: figures)")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the PNG files, created if missing and filled only once every figure is "
+                        "drawn (default: figures)")
     g.add_argument("--terminal", action="store_true",
-                   help="draw the four textbook figures in the terminal instead of writing PNG files")
+                   help="draw the textbook figures and the error and onset charts of the formats of --dtypes "
+                        "in the terminal instead of writing PNG files (not with --out)")
     g.add_argument("--dtypes", type=_list("format names"), default=list(formats.DEFAULT_FORMATS),
                    help=f"comma-separated formats swept for the error and onset charts "
                         f"(default: {','.join(formats.DEFAULT_FORMATS)})")
@@ -552,18 +554,30 @@ def _figures(args) -> int:
     from rich.text import Text
 
     console = _console(args.no_color)
+    if args.terminal and args.out is not None:
+        raise UsageError("`--terminal` draws in the terminal and writes no files, so it takes no `--out`.")
+    for d in args.dtypes:
+        formats.get(d)  # an unknown format is reported before anything is drawn or swept
+    from . import figures
+
     if args.terminal:
         from . import terminal_plots
 
         color = console.is_terminal and not console.no_color
-        for plot in terminal_plots.textbook_plots(console.width, color=color):
-            console.print(Text.from_ansi(plot) if color else Text(plot), soft_wrap=True)
-        return 0
-    from . import figures
 
-    for d in args.dtypes:
-        formats.get(d)  # an unknown format is reported before anything is drawn
-    paths = with_progress(lambda progress: figures.write_figures(args.out, dtypes=args.dtypes, progress=progress),
+        def show(plots):
+            for plot in plots:
+                console.print(Text.from_ansi(plot) if color else Text(plot), soft_wrap=True)
+
+        show(terminal_plots.textbook_plots(console.width, color=color))  # while the formats are swept
+        result = with_progress(lambda progress: figures.figure_sweep(args.dtypes, progress), args.no_color)
+        rows = figures.figure_rows(result)
+        tolerance = result.meta.get("tolerance_ulp")
+        show(terminal_plots.error_plots(rows, console.width, color=color, tolerance=tolerance))
+        show(terminal_plots.onset_plots(rows, console.width, color=color))
+        return 0
+    out = "figures" if args.out is None else args.out
+    paths = with_progress(lambda progress: figures.write_figures(out, dtypes=args.dtypes, progress=progress),
                           args.no_color)
     for p in paths:
         console.print(p, highlight=False)

@@ -3,10 +3,10 @@
 * ``fig5_4.png`` .. ``fig5_7.png``: the textbook's curves (∂L/∂ŷ, σ'(z), their product
   the error term δ, and the loss values) against ŷ, every curve computed by the
   project's own float64 kernels at z = logit(ŷ), none re-typed here.
-* ``error_<dtype>.png``: the error in bits, log2(ULPs + 1) as Herbie reports it, of
-  every row of one format along its axis, with the NaN, ∞ and 0 bands and onsets
-  the sweep found. A function of rows, so any family's rows can be drawn.
-* ``onsets.png``: every NaN, ∞ and 0 onset of every form in every format.
+* ``error_<family>_<dtype>.png``: the error in bits, log2(ULPs + 1) as Herbie reports
+  it, of every row of one family and format along its axis, with the NaN, ∞ and 0
+  bands and onsets the sweep found. A function of rows, so any family's rows can be drawn.
+* ``onsets_<family>.png``: every NaN, ∞ and 0 onset of every form of a family in every format.
 
 matplotlib is imported inside the drawing functions only, and drawn on its Agg
 canvas without pyplot, so no global backend is touched and the rest of the
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -217,11 +219,15 @@ def _symexp(t):
 
 def _symlog_axis(ax, span: float) -> None:
     """A symmetric-log x axis on [−span, span], linear on [−1, 1], ticks written as plain numbers."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
 
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
     ax.set_xlim(-span, span)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}".replace("-", "−")))
+    # at most 9 numbers, so that they stay apart however many decades the axis spans
+    locator = SymmetricalLogLocator(base=10, linthresh=1.0, subs=[1.0])
+    locator.set_params(numticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}".replace("e+", "e").replace("-", "−")))
 
 
 def _nice_ceil(v: float) -> float:
@@ -303,6 +309,48 @@ def _evaluate_rows(evaluate: Callable, group: Sequence[dict], xs: np.ndarray) ->
         return evaluate(r["family"], [g["form"] for g in group], r["dtype"], xs, target, **extra)
 
 
+def error_title(rows: Sequence[dict]) -> str:
+    """The title of the error chart of `rows` (one format), on paper and in the terminal."""
+    fmt = formats.get(rows[0]["dtype"])
+    families = ", ".join(dict.fromkeys(r["family"] for r in rows))
+    return (f"{fmt.name}: error of every {families} form, in bits = log2(ULPs + 1) as Herbie reports it "
+            f"(0 = exact, {fmt.bits} = all bits wrong)")
+
+
+def onsets_title(rows: Sequence[dict]) -> str:
+    """The title of the onsets chart of `rows`, on paper and in the terminal."""
+    families = ", ".join(dict.fromkeys(r["family"] for r in rows))
+    return (f"Where each {families} form first fails on either side of 0: the NaN, ∞ and 0 onsets "
+            f"in {', '.join(dict.fromkeys(r['dtype'] for r in rows))}")
+
+
+def error_values(rows: Sequence[dict], evaluate: Callable = api.evaluate, points: int = 2001) -> tuple[float, dict]:
+    """The axis half-width of `rows` (one format) and each row's per-point values along it.
+
+    Returns:
+      ``(span, values)``: `values` maps (form key, column key) to what `evaluate` gave for
+      the row at `points` values of the format on [−span, span] (see `axis_points`).
+    """
+    span = axis_span(rows)
+    per_point = {}
+    for gkey in dict.fromkeys(_form_key(r)[:3] + _column_key(r) for r in rows):
+        group = [r for r in rows if _form_key(r)[:3] + _column_key(r) == gkey]
+        xs = axis_points(rows[0]["dtype"], span, points, _onset_values(group))
+        values = _evaluate_rows(evaluate, group, xs)
+        per_point.update({(_form_key(r), _column_key(r)): values for r in group})
+    return span, per_point
+
+
+ERROR_PANEL = (6.2, 2.0)  # inches a panel of an error figure takes, tick labels on both axes included
+ERROR_FRAME = (0.6, 1.6)  # inches of the row labels, title and legend around the panels
+
+
+def error_figure_size(panel_rows: int, panel_columns: int) -> tuple[float, float]:
+    """Width and height in inches of an error figure with a grid of that many panels: the
+    canvas follows the panels present, so no part of it is left blank."""
+    return (ERROR_PANEL[0] * panel_columns + ERROR_FRAME[0], ERROR_PANEL[1] * panel_rows + ERROR_FRAME[1])
+
+
 def error_figure(rows: Sequence[dict], path, tolerance: float = DEFAULT_TOLERANCE,
                  evaluate: Callable = api.evaluate, points: int = 2001) -> str:
     """Error in bits against the swept axis for the rows of one format: a panel per form and target.
@@ -312,7 +360,15 @@ def error_figure(rows: Sequence[dict], path, tolerance: float = DEFAULT_TOLERANC
     ULP distance and show only as bands), shades the NaN, ∞ and 0 bands of the row, and
     marks its onsets. Works on rows of any family whose `evaluate(family, forms, dtype,
     xs, target)` gives ``x``, ``class`` and ``ulp`` as ``precision_lab.evaluate`` does.
+    `write_figures` draws one per family and format, so that every panel is one of the
+    family's forms and targets and the grid has no empty half.
     """
+    return _save(draw_error(rows, tolerance, evaluate, points), path)
+
+
+def draw_error(rows: Sequence[dict], tolerance: float = DEFAULT_TOLERANCE,
+               evaluate: Callable = api.evaluate, points: int = 2001):
+    """The matplotlib Figure of `error_figure`, not yet saved."""
     rows = list(rows)
     if not rows:
         raise InputError("`rows` is empty; give the sweep rows of one format.")
@@ -323,15 +379,8 @@ def error_figure(rows: Sequence[dict], path, tolerance: float = DEFAULT_TOLERANC
     fmt = formats.get(dtype)
     forms = list(dict.fromkeys(_form_key(r) for r in rows))
     columns = list(dict.fromkeys(_column_key(r) for r in rows))
-    span = axis_span(rows)
-    per_point = {}
-    for gkey in dict.fromkeys(_form_key(r)[:3] + _column_key(r) for r in rows):
-        group = [r for r in rows if _form_key(r)[:3] + _column_key(r) == gkey]
-        xs = axis_points(dtype, span, points, _onset_values(group))
-        values = _evaluate_rows(evaluate, group, xs)
-        per_point.update({(_form_key(r), _column_key(r)): values for r in group})
-
-    fig = _new_figure(figsize=(6.2 * len(columns) + 0.6, 1.55 * len(forms) + 1.6), layout="constrained")
+    span, per_point = error_values(rows, evaluate, points)
+    fig = _new_figure(figsize=error_figure_size(len(forms), len(columns)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(forms), len(columns), sharex=True, sharey=True, squeeze=False))
     cells = {(_form_key(r), _column_key(r)): r for r in rows}
     tol_bits = float(error_bits(tolerance))
@@ -359,13 +408,12 @@ def error_figure(rows: Sequence[dict], path, tolerance: float = DEFAULT_TOLERANC
     ax0.set_ylim(-0.5, fmt.bits + 0.5)
     ax0.set_yticks(sorted({0, fmt.bits // 4, fmt.bits // 2, fmt.bits}))
     for ax in axes.flat:
-        ax.tick_params(labelsize=7.5)
+        # shared axes hide the inner panels' numbers; every panel keeps them, so each reads alone
+        ax.tick_params(labelsize=7.5, labelbottom=True, labelleft=True)
         ax.grid(alpha=0.25, lw=0.5)
-    families = ", ".join(dict.fromkeys(f[0] for f in forms))
-    fig.suptitle(f"{dtype}: error of every {families} form, in bits = log2(ULPs + 1) as Herbie reports it "
-                 f"(0 = exact, {fmt.bits} = all bits wrong)", fontsize=11)
+    fig.suptitle(error_title(rows), fontsize=11)
     fig.legend(handles=_error_legend(tolerance), loc="outside lower center", ncol=5, fontsize=8, frameon=False)
-    return _save(fig, path)
+    return fig
 
 
 def _error_panel(ax, row: dict, ev: dict, span: float, fmt: formats.Format) -> None:
@@ -413,8 +461,58 @@ def _error_legend(tolerance: float) -> list:
 # ------------------------------------------------------------------ onsets of every form in every format
 
 
+ONSET_NEAR = 0.03  # onsets closer than this share of the axis width would cover each other's markers
+ONSET_MARK_PT = 11  # points of height a marker needs to stand clear of the one above it
+
+
+def onset_marks(rows: Sequence[dict], span: float) -> list[dict]:
+    """Where the onsets chart puts each onset's marker.
+
+    A marker sits on its form's line, in its format's lane, at the onset's value; an
+    onset beyond ±`span` sits at the axis end (``clipped``, and labelled with its value).
+    Markers of one lane that would cover each other (closer than ``ONSET_NEAR`` of the
+    axis width, on its symmetric-log scale) are spread across the lane, NaN above ∞
+    above 0, so each stays visible: ``slot`` is its place among the ``slots`` of that spot.
+
+    Returns:
+      a dict per marker: ``column`` (target key), ``form`` (form key), ``dtype``, ``cls``,
+      ``value`` (the onset), ``x`` (where it is drawn), ``clipped``, ``slot``, ``slots``, and
+      ``at``: the `x` of the first marker of its spot.
+    """
+    marks = []
+    for r in rows:
+        for c in BANDS:
+            for side in ("neg", "pos"):
+                v = r["onset"][c][side]
+                if v is not None:
+                    marks.append({"column": _column_key(r), "form": _form_key(r), "dtype": r["dtype"], "cls": c,
+                                  "value": float(v), "x": float(np.clip(v, -span, span)), "clipped": abs(v) > span})
+    near = ONSET_NEAR * 2 * float(_symlog(span))
+    lanes: dict[tuple, list[dict]] = {}
+    for m in marks:
+        lanes.setdefault((m["column"], m["form"], m["dtype"]), []).append(m)
+    for lane in lanes.values():
+        lane.sort(key=lambda m: float(_symlog(m["x"])))
+        group: list[dict] = []
+        for m in lane + [None]:  # groups of markers each within `near` of the one before
+            if m is not None and group and float(_symlog(m["x"]) - _symlog(group[-1]["x"])) < near:
+                group.append(m)
+                continue
+            for k, g in enumerate(sorted(group, key=lambda g: BANDS.index(g["cls"]))):
+                g["slot"], g["slots"], g["at"] = k, len(group), group[0]["x"]
+            group = [m]
+    return marks
+
+
 def onsets_figure(rows: Sequence[dict], path) -> str:
-    """The NaN, ∞ and 0 onsets of every form in every format: a panel per target, a line per form."""
+    """The NaN, ∞ and 0 onsets of every form in every format: a panel per target, a line per form.
+
+    `write_figures` draws one per family (`onsets_<family>.png`)."""
+    return _save(draw_onsets(rows), path)
+
+
+def draw_onsets(rows: Sequence[dict]):
+    """The matplotlib Figure of `onsets_figure`, not yet saved."""
     rows = list(rows)
     if not rows:
         raise InputError("`rows` is empty; give the rows of a sweep.")
@@ -422,36 +520,50 @@ def onsets_figure(rows: Sequence[dict], path) -> str:
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
     columns = list(dict.fromkeys(_column_key(r) for r in rows))
     span = axis_span(rows)
-    fig = _new_figure(figsize=(6.2 * len(columns) + 1.8, 0.42 * len(forms) * max(1, len(dtypes) / 3) + 2.2),
-                      layout="constrained")
+    marks = onset_marks(rows, span)
+    # a form's line holds a lane per format, and a lane as many markers stacked as meet at one spot
+    lane_pt = max(16, ONSET_MARK_PT * max([m["slots"] for m in marks] + [1]))
+    form_in = len(dtypes) * lane_pt / 0.8 / 72
+    fig = _new_figure(figsize=(7.6 * len(columns) + 0.4, form_in * len(forms) + 2.0), layout="constrained")
     axes = fig.subplots(1, len(columns), sharex=True, sharey=True, squeeze=False)[0]
     step = 0.8 / max(1, len(dtypes))
     offset = {d: (k - (len(dtypes) - 1) / 2) * step for k, d in enumerate(dtypes)}
     color = {d: FORMAT_COLOR[k % len(FORMAT_COLOR)] for k, d in enumerate(dtypes)}
     index = {f: i for i, f in enumerate(forms)}
+    axis_names = " or ".join(dict.fromkeys(r["axis"] for r in rows))
     for ax, key in zip(axes, columns):
         for i in range(len(forms)):
             if i % 2:
                 ax.axhspan(i - 0.5, i + 0.5, color="0.94", lw=0, zorder=0)
         ax.axvline(0, color="0.6", lw=0.8)
         for r in rows:
-            if _column_key(r) != key:
+            if _column_key(r) == key:
+                ax.axhline(index[_form_key(r)] + offset[r["dtype"]], color=color[r["dtype"]], lw=0.4, alpha=0.35,
+                           zorder=1)
+        for m in marks:
+            if m["column"] != key:
                 continue
-            y = index[_form_key(r)] + offset[r["dtype"]]
-            ax.axhline(y, color=color[r["dtype"]], lw=0.4, alpha=0.35, zorder=1)
-            for k, c in enumerate(reversed(BANDS)):  # 0 (a wide ring) under ∞ under NaN, so coinciding onsets all show
-                for side in ("neg", "pos"):
-                    v = r["onset"][c][side]
-                    if v is not None:
-                        ax.scatter([np.clip(v, -span, span)], [y], **_onset_marker(c, color[r["dtype"]]), zorder=3 + k)
+            sub = step / m["slots"]
+            y = index[m["form"]] + offset[m["dtype"]] + (m["slot"] - (m["slots"] - 1) / 2) * sub
+            ax.scatter([m["x"]], [y], **_onset_marker(m["cls"], color[m["dtype"]]), zorder=3, clip_on=False)
+            if m["clipped"]:  # at the axis end: say where it really is
+                inward = -1 if m["x"] > 0 else 1
+                ax.annotate(f"{m['value']:.6g}".replace("-", "−"), xy=(m["x"], y), xytext=(7 * inward, 0),
+                            textcoords="offset points", ha="right" if inward < 0 else "left", va="center",
+                            fontsize=6.5, color=color[m["dtype"]])
         ax.set_title(_column_label(key), fontsize=10)
-        ax.set_xlabel(f"{' or '.join(dict.fromkeys(r['axis'] for r in rows))} at the onset "
-                      f"(symmetric log scale: linear on [−1, 1])")
+        ax.set_xlabel(f"{axis_names} at the onset (symmetric log: linear on [−1, 1]; "
+                      f"past ±{span:g}: at the end, labelled)", fontsize=8.5)
         ax.grid(axis="x", alpha=0.3)
     ax0 = axes[0]
     _symlog_axis(ax0, span)
     ax0.set_ylim(len(forms) - 0.5, -0.5)
-    ax0.set_yticks(range(len(forms)), [_form_label(f) for f in forms], fontsize=8.5)
+    # forms of one sweep are named by their form alone; the sweep is named once, in the title
+    shared = forms[0][:3] if len({f[:3] for f in forms}) == 1 else None
+    ax0.set_yticks(range(len(forms)), [f[3] if shared else _form_label(f) for f in forms])
+    for ax in axes:
+        ax.tick_params(axis="y", labelsize=8.5, labelleft=True)  # each panel names its forms
+        ax.tick_params(axis="x", labelsize=8, labelbottom=True)
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], ls="", marker="s", ms=7, color=color[d], label=d) for d in dtypes]
@@ -459,9 +571,10 @@ def onsets_figure(rows: Sequence[dict], path) -> str:
                        markerfacecolor="none" if c == "zero" else "0.5", markeredgecolor="black",
                        label=f"{NAME[c]} onset") for c in BANDS]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5, frameon=False)
-    fig.suptitle("Where each form first fails on either side of 0: the NaN, ∞ and 0 onsets in every format "
-                 "(no marker: never fails that way)", fontsize=11)
-    return _save(fig, path)
+    sweep = f", {shared[1]} sweep, K = {shared[2]}" if shared and shared[1] is not None else ""
+    fig.suptitle(f"{onsets_title(rows)}{sweep}\n(no marker: never fails that way; markers that meet are stacked "
+                 f"NaN, ∞, 0 from the top)", fontsize=11)
+    return fig
 
 
 def _onset_marker(cls: str, color: str) -> dict:
@@ -474,22 +587,65 @@ def _onset_marker(cls: str, color: str) -> dict:
 
 
 def prepare_dir(out_dir) -> str:
-    """Create `out_dir` if missing; one sentence if it cannot be written."""
+    """Check that `out_dir` can be made or written (creating its parent if missing); one sentence if not.
+
+    `out_dir` itself is left as it is: `write_figures` fills it only once every figure is drawn."""
     path = os.fspath(out_dir)
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"Cannot write figures to `{path}`: it is a file, not a folder.")
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(parent, exist_ok=True)
     except FileExistsError:
-        raise InputError(f"Cannot write figures to `{path}`: it is a file, not a folder.") from None
+        raise InputError(f"Cannot write figures to `{path}`: `{parent}` is a file, not a folder.") from None
     except OSError as e:
         raise InputError(f"Cannot write figures to `{path}`: {e.strerror or e}.") from None
-    if not os.path.isdir(path) or not os.access(path, os.W_OK):
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK) \
+            or (os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK)):
         raise InputError(f"Cannot write figures to `{path}`: it is not a writable folder.")
     return path
+
+
+def _move_in(tmp: str, out: str, names: Sequence[str]) -> None:
+    """Put the finished figures in `out`: the whole folder at once if `out` is new, else file by file."""
+    if not os.path.exists(out):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # a folder like one made by mkdir, not mkdtemp's private one
+        os.replace(tmp, out)
+        return
+    for name in names:
+        os.replace(os.path.join(tmp, name), os.path.join(out, name))
+
+
+def figure_rows(result: api.SweepResult, dtypes: Sequence[str] | None = None) -> list[dict]:
+    """The rows of `result` the error and onset figures draw: those along one swept axis (the
+    sigmoid family's, any checked function's and the softmax family's margin sweep), of `dtypes`."""
+    return [r for r in result.rows if (dtypes is None or r["dtype"] in dtypes) and r.get("sweep") in (None, "margin")]
+
+
+def by_family(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    """`rows` grouped by family, in their order."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["family"], []).append(r)
+    return groups
+
+
+def figure_sweep(dtypes: Sequence[str] | None = None, progress: Callable | None = None) -> api.SweepResult:
+    """The sweep the error and onset figures draw when given none: the sigmoid family (targets
+    0 and 1) and the softmax family's margin sweep (K = 10, both target classes) over `dtypes`
+    (default: ``formats.DEFAULT_FORMATS``)."""
+    return api.sweep("all", dtypes=tuple(dtypes or formats.DEFAULT_FORMATS), sweeps=["margin"], classes=[10],
+                     progress=progress)
 
 
 def write_figures(out_dir, result: api.SweepResult | None = None, dtypes: Sequence[str] | None = None,
                   progress: Callable[[str, int, int], None] | None = None) -> list[str]:
     """Write every PNG figure into `out_dir` (created if missing) and return their paths.
+
+    The figures are drawn into a temporary folder beside `out_dir` and moved in once all
+    are drawn, so an interrupted or failed run leaves `out_dir` as it was.
 
     Args:
       out_dir: the folder.
@@ -500,29 +656,33 @@ def write_figures(out_dir, result: api.SweepResult | None = None, dtypes: Sequen
       progress: called as ``progress(label, done, total)``, first by the sweep, then once
         before each figure is drawn.
     Returns:
-      the paths written: fig5_4.png .. fig5_7.png, error_<dtype>.png per format, onsets.png.
+      the paths written: fig5_4.png .. fig5_7.png, then per family (in the rows' order)
+      error_<family>_<dtype>.png per format and onsets_<family>.png.
     """
     _matplotlib()  # before any sweep: a missing extra is reported at once
     out = prepare_dir(out_dir)
     if result is None:
-        result = api.sweep("all", dtypes=tuple(dtypes or formats.DEFAULT_FORMATS), sweeps=["margin"], classes=[10],
-                           progress=progress)
-    # rows along one swept axis: the sigmoid family's, and the softmax family's margin sweep
-    rows = [r for r in result.rows if (dtypes is None or r["dtype"] in dtypes) and r.get("sweep") in (None, "margin")]
+        result = figure_sweep(dtypes, progress)
+    rows = figure_rows(result, dtypes)
     if not rows:
         raise InputError(f"The sweep has no rows for the formats {', '.join(dtypes or ())}.")
     tolerance = result.meta.get("tolerance_ulp", DEFAULT_TOLERANCE)
     jobs: list[tuple[str, Callable]] = list(TEXTBOOK_FIGURES.items())
-    for d in dict.fromkeys(r["dtype"] for r in rows):
-        mine = [r for r in rows if r["dtype"] == d]
-        jobs.append((f"error_{d}.png", lambda p, mine=mine: error_figure(mine, p, tolerance)))
-    jobs.append(("onsets.png", lambda p: onsets_figure(rows, p)))
-    paths = []
-    for k, (name, draw) in enumerate(jobs):
-        if progress:
-            progress(f"drawing {name}", k, len(jobs))
-        paths.append(draw(os.path.join(out, name)))
+    for family, mine in by_family(rows).items():
+        for d in dict.fromkeys(r["dtype"] for r in mine):
+            these = [r for r in mine if r["dtype"] == d]
+            jobs.append((f"error_{family}_{d}.png", lambda p, these=these: error_figure(these, p, tolerance)))
+        jobs.append((f"onsets_{family}.png", lambda p, mine=mine: onsets_figure(mine, p)))
+    parent, base = os.path.split(os.path.abspath(out))
+    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=parent)
+    try:
+        for k, (name, draw) in enumerate(jobs):
+            if progress:
+                progress(f"drawing {name}", k, len(jobs))
+            draw(os.path.join(tmp, name))
+        _move_in(tmp, out, [name for name, _ in jobs])
+    finally:  # interrupted or failed: nothing half-drawn is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
     if progress:
         progress("figures drawn", len(jobs), len(jobs))
-    return paths
-
+    return [os.path.join(out, name) for name, _ in jobs]

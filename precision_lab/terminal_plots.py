@@ -17,6 +17,7 @@ plotext is imported inside `textbook_plots` only, so the strips need nothing but
 
 from __future__ import annotations
 
+import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
@@ -180,4 +181,153 @@ def textbook_plots(width: int = 100, color: bool = True, points: int = 199) -> l
     finally:  # plotext's figure is global: leave it as found
         fig.clear()
         plt.terminal.limit()
+    return out
+
+
+# ------------------------------------------------------------------ error and onset charts in the terminal
+
+ERROR_PANEL_HEIGHT = 10  # lines a form's panel of an error chart takes
+TICK_VALUES = (1, 10, 100, 1000, 10**4, 10**5)
+
+
+def _symlog_ticks(ruler, span: float) -> None:
+    """Numbered ticks of a symmetric-log axis drawn in t = symlog(x) (`figures._symlog`)."""
+    from .figures import _symlog
+
+    values = [v for v in TICK_VALUES if v < span] + [span]
+    ticks = sorted({0.0, *values, *(-v for v in values)})
+    ruler.ticks([float(_symlog(v)) for v in ticks], [f"{v:g}".replace("e+", "e").replace("-", "−") for v in ticks])
+    ruler.lim(float(_symlog(-span)), float(_symlog(span)))
+
+
+def _wrap(text: str, width: int) -> str:
+    """Each line of `text` wrapped to `width` columns."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, int(width)) for line in text.splitlines())
+
+
+def _build(fig, width: int, height: int, color: bool, draw) -> str:
+    """Draw on plotext's figure, `width` × `height` characters, with `draw(fig)` and return the text."""
+    plt = _plotext()
+    plt.terminal.limit(False, False)
+    try:
+        fig.clear()
+        fig.plot_size(int(width), int(height))
+        draw(fig)
+        return fig.build().string(colorless=not color)
+    finally:
+        fig.clear()
+        plt.terminal.limit()
+
+
+def error_plots(rows, width: int = 100, color: bool = True, tolerance: float | None = None,
+                evaluate=None, points: int = 401) -> list[str]:
+    """The error charts of `figures.error_figure` as terminal plots: one per family and format.
+
+    Each is a header (the PNG chart's title and a key) above a grid of panels, a row per
+    form and a column per target: log2(ULPs + 1) of the computed value against the axis on
+    a symmetric-log scale, each point drawn with its class's character (NaN points, which
+    have no ULP distance, at the top).
+    """
+    from . import api, figures
+    from .classify import DEFAULT_TOLERANCE
+    from .formats import get
+
+    plt = _plotext()
+    if int(width) < 40:
+        raise InputError(f"Terminal figures need at least 40 columns, got {width}.")
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    out = []
+    for family, mine in figures.by_family(rows).items():
+        for dtype in dict.fromkeys(r["dtype"] for r in mine):
+            these = [r for r in mine if r["dtype"] == dtype]
+            bits = get(dtype).bits
+            span, values = figures.error_values(these, evaluate or api.evaluate, points)
+            forms = list(dict.fromkeys(figures._form_key(r) for r in these))
+            columns = list(dict.fromkeys(figures._column_key(r) for r in these))
+            cells = {(figures._form_key(r), figures._column_key(r)): r for r in these}
+
+            def draw(fig, forms=forms, columns=columns, cells=cells, values=values, span=span, bits=bits):
+                single = len(forms) * len(columns) == 1  # plotext makes no grid of one panel
+                if not single:
+                    fig.subplots(len(forms), len(columns))
+                for i, fkey in enumerate(forms):
+                    for j, key in enumerate(columns):
+                        p = fig if single else fig.subplot(i + 1, j + 1)
+                        row = cells.get((fkey, key))
+                        if row is None:
+                            continue
+                        ev = values[(fkey, key)]
+                        t = figures._symlog(ev["x"])
+                        cls = ev["class"][row["form"]]
+                        y = np.minimum(figures.error_bits(ev["ulp"][row["form"]]), bits)
+                        for c in ("ok", "inaccurate", "zero", "inf", "nan"):
+                            m = cls == c
+                            if m.any():
+                                ys = np.where(np.isfinite(y[m]) & (c != "nan"), y[m], bits)  # no distance: at the top
+                                p.draw(p.signal(t[m].tolist(), ys.tolist(), marker=SYMBOL[c]))
+                        p.title(f"{figures._form_label(fkey)} · {figures._column_label(key)}")
+                        _symlog_ticks(p.ruler("x"), span)
+                        p.ruler("y").ticks(sorted({0, bits // 4, bits // 2, bits}))
+                        p.ruler("y").lim(0, bits)
+
+            key = "   ".join(f"{SYMBOL[c]} {LEGEND_NAME[c]}" for c in ("ok", "inaccurate", "zero", "inf"))
+            header = (f"{figures.error_title(these)}\n"
+                      f"x: {' or '.join(dict.fromkeys(r['axis'] for r in these))} on a symmetric-log scale; "
+                      f"y: error in bits ({tolerance:g} ULP tolerance = {float(figures.error_bits(tolerance)):.2f} "
+                      f"bits); points: {key}   N NaN (no distance: at the top)")
+            chart = _build(plt.figure, width, ERROR_PANEL_HEIGHT * len(forms), color, draw)
+            out.append(_wrap(header, width) + "\n" + chart)
+    return out
+
+
+def onset_plots(rows, width: int = 100, color: bool = True) -> list[str]:
+    """The onsets chart of `figures.onsets_figure` as terminal plots: one per family.
+
+    A panel per target, a line per form and format, each onset drawn as its class's
+    character (N NaN, ∞, 0) at its value on a symmetric-log axis; onsets that meet at one
+    spot (`figures.onset_marks`) are written side by side, and onsets beyond the axis
+    sit at its ends.
+    """
+    from . import figures
+
+    plt = _plotext()
+    if int(width) < 40:
+        raise InputError(f"Terminal figures need at least 40 columns, got {width}.")
+    out = []
+    for family, mine in figures.by_family(rows).items():
+        span = figures.axis_span(mine)
+        marks = figures.onset_marks(mine, span)
+        dtypes = list(dict.fromkeys(r["dtype"] for r in mine))
+        lines = list(dict.fromkeys((figures._form_key(r), r["dtype"]) for r in mine))
+        columns = list(dict.fromkeys(figures._column_key(r) for r in mine))
+        label = {line: line[0][3] + (f" {line[1]}" if len(dtypes) > 1 else "") for line in lines}
+        height = len(lines) + 6
+
+        def draw(fig, lines=lines, columns=columns, marks=marks, span=span, label=label):
+            if len(columns) > 1:  # plotext makes no grid of one panel
+                fig.subplots(len(columns), 1)
+            index = {line: len(lines) - 1 - i for i, line in enumerate(lines)}  # the first at the top
+            for j, key in enumerate(columns):
+                p = fig.subplot(j + 1, 1) if len(columns) > 1 else fig
+                spots: dict[tuple, list[dict]] = {}
+                for m in marks:
+                    if m["column"] == key:
+                        spots.setdefault((m["form"], m["dtype"], m["at"]), []).append(m)
+                for (form, dtype, at), group in spots.items():
+                    text = "".join(SYMBOL[m["cls"]] for m in sorted(group, key=lambda m: m["slot"]))
+                    t = float(figures._symlog(at))
+                    p.draw(p.signal([t], [index[(form, dtype)]], marker=text[0]))
+                    if len(text) > 1:  # the others beside it, toward 0
+                        p.draw(p.text(t, index[(form, dtype)], text, alignment="right" if t > 0 else "left"))
+                p.title(f"{family} onsets · {figures._column_label(key)}")
+                _symlog_ticks(p.ruler("x"), span)
+                p.ruler("y").ticks(list(range(len(lines))), [label[line] for line in reversed(lines)])
+                p.ruler("y").lim(-0.5, len(lines) - 0.5)
+
+        header = (f"{figures.onsets_title(mine)}\n"
+                  f"N NaN   ∞ inf   0 lost to 0 (no mark: never fails that way; onsets that meet are written "
+                  f"side by side; beyond ±{span:g} at the ends)")
+        out.append(_wrap(header, width) + "\n" + _build(plt.figure, width, height * len(columns), color, draw))
     return out

@@ -76,13 +76,32 @@ def test_error_bits_as_herbie():
 # ------------------------------------------------------------------ PNG files
 
 
+DPI = 110  # figures._save
+
+
+def white_tiles(path, grid: int = 3) -> list[tuple[int, int]]:
+    """The tiles of a `grid` × `grid` split of a PNG in which (almost) nothing is drawn."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)[..., :3]
+    h, w = image.shape[:2]
+    blank = []
+    for i in range(grid):
+        for j in range(grid):
+            tile = image[i * h // grid:(i + 1) * h // grid, j * w // grid:(j + 1) * w // grid]
+            if np.mean(np.any(tile < 0.95, axis=-1)) < 0.01:  # under 1% of its pixels drawn on
+                blank.append((i, j))
+    return blank
+
+
 def test_every_png_is_written_and_valid(small, tmp_path):
     import matplotlib.image
 
     out = tmp_path / "figs"  # created by write_figures
     paths = figures.write_figures(out, result=small)
-    names = ["fig5_4.png", "fig5_5.png", "fig5_6.png", "fig5_7.png", "error_float16.png", "onsets.png"]
+    names = ["fig5_4.png", "fig5_5.png", "fig5_6.png", "fig5_7.png", "error_sigmoid_float16.png", "onsets_sigmoid.png"]
     assert [p.rsplit("/", 1)[-1] for p in paths] == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs"]  # no temporary folder left beside it
     for p in paths:
         data = open(p, "rb").read()
         assert data[:8] == PNG_SIGNATURE, p
@@ -90,6 +109,128 @@ def test_every_png_is_written_and_valid(small, tmp_path):
         assert len(data) > 10_000, p
         image = matplotlib.image.imread(p)  # decodes: a valid PNG
         assert image.shape[0] > 300 and image.shape[1] > 500, p
+    # 3 forms × 2 targets: the canvas is the grid's size, and every ninth of it holds something
+    # (the old single chart of both families left a quarter blank in two corners)
+    image = matplotlib.image.imread(paths[4])
+    w, h = figures.error_figure_size(3, 2)
+    assert abs(image.shape[1] - w * DPI) <= 2 and abs(image.shape[0] - h * DPI) <= 2
+    for p in paths[4:]:
+        assert white_tiles(p) == [], p
+
+
+def test_a_figure_per_family_and_format(small, tmp_path, monkeypatch):
+    """error_<family>_<dtype>.png and onsets_<family>.png, each drawn from its own family's
+    (and format's) rows only; files already in the folder stay."""
+    calls = {}
+
+    def fake(kind):
+        def draw(rows, path, *args):
+            calls[path.rsplit("/", 1)[-1]] = {(r["family"], r["dtype"]) for r in rows}
+            open(path, "wb").write(b"png")
+        return draw
+
+    monkeypatch.setattr(figures, "error_figure", fake("error"))
+    monkeypatch.setattr(figures, "onsets_figure", fake("onsets"))
+    monkeypatch.setattr(figures, "TEXTBOOK_FIGURES", {})
+    rows = [dict(r) for r in small.rows]
+    rows += [dict(r, dtype="bfloat16") for r in small.rows]
+    rows += [dict(r, family="check") for r in small.rows]
+    result = pl.SweepResult(rows=rows, meta=small.meta)
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    paths = figures.write_figures(out, result=result)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [
+        "error_sigmoid_float16.png", "error_sigmoid_bfloat16.png", "onsets_sigmoid.png",
+        "error_check_float16.png", "onsets_check.png"]
+    assert calls["error_sigmoid_float16.png"] == {("sigmoid", "float16")}
+    assert calls["error_sigmoid_bfloat16.png"] == {("sigmoid", "bfloat16")}
+    assert calls["onsets_sigmoid.png"] == {("sigmoid", "float16"), ("sigmoid", "bfloat16")}
+    assert calls["error_check_float16.png"] == {("check", "float16")}
+    assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", *(p.rsplit("/", 1)[-1] for p in paths)])
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_an_interrupted_run_leaves_the_folder_as_it_was(small, tmp_path, monkeypatch, exists):
+    """Ctrl-C after the first figure is drawn: no figure reaches the folder (an old one keeps its
+    bytes), a folder that was not there is not made, and no temporary folder is left."""
+    out = tmp_path / "figs"
+    if exists:
+        out.mkdir()
+        (out / "fig5_4.png").write_bytes(b"old")
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(figures.TEXTBOOK_FIGURES, "fig5_5.png", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        figures.write_figures(out, result=small)
+    if exists:
+        assert [p.name for p in out.iterdir()] == ["fig5_4.png"] and (out / "fig5_4.png").read_bytes() == b"old"
+        assert [p.name for p in tmp_path.iterdir()] == ["figs"]
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
+def visible_labels(labels) -> list[str]:
+    return [t.get_text() for t in labels if t.get_visible() and t.get_text().strip()]
+
+
+def test_every_panel_numbers_both_axes(small):
+    """Shared axes would leave the inner panels without numbers; every panel keeps them."""
+    rows = list(small.rows)
+    fig = figures.draw_error(rows, points=201)
+    assert tuple(fig.get_size_inches()) == pytest.approx(figures.error_figure_size(3, 2))
+    onsets = figures.draw_onsets(rows)
+    for f, panels in ((fig, 6), (onsets, 2)):
+        f.canvas.draw()
+        axes = [ax for ax in f.axes if ax.axison]
+        assert len(axes) == panels
+        for ax in axes:
+            x, y = visible_labels(ax.get_xticklabels()), visible_labels(ax.get_yticklabels())
+            assert len(x) >= 5 and "0" in x and "−10" in x, x
+            assert len(y) >= 3, y
+    assert visible_labels(onsets.axes[1].get_yticklabels())[:2] == ["bce_naive_chain", "bce_fused"]
+    # the height follows the panels: one target column, then one form fewer
+    only0 = [r for r in rows if r["target"] == 0.0]
+    assert tuple(figures.draw_error(only0, points=201).get_size_inches()) == \
+        pytest.approx(figures.error_figure_size(3, 1))
+    assert figures.error_figure_size(2, 1)[1] < figures.error_figure_size(3, 1)[1]
+
+
+def test_onset_markers_never_cover_each_other(small):
+    """Onsets that meet (a format's own at its ends, beyond the axis; NaN and 0 together) are
+    stacked, and those beyond the axis sit at its end, labelled with their value."""
+    fmax = formats.get("bfloat16").max
+    wide = []
+    for r in small.rows:
+        w = {**r, "dtype": "bfloat16", "onset": {c: dict(o) for c, o in r["onset"].items()},
+             "intervals": {c: {"total": 0, "listed": []} for c in r["intervals"]}}
+        for side, sign in (("neg", -1), ("pos", 1)):
+            if w["onset"]["nan"][side] is not None:  # NaN, ∞ and 0 all at the format's end, beyond the axis
+                for c in ("nan", "inf", "zero"):
+                    w["onset"][c][side] = sign * fmax
+        wide.append(w)
+    rows = list(small.rows) + wide
+    span = figures.axis_span(rows)
+    assert span == 50  # the format's ends do not stretch the axis
+    marks = figures.onset_marks(rows, span)
+    clipped = [m for m in marks if m["clipped"]]
+    assert len(clipped) == 3 * 2 * 2  # bce_naive_chain's three classes, both ends, both targets
+    assert all(abs(m["x"]) == span and m["slots"] == 3 for m in clipped)
+    assert sorted(m["slot"] for m in clipped if m["x"] > 0 and m["column"][0] == 0.0) == [0, 1, 2]
+    fig = figures.draw_onsets(rows)
+    fig.canvas.draw()
+    columns = list(dict.fromkeys(m["column"] for m in marks))
+    for ax, column in zip(fig.axes, columns):
+        points = np.concatenate([ax.transData.transform(c.get_offsets()) for c in ax.collections])
+        assert len(points) == sum(m["column"] == column for m in marks)  # one marker per onset
+        d = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1))
+        np.fill_diagonal(d, np.inf)
+        assert d.min() >= 10, d.min()  # pixels between centres: a marker is 10 to 13 px wide at 110 dpi
+        texts = [t.get_text() for t in ax.texts]
+        assert texts.count(f"{fmax:.6g}") == texts.count(f"−{fmax:.6g}") > 0
 
 
 def test_error_figure_is_a_function_of_rows(small, tmp_path):
@@ -160,12 +301,46 @@ def test_terminal_figures_render(width):
     assert "\x1b[" in terminal_plots.textbook_plots(width, color=True)[0]
 
 
-def test_cli_terminal_figures_follow_the_console_width(monkeypatch, capsys):
+def test_cli_terminal_draws_every_chart_of_the_formats_asked(small, monkeypatch, capsys):
+    """The textbook figures, then each family's error chart per format of --dtypes and its onsets
+    chart, as wide as the console (the sweep is the small float16 one, handed in)."""
+    asked = []
+
+    def sweep(dtypes, progress=None):
+        asked.append(list(dtypes))
+        return small
+
+    monkeypatch.setattr(figures, "figure_sweep", sweep)
     monkeypatch.setenv("COLUMNS", "80")
-    assert cli.main(["figures", "--terminal", "--no-color"]) == 0
+    assert cli.main(["figures", "--terminal", "--no-color", "--dtypes", "float16"]) == 0
     out, _ = capsys.readouterr()
+    assert asked == [["float16"]]
     assert "Figure 5-4" in out and "Figure 5-7 (bottom)" in out and "\x1b" not in out
+    assert "float16: error of every sigmoid form, in bits" in out
+    assert "Where each sigmoid form first fails on either side of 0" in out
+    for panel in ("bce_naive_chain · target y = 0", "bce_fused · target y = 1", "sigmoid onsets · target y = 1"):
+        assert panel in out
+    assert out.index("Figure 5-7") < out.index("error of every") < out.index("Where each")
     assert max(cell_len(line) for line in out.splitlines()) == 80
+
+
+def test_terminal_onsets_put_each_class_where_it_begins(small):
+    """float16 bce_naive_chain, y = 0: NaN from −11.09 and 7.625, drawn left and right of 0 on its line."""
+    [text] = terminal_plots.onset_plots([r for r in small.rows if r["target"] == 0.0], 100, color=False)
+    line = next(line for line in text.splitlines() if line.strip().startswith("bce_naive_chain┤"))
+    body = line.split("┤", 1)[1]
+    zero = len(body) // 2
+    assert body.count("N") == 2 and body.index("N") < zero < body.rindex("N")
+    fused = next(line for line in text.splitlines() if line.strip().startswith("bce_fused┤")).split("┤", 1)[1]
+    assert fused.count("0") == 1 and fused.index("0") < zero  # lost to 0 from −11.09 only
+
+
+def test_terminal_refuses_out(tmp_path, capsys):
+    out = tmp_path / "figs"
+    code = cli.main(["figures", "--terminal", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "--out" in err and "--terminal" in err
+    assert not out.exists()
 
 
 def leading(text: str, ch: str) -> int:
