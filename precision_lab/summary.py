@@ -123,7 +123,7 @@ def verdicts(rows: Sequence[dict]) -> list[FormVerdict]:
     return list(out.values())
 
 
-SHOWN_DIGITS = 9  # significant digits of a float64 value in the summary (then "…"; --detail has them all)
+SHOWN_DIGITS = 7  # significant digits of a float64 value in the summary (then "…"; --detail has them all)
 
 
 def _num(v: float, row: dict) -> str:
@@ -350,6 +350,77 @@ def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
     return text
 
 
+def grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
+    """A form in one format as the grid shows it: the class at the first failure on each
+    side of 0 and where it lies (the sign tells the side), or the share of vectors; for
+    a stable format its inexact share and worst error, or ``ok``."""
+    g = worst(grade(r) for r in rows)
+    bad = [r for r in rows if grade(r) == g]
+    if g in ("breaks", "lost", "tiny", "flush"):
+        classes = ("nan", "inf") if g == "breaks" else ("zero",)
+        mark = {"nan": "NaN", "inf": "∞", "zero": "0s" if g == "flush" else "0"}
+        out = []
+        for side in ("pos", "neg"):
+            best = None
+            for r in bad:
+                for c in classes:
+                    o = r["onset"][c][side] if r.get("axis") else None
+                    if o is not None and (best is None or abs(o) < abs(best[0])):
+                        best = (o, c, r, r["onset"][c]["method"][side])
+            if best:
+                o, c, r, method = best
+                axis = r["axis"] if axes else ""
+                out.append(f"{mark[c]} {axis}{'~' if method == 'sampled' else ''}{_num(o, r)}")
+        if not out:  # vectors only: the largest share
+            s_, r = max(((sum(r["counts"][c] for c in classes) / r["points"], r) for r in bad), key=lambda t: t[0])
+            c = max(classes, key=lambda c: r["counts"][c])
+            out.append(f"{mark[c]} {_share(s_)} vec")
+        return out
+    if g == "inexact":
+        share = max(r["counts"]["inaccurate"] / r["points"] for r in bad)
+        ulp = max((r["max_ulp"] or 0) for r in bad)
+        return [f"~ {_share(share)}", f"{ulp:.3g} ulp"]
+    if g == "unresolved":
+        return [f"? {sum(r['counts']['unresolved'] for r in bad)} pts"]
+    return [f"ok {max((r['max_ulp'] or 0) for r in rows):.2g} ulp"]
+
+
+def _notes(v: FormVerdict, g: str) -> list[str]:
+    notes = [LIBRARY[v.name]] if v.name in LIBRARY and g != "clean" else []
+    tiny = [(f, max(r["zero_exact_max"] for r in rs if grade(r) == "tiny")) for f, rs in v.by_format.items()
+            if v.grade_in(f) == "tiny"]
+    if tiny:
+        notes.append("true loss there ≤ " + ", ".join(f"{t:.2g} ({short(f)})" for f, t in tiny))
+    return notes + [n for n in (_cause(v), _upcast_note(v)) if n]
+
+
+def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> list[tuple[str, str, str]] | None:
+    """Every form under its grade title, a column per format: (text, style, kind) lines;
+    None where the columns do not fit `width`."""
+    axes = len({r["axis"] for v in vs for rs in v.by_format.values() for r in rs if r.get("axis")}) > 1
+    cells = {(v.name, f): grid_cells(v.by_format[f], axes) for v in vs for f in fmt_labels if f in v.by_format}
+    name_w = max(len(v.name) for v in vs) + 2
+    col_w = [max([len(short(f))] + [len(c) for (n, f2), cs in cells.items() if f2 == f for c in cs])
+             for f in fmt_labels]
+    if name_w + sum(col_w) + len(col_w) - 1 > width:
+        return None
+    lines = [(" " * name_w + " ".join(short(f).ljust(w) for f, w in zip(fmt_labels, col_w)).rstrip(), "bold", "")]
+    for g in GRADES:
+        members = [v for v in vs if v.grade == g]
+        if not members:
+            continue
+        lines += [(t, "bold " + STYLES[g] if g != "tiny" else "bold", "") for t in _wrap([TITLES[g]], width, 0)]
+        for v in members:
+            depth = max(len(cells.get((v.name, f), [])) for f in fmt_labels)
+            for i in range(depth):
+                row = " ".join((cells.get((v.name, f), []) + [""] * depth)[i].ljust(w)
+                               for f, w in zip(fmt_labels, col_w))
+                lines.append((((" " + v.name) if i == 0 else "").ljust(name_w) + row.rstrip(), STYLES[g], "row"))
+            for note in _notes(v, g):
+                lines += [(t, "dim", "") for t in _wrap([note], width, 3)]
+    return lines
+
+
 def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
     """One family's screen: what was swept, what to use, and every form under its grade."""
     fam = rows[0]["family"]
@@ -359,7 +430,13 @@ def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
     text.append(f" · {_swept(rows)}\n", style="dim")
     vs = verdicts(rows)
     text.append_text(_use(vs, fmt_labels, width))
-    for g in GRADES:
+    grid = _grid(vs, fmt_labels, width)
+    if grid is not None:
+        text.append("\n")
+        for line, style, _ in grid:
+            text.append(line + "\n", style=style)
+        return text
+    for g in GRADES:  # too many formats for columns: a paragraph per form
         members = [v for v in vs if v.grade == g]
         if not members:
             continue
@@ -367,20 +444,14 @@ def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
         for line in _wrap([TITLES[g]], width, 0):
             text.append(line + "\n", style="bold " + STYLES[g] if g != "tiny" else "bold")
         for v in members:
-            lib = f" ({LIBRARY[v.name].split(',')[0]})" if v.name in LIBRARY and g != "clean" else ""
             text.append(f"  {v.name}", style=STYLES[g])
-            text.append(f" {v.quantity}{lib}\n", style="dim")
-            cells = []
-            for f in fmt_labels:
-                if f in v.by_format:
-                    cg, words = cell_text(v.by_format[f])
-                    cells.append(f"{short(f)} {words}")
+            text.append(f" {v.quantity}\n", style="dim")
+            cells = [f"{short(f)} {cell_text(v.by_format[f])[1]}" for f in fmt_labels if f in v.by_format]
             for line in _wrap(cells, width, 4):
                 text.append(line + "\n")
-            for extra in (_cause(v), _upcast_note(v)):
-                if extra:
-                    for line in _wrap([extra], width, 4):
-                        text.append(line + "\n", style="dim")
+            for note in _notes(v, g):
+                for line in _wrap([note], width, 4):
+                    text.append(line + "\n", style="dim")
     return text
 
 
@@ -412,8 +483,11 @@ def _by_value(d: dict) -> dict:
     return out
 
 
-LEGEND = ("z≥a: the first failing value on that side (nearest 0); ~: only the nearest failing sample, earlier "
-          "failures are possible. --detail prints every table; the JSON has every figure.")
+LEGEND = ("Each cell: the class at the first failing value on each side of 0 (nearest 0; NaN, ∞, 0 lost, 0s: 0 "
+          "where the exact value is subnormal), over every target swept; ~ before a value: only the nearest failing "
+          "sample, earlier failures are possible; ~ p%: inexact share; vec: share of vectors; m, c: on the margin or "
+          "offset sweep. float64 values are cut "
+          "at 7 digits (…). --detail prints every table with exact values and targets; so does the JSON.")
 
 
 def summary(result, width: int = 80) -> list[Text]:

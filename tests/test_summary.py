@@ -117,21 +117,32 @@ def sigmoid16():
     return pl.sweep(dtypes=["float16"], targets=[0.0, 1.0])
 
 
-def test_summary_places_every_form_once(sigmoid16):
-    text = sigmoid16.summary(80)
+@pytest.mark.parametrize("width", [80, 50])  # a grid of columns; a paragraph per form where they do not fit
+def test_summary_places_every_form_once(sigmoid16, width):
+    text = sigmoid16.summary(width)
     lines = text.splitlines()
-    assert all(len(line) <= 80 for line in lines)
+    assert all(len(line) <= width for line in lines)
     names = [f.name for f in api.get_family("sigmoid").forms]
+    heads = [line.split()[0] for line in lines if line.startswith(" ") and not line.startswith("   ") and line.split()]
     for name in names:  # each form heads exactly one entry
-        assert sum(line.split(" ")[2:3] == [name] for line in lines if line.startswith("  ") and
-                   not line.startswith("    ")) == 1, name
-    assert "Use for the loss (f16): bce_logits" in text
-    assert "= optax.sigmoid_binary_cross_entropy, torch BCEWithLogitsLoss" in text
-    assert "Use for the grad (f16): bce_logits_autodiff" in text
-    # severity order: the NaN group first, the chain product in it with its exact onsets
+        assert heads.count(name) == 1, (name, heads)
     assert text.index("NaN or ∞: training breaks") < text.index("Lost to 0 where the exact value is")
-    chain = lines.index(next(line for line in lines if line.startswith("  bce_naive_chain")))
-    assert "f16 NaN z≥7.625 z≤−11.09 (y=0)" in lines[chain + 1]
+    assert text.index("bce_naive_chain") < text.index("Lost to 0 where")  # the chain product breaks
+    assert "Use for the loss (f16): bce_logits" in text
+    assert "Use for the grad (f16): bce_logits_autodiff" in text
+    assert "= optax.sigmoid_binary_cross_entropy, torch BCEWithLogitsLoss" in text.replace("\n    ", " ")
+    if width == 80:  # the grid: the chain product's onsets on each side, exact float16 values
+        i = lines.index(next(line for line in lines if line.startswith(" bce_naive_chain ")))
+        assert lines[i].split()[1:] == ["NaN", "7.625"] and lines[i + 1].split() == ["NaN", "−11.09"]
+        assert "cause (f16): div → inf at sigmoid.py:42" in lines[i + 2]
+
+
+def test_summary_cuts_float64_at_seven_digits_and_says_so():
+    assert summary._num(36.73680056967711, {"dtype": "float64"}) == "36.73680…"
+    assert summary._num(-708.3964185322642, {"dtype": "float64"}) == "−708.3964…"
+    assert summary._num(16.635532379150390, {"dtype": "float32"}) == "16.635532"  # shortest, whole
+    assert summary._num(-11.09375, {"dtype": "float16"}) == "−11.09"  # float16's shortest decimal
+    assert "float64 values are cut at 7 digits" in " ".join(summary.LEGEND.split())
 
 
 def test_tiny_loss_is_not_a_lost_gradient(sigmoid16):
