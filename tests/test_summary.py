@@ -153,3 +153,15 @@ def test_tiny_loss_is_not_a_lost_gradient(sigmoid16):
     assert row["zero_exact_max"] == pytest.approx(4.8804e-4, rel=1e-3)  # softplus(−7.625)
     assert summary.grade(row) == "tiny"
     assert summary.grade(sigmoid16.row("bce_fused", "float16", 1.0)) == "lost"
+
+
+def test_readme_summary_is_what_the_sweep_prints():
+    """The README's summary block is the sigmoid family's summary at 80 columns, as
+    `pl.sweep(family="sigmoid")` prints it now (re-run: the block is re-checked)."""
+    import pathlib
+    import re
+
+    text = pathlib.Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    block = re.search(r"## The answer on one screen\n.*?```\n(sigmoid ·.*?)```", text, re.S).group(1)
+    result = pl.sweep(family="sigmoid", dtypes=["float16", "bfloat16", "float32", "float64"])
+    assert result.summary(80) == block
