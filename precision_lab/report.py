@@ -133,7 +133,7 @@ def _excused(row: dict, tolerance: float) -> str:
     """Why a row's error above the tolerance is not flagged: the condition floor."""
     if row.get("floor", "condition") != "condition":
         return f"(> {tolerance:g} ulp only at points not counted: NaN, ∞ or 0)"
-    kappa = [k for k in ((row.get("profile") or {}).get("kappa") or []) if k is not None]
+    kappa = [float(k) for k in ((row.get("profile") or {}).get("kappa") or []) if k is not None]  # "inf" too
     where = f", κ up to {max(kappa):.3g}" if kappa else ""
     return f"(not flagged: within what rounding the input forces{where})"
 

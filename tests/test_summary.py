@@ -165,3 +165,17 @@ def test_readme_summary_is_what_the_sweep_prints():
     block = re.search(r"## The answer on one screen\n.*?```\n(sigmoid ·.*?)```", text, re.S).group(1)
     result = pl.sweep(family="sigmoid", dtypes=["float16", "bfloat16", "float32", "float64"])
     assert result.summary(80) == block
+
+
+def test_a_large_error_that_is_not_flagged_says_why():
+    """float64 ½σ(z)² at y = 0 is off by up to 5 ULPs at a point that is not flagged: an
+    error above 4 ULPs can only be excused by a condition number above 5/4, and the cell
+    says so with the row's largest κ."""
+    from precision_lab import report
+
+    row = pl.sweep(dtypes=["float64"], targets=[0.0], forms=["mse"]).rows[0]
+    assert row["max_ulp"] > 4 and row["counts"]["inaccurate"] == 0
+    kappa = max(float(k) for k in row["profile"]["kappa"] if k is not None)
+    assert kappa > 1.25
+    text = report.cell(row, 4.0).plain
+    assert f"(not flagged: within what rounding the input forces, κ up to {kappa:.3g})" in text
