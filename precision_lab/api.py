@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from .errors import InputError
 
 from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, upcast, vectors
@@ -217,8 +218,8 @@ def sweep(
     classes: Sequence[int] = softmax.DEFAULT_CLASSES,
     sweeps: Sequence[str] = softmax.DEFAULT_SWEEPS,
     target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES),
-    logits=None,
-    labels=None,
+    logits: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
     mode: str = "jit",
     floor: str = "condition",
     scan_onsets: bool = False,
@@ -418,7 +419,7 @@ def _scale_advice(names, precs, targets, forms, classes, target_classes, dev, to
     return out
 
 
-def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence[float] = DEFAULT_TARGETS,
+def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence[float] = DEFAULT_TARGETS,
           classes: Sequence[int] | None = None, kwargs: dict | None = None, name: str | None = None,
           points: int | None = None, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0,
           device: str | None = None, progress: Callable[[str, int, int], None] | None = None,
@@ -871,7 +872,7 @@ def _target(target, sweep: str) -> float:
     return float(softmax.case(sweep, target))
 
 
-def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target,
+def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs: ArrayLike, target: float | str,
                   sweep: str = "margin", classes: int = 10, device: str | None = None,
                   mode: str = "jit") -> list[np.ndarray]:
     """What each form's kernel computes at inputs `xs` (rounded to the format first),
@@ -898,7 +899,7 @@ def kernel_values(family: str, form_names: Sequence[str], dtype: str, xs, target
     return kernel_outputs(fam, forms, fmt, ords, target, dev, mode)
 
 
-def evaluate(family: str, form_names: Sequence[str], dtype: str, xs, target,
+def evaluate(family: str, form_names: Sequence[str], dtype: str, xs: ArrayLike, target: float | str,
              sweep: str = "margin", classes: int = 10, device: str | None = None,
              mode: str = "jit", floor: str = "condition", tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Per-point values of forms at chosen inputs: computed, exact, class and ULP error.
