@@ -222,26 +222,22 @@ def _cause(v: FormVerdict) -> str | None:
     return None
 
 
+UPCAST_WORDS = {"fixed": "fixes it (no NaN, ∞ or lost value left)", "partly": "helps (fewer failures, none new)",
+                "not fixed": "does not fix it"}
+
+
 def _upcast_note(v: FormVerdict) -> str | None:
-    """Whether computing in the wider format fixes the form: each input:compute pair
-    against the input format alone."""
-    notes = []
-    for fmt_label in v.by_format:
-        if ":" not in fmt_label:
-            continue
-        plain = fmt_label.split(":")[0]
-        if plain not in v.by_format:
-            continue
-        before, after = v.grade_in(plain), v.grade_in(fmt_label)
-        if GRADES.index(before) >= GRADES.index("flush"):
-            continue  # nothing to fix
-        if GRADES.index(after) >= GRADES.index("flush"):
-            verb = "fixes it"
-        elif after == before:
-            verb = "does not fix it"
-        else:
-            verb = f"helps ({before} → {after})"
-        notes.append(f"upcasting {short(plain)}→{short(fmt_label.split(':')[1])} {verb}")
+    """Whether computing in the wider format fixes the form (``upcast.upcast_fixes`` over
+    its rows of every target): the worst verdict of each input:compute pair."""
+    from .upcast import upcast_fixes
+
+    rows = [r for rs in v.by_format.values() for r in rs]
+    order = ("not fixed", "partly", "fixed", "nothing to fix")
+    pairs: dict[str, str] = {}
+    for fx in upcast_fixes(rows):
+        pair = f"{short(fx['dtype'])}→{short(fx['compute_dtype'])}"
+        pairs[pair] = min(pairs.get(pair, "nothing to fix"), fx["verdict"], key=order.index)
+    notes = [f"upcasting {pair} {UPCAST_WORDS[verdict]}" for pair, verdict in pairs.items() if verdict in UPCAST_WORDS]
     return "; ".join(notes) or None
 
 

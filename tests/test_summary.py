@@ -179,3 +179,18 @@ def test_a_large_error_that_is_not_flagged_says_why():
     assert kappa > 1.25
     text = report.cell(row, 4.0).plain
     assert f"(not flagged: within what rounding the input forces, κ up to {kappa:.3g})" in text
+
+
+def test_summary_says_whether_upcasting_fixes_a_form():
+    """bfloat16 inputs computed in float32: the chain product's NaN moves out from
+    z = 5.5625 to 16.75 (the first bfloat16 value above float32's onset 16.6355) but
+    stays; Keras' clipped loss loses its ∞ (1 − 1e-7 no longer rounds to 1)."""
+    r = pl.sweep(dtypes=["bfloat16", "bfloat16:float32"], targets=[0.0],
+                 forms=["bce_naive_chain", "bce_keras", "bce_logits"])
+    text = r.summary(80)
+    chain = text[text.index("\n bce_naive_chain") + 1:]
+    assert chain.split("\n")[0].split()[1:] == ["NaN", "5.5625", "NaN", "16.75"]
+    assert "upcasting bf16→f32 helps (fewer failures, none new)" in chain.split("\n bce")[0]
+    keras = text[text.index("\n bce_keras") + 1:].split("\n bce")[0]
+    assert "upcasting bf16→f32 fixes it (no NaN, ∞ or lost value left)" in keras
+    assert "upcasting" not in text[text.index("\n bce_logits ") + 1:]  # nothing to fix
