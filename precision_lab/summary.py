@@ -94,7 +94,8 @@ def worst(grades) -> str:
 
 
 def form_name(row: dict) -> str:
-    return row["form"]
+    """A row's form: a user's function by name and quantity (its loss and grad rows)."""
+    return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
 
 
 @dataclasses.dataclass
