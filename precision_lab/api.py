@@ -350,6 +350,8 @@ def sweep(
                 if progress:
                     progress(label, done, total)
 
+            if progress:  # the row begins: its total is known before its first call
+                progress(label, done, total)
             with jax.default_device(dev):  # the rows' mechanisms evaluate the factors there too
                 out = run_target(fam, chosen, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
                                  resume=resume, save=saved.saver(key) if saved else None, out_fmt=group.out)
@@ -519,6 +521,8 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
 
             for f in fam.forms:
                 f.reference.tiers.clear()
+            if progress:  # the row begins: its total is known before its first call
+                progress(label, counter["done"], counter["total"])
             with jax.default_device(dev):
                 out = run_target(fam, fam.forms, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor)
                 new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source,

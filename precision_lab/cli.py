@@ -8,10 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__, formats
+from . import __version__, formats, interrupts
 from .classify import DEFAULT_TOLERANCE, FLOORS
 from .engine import MODES, STRICT_FLAG
 from .errors import InputError
+from .progress import DEFAULT_MAX_HOURS
 from .writers import check_json_path as _check_json_path
 from .writers import write_json
 from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
@@ -75,6 +76,8 @@ def _range(text: str):
 
 _positive_int = _number(int, "a whole number", lambda v: v >= 1, "it must be a positive whole number")
 _tolerance = _number(float, "a number", lambda v: v >= 0, "the tolerance must be a non-negative number of ULPs")
+_max_hours = _number(float, "a number of hours", lambda v: v >= 0,
+                     "the limit must be a non-negative number of hours (0: none)")
 
 
 FAIL_ON_HELP = ("exit 1 if a row breaks a rule, for CI: CLASS (any point of it), CLASS>N (more than N points), "
@@ -168,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare-modes", action="store_true",
                    help="also list, per row, the points where jit and eager results differ (with an example), "
                         "and the rows whose figures differ in strict mode")
+    s.add_argument("--max-hours", type=_max_hours, default=DEFAULT_MAX_HOURS, metavar="HOURS",
+                   help="refuse a sweep whose time left, measured over its first seconds, exceeds HOURS "
+                        f"(default: {DEFAULT_MAX_HOURS:g}; 0: no limit)")
     s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
     s.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...",
                    help=FAIL_ON_HELP)
@@ -223,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=MODES, default="jit", help="jit (default), eager or strict; see sweep --help")
     c.add_argument("--floor", choices=FLOORS, default="condition", help="condition (default) or none")
     c.add_argument("--no-causes", action="store_true", help="do not walk the jaxpr at each NaN, ∞ and 0 onset")
+    c.add_argument("--max-hours", type=_max_hours, default=DEFAULT_MAX_HOURS, metavar="HOURS",
+                   help="refuse a check whose time left, measured over its first seconds, exceeds HOURS "
+                        f"(default: {DEFAULT_MAX_HOURS:g}; 0: no limit)")
     c.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
     c.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...",
                    help=FAIL_ON_HELP)
@@ -332,11 +341,25 @@ def _console(no_color: bool, stderr: bool = False):
     return make_console(no_color, stderr)
 
 
-def with_progress(work, no_color: bool = False):
-    """Run `work(progress)` under a progress bar on stderr (shown only on a terminal)."""
+def with_progress(work, no_color: bool = False, max_hours: float | None = None, advice: str = ""):
+    """Run `work(progress)` under a progress bar on stderr (on a terminal; elsewhere a plain
+    line every $PRECISION_LAB_PROGRESS_S seconds, for logs). Each call of `progress` is
+    where Ctrl-C stops the run (`interrupts.check`), and where a run that would take more
+    than `max_hours` is refused, with `advice`, once its rate is measured."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+    from . import progress as meters
+
     err = _console(no_color, stderr=True)
+    meter = meters.Meter()
+    limit = meters.TimeLimit(meter, max_hours, advice)
+    if interrupts.installed():  # the command: a run whose first call never ends is judged too
+        from .engine import BATCH
+
+        limit.watch(BATCH, interrupts.leave)
+    plain = None if err.is_terminal else meters.PlainLines(meter, lambda line: print(line, file=sys.stderr,
+                                                                                      flush=True),
+                                                           meters.plain_every_s())
     rate = TextColumn("{task.fields[rate]}")
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), TaskProgressColumn(), rate,
                   TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
@@ -344,19 +367,36 @@ def with_progress(work, no_color: bool = False):
         task = bar.add_task("sweeping", total=None, rate="")
 
         def progress(label, done, total):
+            interrupts.check()
+            meter.update(label, done, total)
+            limit.update()
+            if plain:
+                plain.update()
             speed = bar.tasks[0].speed
             bar.update(task, description=label, completed=done, total=total,
-                       rate=f"{_si(speed)} points/s" if speed else "")
+                       rate=f"{meters.si(speed)} points/s" if speed else "")
 
-        return work(progress)
+        result = work(progress)
+    interrupts.check()
+    return result
 
 
-def _si(x: float) -> str:
-    """1.23M: a rate in three digits."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+SWEEP_ADVICE = ("ask for fewer --points, sweep part of the axis with --range, or give --max-hours (--exhaustive "
+                "sweeps every value of a format up to 32 bits, streamed).")
+CHECK_ADVICE = ("ask for fewer --points, check part of the axis with --range, or give --max-hours (every value "
+                "goes through the exact tiers).")
+
+
+def _note_exhaustive(points, dtypes) -> None:
+    """Say so when --points reaches a format's every value (formats of 16 bits or fewer
+    are swept whole whatever --points says)."""
+    if points is None:
+        return
+    whole = [formats.get(d) for d in dtypes if d in formats.FORMATS and formats.get(d).exhaustive
+             and points >= formats.get(d).lattice_size]
+    if whole:
+        print(f"precision-lab: --points {points} reaches every value of {', '.join(f.name for f in whole)} "
+              f"({', '.join(str(f.lattice_size) for f in whole)}): those rows are exhaustive.", file=sys.stderr)
 
 
 def _default_dtypes(args) -> None:
@@ -428,12 +468,17 @@ def _sweep(args, argv) -> int:
             kwargs["family"] = "softmax"
     if args.points is not None:
         kwargs["points"] = args.points
+    resume = (f"interrupted; the sweep's state up to the last few seconds is saved in {args.checkpoint}: "
+              f"run the same command again to continue.")
+    if args.checkpoint:
+        interrupts.set_message(resume)
+    _note_exhaustive(args.points, args.dtypes)
     try:
-        result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs), args.no_color)
+        result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs), args.no_color,
+                               args.max_hours, SWEEP_ADVICE)
     except KeyboardInterrupt:
         if args.checkpoint:
-            raise Interrupted(f"interrupted; the sweep's state up to the last few seconds is saved in "
-                              f"{args.checkpoint}: run the same command again to continue.") from None
+            raise Interrupted(resume) from None
         raise
     if args.json:
         write_json(result.to_json(), args.json)
@@ -471,13 +516,14 @@ def _check(args, argv) -> int:
         return strict_child(argv)
     kwargs = user.parse_kwargs(args.kwargs)
     _default_dtypes(args)
+    _note_exhaustive(args.points, args.dtypes)
     result = with_progress(lambda progress: api.check(
         args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
         argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
         floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range,
         exhaustive=args.exhaustive, devices=args.devices),
-        args.no_color)
+        args.no_color, args.max_hours, CHECK_ADVICE)
     for w in result.meta.get("warnings", []):
         print(f"precision-lab: warning: {w}", file=sys.stderr)
     if args.json:
@@ -641,6 +687,15 @@ def _joined(argv: list[str]) -> list[str]:
     return out
 
 
+def _interrupted(sentence: str) -> int:
+    """Ctrl-C: one sentence and exit status 130; under the command's own handling
+    (`entry`), through `interrupts.leave`, which also removes what was written."""
+    if interrupts.requested():
+        interrupts.leave(sentence)
+    print(f"precision-lab: {sentence}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     use_compilation_cache()
@@ -667,11 +722,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"precision-lab: {e}", file=sys.stderr)
         return EXIT_USAGE
     except Interrupted as e:
-        print(f"precision-lab: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(str(e))
     except KeyboardInterrupt:
-        print("precision-lab: interrupted; nothing was written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(interrupts.NOTHING_WRITTEN)
     except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import api, formats
+from . import api, formats, interrupts
 from .classify import DEFAULT_TOLERANCE, INFO
 from .errors import InputError
 
@@ -76,6 +76,7 @@ def _finish(fig, path) -> str:
 
 def _save(fig, path) -> str:
     path = os.fspath(path)
+    interrupts.own(path)  # an interrupted command removes the figures it drew
     fig.savefig(path, dpi=110)
     return path
 

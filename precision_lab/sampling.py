@@ -53,9 +53,19 @@ class Axis:
         self.grid_limit = half_width
         n_grid = min(points // 2, 1 << fmt.mant) | 1  # odd, so 0 is on the grid
         n_side = max((points - n_grid + 1) // 2, 2)
+        self.grid_ord = int(formats.to_ordinal(fmt.cast(half_width), fmt))  # ordinal of +L
+        if n_side > fmt.max_ordinal - self.grid_ord:  # more strata than values beyond L: points would repeat
+            if fmt.bits <= 16:
+                self.exhaustive, self.n = True, fmt.lattice_size
+                return
+            from .errors import InputError
+
+            most = (1 << fmt.mant | 1) + 2 * (fmt.max_ordinal - self.grid_ord)
+            raise InputError(f"A sample of {fmt.name} holds at most {most} distinct points, fewer than the "
+                             f"{points} asked for; `exhaustive` (--exhaustive) sweeps every value of a format up "
+                             f"to {EXHAUSTIVE_MAX_BITS} bits ({fmt.name}: {fmt.lattice_size}).")
         self.n_grid, self.n_side = n_grid, n_side
         self.n = n_grid + 2 * n_side
-        self.grid_ord = int(formats.to_ordinal(fmt.cast(half_width), fmt))  # ordinal of +L
 
     def __len__(self) -> int:
         return self.n

@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 
+from . import interrupts
 from .errors import InputError
 
 
@@ -40,12 +41,15 @@ def write_json(doc: dict, path: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".precision_lab-", suffix=".json", dir=parent)
     except OSError as e:
         raise InputError(f"Cannot write JSON to `{path}`: {e.strerror or e}.") from None
+    interrupts.own(tmp)  # an interrupted command removes it, and the file once it is in place
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, allow_nan=False)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        interrupts.check()
+        interrupts.own(path)
         os.replace(tmp, path)
     except OSError as e:
         os.unlink(tmp)
@@ -53,3 +57,5 @@ def write_json(doc: dict, path: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+    finally:
+        interrupts.disown(tmp)

@@ -113,8 +113,8 @@ def test_a_checkpoint_of_another_sweep_is_refused(tmp_path, monkeypatch):
 
 CLI_SWEEP = ["sweep", "--family", "sigmoid", "--dtypes", "float32", "--targets", "0,1", "--forms", ",".join(FORMS),
              "--points", str(1 << 21), "--quiet"]
-CHILD = ("import sys; from precision_lab import checkpoints, cli; checkpoints.SAVE_EVERY_S = 0.05; "
-         "sys.exit(cli.main(sys.argv[1:]))")
+CHILD = ("import sys; from precision_lab import checkpoints, entry; checkpoints.SAVE_EVERY_S = 0.05; "
+         "sys.exit(entry.main(sys.argv[1:]))")  # the command's entry point, with its Ctrl-C handling
 
 
 def test_ctrl_c_with_a_checkpoint_exits_130_and_the_same_command_finishes_the_sweep(tmp_path):
