@@ -584,7 +584,8 @@ def check(fn, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, targets: Sequence
             fixed, p, lambda axis, target, extra: (axis.fmt.name, None if extra else target, extra.get("sweep"),
                                                    extra.get("target_class")) in failing)]
         counter["total"] += sum(len(j[2]) * len(outs(j[0], j[1])) for j in plan)
-        after = [r for _, r in run(plan, False)]  # judged by counts and onsets; `check` the fixed function for its causes
+        # judged by counts and onsets; `check` the fixed function for its causes
+        after = [r for _, r in run(plan, False)]
         _attach_fixes(mine, after, found)
         rows.extend(after)
     return SweepResult(meta, rows)
