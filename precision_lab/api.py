@@ -429,7 +429,7 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
           target_classes: Sequence[str] = tuple(softmax.TARGET_CLASSES), mode: str = "jit",
           floor: str = "condition", causes: bool = True, reference=None,
           value_range: tuple[float, float] | None = None, exhaustive: bool = False,
-          devices: int | None = None) -> SweepResult:
+          devices: int | None = None, loss_scale: float | None = None) -> SweepResult:
     """Sweep a user's function and its gradient like a built-in family; one row per
     quantity (``loss``, ``grad``), format and target.
 
@@ -447,6 +447,12 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
         same loss written stably): its jaxpr on the reals is the exact value.
       value_range: (LO, HI): only the logits (margins, offsets) in [LO, HI], as in `sweep`.
       exhaustive, devices: as in `sweep`.
+      dtypes: formats, or ``INPUT:COMPUTE`` pairs such as ``bfloat16:float32``: the
+        function is called as ``fn(z.astype(COMPUTE), y.astype(COMPUTE))`` on INPUT's
+        values; its loss row is judged in COMPUTE, the gradient (jax.grad of that
+        composition with respect to the INPUT logits, so in INPUT) in INPUT.
+      loss_scale: a power of two S: the gradient row is jax.grad of S·fn, judged as
+        S·∂L/∂z in the format against S times the exact gradient.
       The other arguments are `sweep`'s. float64 rows default to
       ``user.FLOAT64_POINTS`` points (their references are all arbitrary precision).
     Returns:
@@ -463,11 +469,11 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
     else:
         spec = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__name__', 'fn')}"
         source_file = getattr(getattr(fn, "__code__", None), "co_filename", None)
-    fmts = _check_common(dtypes, points, seed, tolerance, mode, floor)
-    upcasts = [d for d in dtypes if formats.precision(d).upcast]
-    if upcasts:  # never swept as their input format alone: that would be another program
-        raise InputError(f"`check` sweeps plain formats; {', '.join(upcasts)} computes in a wider format, "
-                         "which only `sweep` runs.")
+    _check_common(dtypes, points, seed, tolerance, mode, floor)
+    precs = [formats.precision(d) for d in dtypes]
+    loss_scale = upcast.check_scale(loss_scale)
+    for p in precs:
+        upcast.check_scale(loss_scale, p.compute)
     kwargs = dict(kwargs or {})
     if classes is None:
         targets = check_targets(targets)
@@ -481,38 +487,61 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
     meta = run_meta(["check"], tolerance, seed, dev, argv, len(devs))
     source = {"function": spec, "kwargs": kwargs}
     meta.update(mode=mode, floor=floor, source=source)
+    if loss_scale is not None:
+        meta["loss_scale"] = loss_scale
     against = against_name = None
     if reference is not None:
         against, against_name = (user.load(reference)[0], reference) if isinstance(reference, str) else (
             reference, getattr(reference, "__name__", "reference"))
         source["reference"] = against_name
-    fams = [user.family(fn, name, kwargs, k, against, against_name) for k in (classes or [None])]
-    for fam in fams:
-        for fmt in fmts:
-            user.validate(fam, fmt, targets[0] if classes is None else 0, source_file)
+    ks = list(classes or [None])
+    # the function as called (`plain`), and as each row runs it: one family per class count and
+    # compute format of an upcast (None: the plain formats), with the loss scale; see user._as_run
+    plain = {k: user.family(fn, name, kwargs, k, against, against_name) for k in ks}
+    computed_in = lambda p: p.compute.name if p.upcast else None  # noqa: E731
+    fams = {(k, computed_in(p)): user.family(fn, name, kwargs, k, against, against_name, computed_in(p), loss_scale)
+            for k in ks for p in precs}
+    for k in ks:
+        for p in precs:  # the function is called in the compute format: it must take and return it
+            user.validate(plain[k], p.compute, targets[0] if classes is None else 0, source_file)
             if against is not None:
-                user.validate(user.family(against, against_name, kwargs, fam.width if fam.width > 1 else None), fmt,
+                user.validate(user.family(against, against_name, kwargs, k), p.compute,
                               targets[0] if classes is None else 0)
-    missing = sorted({p for fam in fams for f in fam.forms for fmt in fmts
-                      for p in f.reference.unsupported(fmt, fam.label(0, fmt), (fam.width,) if fam.width > 1 else ())})
+    missing = sorted({m for (k, c), fam in fams.items() for f in fam.forms for p in precs if computed_in(p) == c
+                      for m in f.reference.unsupported(p.input, fam.label(0, p.input),
+                                                       (fam.width,) if fam.width > 1 else ())})
     if missing:  # measured against itself in float64: say so, and drop the float64 rows
         meta["warnings"] = [f"The exact evaluator has no rule for {', '.join(missing)}: rows are measured against "
                             "the function run in float64, and float64 rows are skipped."]
-        fams = [dataclasses.replace(f, reference_name=f"float64 (XLA): no exact rule for {', '.join(missing)}")
-                for f in fams]
-        fmts = [f for f in fmts if f.bits < 64]
-        if not fmts:
+        fams = {key: dataclasses.replace(f, reference_name=f"float64 (XLA): no exact rule for {', '.join(missing)}")
+                for key, f in fams.items()}
+        precs = [p for p in precs if p.compute.bits < 64]
+        if not precs:
             raise InputError(f"The exact evaluator has no rule for {', '.join(missing)}, so float64 cannot be "
                              "checked; add a narrower format.")
-    plan = [(fam, *j) for fam in fams
-            for j in user.jobs(fam, fmts, targets, points, seed, sweeps, target_classes, value_range, exhaustive)]
-    counter = {"done": 0, "total": sum(len(j[1]) for j in plan)}
+
+    def plan_of(fam, prec, keep=lambda axis, target, extra: True):
+        return [(fam, prec, *j) for j in user.jobs(fam, [prec.input], targets, points, seed, sweeps, target_classes,
+                                                     value_range, exhaustive) if keep(*j)]
+
+    def outs(fam, prec) -> list:
+        """(result format, forms, each one's row fields) per engine run: a loss computed in a
+        wider format is judged there, a gradient in the input's format (see upcast)."""
+        by_out: dict = {}
+        for f in fam.forms:
+            value, _, fields = upcast.judging(fam.axis, f.quantity, True, prec, loss_scale)
+            by_out.setdefault(value, []).append((f, fields))
+        return [(o, tuple(f for f, _ in fs), [fl for _, fl in fs]) for o, fs in by_out.items()]
+
+    plan = [item for k in ks for p in precs for item in plan_of(fams[(k, computed_in(p))], p)]
+    counter = {"done": 0, "total": sum(len(j[2]) * len(outs(j[0], j[1])) for j in plan)}
 
     def run(plan, walk_causes):
+        """The rows of `plan`, each with the family it came from."""
         rows = []
-        for fam, axis, target, extra in plan:
+        for fam, prec, axis, target, extra in plan:
             label = " ".join([fam.forms[0].name, *([extra["sweep"], f"K={extra['classes']}", extra["target_class"]]
-                                                   if extra else [f"y={target:g}"]), axis.fmt.name])
+                                                   if extra else [f"y={target:g}"]), prec.name])
 
             def tick(n, label=label):
                 counter["done"] += n
@@ -523,41 +552,45 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
                 f.reference.tiers.clear()
             if progress:  # the row begins: its total is known before its first call
                 progress(label, counter["done"], counter["total"])
-            with jax.default_device(dev):
-                out = run_target(fam, fam.forms, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor)
-                new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source,
-                                               **({"range": list(value_range)} if value_range else {})))
-                for form, row in zip(fam.forms, new):
-                    row["tiers"] = _tiers(form.reference.tiers.values())
-                    row["fix"] = None  # filled in where a rewrite at a cause is swept
-                    if walk_causes:
-                        row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
-                                                    classes=CHECK_CAUSE_CLASSES)
-            rows.extend(new)
+            for out_fmt, forms, fields in outs(fam, prec):
+                with jax.default_device(dev):
+                    out = run_target(fam, forms, axis, target, tolerance, devs, tick=tick, mode=mode, floor=floor,
+                                     out_fmt=out_fmt)
+                    new = rows_from(fam, out, dict(extra, mode=mode, floor=floor, batch=batch_size(fam), source=source,
+                                                   **({"range": list(value_range)} if value_range else {})))
+                    for form, row, how in zip(forms, new, fields):
+                        row.update(how)
+                        row["tiers"] = _tiers(form.reference.tiers.values())
+                        row["fix"] = None  # filled in where a rewrite at a cause is swept
+                        if walk_causes:  # the walk of the program that ran: cast, scaled, as the row's kernel
+                            row["cause"] = onset_causes(fam, form, axis.fmt, target, row["onset"], dev, mode,
+                                                        classes=CHECK_CAUSE_CLASSES)
+                rows.extend((fam, r) for r in new)
         return rows
 
-    rows = run(plan, causes)
-    for fam in fams:  # a function whose operations change with the format (e.g. a branch on the dtype)
-        differs = len({user.signature(fam, f) for f in fmts}) > 1
+    owned = run(plan, causes)
+    rows = [r for _, r in owned]
+    for k in ks:  # a function whose operations change with the format (e.g. a branch on the dtype)
+        differs = len({user.signature(plain[k], p.compute) for p in precs}) > 1
         for r in rows:
-            if r["form"] == fam.forms[0].name and r.get("classes") == (fam.width if fam.width > 1 else None):
+            if r["form"] == plain[k].forms[0].name and r.get("classes") == k:
                 r["jaxpr_differs_across_formats"] = differs
     # the known rewrites at the lines where a row broke, swept as NAME+fix: before and after
-    for fam in fams:
-        mine = [r for r in rows if r["form"] == fam.forms[0].name and r.get("classes") == (fam.width if
-                                                                                             fam.width > 1 else None)]
-        found = _fixes_at_causes(fam, fmts[0], mine)
+    for (k, c), fam in fams.items():
+        mine = [r for f, r in owned if f is fam]
+        mine_precs = [p for p in precs if computed_in(p) == c]
+        found = _fixes_at_causes(fam, mine_precs[0].input, mine) if mine else []
         if not found:
             continue
-        fixed = user.fix_family(fam, found)
+        fixed = user.fix_family(fam, found, loss_scale)
         failing = {(r["dtype"], r.get("target"), r.get("sweep"), r.get("target_class")) for r in mine
                    if not r["stable"]}  # only where there is something to fix
-        plan = [(fixed, axis, target, extra) for axis, target, extra in
-                user.jobs(fixed, fmts, targets, points, seed, sweeps, target_classes, value_range, exhaustive)
-                if (axis.fmt.name, None if extra else target, extra.get("sweep"), extra.get("target_class"))
-                in failing]
-        counter["total"] += sum(len(j[1]) for j in plan)
-        after = run(plan, False)  # judged by counts and onsets; `check` the fixed function for its causes
+        plan = [item for p in mine_precs for item in plan_of(
+            fixed, p, lambda axis, target, extra: (axis.fmt.name, None if extra else target, extra.get("sweep"),
+                                                   extra.get("target_class")) in failing)]
+        counter["total"] += sum(len(j[2]) * len(outs(j[0], j[1])) for j in plan)
+        # judged by counts and onsets; `check` the fixed function for its causes
+        after = [r for _, r in run(plan, False)]
         _attach_fixes(mine, after, found)
         rows.extend(after)
     return SweepResult(meta, rows)

@@ -201,7 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(with --classes, fn(logits, label) -> scalar)")
     c.add_argument("--dtypes", type=_list("format names"), default=None,
                    help=f"comma-separated formats (default: {','.join(formats.DEFAULT_FORMATS)}; "
-                        "with --exhaustive, those up to 32 bits)")
+                        "with --exhaustive, those up to 32 bits); INPUT:COMPUTE (e.g. bfloat16:float32) calls "
+                        "fn(z.astype(COMPUTE), y.astype(COMPUTE)) on INPUT's values: the loss judged in COMPUTE, "
+                        "its jax.grad with respect to the INPUT logits in INPUT")
+    c.add_argument("--loss-scale", type=float, default=None, metavar="S",
+                   help="a power of two S: the gradient row is jax.grad of S·fn, judged as the scaled gradient "
+                        "in the format against S times the exact one (unscaling in float32 is exact)")
     c.add_argument("--targets", type=_list("numbers", float), default=[0.0, 1.0],
                    help="binary targets y in [0, 1] (default: 0,1)")
     c.add_argument("--classes", type=_list("class counts", int), default=None, metavar="K,...",
@@ -522,7 +527,7 @@ def _check(args, argv) -> int:
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
         argv=argv, sweeps=args.sweeps or DEFAULT_SWEEPS[:2], target_classes=args.target_classes, mode=args.mode,
         floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range,
-        exhaustive=args.exhaustive, devices=args.devices),
+        exhaustive=args.exhaustive, devices=args.devices, loss_scale=args.loss_scale),
         args.no_color, args.max_hours, CHECK_ADVICE)
     for w in result.meta.get("warnings", []):
         print(f"precision-lab: warning: {w}", file=sys.stderr)

@@ -502,8 +502,11 @@ class Reference:
     format, with the exact tier's values kept per real input (shared by formats whose
     jaxprs agree), and counts per (format, label)."""
 
-    def __init__(self, fn, identity=None):
+    def __init__(self, fn, identity=None, wide=None):
         self.fn = fn
+        # what the float64 fallback runs (default `fn`): `fn` computed in float64, for an
+        # `fn` that casts its inputs to a narrower format first
+        self.wide = wide or fn
         # `fn` rewritten by identities on the reals (fixes.fixed): where fn's own jaxpr
         # stays unresolved (a cancellation beyond the cap), the rewritten one decides
         self.identity = identity
@@ -590,8 +593,8 @@ class Reference:
         """The function itself at float64 (vmapped, jitted): the fallback reference."""
         wide = lambda a: a.astype(np.float64) if a.dtype.kind in "fV" or str(a.dtype) in formats.FORMATS else a  # noqa: E731
         x64, l64 = wide(xs), wide(label)
-        value = np.asarray(jax.jit(jax.vmap(self.fn, (0, None)))(x64, l64), np.float64)
-        jvp = lambda x, y: jax.jvp(lambda x: self.fn(x, y), (x,), (x,))[1]  # noqa: E731
+        value = np.asarray(jax.jit(jax.vmap(self.wide, (0, None)))(x64, l64), np.float64)
+        jvp = lambda x, y: jax.jvp(lambda x: self.wide(x, y), (x,), (x,))[1]  # noqa: E731
         sens = np.abs(np.asarray(jax.jit(jax.vmap(jvp, (0, None)))(x64, l64), np.float64))
         sens = np.where(np.isfinite(sens), sens, np.nan)  # a float64 overflow excuses nothing
         stats.float64 += len(xs)

@@ -116,10 +116,11 @@ class FormVerdict:
 
 
 def verdicts(rows: Sequence[dict]) -> list[FormVerdict]:
-    """Each form of `rows` once, in the rows' order."""
-    out: dict[str, FormVerdict] = {}
+    """Each form of `rows` once, in the rows' order: a user's function once per quantity
+    (its loss and its gradient share a name)."""
+    out: dict[tuple, FormVerdict] = {}
     for r in rows:
-        v = out.setdefault(form_name(r), FormVerdict(form_name(r), r["quantity"], r["summary"], {}))
+        v = out.setdefault((form_name(r), r["quantity"]), FormVerdict(form_name(r), r["quantity"], r["summary"], {}))
         v.by_format.setdefault(label(r), []).append(r)
     return list(out.values())
 
@@ -493,6 +494,11 @@ def summary(result, width: int = 80) -> list[Text]:
     out = [family_summary([r for r in result.rows if r["family"] == f], width) for f in fams]
     if result.meta.get("loss_scale_advice") is not None:
         out.append(scale_advice(result.meta["loss_scale_advice"], result.meta["loss_scale"], width))
+    elif result.meta.get("loss_scale") is not None:  # a check: no advice, but say how its gradients were judged
+        scaled = next((r for r in result.rows if r.get("loss_scale")), None)
+        if scaled is not None:
+            out.append(Text("\n".join(_wrap([f"Loss-scaled gradients: {scaled['judged']}."], width, 0, " ")),
+                            style="dim"))
     out.append(Text("\n".join(_wrap([LEGEND], width, 0, " ")), style="dim"))
     return out
 

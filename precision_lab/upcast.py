@@ -64,8 +64,8 @@ def check_scale(scale, compute: formats.Format | None = None) -> float | None:
 
 
 def _up(a, dtype):
-    """`a` cast to `dtype` if it is floating (a class index stays an integer)."""
-    return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    """`a` cast to `dtype` if it is floating (a class index stays an integer); None: as it is."""
+    return a.astype(dtype) if dtype is not None and jnp.issubdtype(a.dtype, jnp.floating) else a
 
 
 def upcast_kernel(kernel, compute, back: bool):
@@ -79,12 +79,17 @@ def upcast_kernel(kernel, compute, back: bool):
     return run
 
 
-def scaled_grad_kernel(loss, compute, scale: float):
+def scaled_grad_kernel(loss, compute, scale: float | None):
     """``jax.grad`` of S·loss (S cast to `compute`; the inputs cast to it first): the
-    scaled gradient, in the input's format."""
+    scaled gradient, in the input's format. `compute` None: the inputs as they are, S
+    in the loss's own format; `scale` None: jax.grad of the loss itself."""
 
     def run(z, y):
-        return jax.grad(lambda v: loss(_up(v, compute), _up(y, compute)) * jnp.asarray(scale, compute))(z)
+        def scaled(v):
+            out = loss(_up(v, compute), _up(y, compute))
+            return out if scale is None else out * jnp.asarray(scale, compute or out.dtype)
+
+        return jax.grad(scaled)(z)
 
     return run
 
@@ -99,34 +104,41 @@ def scaled_reference(reference, scale: float):
     return ref
 
 
+def judging(axis: str, quantity: str, autodiff: bool, precision: formats.Precision, scale: float | None):
+    """The format a form's results are in (a loss: the compute format; a gradient, cast
+    back: the input's), the loss scale its row applies (only to a gradient by
+    ``jax.grad``, `autodiff`) and its row fields: how it was computed and judged."""
+    fin, fc = precision.input, precision.compute
+    value, s, judged = (fin if quantity == "grad" else fc), None, None
+    if quantity == "grad" and scale is not None:
+        if autodiff:
+            s = scale
+            judged = (f"the scaled gradient S·∂L/∂{axis} (S = {scale:g}) in {fin.name}, against S times "
+                      "the exact gradient; unscaling by a power of two in float32 is exact")
+        else:
+            judged = UNSCALED
+    if judged is None:
+        judged = (f"in {value.name}" + (f", computed in {fc.name} from {fin.name} inputs" if precision.upcast
+                                        else "") + ", against the exact value")
+    return value, s, {"compute_dtype": fc.name, "value_dtype": value.name, "loss_scale": s, "judged": judged}
+
+
 @functools.lru_cache(maxsize=None)
 def derive(family: Family, precision: formats.Precision, scale: float | None):
     """The family with every form computed in `precision` and `scale` applied, and per
     form its result format and row fields. Cached: the same derived kernels (and so
     the same compiled programs) for every target and call."""
-    fin, fc = precision.input, precision.compute
+    fc = precision.compute
     new, out, fields = {}, {}, {}
     for f in family.forms + family.factors:
-        form, value, s, judged = f, fc, None, None
-        if f.quantity == "grad":
-            value = fin
-            if scale is not None and f.loss is not None:
-                s = scale
-                form = dataclasses.replace(f, kernel=scaled_grad_kernel(f.loss, fc.dtype, scale),
-                                           reference=scaled_reference(f.reference, scale))
-                judged = (f"the scaled gradient S·∂L/∂{family.axis} (S = {scale:g}) in {fin.name}, against S times "
-                          "the exact gradient; unscaling by a power of two in float32 is exact")
-            elif precision.upcast:
-                form = dataclasses.replace(f, kernel=upcast_kernel(f.kernel, fc.dtype, True))
-            if scale is not None and f.loss is None:
-                judged = UNSCALED
+        value, s, fields[f.name] = judging(family.axis, f.quantity, f.loss is not None, precision, scale)
+        form = f
+        if s is not None:
+            form = dataclasses.replace(f, kernel=scaled_grad_kernel(f.loss, fc.dtype, scale),
+                                       reference=scaled_reference(f.reference, scale))
         elif precision.upcast:
-            form = dataclasses.replace(f, kernel=upcast_kernel(f.kernel, fc.dtype, False))
-        if judged is None:
-            judged = (f"in {value.name}" + (f", computed in {fc.name} from {fin.name} inputs" if precision.upcast
-                                            else "") + ", against the exact value")
+            form = dataclasses.replace(f, kernel=upcast_kernel(f.kernel, fc.dtype, f.quantity == "grad"))
         new[f.name], out[f.name] = form, value
-        fields[f.name] = {"compute_dtype": fc.name, "value_dtype": value.name, "loss_scale": s, "judged": judged}
     if not precision.upcast and scale is None:
         derived = family
     else:

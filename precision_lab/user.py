@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from . import formats, reference, softmax
+from . import formats, reference, softmax, upcast
 from .errors import InputError
 from .family import Family, Form
 
@@ -89,23 +89,44 @@ def _bind(fn, kw_items: tuple):
 
 
 @functools.lru_cache(maxsize=None)
-def _forms(fn, name: str, kw_items: tuple, against=None) -> tuple[Form, Form]:
+def _forms(fn, name: str, kw_items: tuple, against=None, compute: str | None = None,
+           scale: float | None = None) -> tuple[Form, Form]:
     loss = _bind(fn, kw_items)
-    grad = jax.grad(loss)
     ref = loss if against is None else _bind(against, kw_items)
-    return _with_references(name, loss, grad, ref, kw_items)
+    return _with_references(name, loss, ref, kw_items, compute, scale)
 
 
-def _with_references(name, loss, grad, ref, kw_items) -> tuple[Form, Form]:
+def _as_run(loss, compute: str | None, scale: float | None):
+    """`loss` as a row runs it, and its gradient with respect to the input: the
+    function and ``jax.grad`` of it; computed in `compute` (a format name), the
+    function on its inputs cast there, ``fn(z.astype(compute), y.astype(compute))``,
+    and jax.grad of that composition (a gradient in the input's format); with loss
+    scale S, jax.grad of S times it (see ``upcast``)."""
+    if compute is None and scale is None:
+        return loss, jax.grad(loss)
+    dtype = None if compute is None else formats.get(compute).dtype
+    run = loss if compute is None else upcast.upcast_kernel(loss, dtype, False)
+    return run, upcast.scaled_grad_kernel(loss, dtype, scale)
+
+
+def _with_references(name, loss, ref, kw_items, compute=None, scale=None) -> tuple[Form, Form]:
     """The two forms, each measured against `ref` (its value, its gradient), with the
-    identity rewrite of `ref` (fixes.fixed) deciding what `ref`'s own jaxpr cannot."""
+    identity rewrite of `ref` (fixes.fixed) deciding what `ref`'s own jaxpr cannot.
+    Each reference is the program that runs, `ref` derived alike (cast to `compute`,
+    scaled by S): its jaxpr, traced at the row's input format, is what is evaluated
+    on the reals; the float64 fallback runs `ref` in float64."""
     from . import fixes
 
     clean = fixes.fixed(ref)
     summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kw_items])})"
-    return (Form(name, "loss", loss, reference.Reference(ref, reference.Reference(clean)), summary),
-            Form(name, "grad", grad, reference.Reference(jax.grad(ref), reference.Reference(jax.grad(clean))),
-                 f"∂/∂x {summary}"))
+    kernels = _as_run(loss, compute, scale)
+    refs, idents = _as_run(ref, compute, scale), _as_run(clean, compute, scale)
+    wide = _as_run(ref, "float64", scale) if compute is not None else (None, None)
+    scaled = "" if scale is None else f"{scale:g}·"
+    return (Form(name, "loss", kernels[0], reference.Reference(refs[0], reference.Reference(idents[0]), wide[0]),
+                 summary),
+            Form(name, "grad", kernels[1], reference.Reference(refs[1], reference.Reference(idents[1]), wide[1]),
+                 f"∂/∂x {scaled}{summary}"))
 
 
 def _exact(forms, fmt, xs, label):
@@ -113,13 +134,16 @@ def _exact(forms, fmt, xs, label):
 
 
 def family(fn: Callable, name: str | None = None, kwargs: dict | None = None, classes: int | None = None,
-           against: Callable | None = None, against_name: str | None = None) -> Family:
+           against: Callable | None = None, against_name: str | None = None, compute: str | None = None,
+           scale: float | None = None) -> Family:
     """A user's function as a family: its value and gradient, with exact references:
     its own jaxpr on the reals, or that of `against` (the same loss written another
     way, e.g. a stable form, for the tails where the function's own jaxpr cancels
-    more bits than the ball tier's cap)."""
+    more bits than the ball tier's cap). `compute`: the format (name) the function is
+    called in, its inputs cast there first (an upcast row); `scale`: the loss scale
+    S its gradient is taken of (see ``_as_run``)."""
     name = name or getattr(fn, "__name__", "fn")
-    forms = _forms(fn, name, tuple(sorted((kwargs or {}).items(), key=lambda kv: kv[0])), against)
+    forms = _forms(fn, name, tuple(sorted((kwargs or {}).items(), key=lambda kv: kv[0])), against, compute, scale)
     ref_name = REFERENCE_NAME if against is None else f"{REFERENCE_NAME}, of {against_name or against.__name__}"
     if classes is None:
         return Family("check", forms, "z", None, None, exact=_exact, reference_name=ref_name)
@@ -134,10 +158,12 @@ def signature(fam: Family, fmt: formats.Format) -> str:
     return reference.signature(jax.make_jaxpr(fam.forms[0].kernel)(x, fam.label(0, fmt)))
 
 
-def fix_family(fam: Family, rewrites) -> Family:
+def fix_family(fam: Family, rewrites, scale: float | None = None) -> Family:
     """The family of `fam`'s loss with `rewrites` applied (form ``NAME+fix``): its
-    value and gradient, measured against the original's exact values (a rewrite
-    changes how the loss is computed, not what it means)."""
+    value and gradient (of S times it, with loss scale `scale`), measured against the
+    original's exact values (a rewrite changes how the loss is computed, not what it
+    means). The loss is the program that ran (cast to its compute format first, for
+    an upcast row), rewritten."""
     from . import fixes
 
     loss, grad = fam.forms
@@ -145,7 +171,7 @@ def fix_family(fam: Family, rewrites) -> Family:
     fn = fixes.fixed(loss.kernel, frozenset((r.pattern, r.source) for r in rewrites), name)
     what = "; ".join(f"{r.pattern} → {r.replacement}" for r in rewrites)
     forms = (Form(name, "loss", fn, loss.reference, f"{loss.summary} with {what}"),
-             Form(name, "grad", jax.grad(fn), grad.reference, f"∂/∂x of it"))
+             Form(name, "grad", _as_run(fn, None, scale)[1], grad.reference, f"∂/∂x of it"))
     return dataclasses.replace(fam, forms=forms)
 
 

@@ -112,6 +112,14 @@ def test_grades_rank_by_severity():
     assert summary.grade(dict(tiny, quantity="grad")) == "lost"  # a gradient is never excused
 
 
+def test_a_checked_functions_loss_and_gradient_are_judged_apart():
+    # a user's function names both of its rows: a clean loss must not be graded by its NaN gradient
+    loss = _row(form="my_bce", quantity="loss", family="check")
+    grad = _row(form="my_bce", quantity="grad", family="check", nan=7)
+    got = {(v.name, v.quantity): v.grade for v in summary.verdicts([loss, grad])}
+    assert got == {("my_bce", "loss"): "clean", ("my_bce", "grad"): "breaks"}
+
+
 @pytest.fixture(scope="module")
 def sigmoid16():
     return pl.sweep(dtypes=["float16"], targets=[0.0, 1.0])
