@@ -743,6 +743,9 @@ def rows_from(fam: Family, out: Outcome, extra: dict | None = None, mechanisms: 
         row.update(extra or {})
         if form.quantity == "loss" and counts["zero"] > counts["zero_subnormal"] and fam.exact is None:
             row["zero_exact_max"] = _zero_exact_max(fam, form, out, intervals["zero"])
+        if counts["zero"] and fam.exact is None:
+            row["zero_onset_subnormal"] = _zero_onset_subnormal(fam, form, out, onset["zero"],
+                                                                (extra or {}).get("mode", "jit"))
         if form.factors and mechanisms:
             row["mechanism"] = _mechanism(fam, form, out, onset["nan"])
         rows.append(row)
@@ -758,6 +761,25 @@ def _zero_exact_max(fam: Family, form, out: Outcome, zeros: dict) -> float | Non
     ends = np.array([e for band in zeros["listed"] for e in band], np.float64)
     exact, _ = host_reference(fam, [form], ends, float(out.target))[0]
     return float(np.max(np.abs(exact)))
+
+
+def _zero_onset_subnormal(fam: Family, form, out: Outcome, onset: dict, mode: str) -> dict:
+    """Per side, whether the first 0 is a flush (every entry computed 0 there has an
+    exact value that is subnormal in the format the row is judged in) or a lost normal
+    value; None where no 0 lies. The kernel runs again at those points, as in the sweep."""
+    sides = [s for s in ("neg", "pos") if onset[s] is not None]
+    if not sides:
+        return {"neg": None, "pos": None}
+    x = np.array([onset[s] for s in sides], np.float64)
+    exact, _ = host_reference(fam, [form], x, float(out.target))[0]
+    got = kernel_outputs(fam, [form], out.fmt, formats.to_ordinal(out.fmt.cast(x), out.fmt), out.target, None,
+                         mode)[0].astype(np.float64)
+    exact = np.broadcast_to(exact, got.shape)
+    fmt = out.value_fmt
+    lost = (got == 0) & (np.abs(fmt.cast(exact).astype(np.float64)) > 0)
+    normal = lost & (np.abs(exact) >= fmt.smallest_normal)
+    flush = ~normal.reshape(len(sides), -1).any(axis=1)
+    return {s: (bool(flush[sides.index(s)]) if s in sides else None) for s in ("neg", "pos")}
 
 
 CAUSE_CLASSES = ("nan", "inf")  # the onsets whose operation a row names

@@ -7,8 +7,8 @@ so the worst class of several points is their largest code):
 * ``inf``        computed ±∞ where the exact value, rounded to the format, is not that ∞;
 * ``zero``       computed 0 where the exact value rounds to a non-zero value: a lost
                  signal (``zero_subnormal`` counts those whose exact value is subnormal),
-                 unless the exact value is normal and within the allowance below (a
-                 root that the input's rounding alone can move, as ŷ − y at ŷ ≈ y);
+                 unless the exact value is normal and u · S (below) is at least |f|:
+                 a root that the input's rounding alone can move, as ŷ − y at ŷ ≈ y;
 * ``inaccurate`` more than `tolerance` ULPs from the exact value rounded to the format,
                  *and* (floor ``condition``, the default) more than ``tolerance · u · S``
                  with S = Σᵢ |xᵢ · ∂f/∂xᵢ| the exact function's sensitivity to its
@@ -118,14 +118,16 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = 
     m_c, m_e = xp.abs(o_c).astype(unsigned), xp.abs(o_e).astype(unsigned)
     same_side = (o_c >= 0) == (o_e >= 0)
     ulp = xp.where(same_side, xp.maximum(m_c, m_e) - xp.minimum(m_c, m_e), m_c + m_e)
-    # a 0 is lost signal unless the exact value is normal and the input's conditioning
-    # (not the bare tolerance) excuses an error as large as the exact value itself:
-    # ŷ − y at its root; such a 0 is ok (its ordinal distance, which counts every
-    # smaller float, is no measure of it). A subnormal exact value lost to 0 is always
-    # counted (a flush).
+    # a 0 is lost signal unless the exact value is normal and the rounding of the input
+    # alone could move it across zero, u·S ≥ |f| to first order (the limit without its
+    # tolerance factor): ŷ − y at its root; such a 0 is ok (its ordinal distance, which
+    # counts every smaller float, is no measure of it). The tolerance does not stretch
+    # this: in a tail such as σ(−z), where S/|f| ≈ z, tolerance · u · z ≥ 1 would excuse
+    # every 0 beyond z = 1/(4u) though no rounding of z makes σ(−z) vanish. A subnormal
+    # exact value lost to 0 is always counted (a flush).
     subnormal_exact = m_e < (1 << fmt.mant)
     significand = (m_e & ((1 << fmt.mant) - 1)) | (1 << fmt.mant)  # |exact| in ULPs of exact
-    excused = ~subnormal_exact & (limit > int(tolerance)) & (limit >= significand)
+    excused = ~subnormal_exact & (limit > int(tolerance)) & (limit >= significand * tolerance)
     zero = (o_c == 0) & (o_e != 0) & ~excused
     inf = (m_c > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(

@@ -146,69 +146,8 @@ def _num(v: float, row: dict) -> str:
     return text.replace("-", "−")
 
 
-def _context(row: dict) -> str:
-    if row.get("sweep"):
-        return f"K={row['classes']} {row['target_class']}" if row.get("target_class") else f"K={row['classes']}"
-    return f"y={row['target']:g}" if row.get("target") is not None else ""
-
-
-def _onsets(rows: Sequence[dict], classes: Sequence[str]) -> str:
-    """Where the first failure of `classes` lies on each side, over `rows` (the one
-    nearest zero), '~' where only sampled; or the share of vectors without an axis."""
-    parts = []
-    for side, op in (("pos", "≥"), ("neg", "≤")):
-        best = None
-        for r in rows:
-            if not r.get("axis"):
-                continue
-            for c in classes:
-                o = r["onset"][c][side]
-                if o is not None and (best is None or abs(o) < abs(best[0])):
-                    best = (o, r, r["onset"][c]["method"][side])
-        if best:
-            o, r, method = best
-            ctx = _context(r) if len({_context(x) for x in rows if x.get("axis")}) > 1 else ""
-            parts.append((f"{r['axis']}{op}{'~' if method == 'sampled' else ''}{_num(o, r)}", ctx))
-    if len(parts) == 2 and parts[0][0][len(rows[0]["axis"]) + 1:] == parts[1][0][len(rows[0]["axis"]) + 2:] \
-            and parts[0][1] == parts[1][1]:  # ±a: one part
-        axis = rows[0]["axis"]
-        parts = [(f"|{axis}|≥{parts[0][0][len(axis) + 1:]}", parts[0][1])]
-    if len({c for _, c in parts}) == 1 and parts[0][1]:  # one context for both sides: say it once
-        parts = [(" ".join(p for p, _ in parts), parts[0][1])]
-    parts = [p + (f" ({c})" if c else "") for p, c in parts]
-    shares = [(sum(r["counts"][c] for c in classes) / r["points"], r) for r in rows if not r.get("axis")]
-    shares = [(s, r) for s, r in shares if s]
-    if shares and not parts:
-        s, r = max(shares, key=lambda t: t[0])
-        parts.append(f"in {_share(s)} of {r['sweep']} vectors (K={r['classes']})")
-    return " ".join(parts)
-
-
 def _share(s: float) -> str:
     return f"{100 * s:.3g}%" if s >= 0.001 else f"{100 * s:.1g}%"
-
-
-def cell_text(rows: Sequence[dict]) -> tuple[str, str]:
-    """(grade, a few words) for a form in one format, from its rows there."""
-    g = worst(grade(r) for r in rows)
-    bad = [r for r in rows if grade(r) == g]
-    if g == "breaks":
-        cls = [c for c in ("nan", "inf") if any(r["counts"][c] for r in bad)]
-        return g, f"{'/'.join('NaN' if c == 'nan' else '∞' for c in cls)} {_onsets(bad, cls)}".strip()
-    if g in ("lost", "tiny", "flush"):
-        text = f"0{' (exact subnormal)' if g == 'flush' else ''} {_onsets(bad, ['zero'])}".strip()
-        if g == "tiny":
-            top = max(r["zero_exact_max"] for r in bad)
-            text += f" (true loss ≤ {top:.2g})"
-        return g, text
-    if g == "inexact":
-        share = max(r["counts"]["inaccurate"] / r["points"] for r in bad)
-        ulp = max((r["max_ulp"] or 0) for r in bad)
-        return g, f"inexact at {_share(share)} of points, up to {ulp:.3g} ulp"
-    if g == "unresolved":
-        return g, f"{sum(r['counts']['unresolved'] for r in bad)} points undecided"
-    ulp = max((r["max_ulp"] or 0) for r in rows)
-    return g, f"ok, max {ulp:.2g} ulp"
 
 
 def _cause(v: FormVerdict) -> str | None:
@@ -356,23 +295,26 @@ def grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
     bad = [r for r in rows if grade(r) == g]
     if g in ("breaks", "lost", "tiny", "flush"):
         classes = ("nan", "inf") if g == "breaks" else ("zero",)
-        mark = {"nan": "NaN", "inf": "∞", "zero": "0s" if g == "flush" else "0"}
+        mark = {"nan": "NaN", "inf": "∞", "zero": "0"}
+        bad = [r for r in rows if any(r["counts"][c] for c in classes)]  # every target's, of any grade
         out = []
         for side in ("pos", "neg"):
             best = None
             for r in bad:
                 for c in classes:
                     o = r["onset"][c][side] if r.get("axis") else None
-                    if o is not None and (best is None or abs(o) < abs(best[0])):
+                    # nearest zero first; at the same value a NaN before an ∞ (another target's)
+                    if o is not None and (best is None or (abs(o), c != "nan") < (abs(best[0]), best[1] != "nan")):
                         best = (o, c, r, r["onset"][c]["method"][side])
             if best:
                 o, c, r, method = best
                 axis = r["axis"] if axes else ""
-                out.append(f"{mark[c]} {axis}{'~' if method == 'sampled' else ''}{_num(o, r)}")
+                flush = c == "zero" and (g == "flush" or (r.get("zero_onset_subnormal") or {}).get(side))
+                out.append(f"{mark[c]}{'s' if flush else ''} {axis}{'~' if method == 'sampled' else ''}{_num(o, r)}")
         if not out:  # vectors only: the largest share
             s_, r = max(((sum(r["counts"][c] for c in classes) / r["points"], r) for r in bad), key=lambda t: t[0])
             c = max(classes, key=lambda c: r["counts"][c])
-            out.append(f"{mark[c]} {_share(s_)} vec")
+            out.append(f"{mark[c]}{'s' if g == 'flush' else ''} {_share(s_)} vec")
         return out
     if g == "inexact":
         share = max(r["counts"]["inaccurate"] / r["points"] for r in bad)
@@ -444,7 +386,9 @@ def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
         for v in members:
             text.append(f"  {v.name}", style=STYLES[g])
             text.append(f" {v.quantity}\n", style="dim")
-            cells = [f"{short(f)} {cell_text(v.by_format[f])[1]}" for f in fmt_labels if f in v.by_format]
+            axes = len({r["axis"] for rs in v.by_format.values() for r in rs if r.get("axis")}) > 1
+            cells = [f"{short(f)} {' '.join(grid_cells(v.by_format[f], axes))}" for f in fmt_labels
+                     if f in v.by_format]
             for line in _wrap(cells, width, 4):
                 text.append(line + "\n")
             for note in _notes(v, g):
@@ -481,11 +425,12 @@ def _by_value(d: dict) -> dict:
     return out
 
 
-LEGEND = ("Each cell: the class at the first failing value on each side of 0 (nearest 0; NaN, ∞, 0 lost, 0s: 0 "
-          "where the exact value is subnormal), over every target swept; ~ before a value: only the nearest failing "
+LEGEND = ("Each cell: the form's worst class in that format and the value nearest 0 on each side where it "
+          "first appears, over every target swept (NaN, ∞; 0: a value lost to 0, 0s: a 0 where the exact value is "
+          "subnormal, at that value); milder failures may lie nearer 0. ~ before a value: only the nearest failing "
           "sample, earlier failures are possible; ~ p%: inexact share; vec: share of vectors; m, c: on the margin or "
-          "offset sweep. float64 values are cut "
-          "at 7 digits (…). --detail prints every table with exact values and targets; so does the JSON.")
+          "offset sweep. float64 values are cut at 7 digits (…). --detail prints every table with exact values and "
+          "targets; so does the JSON.")
 
 
 def summary(result, width: int = 80) -> list[Text]:

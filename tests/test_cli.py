@@ -210,3 +210,13 @@ def test_figures_into_a_file_is_one_sentence(tmp_path, capsys):
     target.write_text("")
     code, _, err = run(["figures", "--out", str(target)], capsys)
     assert code == 2 and "it is a file, not a folder" in err
+
+
+@pytest.mark.parametrize("command", [[], ["sweep"], ["check"], ["explain"], ["table"], ["diff"], ["figures"],
+                                     ["list"]])
+def test_every_help_text_renders(command, capsys):
+    """argparse formats help with %: a stray one in an option's text crashes --help."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(command + ["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("usage: precision-lab")

@@ -117,7 +117,7 @@ def test_a_checked_functions_loss_and_gradient_are_judged_apart():
     loss = _row(form="my_bce", quantity="loss", family="check")
     grad = _row(form="my_bce", quantity="grad", family="check", nan=7)
     got = {(v.name, v.quantity): v.grade for v in summary.verdicts([loss, grad])}
-    assert got == {("my_bce", "loss"): "clean", ("my_bce", "grad"): "breaks"}
+    assert got == {("my_bce (loss)", "loss"): "clean", ("my_bce (grad)", "grad"): "breaks"}
 
 
 @pytest.fixture(scope="module")
