@@ -25,6 +25,7 @@ from rich.text import Text
 
 from . import formats
 from .report import dtype_label as label
+from .report import form_name  # a user's function by name and quantity
 
 GRADES = ("breaks", "lost", "tiny", "flush", "inexact", "unresolved", "clean")
 TITLES = {
@@ -91,11 +92,6 @@ def grade(row: dict) -> str:
 
 def worst(grades) -> str:
     return min(grades, key=GRADES.index)
-
-
-def form_name(row: dict) -> str:
-    """A row's form: a user's function by name and quantity (its loss and grad rows)."""
-    return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
 
 
 @dataclasses.dataclass
@@ -274,7 +270,9 @@ def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
                               lost["bands"][:2]) + (" …" if len(lost["bands"]) > 2 else "")
             words = f"{lost['count']} gradients lost unscaled at z in {where}; "
             if a["scale"] is None:
-                words += "no power of two keeps them all"
+                tried = [b["scale"] for b in a["by_scale"]]
+                words += (f"no power of two up to {max(tried):.3g} keeps them all" if tried else
+                          "no power of two keeps them all")
             else:
                 over = a["overflow"] or {}
                 ends = [f"{q} ∞ from z {op} {_num(v, a)}" for q in ("loss", "grad")
