@@ -77,7 +77,7 @@ class SweepResult:
     def __post_init__(self):
         self.rows = Rows(self.rows)
 
-    def row(self, form: str, dtype: str, target: float | str | None = None, **fields) -> dict:
+    def row(self, form: str, dtype: str | None = None, target: float | str | None = None, **fields) -> dict:
         """The one row of `form` in `dtype` (and `target`: y for sigmoid rows, a softmax
         target class ``top``/``other``), narrowed by any other row field (`classes`,
         `sweep`, `target_class`, `quantity`, ...). Raises InputError when no row or
@@ -87,9 +87,9 @@ class SweepResult:
             target = None
         asked = ", ".join(f"{k}={v!r}" for k, v in dict(form=form, dtype=dtype, target=target, **fields).items()
                           if v is not None)
-        if ":" in dtype:  # an upcast, such as bfloat16:float32
+        if dtype is not None and ":" in dtype:  # an upcast, such as bfloat16:float32
             dtype, fields["compute_dtype"] = dtype.split(":", 1)
-        else:
+        elif dtype is not None:
             fields.setdefault("compute_dtype", dtype)
         keys = dict(form=form, dtype=dtype, target=target, **fields)
         found = self.rows(**keys)
@@ -391,13 +391,14 @@ def sweep(
         meta["accumulation"] = accumulation.measure(list(dict.fromkeys(f.name for f in fmts)), dev)
     if loss_scale is not None:
         meta["loss_scale_advice"] = _scale_advice(names, precs, targets, forms, classes, target_classes, dev,
-                                                  tolerance, mode, floor)
+                                                  tolerance, mode, floor, loss_scale)
     if saved:
         saved.remove()
     return SweepResult(meta, rows)
 
 
-def _scale_advice(names, precs, targets, forms, classes, target_classes, dev, tolerance, mode, floor) -> list:
+def _scale_advice(names, precs, targets, forms, classes, target_classes, dev, tolerance, mode, floor,
+                  scale: float) -> list:
     """`loss_scale_advice` for every jax.grad form swept, in each format of up to 16 bits,
     and each target (softmax: the margin sweep, at each K whose lattice × K fits a row)."""
     from . import loss_scaling
@@ -413,7 +414,7 @@ def _scale_advice(names, precs, targets, forms, classes, target_classes, dev, to
                             prec.input.lattice_size * fam.width > softmax.ELEMENTS_PER_ROW:
                         continue
                     with jax.default_device(dev):
-                        a = loss_scaling.advice(fam, prec, target, form.name, dev, tolerance, mode, floor)
+                        a = loss_scaling.advice(fam, prec, target, form.name, dev, tolerance, mode, floor, scale)
                     if fam.width > 1:
                         a.update(target=None, classes=fam.width, sweep="margin",
                                  target_class=softmax.decode(target)[1])

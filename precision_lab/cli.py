@@ -392,16 +392,17 @@ CHECK_ADVICE = ("ask for fewer --points, check part of the axis with --range, or
                 "goes through the exact tiers).")
 
 
-def _note_exhaustive(points, dtypes) -> None:
-    """Say so when --points reaches a format's every value (formats of 16 bits or fewer
-    are swept whole whatever --points says)."""
+def _note_exhaustive(result, points, dtypes) -> None:
+    """Say so, with the result, when --points reaches a format's every value (formats of
+    16 bits or fewer are swept whole whatever --points says)."""
     if points is None:
         return
     whole = [formats.get(d) for d in dtypes if d in formats.FORMATS and formats.get(d).exhaustive
              and points >= formats.get(d).lattice_size]
     if whole:
-        print(f"precision-lab: --points {points} reaches every value of {', '.join(f.name for f in whole)} "
-              f"({', '.join(str(f.lattice_size) for f in whole)}): those rows are exhaustive.", file=sys.stderr)
+        result.meta.setdefault("notes", []).append(
+            f"--points {points} reaches every value of {', '.join(f.name for f in whole)} "
+            f"({', '.join(str(f.lattice_size) for f in whole)}): those rows are exhaustive.")
 
 
 def _default_dtypes(args) -> None:
@@ -477,7 +478,6 @@ def _sweep(args, argv) -> int:
               f"run the same command again to continue.")
     if args.checkpoint:
         interrupts.set_message(resume)
-    _note_exhaustive(args.points, args.dtypes)
     try:
         result = with_progress(lambda progress: api.sweep(progress=progress, **kwargs), args.no_color,
                                args.max_hours, SWEEP_ADVICE)
@@ -485,6 +485,7 @@ def _sweep(args, argv) -> int:
         if args.checkpoint:
             raise Interrupted(resume) from None
         raise
+    _note_exhaustive(result, args.points, args.dtypes)
     if args.json:
         write_json(result.to_json(), args.json)
     if not args.quiet and not quiet_stdout:
@@ -521,7 +522,6 @@ def _check(args, argv) -> int:
         return strict_child(argv)
     kwargs = user.parse_kwargs(args.kwargs)
     _default_dtypes(args)
-    _note_exhaustive(args.points, args.dtypes)
     result = with_progress(lambda progress: api.check(
         args.function, dtypes=args.dtypes, targets=args.targets, classes=args.classes, kwargs=kwargs,
         points=args.points, tolerance=args.tolerance, seed=args.seed, device=args.device, progress=progress,
@@ -529,6 +529,7 @@ def _check(args, argv) -> int:
         floor=args.floor, causes=not args.no_causes, reference=args.reference, value_range=args.range,
         exhaustive=args.exhaustive, devices=args.devices, loss_scale=args.loss_scale),
         args.no_color, args.max_hours, CHECK_ADVICE)
+    _note_exhaustive(result, args.points, args.dtypes)
     for w in result.meta.get("warnings", []):
         print(f"precision-lab: warning: {w}", file=sys.stderr)
     if args.json:

@@ -33,7 +33,7 @@ def _nearest_zero(x: np.ndarray, mask: np.ndarray) -> dict:
 
 
 def advice(family, precision: formats.Precision, target, form_name: str, device, tolerance: float,
-           mode: str = "jit", floor: str = "condition") -> dict:
+           mode: str = "jit", floor: str = "condition", requested: float | None = None) -> dict:
     """(a) ``lost``: the logits whose gradient the plain form loses to 0 (computed 0
     or flushed where the exact gradient rounds to a non-zero value), as bands of
     lattice values; (b) ``scale``: the smallest power of two S at which none of them
@@ -78,6 +78,11 @@ def advice(family, precision: formats.Precision, target, form_name: str, device,
     result = {"family": family.name, "form": form_name, "dtype": precision.name, "target": target,
               "lost": {"count": int(lost.sum()), "bands": bands(x, lost)},
               "scale": None if found is None else found[0], "by_scale": by_scale, "overflow": None}
+    if requested is not None:  # what the scale asked for does, against no scale
+        code, _ = measure(requested)
+        result["at_scale"] = {"scale": requested, "lost_unscaled": int(np.isin(code0, LOST).sum()),
+                              "lost": int(np.isin(code, LOST).sum()), "kept": int((~np.isin(code[lost], LOST)).sum()),
+                              "first": {c: _nearest_zero(x, code == CODE[c]) for c in ("nan", "inf", "zero")}}
     if found is not None:
         s, grad = found
         derived = upcast.derive(family, precision, None)[0]

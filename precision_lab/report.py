@@ -306,7 +306,7 @@ def tables(result, width: int = 200) -> list:
         parts = [dtypes[i:i + per_table] for i in range(0, len(dtypes), per_table)]
         for part in parts:
             table = Table(title=title if part is parts[0] else None, show_lines=True, title_justify="left")
-            table.add_column("form", style="bold", max_width=22 if len(parts) > 1 else 30)
+            table.add_column("form", style="bold", max_width=22 if len(parts) > 1 else 30, overflow="fold")
             for d in part:
                 table.add_column(d, justify="left", overflow="fold")
             for f in forms:
@@ -335,7 +335,7 @@ def header(meta: dict) -> Text:
     t = Text()
     t.append("precision_lab ", style="bold")
     t.append(
-        f"{meta['precision_lab']} · jax {meta['jax']} · {meta['backend']} ({meta['device_kind']}) · "
+        f"{meta['precision_lab']} · jax {meta['jax']} · {meta['backend']} ({meta['device_kind']})\n"
         f"tolerance {meta['tolerance_ulp']:g} ulp · seed {meta['seed']} · "
         f"XLA_FLAGS={meta['xla_flags'] or '(unset)'}",
         style="dim",

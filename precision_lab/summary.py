@@ -58,6 +58,22 @@ LIBRARY = {
     "ce_fused": "F.cross_entropy's backward, softmax(z) − onehot(t)",
     "ce_keras": "Keras sparse_categorical_crossentropy on probabilities",
 }
+# ... and with a label distribution (soft labels) instead of a class index
+LIBRARY_SOFT = {
+    "ce_log_softmax": "optax.softmax_cross_entropy, torch F.cross_entropy with probabilities",
+    "ce_log_softmax_autodiff": "jax.grad of optax.softmax_cross_entropy",
+    "ce_fused": "softmax(z) − t, F.cross_entropy's backward",
+    "ce_keras": "Keras categorical_crossentropy on probabilities",
+}
+
+
+def _library(name: str, verdict_list) -> str | None:
+    """The library call of a form, for soft labels where its rows have them."""
+    soft = any(r.get("target_class") == "soft" for v in verdict_list if v.name == name
+               for rs in v.by_format.values() for r in rs)
+    return (LIBRARY_SOFT if soft else LIBRARY).get(name)
+
+
 SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "float8_e4m3fn": "f8e4m3",
          "float8_e5m2": "f8e5m2"}
 
@@ -155,7 +171,8 @@ def _cause(v: FormVerdict) -> str | None:
                 for side in ("pos", "neg"):
                     why = ((r.get("cause") or {}).get(cls) or {}).get(side)
                     if why:
-                        return f"cause ({short(fmt_label)}): {_cause_line(why).replace(' at ?', '')}"
+                        at = f"{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
+                        return f"cause ({short(fmt_label)}, {at}): {_cause_line(why).replace(' at ?', '')}"
     return None
 
 
@@ -208,12 +225,13 @@ def _wrap(parts: Sequence[str], width: int, indent: int, sep: str = " · ") -> l
 
 def _choice_key(v: FormVerdict, f: str) -> tuple:
     """How good a form is in one format, for choosing what to use: no NaN, ∞ or lost
-    value first, then the fewest inexact points, then the fewest zeros of any kind."""
+    value first, then the fewest inexact points (to the percent), the fewest zeros of
+    any kind (to the tenth of a percent), then a library's form before a variant."""
     g = v.grade_in(f)
     rows = v.by_format[f]
     inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
     zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
-    return ({"breaks": 2, "lost": 1}.get(g, 0), round(inexact, 4), round(zeros, 4))
+    return ({"breaks": 2, "lost": 1}.get(g, 0), round(inexact, 2), round(zeros, 3), v.name not in LIBRARY)
 
 
 def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> Text:
@@ -248,39 +266,53 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             text.append(body[:len(head)], style="bold")
             text.append(body[len(head):len(body) - len(tail)], style=STYLES[best])
             text.append(body[len(body) - len(tail):] + "\n", style="dim")
-            libs = [LIBRARY[n] for n in names if n in LIBRARY]
-            for line in _wrap(["= " + "; ".join(libs)] if libs else [], width, 4):
+            libs = [f"{n} = {_library(n, forms)}" if len(names) > 1 else f"= {_library(n, forms)}"
+                    for n in names if _library(n, forms)]
+            for line in _wrap(libs, width, 4, "; "):
                 text.append(line + "\n", style="dim")
     return text
 
 
 def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
-    """What loss scaling does for each jax.grad form: the logits whose gradient is lost
-    unscaled, the smallest power of two that keeps them, where that scale overflows."""
+    """What loss scaling does for each jax.grad form: what the scale asked for does
+    against none, the logits whose gradient is lost unscaled, the smallest power of two
+    that keeps them, and where that scale overflows."""
     text = Text()
-    text.append(f"Loss scaling (rows scaled by S = {scale:g}; what each jax.grad form needs):\n", style="bold")
+    for line in _wrap([f"Loss scaling: the jax.grad rows above are scaled by S = {scale:g} (hand-written gradients "
+                       "are not); against no scale, per form:"], width, 0):
+        text.append(line + "\n", style="bold")
     for a in advice:
         ctx = (f"K={a['classes']} {a['target_class']}" if a.get("classes") else f"y={a['target']:g}")
-        head = f"{a['form']} {short(a['dtype'])} {ctx}: "
+        parts = [f"{a['form']} {short(a['dtype'])} {ctx}:"]
+        at = a.get("at_scale")
+        if at:
+            verdict = ("better" if at["lost"] < at["lost_unscaled"] else
+                       "worse" if at["lost"] > at["lost_unscaled"] else "the same")
+            starts = [(at["first"][c][side], c, op) for c in ("nan", "inf", "zero")
+                      for side, op in (("pos", "≥"), ("neg", "≤")) if at["first"][c][side] is not None]
+            first = [f"{'NaN' if c == 'nan' else '∞' if c == 'inf' else '0'} from z {op} {_num(v, a)}"
+                     for v, c, op in sorted(starts, key=lambda t: abs(t[0]))]
+            parts.append(f"S = {at['scale']:g} is {verdict}: {at['lost']} values lost or non-finite, "
+                         f"{at['lost_unscaled']} unscaled" + (f" ({', '.join(first[:2])})" if first else "") + ";")
         lost = a["lost"]
         if not lost["count"]:
-            words = "no gradient lost unscaled; no scale needed"
+            parts.append("no gradient lost unscaled, no scale needed")
         else:
             where = ", ".join(f"[{_num(lo, a)}, {_num(hi, a)}]" if lo != hi else _num(lo, a) for lo, hi in
                               lost["bands"][:2]) + (" …" if len(lost["bands"]) > 2 else "")
-            words = f"{lost['count']} gradients lost unscaled at z in {where}; "
+            parts.append(f"unscaled, {lost['count']} gradients are lost at z in {where};")
             if a["scale"] is None:
                 tried = [b["scale"] for b in a["by_scale"]]
-                words += (f"no power of two up to {max(tried):.3g} keeps them all" if tried else
-                          "no power of two keeps them all")
+                parts.append(f"no power of two up to {max(tried):.3g} keeps them all" if tried else
+                             "no power of two keeps them all")
             else:
                 over = a["overflow"] or {}
                 ends = [f"{q} ∞ from z {op} {_num(v, a)}" for q in ("loss", "grad")
                         for side, op in (("pos", "≥"), ("neg", "≤"))
                         if (v := (over.get(q) or {}).get(side)) is not None]
-                words += f"S = {a['scale']:g} keeps them" + (f" (at that S: {', '.join(ends)})" if ends else
-                                                                "; nothing overflows at that S")
-        for line in _wrap([head + words], width, 2):
+                parts.append(f"S = {a['scale']:g} keeps them" + (f" (at that S: {', '.join(ends)})" if ends else
+                                                                   ", nothing overflows at that S"))
+        for line in _wrap([" ".join(parts)], width, 2):
             text.append(line + "\n")
     return text
 
@@ -324,7 +356,14 @@ def grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
 
 
 def _notes(v: FormVerdict, g: str) -> list[str]:
-    notes = [LIBRARY[v.name]] if v.name in LIBRARY and g != "clean" else []
+    lib = _library(v.name, [v])
+    notes = [lib] if lib and g != "clean" else []
+    for rs in v.by_format.values():  # a rewrite swept as NAME+fix: what it is
+        for r in rs:
+            for w in ((r.get("fix") or {}).get("rewrites") or []) if (r.get("fix") or {}).get("better") else []:
+                note = f"fix ({r['fix']['form']}): {w['pattern']} → {w['replacement']} at {w['source'].split(' ')[0]}"
+                if note not in notes:
+                    notes.append(note)
     tiny = [(f, max(r["zero_exact_max"] for r in rs if grade(r) == "tiny")) for f, rs in v.by_format.items()
             if v.grade_in(f) == "tiny"]
     if tiny:
@@ -348,6 +387,7 @@ def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> l
         if not members:
             continue
         lines += [(t, "bold " + STYLES[g] if g != "tiny" else "bold", "") for t in _wrap([TITLES[g]], width, 0)]
+        members.sort(key=lambda v: -sum(v.grade_in(f) == g for f in v.by_format))  # widest first
         for v in members:
             depth = max(len(cells.get((v.name, f), [])) for f in fmt_labels)
             for i in range(depth):
@@ -403,7 +443,10 @@ def _swept(rows: Sequence[dict]) -> str:
     ks = sorted({r["classes"] for r in rows if r.get("classes")})
     if ks:
         parts.append("K = " + ", ".join(map(str, ks)))
-        parts.append(", ".join(dict.fromkeys(r["sweep"] for r in rows if r.get("sweep"))) + " sweeps")
+        sweeps = dict.fromkeys(r["sweep"] for r in rows if r.get("sweep"))
+        given = next((r["points"] for r in rows if r.get("sweep") == "logits"), None)
+        parts.append(", ".join(f"logits ({given} vectors given: the answer holds for them only)"
+                               if s_ == "logits" else s_ for s_ in sweeps) + (" sweeps" if len(sweeps) > 1 else " sweep"))
     for how, pick in (("every value", lambda r: r["exhaustive"]), ("sampled", lambda r: not r["exhaustive"])):
         fmts = {}
         for r in rows:
@@ -426,9 +469,10 @@ def _by_value(d: dict) -> dict:
 LEGEND = ("Each cell: the form's worst class in that format and the value nearest 0 on each side where it "
           "first appears, over every target swept (NaN, ∞; 0: a value lost to 0, 0s: a 0 where the exact value is "
           "subnormal, at that value); milder failures may lie nearer 0. ~ before a value: only the nearest failing "
-          "sample, earlier failures are possible; ~ p%: inexact share; vec: share of vectors; m, c: on the margin or "
-          "offset sweep. float64 values are cut at 7 digits (…). --detail prints every table with exact values and "
-          "targets; so does the JSON.")
+          "sample, earlier failures are possible; ~ p% and N ulp: the share of inexact points and the worst error; "
+          "ok N ulp: the worst error; vec: share of vectors; m: on the margin sweep, c: on the offset sweep. Values "
+          "are the shortest decimals that read back as the same value of the format; float64 ones are cut at 7 "
+          "digits (…). --detail prints every table with exact values and targets; so does the JSON.")
 
 
 def summary(result, width: int = 80) -> list[Text]:

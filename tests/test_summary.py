@@ -142,7 +142,7 @@ def test_summary_places_every_form_once(sigmoid16, width):
     if width == 80:  # the grid: the chain product's onsets on each side, exact float16 values
         i = lines.index(next(line for line in lines if line.startswith(" bce_naive_chain ")))
         assert lines[i].split()[1:] == ["NaN", "7.625"] and lines[i + 1].split() == ["NaN", "−11.09"]
-        assert "cause (f16): div → inf at sigmoid.py:42" in lines[i + 2]
+        assert "cause (f16, z = 7.625): div → inf at sigmoid.py:42" in lines[i + 2]
 
 
 def test_summary_cuts_float64_at_seven_digits_and_says_so():
@@ -150,7 +150,7 @@ def test_summary_cuts_float64_at_seven_digits_and_says_so():
     assert summary._num(-708.3964185322642, {"dtype": "float64"}) == "−708.3964…"
     assert summary._num(16.635532379150390, {"dtype": "float32"}) == "16.635532"  # shortest, whole
     assert summary._num(-11.09375, {"dtype": "float16"}) == "−11.09"  # float16's shortest decimal
-    assert "float64 values are cut at 7 digits" in " ".join(summary.LEGEND.split())
+    assert "float64 ones are cut at 7 digits" in " ".join(summary.LEGEND.split())
 
 
 def test_tiny_loss_is_not_a_lost_gradient(sigmoid16):
@@ -202,3 +202,16 @@ def test_summary_says_whether_upcasting_fixes_a_form():
     keras = text[text.index("\n bce_keras") + 1:].split("\n bce")[0]
     assert "upcasting bf16→f32 fixes it (no NaN, ∞ or lost value left)" in keras
     assert "upcasting" not in text[text.index("\n bce_logits ") + 1:]  # nothing to fix
+
+
+def test_summary_says_what_the_loss_scale_did():
+    """float16 jax.grad(bce_logits) at y = 0 loses nothing unscaled; scaled by 1024 its
+    backward pass multiplies S into σ(z) already rounded to float16, so the 443 values
+    of [−24.25, −17.34] where S·σ(z) is a non-zero float16 are 0 (the band
+    tests/test_upcast.py derives by hand): the summary says the scale made it worse."""
+    r = pl.sweep(dtypes=["float16"], targets=[0.0], forms=["bce_logits_autodiff"], loss_scale=1024.0)
+    (a,) = r.meta["loss_scale_advice"]
+    assert a["at_scale"]["lost"] == 443 and a["at_scale"]["lost_unscaled"] == 0 and a["lost"]["count"] == 0
+    text = " ".join(r.summary(80).split())
+    assert ("bce_logits_autodiff f16 y=0: S = 1024 is worse: 443 values lost or non-finite, 0 unscaled "
+            "(0 from z ≤ −17.34); no gradient lost unscaled, no scale needed") in text
