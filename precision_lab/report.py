@@ -297,6 +297,8 @@ def tables(result, width: int = 200) -> list:
         dtypes = list(dict.fromkeys(dtype_label(r) for r in rows))
         title = f"{family}"
         title += f", {sweep} sweep" if sweep else ""
+        title += " (z = c + (1, 0, …) in the format: the rounding of c + 1 counts against every form)" \
+            if sweep == "offset" else ""
         title += f", K = {classes}" if classes else ""
         title += f", target y = {target:g}" if target is not None else ""
         title += f", target class {tclass}" if tclass else ""
