@@ -185,12 +185,6 @@ def form_name(row: dict) -> str:
     return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
 
 
-def flush_only(row: dict) -> bool:
-    """Unstable only through zeros whose exact value is subnormal (flushed, or underflowed early)."""
-    c = row["counts"]
-    return not row["stable"] and not c["nan"] and not c["inf"] and c["zero"] == c["zero_subnormal"]
-
-
 def with_strip(row: dict, tolerance: float = 4.0):
     """The cell of a row under its stability strip (one line, as wide as the column)."""
     c = cell(row, tolerance)
@@ -204,40 +198,19 @@ def strip_legend(axis: str = "z", rows: Sequence[dict] = ()) -> Text:
     return terminal_plots.strip_legend(axis, span, any(r["counts"].get("unresolved") for r in rows))
 
 
-def verdict(rows: Sequence[dict], dtypes: Sequence[str]) -> Text:
-    """Which forms are stable (no NaN, ∞ or lost 0) in which formats."""
-    stable: dict[str, list[str]] = {}
-    flushed: dict[str, list[str]] = {}
-    for r in rows:
-        stable.setdefault(form_name(r), [])
-        flushed.setdefault(form_name(r), [])
-        if r["stable"]:
-            stable[form_name(r)].append(dtype_label(r))
-        elif flush_only(r):
-            flushed[form_name(r)].append(dtype_label(r))
-    everywhere = [f for f, ok in stable.items() if len(ok) == len(dtypes)]
-    but_flush = [f for f in stable if f not in everywhere and len(stable[f]) + len(flushed[f]) == len(dtypes)]
-    nowhere = [f for f, ok in stable.items() if not ok and not flushed[f]]
-    text = Text("Stable (no NaN, ∞ or lost 0) in every format: ", style="bold")
-    text.append(", ".join(everywhere) or "none", style="green")
-    if but_flush:
-        text.append("\nStable but for 0 where the exact value is subnormal: ", style="bold")
-        text.append(", ".join(but_flush), style="yellow")
-    for f, ok in stable.items():
-        if f not in everywhere and f not in but_flush and ok:
-            text.append(f"\n  {f}: stable only in {', '.join(ok)}", style="default")
-    text.append("\nUnstable in every format: ", style="bold")
-    text.append(", ".join(nowhere) or "none", style="red")
-    # stable is not accurate: say where a stable form's values are off by more than the
-    # input's conditioning allows
-    loose = {}
-    for r in rows:
-        if (r["stable"] or flush_only(r)) and r["counts"]["inaccurate"]:
-            loose.setdefault(form_name(r), []).append(f"{dtype_label(r)} {_pct(r['counts']['inaccurate'], r['points'])}"
-                                                   f" up to {r['max_ulp']:.3g} ulp")
-    if loose:
-        text.append("\nStable but inaccurate (beyond what the input's rounding forces): ", style="bold")
-        text.append("; ".join(f"{f} ({', '.join(v)})" for f, v in loose.items()), style="cyan")
+def verdict(rows: Sequence[dict]) -> Text:
+    """Under a table: its forms by grade, worst first (as the summary grades them), with
+    the formats where each grade holds, and any undecided points."""
+    from . import summary
+
+    text = Text()
+    for g in summary.GRADES:
+        members = [v for v in summary.verdicts(rows) if v.grade == g]
+        if not members:
+            continue
+        text.append(("\n" if text.plain else "") + summary.TITLES[g].split(" (")[0] + ": ", style="bold")
+        text.append("; ".join(f"{v.name} ({', '.join(summary.short(f) for f in v.by_format if v.grade_in(f) == g)})"
+                              for v in members), style=summary.STYLES[g])
     unknown = [f"{form_name(r)} {dtype_label(r)} {_pct(r['counts']['unresolved'], r['points'])}" for r in rows
                if r["counts"].get("unresolved")]
     if unknown:
@@ -323,7 +296,7 @@ def tables(result, width: int = 200) -> list:
         if scaled:
             legend.append(Text(f"Loss-scaled gradients ({', '.join(sorted({form_name(r) for r in scaled}))}): "
                                f"judged as {scaled[0]['judged']}.", style="dim"))
-        out.append(Group(*legend, verdict(rows, dtypes), Text("")))
+        out.append(Group(*legend, verdict(rows), Text("")))
     growth = growth_with_k(result.rows)
     if growth is not None:
         out.append(growth)
