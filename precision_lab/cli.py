@@ -609,6 +609,8 @@ def _figures(args) -> int:
     if args.terminal and args.out is not None:
         raise UsageError("`--terminal` draws in the terminal and writes no files, so it takes no `--out`.")
     for d in args.dtypes:
+        if ":" in d:
+            raise UsageError(f"figures draws plain formats, not `{d}`; sweep --dtypes {d} shows the upcast rows.")
         formats.get(d)  # an unknown format is reported before anything is drawn or swept
     from . import figures
 

@@ -73,6 +73,7 @@ def test_fail_on_exits_one(capsys):
         (["sweep", "--json", "/nonexistent-dir/x.json"], "its folder does not exist or is not writable"),
         (["sweep", "--seed", "-3"], "`seed` must be a non-negative integer, got -3"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["figures", "--dtypes", "bfloat16:float32"], "figures draws plain formats, not `bfloat16:float32`"),
         ([], "Give a command: sweep, check, explain, table, diff, list or figures"),
     ],
 )
