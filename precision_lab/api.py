@@ -383,13 +383,19 @@ def sweep(
             f"logits ({given} vectors given)" if s_ == "logits" else s_ for s_ in ran) + ".")
     for vs in vector_jobs:
         meta.setdefault("notes", []).extend(vectors.notes(vs, forms))
+        if progress:  # the vector sweeps have no axis: say what runs (their points are not in the total)
+            progress(f"softmax {vs.kind} sweep, K={vs.classes} (vectors)", done, total)
         with jax.default_device(dev):
             for row in vectors.sweep_vectors(vs, [p.input for p in precs if not p.upcast], forms, tolerance, seed,
                                              mode, floor):
                 rows.append(dict(row, mode=mode, floor=floor, batch=batch_size(softmax.family(vs.classes))))
     if "softmax" in names:
+        if progress:
+            progress("how jnp.sum accumulates", done, total)
         meta["accumulation"] = accumulation.measure(list(dict.fromkeys(f.name for f in fmts)), dev)
     if loss_scale is not None:
+        if progress:
+            progress("loss-scale advice", done, total)
         meta["loss_scale_advice"] = _scale_advice(names, precs, targets, forms, classes, target_classes, dev,
                                                   tolerance, mode, floor, loss_scale)
     if saved:
