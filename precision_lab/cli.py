@@ -86,6 +86,20 @@ FAIL_ON_HELP = ("exit 1 if a row breaks a rule, for CI: CLASS (any point of it),
                 "inaccurate, unresolved; e.g. 'nan,inf,zero_normal,ce_fused=inaccurate>1%%'")
 
 
+def _run_options(p: argparse.ArgumentParser, what: str) -> None:
+    """The options `sweep` and `check` share: how long they may run, and their output."""
+    p.add_argument("--max-hours", type=_max_hours, default=DEFAULT_MAX_HOURS, metavar="HOURS",
+                   help=f"refuse a {what} whose time left, measured over its first seconds, exceeds HOURS "
+                        f"(default: {DEFAULT_MAX_HOURS:g}; 0: no limit)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
+    p.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...", help=FAIL_ON_HELP)
+    p.add_argument("--detail", action="store_true",
+                   help="after the one-screen summary, print every table (a form per line, a format per column)")
+    p.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
+    p.add_argument("--no-color", action="store_true",
+                   help="plain text without colour (also when stdout is not a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="precision-lab", description="Find where losses and gradients break in low precision.")
     p.add_argument("--version", action="version", version=f"precision-lab {__version__}")
@@ -171,17 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare-modes", action="store_true",
                    help="also list, per row, the points where jit and eager results differ (with an example), "
                         "and the rows whose figures differ in strict mode")
-    s.add_argument("--max-hours", type=_max_hours, default=DEFAULT_MAX_HOURS, metavar="HOURS",
-                   help="refuse a sweep whose time left, measured over its first seconds, exceeds HOURS "
-                        f"(default: {DEFAULT_MAX_HOURS:g}; 0: no limit)")
-    s.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
-    s.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...",
-                   help=FAIL_ON_HELP)
-    s.add_argument("--detail", action="store_true",
-                   help="after the one-screen summary, print every table (a form per line, a format per column)")
-    s.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
-    s.add_argument("--no-color", action="store_true",
-                   help="plain text without colour (also when stdout is not a terminal)")
+    _run_options(s, "sweep")
     sub.add_parser("list", help="list the families, forms and formats")
     g = sub.add_parser("figures", help="draw the textbook figures and each format's error and onset charts")
     g.add_argument("--out", default=None, metavar="DIR",
@@ -234,15 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=MODES, default="jit", help="jit (default), eager or strict; see sweep --help")
     c.add_argument("--floor", choices=FLOORS, default="condition", help="condition (default) or none")
     c.add_argument("--no-causes", action="store_true", help="do not walk the jaxpr at each NaN, ∞ and 0 onset")
-    c.add_argument("--max-hours", type=_max_hours, default=DEFAULT_MAX_HOURS, metavar="HOURS",
-                   help="refuse a check whose time left, measured over its first seconds, exceeds HOURS "
-                        f"(default: {DEFAULT_MAX_HOURS:g}; 0: no limit)")
-    c.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically; - for stdout)")
-    c.add_argument("--fail-on", type=_list("rules"), default=[], metavar="RULE,...",
-                   help=FAIL_ON_HELP)
-    c.add_argument("--detail", action="store_true", help="after the summary, print every table")
-    c.add_argument("--quiet", action="store_true", help="print no table (with --json or --fail-on)")
-    c.add_argument("--no-color", action="store_true", help="plain text without colour")
+    _run_options(c, "check")
     x = sub.add_parser("explain", help="walk one form's operations at one point: which operation broke it")
     x.add_argument("form", help="form name (see precision-lab list), or your function as FILE.py:NAME")
     x.add_argument("--kwargs", metavar="JSON", help="keyword arguments of your function")
