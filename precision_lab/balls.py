@@ -265,7 +265,8 @@ _UNARY = {
     "neg": _strict(lambda a: -a), "abs": _strict(abs), "sign": _sign,
     "exp": _fn("exp"), "exp2": _strict(lambda a: _ball(arb(2) ** _num(a))), "log": _log, "log1p": _log1p,
     "expm1": _fn("expm1"), "logistic": _logistic, "tanh": _fn("tanh"), "sqrt": _sqrt, "rsqrt": _rsqrt,
-    "sin": _fn("sin"), "cos": _fn("cos"), "erf": _fn("erf"), "square": lambda a: _mul(a, a), "not": _not,
+    "sin": _fn("sin"), "cos": _fn("cos"), "erf": _fn("erf"), "cosh": _fn("cosh"), "sinh": _fn("sinh"),
+    "square": lambda a: _mul(a, a), "not": _not,
     "is_finite": _is_finite, "stop_gradient": lambda a: a, "copy": lambda a: a, "copy_p": lambda a: a,
     "reduce_precision": lambda a: a,
 }
@@ -360,7 +361,7 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
         out = exact._move(prim, params, args, in_avals)
     else:
         raise exact.UnsupportedPrimitive(f"The exact evaluator has no rule for primitive `{name}`.")
-    return list(out) if prim.multiple_results else [_obj(out)]
+    return [_obj(o) for o in out] if prim.multiple_results else [_obj(out)]
 
 
 SUPPORTED = frozenset(set(_UNARY) | set(_BINARY) | set(exact._MOVES) | {

@@ -277,6 +277,7 @@ _UNARY = {
     "log1p": _strict(_log1p), "expm1": _wrap(mpmath.expm1), "logistic": _strict(_logistic),
     "tanh": _wrap(mpmath.tanh), "sqrt": _strict(_sqrt), "rsqrt": _strict(_rsqrt),
     "sin": _wrap(mpmath.sin), "cos": _wrap(mpmath.cos), "erf": _wrap(mpmath.erf),
+    "cosh": _wrap(mpmath.cosh), "sinh": _wrap(mpmath.sinh),
     "square": lambda a: _mul(a, a), "not": _strict(lambda a: (not a) if isinstance(a, bool) else ~a),
     "is_finite": _strict(lambda a: bool(mpmath.isfinite(a))),
     "stop_gradient": lambda a: a, "copy": lambda a: a, "copy_p": lambda a: a,
@@ -359,7 +360,8 @@ def _select_n(pred, *cases):
 # Primitives that only move data: which operands are data (the others are indices).
 _MOVES = {"broadcast_in_dim": (0,), "reshape": (0,), "squeeze": (0,), "expand_dims": (0,),
           "transpose": (0,), "rev": (0,), "concatenate": None, "pad": (0, 1), "slice": (0,),
-          "dynamic_slice": (0,), "dynamic_update_slice": (0, 1), "gather": (0,), "scatter": (0, 2)}
+          "dynamic_slice": (0,), "dynamic_update_slice": (0, 1), "gather": (0,), "scatter": (0, 2),
+          "stack": None, "unstack": (0,)}
 
 
 def _move(prim, params, args, in_avals):
@@ -378,7 +380,11 @@ def _move(prim, params, args, in_avals):
             ops.append(jnp.asarray(np.asarray(a.tolist(), aval.dtype).reshape(a.shape)))
     if prim.name in ("gather", "scatter") and params.get("fill_value") is not None:
         params = dict(params, fill_value=-1)
-    ids = np.asarray(prim.bind(*ops, **params))
+    found = prim.bind(*ops, **params)
+    return [_pick(pool, np.asarray(ids)) for ids in found] if prim.multiple_results else _pick(pool, np.asarray(found))
+
+
+def _pick(pool: list, ids: np.ndarray) -> np.ndarray:
     out = np.empty(ids.shape, object)
     for i in np.ndindex(ids.shape):
         out[i] = pool[ids[i]] if 0 <= ids[i] < len(pool) else POISON  # out of bounds: fill value
@@ -464,7 +470,7 @@ def apply(prim, params: dict, args: list, in_avals=None) -> list:
         out = _move(prim, params, args, in_avals)
     else:
         raise UnsupportedPrimitive(f"The exact evaluator has no rule for primitive `{name}`.")
-    return list(out) if prim.multiple_results else [_obj(out)]
+    return [_obj(o) for o in out] if prim.multiple_results else [_obj(out)]
 
 
 def interpret(flat: Flat, args, value, rule, visit=None) -> list:
@@ -486,11 +492,41 @@ def interpret(flat: Flat, args, value, rule, visit=None) -> list:
     return [get(r) for r in flat.outputs]
 
 
-def run(flat: Flat, args, prec: int, visit=None) -> list:
+def run(flat: Flat, args, prec: int, visit=None, fallback: bool = False) -> list:
     """Evaluate a flattened jaxpr exactly at `prec` bits; `visit(i, ins, outs)` sees
-    every equation's exact inputs and outputs. Returns the exact outputs."""
+    every equation's exact inputs and outputs. Returns the exact outputs. With
+    `fallback`, a primitive with no exact rule is run in float64 instead (see
+    `float64_apply`); without, it raises UnsupportedPrimitive."""
     with mpmath.workprec(prec):
-        return interpret(flat, args, to_exact, apply, visit)
+        return interpret(flat, args, to_exact, _apply_or_float64 if fallback else apply, visit)
+
+
+def _apply_or_float64(prim, params: dict, args: list, in_avals=None) -> list:
+    try:
+        return apply(prim, params, args, in_avals)
+    except UnsupportedPrimitive:
+        return float64_apply(prim, params, args, in_avals)
+
+
+def float64_apply(prim, params: dict, args: list, in_avals) -> list:
+    """A primitive with no exact rule, run by JAX in float64 on its inputs rounded to
+    float64: an approximation, which callers must flag (an undefined input gives
+    NaN, and a NaN result is undefined)."""
+    ops, poisoned = [], False
+    for a, aval in zip(args, in_avals):
+        a = _obj(a)
+        if np.issubdtype(aval.dtype, np.floating) or format_of(aval.dtype) is not None:
+            f = np.frompyfunc(lambda v: np.nan if v is POISON else float(v), 1, 1)(a)
+            ops.append(np.asarray(f, np.float64).reshape(a.shape))
+        else:  # an undefined index or flag makes every result undefined
+            poisoned |= any(v is POISON for v in a.ravel())
+            ops.append(np.asarray([0 if v is POISON else v for v in a.ravel()], aval.dtype).reshape(a.shape))
+    out = prim.bind(*ops, **params)
+    outs = [to_exact(o) for o in (out if prim.multiple_results else [out])]
+    return [np.full(o.shape, POISON, object) for o in outs] if poisoned else outs
+
+
+apply_or_float64 = _apply_or_float64
 
 
 def eval_jaxpr(closed, *args, prec: int = 256) -> list:

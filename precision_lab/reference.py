@@ -290,7 +290,7 @@ def _move(prim, params, args: list[IV], in_avals):
         if i not in data and a.bad.any():
             raise NoRule(prim.name)  # an undecided index: leave it to tier 2
 
-    def run(attr, cast=None):
+    def run(attr, cast=None) -> list[np.ndarray]:
         ops = []
         for i, (a, aval) in enumerate(zip(args, in_avals)):
             v = getattr(a, attr) if i in data else a.lo
@@ -302,19 +302,29 @@ def _move(prim, params, args: list[IV], in_avals):
         p = params
         if prim.name in ("gather", "scatter") and params.get("fill_value") is not None and cast is None:
             p = dict(params, fill_value=np.nan)
-        return np.asarray(prim.bind(*ops, **p))
+        out = prim.bind(*ops, **p)
+        return [np.asarray(o) for o in (out if prim.multiple_results else [out])]
 
-    lo, hi = run("lo"), run("hi")
-    bad = run("bad", np.float64) != 0 if any(args[i].bad.any() for i in data) else np.zeros(lo.shape, bool)
-    if lo.dtype.kind == "f":
-        bad = bad | np.isnan(lo)
-    return IV(lo, hi, bad)
+    marked = any(args[i].bad.any() for i in data)
+    out = []
+    for lo, hi, bad in zip(run("lo"), run("hi"), run("bad", np.float64) if marked else [None] * 99):
+        bad = bad != 0 if bad is not None else np.zeros(lo.shape, bool)
+        out.append(IV(lo, hi, bad | np.isnan(lo) if lo.dtype.kind == "f" else bad))
+    return out
 
 
 def _logistic(x):
     """σ(x) within a few ulps, without overflow (1/(1 + e^710) would give 0)."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _cosh(a: IV) -> IV:
+    """cosh: decreasing below 0, increasing above, 1 at 0."""
+    m = np.maximum(np.abs(a.lo), np.abs(a.hi))
+    n = np.where((a.lo <= 0) & (a.hi >= 0), 0.0, np.minimum(np.abs(a.lo), np.abs(a.hi)))
+    r = _monotone(np.cosh, IV(n, m, a.bad))
+    return IV(np.maximum(r.lo, 1.0), r.hi, r.bad)
 
 
 def _scatter_add(params, operand: IV, indices: IV, updates: IV) -> IV:
@@ -349,6 +359,8 @@ _UNARY = {
     "log1p": lambda a: _monotone(np.log1p, a, domain=lambda lo, hi: lo > -1),
     "expm1": lambda a: _monotone(np.expm1, a, clip=(-1, np.inf)),
     "tanh": lambda a: _monotone(np.tanh, a, clip=(-1, 1)),
+    "sinh": lambda a: _monotone(np.sinh, a),
+    "cosh": lambda a: _cosh(a),
     "logistic": lambda a: _monotone(_logistic, a, clip=(0, 1)),
     "sqrt": lambda a: _monotone(np.sqrt, a, domain=lambda lo, hi: lo >= 0, libm=False),
     "rsqrt": lambda a: _decreasing(lambda x: 1 / np.sqrt(x), a, domain=lambda lo, hi: lo > 0),
@@ -441,7 +453,8 @@ def apply(prim, params: dict, args: list[IV], in_avals) -> list[IV]:
     elif name == "scatter-add":
         out = _scatter_add(params, *args)
     elif name in exact._MOVES:
-        out = _move(prim, params, args, in_avals)
+        outs = _move(prim, params, args, in_avals)
+        return outs if prim.multiple_results else outs[:1]
     else:
         raise NoRule(name)
     shape = np.shape(out.lo)

@@ -27,7 +27,9 @@ input read as 0: XLA's CPU backend flushes subnormals of float32 and bfloat16),
 ``underflow`` (a computed 0 whose real value, on the computed inputs, is too small
 for the format, subnormals included), ``overflow`` (a computed ±∞ whose real value
 on the computed inputs is finite), ``undefined`` (the exact value is undefined,
-e.g. 0/0), and ``differs`` (a boolean or integer result other than the exact one).
+e.g. 0/0), ``differs`` (a boolean or integer result other than the exact one), and
+``no exact rule`` (a primitive the exact evaluator cannot evaluate: its "exact" value
+is the primitive run in float64, an approximation; see ``exact.float64_apply``).
 For vector values each step shows the entry with the largest error.
 
 The walk also runs ``jax.jit(fn)``: where its result differs bitwise from the
@@ -271,7 +273,7 @@ def _exact_passes(flat, args, prec, limit=3):
     """Exact outputs of every equation, at `prec` bits, doubled while any rounded result changes."""
     def one(p):
         rec = []
-        exact.run(flat, args, p, visit=lambda i, ins, outs: rec.append((ins, outs)))
+        exact.run(flat, args, p, visit=lambda i, ins, outs: rec.append((ins, outs)), fallback=True)
         return rec
 
     def key(rec):
@@ -321,7 +323,7 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
             steps[i].marks.append("unused")
         final = flat.outputs[0]
         eager = np.asarray(get(final, flat.eqns[-1].out_avals[0] if flat.eqns else xs[0]))
-        ex_final = exact.run(flat, exact_args, prec)[0]
+        ex_final = exact.run(flat, exact_args, prec, fallback=True)[0]
     jitted = np.asarray(jax.jit(fn)(*xs) if jitted is None else jitted)
     rewritten = not _same(eager, jitted)
     hlo = root_fusion(jax.jit(fn).lower(*xs).compile().as_text()) if rewritten else []
@@ -389,7 +391,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         loc = loc[~np.isnan(loc)]
         local = float(np.max(np.abs(loc))) if loc.size else None
     # the real result of the operation on the computed inputs: what this one rounding did
-    own = exact.apply(e.primitive, e.params, [exact.to_exact(np.asarray(x)) for x in ins], e.in_avals)[0]
+    own = exact.apply_or_float64(e.primitive, e.params, [exact.to_exact(np.asarray(x)) for x in ins], e.in_avals)[0]
     own_o, ex_o = _ordinals(own, fmt), _ordinals(ex, fmt)
     sub = lambda o: (o != 0) & (np.abs(o) < (1 << fmt.mant))  # noqa: E731  non-zero subnormal ordinals
     undefined = _undefined(ex)
@@ -413,6 +415,8 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         marks.append("overflow")
     if np.any(undefined):
         marks.append("undefined")
+    if e.primitive.name not in exact.SUPPORTED:  # its "exact" value is float64's (exact.float64_apply)
+        marks.append("no exact rule")
     key = np.where(np.isnan(err), -1.0, np.abs(err))
     j = np.unravel_index(int(np.argmax(key)), key.shape) if key.size else ()
     e_j = err[j]

@@ -20,7 +20,7 @@ UNARY = {  # primitive -> (jax function, mpmath function, domain)
     "logistic": (jax.nn.sigmoid, lambda x: 1 / (1 + mpmath.exp(-x)), None), "sqrt": (jnp.sqrt, mpmath.sqrt, "nonneg"),
     "rsqrt": (jax.lax.rsqrt, lambda x: 1 / mpmath.sqrt(x), "pos"), "erf": (jax.scipy.special.erf, mpmath.erf, None),
     "square": (jnp.square, lambda x: x * x, None), "neg": (jnp.negative, lambda x: -x, None),
-    "abs": (jnp.abs, abs, None),
+    "abs": (jnp.abs, abs, None), "cosh": (jnp.cosh, mpmath.cosh, None), "sinh": (jnp.sinh, mpmath.sinh, None),
 }
 ARGS = [5e-324, 2.2250738585072014e-308, 1e-300, 6e-8, 0.5, 1.0, 3.0, 37.5, 710.0, 1e300]
 
@@ -391,3 +391,38 @@ def test_readme_python_api_example_prints_what_it_says(capsys):
         got = re.sub(r"\s+", " ", got)  # NumPy pads array entries
         for part in want.split("..."):
             assert part.strip() in got, (got, want)
+
+
+def test_log_cosh_overflows_where_cosh_passes_float16s_range():
+    """log(cosh(z)) in float16 is ∞ from the first float16 value whose cosh rounds
+    past 65504 (cosh(z) ≥ 65520, derived with mpmath), while the true loss, about
+    |z| − ln 2, is finite: class `inf`, on both sides; its gradient sinh/cosh is
+    ∞/∞ = NaN from the same value. `cosh` has exact rules in every tier (no float64
+    fallback), and the walk names it."""
+    with mpmath.workprec(200):
+        lattice = formats.lattice(F16).astype(np.float64)
+        onset = min(z for z in lattice[lattice > 0] if mpmath.cosh(z) >= 65520)
+    assert onset == 11.7890625
+    r = pl.check(f"{USER}:log_cosh", dtypes=["float16"], targets=[0.0])
+    loss, grad = (next(x for x in r.rows if x["quantity"] == q) for q in ("loss", "grad"))
+    assert loss["onset"]["inf"]["pos"] == onset and loss["onset"]["inf"]["neg"] == -onset
+    assert loss["counts"]["inf"] == 2 * int((lattice >= onset).sum())  # every |z| beyond, both signs
+    assert grad["onset"]["nan"]["pos"] == onset
+    assert loss["tiers"]["float64"] == 0 and "no exact rule" not in loss["reference"]
+    assert loss["cause"]["inf"]["pos"]["first_nonfinite"]["primitive"] == "cosh"
+
+
+def test_optax_sigmoid_focal_loss_is_checked_without_a_traceback():
+    """optax's focal loss stacks its two log-sigmoids (the `stack` and `unstack`
+    primitives) and its gradient goes through them: every tier and the cause walk
+    evaluate them. Its float16 gradient at y = 0 is NaN where JAX itself, jitted and
+    vmapped over every float16 value, gives NaN (an independent count)."""
+    optax = pytest.importorskip("optax")
+    r = pl.check(f"{USER}:optax_focal", dtypes=["float16"], targets=[0.0])
+    grad = next(x for x in r.rows if x["quantity"] == "grad")
+    z = formats.lattice(F16)
+    g = np.asarray(jax.jit(jax.vmap(jax.grad(lambda v: optax.sigmoid_focal_loss(v, jnp.float16(0)))))(z))
+    nan = np.isnan(g.astype(np.float64))
+    assert grad["counts"]["nan"] == int(nan.sum()) > 0
+    assert grad["onset"]["nan"]["pos"] == float(z[nan & (z > 0)].min())
+    assert grad["tiers"]["float64"] == 0 and grad["cause"]["nan"]["pos"]["first_nonfinite"] is not None

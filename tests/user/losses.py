@@ -58,3 +58,13 @@ def ce_take(logits, label):
 def clipped_bce(z, y):
     p = jnp.clip(jax.nn.sigmoid(z), 1e-4, 1 - 1e-3)
     return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+
+
+def log_cosh(z, y):
+    return jnp.log(jnp.cosh(z - y))
+
+
+def optax_focal(z, y):
+    import optax
+
+    return optax.sigmoid_focal_loss(z, y)
