@@ -14,7 +14,7 @@ from .engine import MODES, STRICT_FLAG
 from .errors import InputError
 from .progress import DEFAULT_MAX_HOURS
 from .writers import check_json_path as _check_json_path
-from .writers import write_json
+from .writers import jsonable, write_json
 from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
 
 EXIT_FAILED_CHECK = 1
@@ -280,7 +280,7 @@ def _diff(args) -> int:
 
     d = diffs.diff(diffs.load(args.a), diffs.load(args.b))
     if args.json:
-        print(json.dumps(d.to_json(), indent=1))
+        print(json.dumps(jsonable(d.to_json()), indent=1, allow_nan=False))
     else:
         diffs.print_diff(d, "A", "B", _console(args.no_color))
     return 0 if d.same else EXIT_FAILED_CHECK

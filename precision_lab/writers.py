@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
+
+import numpy as np
 
 from . import interrupts
 from .errors import InputError
@@ -29,9 +32,31 @@ def check_json_path(path: str) -> None:
         raise InputError(f"Cannot write JSON to `{path}`: its folder does not exist or is not writable.") from None
 
 
+def jsonable(value):
+    """`value` as the schema writes it: non-finite numbers as the strings "nan", "inf"
+    and "-inf" (JSON has no such numbers), NumPy scalars and arrays as Python
+    numbers and lists, tuples as lists; dicts and lists element by element."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    return value
+
+
 def write_json(doc: dict, path: str) -> None:
     """Write `doc` to `path` atomically (a temporary file in the same folder, then a
-    rename, with the permissions a new file gets), or to stdout for `-`."""
+    rename, with the permissions a new file gets), or to stdout for `-`; non-finite
+    numbers anywhere in it are written as the schema's strings (`jsonable`)."""
+    doc = jsonable(doc)
     if path == "-":
         json.dump(doc, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")

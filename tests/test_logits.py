@@ -232,3 +232,18 @@ def test_logits_with_named_sweeps_runs_both_and_says_so(tmp_path, capsys):
     assert code == 0
     assert "Softmax sweeps run: margin, logits (4 vectors given).\n" in out
     assert "softmax, margin sweep, K = 5, target class top" in out and "softmax, logits sweep, K = 5" in out
+
+
+def test_json_is_written_when_a_naive_form_gives_nan(tmp_path, capsys):
+    """An outlier logit makes `ce_naive` NaN; its worst vectors' computed values are
+    NaN, which the JSON writes as the schema's string "nan" (JSON has no NaN)."""
+    z = np.zeros((4, 8), np.float32)
+    z[1, 2] = 200.0  # exp(200) overflows float16 and bfloat16: ∞/∞ = NaN
+    np.save(tmp_path / "z.npy", z.astype(ml_dtypes.bfloat16))
+    out = tmp_path / "out.json"
+    code, _, err = run(["sweep", "--logits", str(tmp_path / "z.npy"), "--json", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    rows = json.loads(out.read_text())["rows"]
+    naive = next(r for r in rows if r["form"] == "ce_naive")
+    assert naive["counts"]["nan"] == 1
+    assert naive["worst"][0]["index"] == 1 and naive["worst"][0]["computed"] == "nan"
