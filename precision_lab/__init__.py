@@ -18,8 +18,9 @@ else:
 __version__ = "0.1.0"
 
 _EXPORTS = {"FAMILIES": "api", "SweepResult": "api", "check": "api", "compare_modes": "api", "evaluate": "api",
-            "kernel_values": "api", "sweep": "api", "InputError": "errors", "DEFAULT_FORMATS": "formats",
-            "FORMATS": "formats", "Walk": "walk", "explain": "walk"}  # (the module stays precision_lab.walk)
+            "kernel_values": "api", "sweep": "api", "InputError": "errors", "DEFAULT_FORMATS": "numerics.formats",
+            "FORMATS": "numerics.formats", "Walk": "analysis.walk", "explain": "analysis.walk"}
+_MODULES = {"gates": "analysis.gates"}  # modules the API names as pl.NAME
 
 __all__ = ["FAMILIES", "FORMATS", "DEFAULT_FORMATS", "InputError", "SweepResult", "gates", "Walk", "check", "compare_modes", "evaluate",
            "explain", "kernel_values", "sweep"]
@@ -33,6 +34,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in _MODULES:
+        return importlib.import_module(f".{_MODULES[name]}", __name__)
     try:
         return importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as e:

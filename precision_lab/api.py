@@ -22,14 +22,17 @@ import numpy as np
 from jax.typing import ArrayLike
 from .errors import InputError
 
-from . import __version__, accumulation, checkpoints, engine, formats, modes, sigmoid, softmax, upcast, vectors
-from .classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classify, condition, per_point
-from .engine import (Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs,
-                     onsets_and_intervals, run_target)
-from .family import Family, constant_notes
-from .report import dtype_label  # noqa: F401  (the API names rows' formats as tables do)
-from .softmax import softmax_axis
-from .sampling import axis_for
+from . import __version__
+from .analysis import accumulation, disagreements as modes
+from .engine import checkpoints, core as engine, vectors
+from .numerics import formats
+from .families import sigmoid, softmax, derive as upcast
+from .numerics.classify import CLASSES, CODE, DEFAULT_TOLERANCE, FLOORS, UNSTABLE, classify, condition, per_point
+from .engine.core import Outcome, batch_size, check_mode, distinct_references, host_reference, kernel_outputs, onsets_and_intervals, run_target
+from .families.base import Family, constant_notes
+from .output.report import dtype_label  # noqa: F401  (the API names rows' formats as tables do)
+from .families.softmax import softmax_axis
+from .numerics.sampling import axis_for
 
 SCHEMA = "precision_lab.sweep/2"
 FAMILIES: dict[str, Family] = {"sigmoid": sigmoid.FAMILY, "softmax": softmax.family()}  # softmax at K = 10
@@ -108,7 +111,7 @@ class SweepResult:
 
     def summary(self, width: int = 80) -> str:
         """The one-screen answer per family, as plain text (see the ``summary`` module)."""
-        from . import summary
+        from .output import summary
 
         return summary.text(self, width)
 
@@ -407,7 +410,7 @@ def _scale_advice(names, precs, targets, forms, classes, target_classes, dev, to
                   scale: float) -> list:
     """`loss_scale_advice` for every jax.grad form swept, in each format of up to 16 bits,
     and each target (softmax: the margin sweep, at each K whose lattice × K fits a row)."""
-    from . import loss_scaling
+    from .analysis import loss_scaling
 
     out = []
     for name in names:
@@ -466,7 +469,7 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
       a ``SweepResult`` whose rows are family ``check``, form the function's name,
       with ``source``, ``quantity`` and ``tiers`` (points each reference tier decided).
     """
-    from . import user
+    from .families import user
 
     source_file = None
     if isinstance(fn, str):
@@ -606,7 +609,7 @@ def check(fn: Callable | str, dtypes: Sequence[str] = formats.DEFAULT_FORMATS, t
 def _fixes_at_causes(fam: Family, fmt: formats.Format, rows: list[dict]) -> list:
     """The known rewrites of `fam`'s loss (fixes.find) on a line where one of its rows
     first lost a value or went non-finite."""
-    from . import fixes
+    from .families import rewrites as fixes
 
     lines = set()
     for r in rows:
@@ -654,7 +657,7 @@ CHECK_CAUSE_CLASSES = ("nan", "inf", "zero")
 
 
 def _tiers(stats) -> dict:
-    from .reference import Tiers
+    from .numerics.reference import Tiers
 
     total = Tiers()
     for s in stats:
@@ -798,7 +801,7 @@ def onset_causes(fam: Family, form, fmt: formats.Format, target, onset: dict, de
     """At each NaN and ∞ onset, the operation that broke the form: its jaxpr walked op
     by op next to exact values (see ``walk``), against what the row's own compiled
     program computed there, which says whether XLA rewrote the expression."""
-    from . import walk
+    from .analysis import walk
 
     if fam.width > CAUSE_MAX_WIDTH:
         return None
@@ -909,7 +912,7 @@ def loss_scale_advice(family: str = "sigmoid", dtype: str = "float16", target=0.
     bits): the bands of logits whose gradient is lost unscaled, the smallest power of
     two S that keeps them all, and where S·L and S·∂L/∂z overflow at that S; see
     ``loss_scaling.advice``. `target` as in `kernel_values`."""
-    from . import loss_scaling
+    from .analysis import loss_scaling
 
     fam = get_family(family, classes)
     target = _target(target, sweep)

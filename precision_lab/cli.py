@@ -8,14 +8,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__, formats, interrupts
-from .classify import DEFAULT_TOLERANCE, FLOORS
-from .engine import MODES, STRICT_FLAG
+from . import __version__, interrupts
+from .numerics import formats
+from .numerics.classify import DEFAULT_TOLERANCE, FLOORS
+from .engine.core import MODES, STRICT_FLAG
 from .errors import InputError
-from .progress import DEFAULT_MAX_HOURS
-from .writers import check_json_path as _check_json_path
-from .writers import jsonable, write_json
-from .softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
+from .output.progress import DEFAULT_MAX_HOURS
+from .output.writers import check_json_path as _check_json_path
+from .output.writers import jsonable, write_json
+from .families.softmax import DEFAULT_CLASSES, DEFAULT_SWEEPS
 
 EXIT_FAILED_CHECK = 1
 EXIT_USAGE = 2
@@ -268,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _table(args) -> int:
-    from . import api, diffs, report
+    from . import api
+    from .analysis import diffs
+    from .output import report
 
     doc = diffs.load(args.result)
     report.print_result(api.SweepResult(doc["meta"], doc["rows"]), _console(args.no_color), detail=not args.summary)
@@ -276,7 +279,7 @@ def _table(args) -> int:
 
 
 def _diff(args) -> int:
-    from . import diffs
+    from .analysis import diffs
 
     d = diffs.diff(diffs.load(args.a), diffs.load(args.b))
     if args.json:
@@ -287,14 +290,15 @@ def _diff(args) -> int:
 
 
 def _explain(args) -> int:
-    from . import walk
+    from .analysis import walk
 
     if ":" in args.form:  # a user's function
-        from . import api, user
+        from . import api
+        from .families import user
 
         import jax.numpy as jnp
 
-        from . import softmax
+        from .families import softmax
 
         fn, source_file = user.load(args.form)
         multiclass = args.family == "softmax"
@@ -331,13 +335,13 @@ def _explain(args) -> int:
 def load_array(path: str, option: str, fmt: str | None = None):
     """A numeric array from a .npy file or FILE.npz:NAME (arrays.load), in its own
     format (bfloat16 and float8 included); one sentence if it cannot be read."""
-    from . import arrays
+    from .engine import arrays
 
     return arrays.load(path, option, fmt)
 
 
 def _console(no_color: bool, stderr: bool = False):
-    from .report import make_console
+    from .output.report import make_console
 
     return make_console(no_color, stderr)
 
@@ -349,13 +353,13 @@ def with_progress(work, no_color: bool = False, max_hours: float | None = None, 
     than `max_hours` is refused, with `advice`, once its rate is measured."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    from . import progress as meters
+    from .output import progress as meters
 
     err = _console(no_color, stderr=True)
     meter = meters.Meter()
     limit = meters.TimeLimit(meter, max_hours, advice)
     if interrupts.installed():  # the command: a run whose first call never ends is judged too
-        from .engine import BATCH
+        from .engine.core import BATCH
 
         limit.watch(BATCH, interrupts.leave)
     plain = None if err.is_terminal else meters.PlainLines(meter, lambda line: print(line, file=sys.stderr,
@@ -411,7 +415,9 @@ def _default_dtypes(args) -> None:
 
 
 def _sweep(args, argv) -> int:
-    from . import api, report, vectors
+    from . import api
+    from .output import report
+    from .engine import vectors
 
     gates = _gates(args.fail_on, [f.name for fam in api.families_of(args.family)
                                   for f in fam.forms + fam.factors])
@@ -433,7 +439,7 @@ def _sweep(args, argv) -> int:
     if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
         if args.checkpoint:
             raise UsageError("--checkpoint works in one process; leave it out of a distributed sweep.")
-        from . import distributed
+        from .engine import distributed
 
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
         if distributed.processes()[0] > 0:  # process 0 writes and prints
@@ -500,7 +506,9 @@ FAILING_LISTED = 5  # rows named in the --fail-on message
 
 
 def _check(args, argv) -> int:
-    from . import api, report, user
+    from . import api
+    from .output import report
+    from .families import user
 
     name = args.function.rsplit(":", 1)[-1]
     gates = _gates(args.fail_on, [name, name + "+fix"])
@@ -536,13 +544,13 @@ def _check(args, argv) -> int:
 
 
 def _gates(rules: list[str], forms: list[str]) -> list:
-    from . import gates
+    from .analysis import gates
 
     return gates.parse(rules, forms=forms) if rules else []
 
 
 def _fail_on(result, gates) -> int:
-    from .gates import failures
+    from .analysis.gates import failures
 
     failing = failures(result.rows, gates)
     if not failing:
@@ -588,7 +596,7 @@ def strict_child(argv: Sequence[str]) -> int:
 
 def _row_name(row: dict) -> str:
     """A row in a few words: form, format, and its target (y, or sweep, K and class)."""
-    from .report import dtype_label
+    from .output.report import dtype_label
 
     parts = [row["form"] + (f" ({row['quantity']})" if row.get("family") == "check" else ""), dtype_label(row)]
     if row.get("sweep"):
@@ -608,10 +616,10 @@ def _figures(args) -> int:
         if ":" in d:
             raise UsageError(f"figures draws plain formats, not `{d}`; sweep --dtypes {d} shows the upcast rows.")
         formats.get(d)  # an unknown format is reported before anything is drawn or swept
-    from . import figures
+    from .output import figures
 
     if args.terminal:
-        from . import terminal_plots
+        from .output import terminal_plots
 
         color = console.is_terminal and not console.no_color
 

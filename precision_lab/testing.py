@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .classify import CLASSES
+from .numerics.classify import CLASSES
 
 CHECKED = tuple(c for c in CLASSES if c != "ok")
 

@@ -39,8 +39,10 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).parent)]
 import numpy_sweep  # noqa: E402
 import precision_lab as pl  # noqa: E402
-from precision_lab import engine, formats, sampling, softmax  # noqa: E402
-from precision_lab.report import make_console  # noqa: E402
+from precision_lab.engine import core as engine  # noqa: E402
+from precision_lab.families import softmax  # noqa: E402
+from precision_lab.numerics import formats, sampling  # noqa: E402
+from precision_lab.output.report import make_console  # noqa: E402
 
 CASES = [
     {"name": "sigmoid float32 y=0", "family": "sigmoid", "dtype": "float32", "target": 0.0},
@@ -191,7 +193,7 @@ def exhaustive_case(sample: int | None, out: str | None = None) -> dict:
         result = pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0, 1.0], exhaustive=True)
         swept = result.rows[0]["points"]
         if out:
-            from precision_lab.writers import write_json
+            from precision_lab.output.writers import write_json
 
             write_json(result.to_json(), out)
     else:
@@ -218,7 +220,7 @@ def check_case() -> dict:
     import subprocess
     import tempfile
 
-    from precision_lab import exact
+    from precision_lab.numerics import exact
 
     here = Path(__file__).parent
     sys.path.insert(0, str(here))

@@ -7,7 +7,7 @@
 import sys
 
 import precision_lab as pl
-from precision_lab import figures
+from precision_lab.output import figures
 
 out = sys.argv[1] if len(sys.argv) > 1 else "figures"
 dtypes = sys.argv[2:] or list(pl.DEFAULT_FORMATS)

@@ -7,7 +7,7 @@
 import sys
 
 import precision_lab as pl
-from precision_lab import report
+from precision_lab.output import report
 
 dtypes = sys.argv[1:] or list(pl.DEFAULT_FORMATS)
 result = pl.sweep("sigmoid", dtypes=dtypes, targets=[0.0, 1.0])

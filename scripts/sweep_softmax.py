@@ -7,7 +7,7 @@
 import sys
 
 import precision_lab as pl
-from precision_lab import report
+from precision_lab.output import report
 
 classes = [int(k) for k in sys.argv[1:]] or [10, 1000]
 result = pl.sweep("softmax", classes=classes)

@@ -41,8 +41,8 @@ from rich.console import Console
 from rich.table import Table
 
 import precision_lab  # noqa: F401  (turns on x64)
-from precision_lab import softmax as pl_softmax
-from precision_lab.sampling import Axis
+from precision_lab.families import softmax as pl_softmax
+from precision_lab.numerics.sampling import Axis
 
 mp.mp.prec = 200
 ORDER = ("ok", "inaccurate", "zero", "inf", "nan")

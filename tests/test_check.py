@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import precision_lab as pl
-from precision_lab import balls, cli, exact, formats, reference, sigmoid
+from precision_lab.numerics import balls, exact, formats, reference
+from precision_lab import cli
+from precision_lab.families import sigmoid
 from precision_lab.testing import assert_stable
 
 USER = "tests/user/losses.py"
@@ -203,7 +205,7 @@ def test_fixed_function_is_the_same_real_function():
     loss and gradient agree with the original to 1e-12 (the original's own rounding)."""
     import importlib.util
 
-    from precision_lab import fixes
+    from precision_lab.families import rewrites as fixes
 
     spec = importlib.util.spec_from_file_location("user_losses", USER)
     mod = importlib.util.module_from_spec(spec)
@@ -241,7 +243,7 @@ def test_range_sweeps_every_value_inside_it_and_keeps_the_onsets():
     exhaustive onsets as the whole axis; float32 gets 65536 evenly spaced values there,
     whose ∞ onset is refined to an exact lattice boundary within 2 ulps above
     24·ln 2 ≈ 16.635532 (1 + e^−z rounds to 1 in float32 once e^−z < 2^−24)."""
-    from precision_lab import sampling
+    from precision_lab.numerics import sampling
 
     axis = sampling.ranged(F16, (-20.0, 20.0), None)
     assert isinstance(axis, sampling.Range) and len(axis) == 39425
@@ -366,7 +368,8 @@ def test_a_value_multiplied_by_zero_is_not_named_as_the_cause():
     """At y = 0 the naive BCE's log(σ(z)) is multiplied by y = 0: its error cannot reach
     the loss, so past bfloat16's ∞ onset the cause is the subtraction 1 − σ(z) that
     went to 0, not log(σ(z)), and the unused log is marked so in the walk."""
-    from precision_lab import user, walk
+    from precision_lab.families import user
+    from precision_lab.analysis import walk
 
     r = pl.check(f"{USER}:naive_bce", dtypes=["bfloat16"], targets=[0.0], value_range=(-20, 20))
     why = r.rows[0]["cause"]["inf"]["pos"]

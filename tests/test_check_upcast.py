@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import formats
+from precision_lab.numerics import formats
 
 USER = "tests/user/losses.py"
 BF16, F16, F32 = (formats.get(n) for n in ("bfloat16", "float16", "float32"))

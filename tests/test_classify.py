@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from precision_lab import formats
-from precision_lab.classify import CODE, classify
-from precision_lab.runs import RunTracker
+from precision_lab.numerics import formats
+from precision_lab.numerics.classify import CODE, classify
+from precision_lab.engine.runs import RunTracker
 
 F16 = formats.get("float16")
 F32 = formats.get("float32")

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from precision_lab import dd
-from precision_lab.dd import DD
+from precision_lab.numerics import dd
+from precision_lab.numerics.dd import DD
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy FP warnings fail a test
 

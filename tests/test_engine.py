@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import precision_lab as pl
-from precision_lab import engine, formats, sampling
-from precision_lab.classify import CODE
-from precision_lab.runs import RunTracker
+from precision_lab.engine import core as engine
+from precision_lab.numerics import formats, sampling
+from precision_lab.numerics.classify import CODE
+from precision_lab.engine.runs import RunTracker
 
 
 def truth(o):

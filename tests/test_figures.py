@@ -8,7 +8,9 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import precision_lab as pl
-from precision_lab import cli, figures, formats, report, terminal_plots
+from precision_lab import cli
+from precision_lab.output import figures, report, terminal_plots
+from precision_lab.numerics import formats
 
 SMALL_FORMS = ["bce_naive_chain", "bce_fused", "bce_logits_autodiff"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

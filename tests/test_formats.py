@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precision_lab import formats
+from precision_lab.numerics import formats
 
 ALL = list(formats.FORMATS.values())
 finite64 = st.floats(allow_nan=False, allow_infinity=True, width=64)

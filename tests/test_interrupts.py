@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from precision_lab import cli, progress
+from precision_lab import cli
+from precision_lab.output import progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = ["sweep", "--family", "sigmoid", "--dtypes", "float32", "--targets", "0,1", "--points", str(1 << 22),

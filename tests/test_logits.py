@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import arrays, formats, vectors
+from precision_lab.engine import arrays, vectors
+from precision_lab.numerics import formats
 from precision_lab.cli import main
 
 # vectors with an exp that underflows (−200, −120) and ordinary ones; K = 5

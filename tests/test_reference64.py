@@ -15,7 +15,9 @@ import mpmath
 import numpy as np
 import pytest
 
-from precision_lab import engine, formats, mp, sigmoid, softmax, vectors
+from precision_lab.engine import core as engine, vectors
+from precision_lab.numerics import formats, mp
+from precision_lab.families import sigmoid, softmax
 
 TARGETS = (0.0, 1.0, 0.5, 0.1)
 OVERFLOW = math.log(np.finfo(np.float64).max)  # 709.78…: e^|z| overflows beyond it

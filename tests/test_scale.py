@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import checkpoints, cli, formats
+from precision_lab.engine import checkpoints
+from precision_lab import cli
+from precision_lab.numerics import formats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMS = ["bce_naive_chain", "bce_fused", "bce_logits", "mse"]
@@ -113,8 +115,8 @@ def test_a_checkpoint_of_another_sweep_is_refused(tmp_path, monkeypatch):
 
 CLI_SWEEP = ["sweep", "--family", "sigmoid", "--dtypes", "float32", "--targets", "0,1", "--forms", ",".join(FORMS),
              "--points", str(1 << 21), "--quiet"]
-CHILD = ("import sys; from precision_lab import checkpoints, entry; checkpoints.SAVE_EVERY_S = 0.05; "
-         "sys.exit(entry.main(sys.argv[1:]))")  # the command's entry point, with its Ctrl-C handling
+CHILD = ("import sys; from precision_lab import entry; from precision_lab.engine import checkpoints; "
+         "checkpoints.SAVE_EVERY_S = 0.05; sys.exit(entry.main(sys.argv[1:]))")  # the command's entry point, with its Ctrl-C handling
 
 
 def test_ctrl_c_with_a_checkpoint_exits_130_and_the_same_command_finishes_the_sweep(tmp_path):
@@ -210,7 +212,7 @@ def test_run_summaries_on_the_device_give_the_rows_the_host_decodes(monkeypatch,
     each form's class changes, so the host reads no keys; forced on here (CPU), the
     rows are those of the host's own decoding, also when a form changes class more
     often than the device lists (3: most changing calls then fall back to the keys)."""
-    from precision_lab import engine
+    from precision_lab.engine import core as engine
 
     args = dict(dtypes=["bfloat16", "float32"], targets=[0.0, 1.0], forms=FORMS, points=1 << 18)
     host = _rows(pl.sweep("sigmoid", **args))
@@ -268,7 +270,8 @@ def test_float64_references_on_the_device_are_the_hosts_bit_for_bit(family):
     into FMAs and simplifies (1 + t) − 1 to t, which without the guards in `dd` left
     the device's low parts as inaccurate as float64 (errors near 1e-16 relative in 10%
     of exp's values), and flushes subnormals (the host keeps those points)."""
-    from precision_lab import engine, sigmoid, softmax
+    from precision_lab.engine import core as engine
+    from precision_lab.families import sigmoid, softmax
 
     fmt, ords = _float64_points()
     x64 = formats.from_ordinal(ords, fmt).astype(np.float64)
@@ -292,7 +295,7 @@ def test_float64_references_on_the_device_are_the_hosts_bit_for_bit(family):
 def test_a_float64_row_is_the_same_with_its_reference_on_the_device(monkeypatch):
     """A sampled float64 sigmoid sweep with the double-double reference on the device
     gives the rows of the host's reference, refined boundaries included."""
-    from precision_lab import engine
+    from precision_lab.engine import core as engine
 
     args = dict(dtypes=["float64"], targets=[0.0, 1.0], forms=FORMS, points=2000)  # one small device shape
     host = _rows(pl.sweep("sigmoid", **args))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import formats, sigmoid
+from precision_lab.numerics import formats
+from precision_lab.families import sigmoid
 
 FORMS = [f.name for f in sigmoid.FAMILY.forms]
 

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import accumulation, formats, softmax, vectors
+from precision_lab.analysis import accumulation
+from precision_lab.numerics import formats
+from precision_lab.families import softmax
+from precision_lab.engine import vectors
 
 LOSSES = ["ce_naive", "ce_shifted", "ce_log_softmax"]
 GRADS = ["ce_fused", "ce_log_softmax_autodiff", "ce_naive_chain"]

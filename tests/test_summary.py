@@ -3,7 +3,9 @@
 import pytest
 
 import precision_lab as pl
-from precision_lab import api, cli, gates, summary
+from precision_lab import api, cli
+from precision_lab.analysis import gates
+from precision_lab.output import summary
 from precision_lab.errors import InputError
 
 
@@ -179,7 +181,7 @@ def test_a_large_error_that_is_not_flagged_says_why():
     """float64 ½σ(z)² at y = 0 is off by up to 5 ULPs at a point that is not flagged: an
     error above 4 ULPs can only be excused by a condition number above 5/4, and the cell
     says so with the row's largest κ."""
-    from precision_lab import report
+    from precision_lab.output import report
 
     row = pl.sweep(dtypes=["float64"], targets=[0.0], forms=["mse"]).rows[0]
     assert row["max_ulp"] > 4 and row["counts"]["inaccurate"] == 0

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import precision_lab as pl
-from precision_lab import classify, engine, formats, sampling
-from precision_lab.engine import STRICT_FLAG
+from precision_lab.numerics import classify, formats, sampling
+from precision_lab.engine import core as engine
+from precision_lab.engine.core import STRICT_FLAG
 
 CPU = jax.devices("cpu")[0]
 SOFTMAX_BF16 = dict(classes=[10], sweeps=["margin"], target_classes=["top"], dtypes=["bfloat16"])

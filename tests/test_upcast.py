@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import api, formats, sigmoid, upcast
-from precision_lab.classify import CLASSES, classify, per_point
-from precision_lab.engine import host_reference, kernel_outputs
+from precision_lab import api
+from precision_lab.numerics import formats
+from precision_lab.families import sigmoid, derive as upcast
+from precision_lab.numerics.classify import CLASSES, classify, per_point
+from precision_lab.engine.core import host_reference, kernel_outputs
 
 BF16 = formats.get("bfloat16")
 ALL_BF16 = np.arange(-BF16.max_ordinal, BF16.max_ordinal + 1, dtype=np.int64)

@@ -15,9 +15,11 @@ import pytest
 from jax import lax
 
 import precision_lab as pl
-from precision_lab import cli, exact, formats, sigmoid
-from precision_lab import walk as W
-from precision_lab.exact import POISON
+from precision_lab import cli
+from precision_lab.numerics import exact, formats
+from precision_lab.families import sigmoid
+from precision_lab.analysis import walk as W
+from precision_lab.numerics.exact import POISON
 
 mp = mpmath.mp
 TINY = 5e-324  # the smallest float64 subnormal

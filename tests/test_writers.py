@@ -6,7 +6,7 @@ import math
 import numpy as np
 from hypothesis import given, strategies as st
 
-from precision_lab.writers import jsonable, write_json
+from precision_lab.output.writers import jsonable, write_json
 
 NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**62, 2**62),
                     st.floats(width=32).map(np.float32), st.integers(-9, 9).map(np.int64))

@@ -49,9 +49,9 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 
-from . import exact, formats
-from .errors import InputError
-from .exact import POISON
+from ..numerics import exact, formats
+from ..errors import InputError
+from ..numerics.exact import POISON
 
 DEFAULT_ALLOWANCE = 4.0  # ULPs of local error before an operation counts as where the value was lost
 HLO_LINES = 12
@@ -451,7 +451,8 @@ def explain(form, dtype: str, z: float, y: float = 0.0, family: str = "sigmoid",
     For the softmax family the target is the true class (`target_class` top or
     other) on the structured `sweep` (margin or offset), with K = `classes`.
     """
-    from . import api, softmax
+    from .. import api
+    from ..families import softmax
 
     if callable(form):
         return walk(form, (z, y), dtype, allowance)

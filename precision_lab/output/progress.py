@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import InputError
+from ..errors import InputError
 
 PLAIN_EVERY_ENV = "PRECISION_LAB_PROGRESS_S"  # seconds between plain progress lines
 PLAIN_EVERY_S = 15.0

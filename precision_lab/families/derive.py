@@ -29,9 +29,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from . import formats
-from .errors import InputError
-from .family import Family, Form
+from ..numerics import formats
+from ..errors import InputError
+from .base import Family, Form
 
 UNSCALED = "unscaled: a hand-written gradient never sees the loss, so loss scaling does not reach it"
 

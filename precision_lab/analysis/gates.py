@@ -19,7 +19,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 
-from .errors import InputError
+from ..errors import InputError
 
 GATE_CLASSES = ("nan", "inf", "zero", "zero_normal", "zero_subnormal", "inaccurate", "unresolved")
 _RULE = re.compile(r"^(?:(?P<form>[^=<>\s]+)=)?(?P<cls>[a-z_]+)(?:>(?P<limit>[0-9]*\.?[0-9]+)(?P<pct>%)?)?$")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from . import formats
+from ..numerics import formats
 from .report import dtype_label as label
 from .report import form_name  # a user's function by name and quantity
 
@@ -183,7 +183,7 @@ UPCAST_WORDS = {"fixed": "fixes it (no NaN, ∞ or lost value left)", "partly": 
 def _upcast_note(v: FormVerdict) -> str | None:
     """Whether computing in the wider format fixes the form (``upcast.upcast_fixes`` over
     its rows of every target): the worst verdict of each input:compute pair."""
-    from .upcast import upcast_fixes
+    from ..families.derive import upcast_fixes
 
     rows = [r for rs in v.by_format.values() for r in rs]
     order = ("not fixed", "partly", "fixed", "nothing to fix")

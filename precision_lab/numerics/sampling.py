@@ -58,7 +58,7 @@ class Axis:
             if fmt.bits <= 16:
                 self.exhaustive, self.n = True, fmt.lattice_size
                 return
-            from .errors import InputError
+            from ..errors import InputError
 
             most = (1 << fmt.mant | 1) + 2 * (fmt.max_ordinal - self.grid_ord)
             raise InputError(f"A sample of {fmt.name} holds at most {most} distinct points, fewer than the "
@@ -192,7 +192,7 @@ EXHAUSTIVE_MAX_BITS = 32  # `exhaustive` sweeps every value of formats up to thi
 def axis_for(fmt: formats.Format, points: int | None, seed: int, value_range=None, exhaustive: bool = False):
     """A row's axis: every value of the format (or of [LO, HI]) when `exhaustive` or
     the format has 16 bits or fewer; else `points` of them (default DEFAULT_POINTS)."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if exhaustive and fmt.bits > EXHAUSTIVE_MAX_BITS:
         raise InputError(f"`exhaustive` sweeps every value of formats of up to {EXHAUSTIVE_MAX_BITS} bits; "
@@ -207,7 +207,7 @@ def ranged(fmt: formats.Format, value_range: tuple[float, float], points: int | 
     exhaustively (16 bits or fewer, or any with `every`) or where they are at most
     `points` (default DEFAULT_POINTS); otherwise `points` of them, evenly spaced in
     ordinal."""
-    from .errors import InputError
+    from ..errors import InputError
 
     lo, hi = (float(v) for v in value_range)
     if not lo <= hi:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import formats
-from .engine import batch_size, host_reference, kernel_outputs
-from .family import Family, Form
+from ..numerics import formats
+from ..engine.core import batch_size, host_reference, kernel_outputs
+from ..families.base import Family, Form
 
 COMPARED = ("jit", "eager")
 

@@ -19,7 +19,7 @@ import pickle
 import jax
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,

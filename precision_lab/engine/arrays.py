@@ -21,8 +21,8 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
-from . import formats
-from .errors import InputError
+from ..numerics import formats
+from ..errors import InputError
 
 MAGIC = b"\x93NUMPY"
 OTHER_READERS = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors"}

@@ -26,9 +26,11 @@ import ml_dtypes
 import mpmath
 import numpy as np
 
-from . import dd, engine, formats, mp, softmax
-from .classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
-from .errors import InputError
+from ..numerics import dd, formats, mp
+from . import core as engine
+from ..families import softmax
+from ..numerics.classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
+from ..errors import InputError
 
 SCALES = (1.0, 10.0, 100.0)
 WORST_LISTED = 5

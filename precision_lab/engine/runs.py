@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .classify import CLASSES, CODE, FAILURES
+from ..numerics.classify import CLASSES, CODE, FAILURES
 
 TRACKED = FAILURES + ("unresolved",)  # classes whose runs are counted and listed
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from .errors import InputError
+from ..errors import InputError
 
 SAVE_EVERY_S = 5.0  # seconds between saves of a pass in progress
 VERSION = 1

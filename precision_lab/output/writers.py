@@ -10,8 +10,8 @@ import tempfile
 
 import numpy as np
 
-from . import interrupts
-from .errors import InputError
+from .. import interrupts
+from ..errors import InputError
 
 
 def check_json_path(path: str) -> None:

@@ -28,9 +28,9 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from . import formats
-from .classify import CLASSES, CODE, FAILURES, classify_terms, per_point, reference_terms
-from .family import Family, Form
+from ..numerics import formats
+from ..numerics.classify import CLASSES, CODE, FAILURES, classify_terms, per_point, reference_terms
+from ..families.base import Family, Form
 from .runs import RunTracker
 
 BATCH = 1 << 18  # points per kernel call of a scalar family
@@ -102,7 +102,7 @@ def batch_size(family: Family) -> int:
 
 def check_mode(mode: str) -> str:
     """`mode`, if this process can run it (strict needs XLA's flag set before start)."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if mode not in MODES:
         raise InputError(f"Unknown mode `{mode}`; choose one of {', '.join(MODES)}.")
@@ -195,7 +195,7 @@ def dd_reference_program(family: Family, fmt: formats.Format) -> Callable:
     """Every reference of the family in double-double on the device (see `ddj`), at
     float64 ordinals: (hi, lo) of each one's exact value and sensitivity. The host
     keeps hi where `ddj` says the device's value is the correctly rounded one."""
-    from . import dd, ddj
+    from ..numerics import dd, ddj
 
     refs = distinct_references(family.forms + family.factors)[0]
 
@@ -212,7 +212,7 @@ def device_float64_references(family: Family, forms: Sequence[Form], fmt: format
     """(exact, sensitivity) of each distinct reference of `forms` at float64 ordinals,
     as `host_reference` gives them (bit for bit): double-double on the device, and on
     the host (double-double and mpmath) at the points the device must not keep."""
-    from . import ddj
+    from ..numerics import ddj
 
     every = distinct_references(family.forms + family.factors)[0]
     mine = distinct_references(forms)[0]
@@ -825,7 +825,7 @@ def scan_onsets(family: Family, form: Form, fmt: formats.Format, target, onset: 
     lattice value between zero and the farthest such onset of the side is evaluated,
     so each class's onset there (one the sample missed too) becomes the failing value
     nearest zero, method ``scanned``."""
-    from .sampling import Range
+    from ..numerics.sampling import Range
 
     new = {cls: dict(o, method=dict(o["method"])) for cls, o in onset.items()}
     for side in ("neg", "pos"):

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import exact
+from ..numerics import exact
 
 MOVES = ("gather", "dynamic_slice", "slice", "squeeze", "reshape", "broadcast_in_dim", "convert_element_type")
 

@@ -12,10 +12,11 @@ import dataclasses
 
 import numpy as np
 
-from . import formats, upcast
-from .classify import CODE, classify, per_point
-from .engine import host_reference, kernel_outputs
-from .errors import InputError
+from ..numerics import formats
+from ..families import derive as upcast
+from ..numerics.classify import CODE, classify, per_point
+from ..engine.core import host_reference, kernel_outputs
+from ..errors import InputError
 
 LOST = (CODE["zero"], CODE["inf"], CODE["nan"])
 

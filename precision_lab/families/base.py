@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any
-from .errors import InputError
+from ..errors import InputError
 
 
 

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 
-from . import dd, ddj, mp
-from .family import Constant, Family, Form, div0
+from ..numerics import dd, ddj, mp
+from .base import Constant, Family, Form, div0
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
 TORCH_LOG_CLAMP = -100.0  # BCELoss clamps each log at -100

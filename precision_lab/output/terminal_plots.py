@@ -22,8 +22,8 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
 
-from .classify import CODE, INFO
-from .errors import InputError
+from ..numerics.classify import CODE, INFO
+from ..errors import InputError
 
 STYLE = {c: i.style for c, i in INFO.items()}
 SYMBOL = {c: i.symbol for c, i in INFO.items()}
@@ -230,9 +230,10 @@ def error_plots(rows, width: int = 100, color: bool = True, tolerance: float | N
     a symmetric-log scale, each point drawn with its class's character (NaN points, which
     have no ULP distance, at the top).
     """
-    from . import api, figures
-    from .classify import DEFAULT_TOLERANCE
-    from .formats import get
+    from .. import api
+    from . import figures
+    from ..numerics.classify import DEFAULT_TOLERANCE
+    from ..numerics.formats import get
 
     plt = _plotext()
     if int(width) < 40:

@@ -16,8 +16,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import formats, terminal_plots
-from .classify import INFO
+from ..numerics import formats
+from . import terminal_plots
+from ..numerics.classify import INFO
 
 STYLE = {c: i.style for c, i in INFO.items()}
 LABEL = {c: i.label for c, i in INFO.items()}

@@ -27,9 +27,10 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from . import formats, reference, softmax, upcast
-from .errors import InputError
-from .family import Family, Form
+from ..numerics import formats, reference
+from . import softmax, derive as upcast
+from ..errors import InputError
+from .base import Family, Form
 
 FLOAT64_POINTS = 1 << 12  # default points of a float64 check row: its references are all arbitrary precision
 REFERENCE_NAME = "exact jaxpr: float64 intervals, then arb balls"
@@ -115,7 +116,7 @@ def _with_references(name, loss, ref, kw_items, compute=None, scale=None) -> tup
     Each reference is the program that runs, `ref` derived alike (cast to `compute`,
     scaled by S): its jaxpr, traced at the row's input format, is what is evaluated
     on the reals; the float64 fallback runs `ref` in float64."""
-    from . import fixes
+    from . import rewrites as fixes
 
     clean = fixes.fixed(ref)
     summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kw_items])})"
@@ -164,7 +165,7 @@ def fix_family(fam: Family, rewrites, scale: float | None = None) -> Family:
     original's exact values (a rewrite changes how the loss is computed, not what it
     means). The loss is the program that ran (cast to its compute format first, for
     an upcast row), rewritten."""
-    from . import fixes
+    from . import rewrites as fixes
 
     loss, grad = fam.forms
     name = f"{loss.name}+fix"
@@ -223,7 +224,7 @@ def _trace_error(name: str, e: Exception, source_file: str | None, what: str = "
 def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other"),
          value_range=None, exhaustive=False):
     """(axis, target, extra row fields) per row group of a check."""
-    from .sampling import axis_for
+    from ..numerics.sampling import axis_for
 
     out = []
     for fmt in fmts:

@@ -20,7 +20,7 @@ import math
 
 import ml_dtypes
 import numpy as np
-from .errors import InputError
+from ..errors import InputError
 
 _INT = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from .errors import InputError
+from ..errors import InputError
 
 IDENTITY = ("family", "form", "quantity", "dtype", "compute_dtype", "target", "classes", "sweep", "target_class",
             "range")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import formats
+from ..numerics import formats
 
 TRIALS, LENGTH = 64, 1000
 

@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import api, formats, interrupts
-from .classify import DEFAULT_TOLERANCE, INFO
-from .errors import InputError
+from .. import api, interrupts
+from ..numerics import formats
+from ..numerics.classify import DEFAULT_TOLERANCE, INFO
+from ..errors import InputError
 
 PLOT_EXTRA = "pip install 'precision_lab[plot]'"
 COLOR = {c: i.color for c, i in INFO.items()}  # one table of classes: classify.INFO

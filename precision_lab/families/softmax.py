@@ -33,8 +33,8 @@ import mpmath
 import numpy as np
 from jax import lax
 
-from . import dd, ddj, mp
-from .family import Family, Form
+from ..numerics import dd, ddj, mp
+from .base import Family, Form
 
 KERAS_EPSILON = 1e-7
 SWEEPS = ("margin", "offset")
@@ -413,7 +413,7 @@ MAX_CLASSES = 1 << 22  # one chunk of 8 vectors of K entries, with its float64 r
 
 def softmax_axis(k: int, fmt, points: int | None, seed: int, value_range=None, exhaustive: bool = False):
     """The margin or offset axis of a structured row at K = k (see `points_for`)."""
-    from .sampling import Axis, axis_for
+    from ..numerics.sampling import Axis, axis_for
 
     if exhaustive or value_range:
         return axis_for(fmt, points_for(k, points, fmt), seed, value_range, exhaustive)
