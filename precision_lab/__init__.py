@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {"FAMILIES": "api", "SweepResult": "api", "check": "api", "compare_modes": "api", "evaluate": "api",
             "kernel_values": "api", "sweep": "api", "InputError": "errors", "DEFAULT_FORMATS": "numerics.formats",
-            "FORMATS": "numerics.formats", "Walk": "analysis.walk", "explain": "analysis.walk"}
+            "FORMATS": "numerics.formats", "Walk": "analysis.steps", "explain": "api"}
 _MODULES = {"gates": "analysis.gates"}  # modules the API names as pl.NAME
 
 __all__ = ["FAMILIES", "FORMATS", "DEFAULT_FORMATS", "InputError", "SweepResult", "gates", "Walk", "check", "compare_modes", "evaluate",

@@ -7,7 +7,6 @@ the command with exit status 130 and one sentence.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from . import interrupts

@@ -39,10 +39,11 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).parent)]
 import numpy_sweep  # noqa: E402
 import precision_lab as pl  # noqa: E402
-from precision_lab.engine import core as engine  # noqa: E402
+from precision_lab.engine import programs  # noqa: E402
 from precision_lab.families import softmax  # noqa: E402
 from precision_lab.numerics import formats, sampling  # noqa: E402
 from precision_lab.output.report import make_console  # noqa: E402
+from precision_lab.numerics import jaxpr
 
 CASES = [
     {"name": "sigmoid float32 y=0", "family": "sigmoid", "dtype": "float32", "target": 0.0},
@@ -81,8 +82,8 @@ def _floor_parts(case, axis):
     fmt = axis.fmt
     y64 = float(fmt.cast(target).astype(np.float64))
     label = fam.label(target, fmt)
-    size = engine.batch_size(fam)
-    refs = engine.distinct_references(fam.forms)[0]
+    size = programs.batch_size(fam)
+    refs = programs.distinct_references(fam.forms)[0]
 
     def inputs(start):
         ords = axis.ordinals(start + jnp.arange(size, dtype=jnp.int64), jnp)
@@ -137,7 +138,7 @@ def per_form_floor_runner(case, axis):
 
 def numpy_runner(case, axis):
     fam, _ = _family_and_target(case)
-    size = engine.batch_size(fam)
+    size = programs.batch_size(fam)
 
     def run():
         for s in range(0, len(axis), size):
@@ -227,7 +228,7 @@ def check_case() -> dict:
     from bench_losses import smoothed_focal
 
     args = (jnp.float32(1), jnp.float32(0))
-    ops = {q: len(exact.flatten(jax.make_jaxpr(f)(*args)).eqns) for q, f in
+    ops = {q: len(jaxpr.flatten(jax.make_jaxpr(f)(*args)).eqns) for q, f in
            (("loss", smoothed_focal), ("grad", jax.grad(smoothed_focal)))}
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "check.json")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import precision_lab as pl
-from precision_lab.engine import core as engine
+from precision_lab.engine import passes, programs, refine, runner
 from precision_lab.numerics import formats, sampling
 from precision_lab.numerics.classify import CODE
 from precision_lab.engine.runs import RunTracker
@@ -53,7 +53,7 @@ def test_refinement_reaches_adjacent_lattice_values_whatever_the_batch(capacity)
     twin.feed(truth(sampled), 0, lambda i: sampled[i])
     twin.close()
     runner = StubRunner(capacity)
-    refined = engine._refine(runner, [t, twin])
+    refined = refine.refine(runner, [t, twin])
     assert {k[1:]: v for k, v in refined.items() if k[0] == 0} == {k[1:]: v for k, v in refined.items() if k[0] == 1}
     by_code = {}
     for (form, code, inside, outside), value in refined.items():
@@ -73,14 +73,14 @@ def test_sampled_float16_finds_the_exhaustive_onsets():
     import jax
 
     dev = jax.devices("cpu")[0]
-    full = engine.run_target(fam, forms, sampling.Axis(fmt), 1.0, 4.0, dev)
-    sampled = engine.run_target(fam, forms, sampling.Axis(fmt, 512, 0, exhaustive=False), 1.0, 4.0, dev)
+    full = passes.run_target(fam, forms, sampling.Axis(fmt), 1.0, 4.0, dev)
+    sampled = passes.run_target(fam, forms, sampling.Axis(fmt, 512, 0, exhaustive=False), 1.0, 4.0, dev)
     for i in range(len(forms)):
-        exact_onsets = engine.onsets_and_intervals(full, i)[0]
-        refined_onsets = engine.onsets_and_intervals(sampled, i)[0]
+        exact_onsets = passes.onsets_and_intervals(full, i)[0]
+        refined_onsets = passes.onsets_and_intervals(sampled, i)[0]
         for cls in ("nan", "zero"):
             assert refined_onsets[cls]["pos"] == exact_onsets[cls]["pos"], (forms[i].name, cls)
-    assert engine.onsets_and_intervals(sampled, 0)[0]["nan"]["pos"] == 7.625  # the textbook onset
+    assert passes.onsets_and_intervals(sampled, 0)[0]["nan"]["pos"] == 7.625  # the textbook onset
 
 
 @pytest.mark.parametrize("ulp", [0, 1, 7, 2**20, 2**20 + 1, 2**31 + 12345, 2**63])
@@ -90,9 +90,9 @@ def test_key_error_field_is_exact_to_2_20_and_orders_by_error(ulp):
     import jax.numpy as jnp
 
     code = jnp.array([CODE["ok"], CODE["ok"], CODE["inaccurate"], CODE["nan"]], jnp.int8)
-    keys = engine._pack(code, jnp.array([ulp, ulp // 2, 0, 0], jnp.uint64), jnp.zeros(4, bool))
+    keys = programs._pack(code, jnp.array([ulp, ulp // 2, 0, 0], jnp.uint64), jnp.zeros(4, bool))
     bits = np.asarray(keys).view(np.uint32)
-    back = float(engine._error(bits, np)[0])
+    back = float(programs._error(bits, np)[0])
     if ulp <= 2**20:
         assert back == ulp
     else:
@@ -109,23 +109,23 @@ def test_block_maximum_and_minimum_give_worst_level_and_wholeness():
 
     rng = np.random.default_rng(1)
     blocks = []
-    for worst in range(len(engine.LEVEL_CLASS)):
+    for worst in range(len(programs.LEVEL_CLASS)):
         blocks.append([worst] * 64)  # whole
         blocks.append([worst] * 63 + [max(worst - 1, 0)])  # one point lower
         blocks.append([worst] + list(rng.integers(0, worst + 1, 63)))  # any mix below
         blocks.append([0] * 63 + [worst])  # one point of the worst level among the lowest
     levels = np.array(blocks)
-    np.testing.assert_array_equal(engine._level_class(np.arange(len(engine.LEVEL_CLASS), dtype=np.int8)), engine.LEVEL_CLASS)
-    code = engine.LEVEL_CLASS[levels]
+    np.testing.assert_array_equal(programs._level_class(np.arange(len(programs.LEVEL_CLASS), dtype=np.int8)), programs.LEVEL_CLASS)
+    code = programs.LEVEL_CLASS[levels]
     ulp = rng.integers(0, 2**40, levels.shape, dtype=np.uint64)
-    keys = engine._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == engine.LEVEL_SUBNORMAL))
-    top, bottom = (np.asarray(r(keys, axis=1)).view(np.uint32) >> engine.KEY_SHIFT for r in (jnp.max, jnp.min))
+    keys = programs._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == programs.LEVEL_SUBNORMAL))
+    top, bottom = (np.asarray(r(keys, axis=1)).view(np.uint32) >> programs.KEY_SHIFT for r in (jnp.max, jnp.min))
     np.testing.assert_array_equal(top.astype(int) - 1, levels.max(axis=1))
     np.testing.assert_array_equal(top == bottom, (levels == levels.max(axis=1, keepdims=True)).all(axis=1))
     # and a block all of one measured level gives its largest error (to 2**-19: above 2**20)
     whole_ok = np.asarray(jnp.max(keys[0])).reshape(1).view(np.uint32)
     largest = float(ulp[0].max())
-    assert abs(float(engine._error(whole_ok, np)[0]) - largest) <= largest * 2.0**-19
+    assert abs(float(programs._error(whole_ok, np)[0]) - largest) <= largest * 2.0**-19
 
 
 def test_accelerator_program_gives_the_cpu_results(monkeypatch):
@@ -137,7 +137,7 @@ def test_accelerator_program_gives_the_cpu_results(monkeypatch):
     boundaries (float64's references come from the host)."""
     kw = dict(dtypes=["float16", "float32", "float64"], targets=[0.0, 1.0], points=1 << 18)
     cpu = pl.sweep("sigmoid", **kw).rows
-    monkeypatch.setattr(engine, "_platform", lambda device: "gpu")
+    monkeypatch.setattr(runner, "_platform", lambda device: "gpu")
     accelerator = pl.sweep("sigmoid", **kw).rows
     assert len(cpu) == len(accelerator) == 3 * 2 * len(pl.FAMILIES["sigmoid"].forms)
     for a, b in zip(cpu, accelerator):
@@ -188,5 +188,5 @@ def test_profile_bins_are_found_without_listing_every_block(n, block, bins):
     firsts = np.flatnonzero(np.diff(b, prepend=-1))
     lo[b[firsts]] = starts[firsts]
     hi[b[firsts]] = np.append(starts[firsts[1:]] - 1, n - 1)
-    got = engine.bin_bounds(n, block, bins)
+    got = passes.bin_bounds(n, block, bins)
     assert np.array_equal(got[0], lo) and np.array_equal(got[1], hi)

@@ -9,7 +9,7 @@ from rich.console import Console
 
 import precision_lab as pl
 from precision_lab import cli
-from precision_lab.output import figures, report, terminal_plots
+from precision_lab.output import charts, figures, report, terminal_plots, textbook
 from precision_lab.numerics import formats
 
 SMALL_FORMS = ["bce_naive_chain", "bce_fused", "bce_logits_autodiff"]
@@ -36,7 +36,7 @@ def test_textbook_curves_follow_the_formulas(target, loss):
     ŷ = 0.999: 1e-12 covers that with room, while a wrong formula, factor or target is
     off by more than 1e-3.
     """
-    c = figures.textbook_curves(target, loss, points=999)
+    c = textbook.textbook_curves(target, loss, points=999)
     idx = [0, 99, 499, 899, 998]  # the grid is k/1000
     yhat, y = c["yhat"][idx], target
     np.testing.assert_allclose(yhat, [0.001, 0.1, 0.5, 0.9, 0.999], rtol=1e-12)
@@ -58,27 +58,27 @@ def test_textbook_curves_follow_the_formulas(target, loss):
 def test_textbook_claims_at_the_saturated_end():
     """Figure 5-4: with MSE the error term falls to 0 as ŷ → 1 (y = 0); Figure 5-5: with
     cross-entropy it tends to 1; Figure 5-7: mirrored for y = 1."""
-    assert figures.textbook_curves(0.0, "mse")["error_term"][-1] == pytest.approx(0.999 * 0.999 * 0.001, rel=1e-12)
-    assert figures.textbook_curves(0.0, "bce")["error_term"][-1] == pytest.approx(0.999, rel=1e-12)
-    assert figures.textbook_curves(1.0, "mse")["error_term"][0] == pytest.approx(-0.999 * 0.001 * 0.999, rel=1e-12)
-    assert figures.textbook_curves(1.0, "bce")["error_term"][0] == pytest.approx(-0.999, rel=1e-12)
+    assert textbook.textbook_curves(0.0, "mse")["error_term"][-1] == pytest.approx(0.999 * 0.999 * 0.001, rel=1e-12)
+    assert textbook.textbook_curves(0.0, "bce")["error_term"][-1] == pytest.approx(0.999, rel=1e-12)
+    assert textbook.textbook_curves(1.0, "mse")["error_term"][0] == pytest.approx(-0.999 * 0.001 * 0.999, rel=1e-12)
+    assert textbook.textbook_curves(1.0, "bce")["error_term"][0] == pytest.approx(-0.999, rel=1e-12)
 
 
 def test_textbook_curves_reject_bad_input():
     with pytest.raises(pl.InputError, match="`mse` or `bce`"):
-        figures.textbook_curves(0.0, "hinge")
+        textbook.textbook_curves(0.0, "hinge")
     with pytest.raises(pl.InputError, match="outside"):
-        figures.textbook_curves(2.0, "mse")
+        textbook.textbook_curves(2.0, "mse")
 
 
 def test_error_bits_as_herbie():
-    np.testing.assert_array_equal(figures.error_bits([0, 1, 3, 65535]), [0, 1, 2, 16])
+    np.testing.assert_array_equal(charts.error_bits([0, 1, 3, 65535]), [0, 1, 2, 16])
 
 
 # ------------------------------------------------------------------ PNG files
 
 
-DPI = 110  # figures._save
+DPI = 110  # textbook._save
 
 
 def white_tiles(path, grid: int = 3) -> list[tuple[int, int]]:
@@ -165,7 +165,7 @@ def test_an_interrupted_run_leaves_the_folder_as_it_was(small, tmp_path, monkeyp
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(figures.TEXTBOOK_FIGURES, "fig5_5.png", interrupted)
+    monkeypatch.setitem(textbook.TEXTBOOK_FIGURES, "fig5_5.png", interrupted)
     with pytest.raises(KeyboardInterrupt):
         figures.write_figures(out, result=small)
     if exists:
@@ -215,9 +215,9 @@ def test_onset_markers_never_cover_each_other(small):
                     w["onset"][c][side] = sign * fmax
         wide.append(w)
     rows = list(small.rows) + wide
-    span = figures.axis_span(rows)
+    span = charts.axis_span(rows)
     assert span == 50  # the format's ends do not stretch the axis
-    marks = figures.onset_marks(rows, span)
+    marks = charts.onset_marks(rows, span)
     clipped = [m for m in marks if m["clipped"]]
     assert len(clipped) == 3 * 2 * 2  # bce_naive_chain's three classes, both ends, both targets
     assert all(abs(m["x"]) == span and m["slots"] == 3 for m in clipped)
@@ -252,7 +252,7 @@ def test_error_figure_is_a_function_of_rows(small, tmp_path):
     for onset in (7.625, -11.09375):  # bce_naive_chain's NaN onsets
         neighbours = [formats.prev_value(np.float16(onset), fmt), formats.next_value(np.float16(onset), fmt)]
         assert {onset, *map(float, neighbours)} <= set(xs.tolist())
-    span = figures.axis_span(rows)
+    span = charts.axis_span(rows)
     assert span == 50  # 1.5 × 17.33 (bce_fused's zero band), rounded up to 1, 2 or 5 × 10^k
     assert xs.min() >= -span and xs.max() <= span
     assert 0.2 < np.mean(np.abs(xs) <= 1) < 0.6  # symmetric-log: the linear middle keeps its share
@@ -312,7 +312,7 @@ def test_cli_terminal_draws_every_chart_of_the_formats_asked(small, monkeypatch,
         asked.append(list(dtypes))
         return small
 
-    monkeypatch.setattr(figures, "figure_sweep", sweep)
+    monkeypatch.setattr(pl.api, "figure_sweep", sweep)
     monkeypatch.setenv("COLUMNS", "80")
     assert cli.main(["figures", "--terminal", "--no-color", "--dtypes", "float16"]) == 0
     out, _ = capsys.readouterr()

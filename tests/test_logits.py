@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab.engine import arrays, vectors
+from precision_lab.engine import arrays
+from precision_lab.families import softmax_vectors, vector_reference
 from precision_lab.numerics import formats
 from precision_lab.cli import main
 
@@ -115,8 +116,8 @@ def test_one_hot_soft_labels_give_the_rows_of_class_indices(dtype):
                [(w["index"], w["class"], w["ulp"], w["margin"]) for w in b["worst"]]
     fmt = formats.get(dtype)
     zx = fmt.cast(Z).astype(np.float64)
-    (la, _), (ga, _) = vectors.reference(zx, T, fmt)
-    (lb, _), (gb, _) = vectors.reference(zx, np.eye(5)[T], fmt)
+    (la, _), (ga, _) = vector_reference.reference(zx, T, fmt)
+    (lb, _), (gb, _) = vector_reference.reference(zx, np.eye(5)[T], fmt)
     assert np.array_equal(la, lb)  # Σ p_i·(max − z_i) with one p_i = 1 is max − z_t
     # −Σ_{j≠t} s_j against −Σ_{j≠t} e_j / Σe: within 2 float64 ULPs
     np.testing.assert_allclose(gb, ga, rtol=2 * 2.0**-52, atol=0)
@@ -161,7 +162,7 @@ def test_smoothed_label_reference_against_mpmath(dtype):
     # the last vector's softmax is the label distribution itself: its gradient cancels
     zx = fmt.cast(z).astype(np.float64)
     px = fmt.cast(p).astype(np.float64)  # the labels as the kernel gets them
-    (loss, _), (grad, _) = vectors.reference(zx, px, fmt)
+    (loss, _), (grad, _) = vector_reference.reference(zx, px, fmt)
     for i in range(4):
         want_loss, want_grad = _mp_soft(zx[i], px[i])
         assert loss[i] == pytest.approx(want_loss, rel=4 * 2.0**-53)  # non-negative terms: nothing cancels
@@ -190,7 +191,7 @@ def test_bad_soft_labels(labels, message):
 def test_bfloat16_soft_labels_sum_to_one_within_its_epsilon():
     p = (np.full((4, 5), 0.1 / 4) + 0.875 * np.eye(5)[T]).astype(ml_dtypes.bfloat16)
     assert abs(p.astype(np.float64).sum(axis=1) - 1).max() > 1e-6  # rounded off 1
-    spec = vectors.VectorSweep.from_arrays(Z, p)
+    spec = softmax_vectors.VectorSweep.from_arrays(Z, p)
     assert spec.soft and spec.target_classes == ("soft",)
 
 

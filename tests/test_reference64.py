@@ -15,9 +15,9 @@ import mpmath
 import numpy as np
 import pytest
 
-from precision_lab.engine import core as engine, vectors
+from precision_lab.engine import points, programs
 from precision_lab.numerics import formats, mp
-from precision_lab.families import sigmoid, softmax
+from precision_lab.families import sigmoid, softmax, vector_reference
 
 TARGETS = (0.0, 1.0, 0.5, 0.1)
 OVERFLOW = math.log(np.finfo(np.float64).max)  # 709.78…: e^|z| overflows beyond it
@@ -71,8 +71,8 @@ def sigmoid_exact(z: float, y: float) -> dict:
 
 def check_sigmoid(z, y):
     forms = sigmoid.FAMILY.forms
-    refs = engine.distinct_references(forms)[0]
-    got = engine.host_reference(sigmoid.FAMILY, forms, np.asarray(z, np.float64), y)
+    refs = programs.distinct_references(forms)[0]
+    got = points.host_reference(sigmoid.FAMILY, forms, np.asarray(z, np.float64), y)
     bad = []
     for i, zi in enumerate(z):
         want = sigmoid_exact(float(zi), y)
@@ -127,7 +127,7 @@ def test_dloss_dyhat_at_the_review_point():
     correctly rounded value is −1.5354006516580889576e308 (double-double from a
     subnormal σ gave −1.5354006516580894e308, 3 ULP off)."""
     form = sigmoid.FAMILY.form("dloss_dyhat")
-    (exact, _), = engine.host_reference(sigmoid.FAMILY, [form], np.array([-709.625]), 1.0)
+    (exact, _), = points.host_reference(sigmoid.FAMILY, [form], np.array([-709.625]), 1.0)
     with mpmath.workprec(200):
         want = cr_float(-(1 + mpmath.exp(mpmath.mpf(709.625))))
     assert want == -1.5354006516580889576e308
@@ -161,7 +161,7 @@ def test_softmax_margin_references_exact(k):
                           OVERFLOW + rng.uniform(-0.01, 0.01, 4), rng.uniform(744.0, 746.5, 6)])
     m = np.concatenate([pos, -pos, rng.uniform(-800, 800, 20), rng.uniform(-40, 40, 8), [0.0, 1.0]])
     for tc, t in softmax.TARGET_CLASSES.items():
-        (loss, _), (grad, _) = engine.host_reference(fam, forms, m, float(softmax.case("margin", tc)))
+        (loss, _), (grad, _) = points.host_reference(fam, forms, m, float(softmax.case("margin", tc)))
         for i, mi in enumerate(m):
             want_loss, want_grad = softmax_exact(float(mi), k, t)
             assert loss[i] == want_loss, (tc, mi, loss[i], want_loss)
@@ -195,7 +195,7 @@ def test_vector_references_exact():
             z[0] = rng.standard_normal() * 100
         top = int(np.argmax(z))
         for t in {top, (top + 1) % k}:
-            (loss, _), (grad, _) = vectors.reference(z[None, :], np.array([t]), f64)
+            (loss, _), (grad, _) = vector_reference.reference(z[None, :], np.array([t]), f64)
             want_loss, want_grad = vector_exact(z, t)
             assert loss[0] == want_loss, (z, t, loss[0], want_loss)
             np.testing.assert_array_equal(grad[0], want_grad, err_msg=f"z={z!r} t={t}")

@@ -46,7 +46,7 @@ def test_exhaustive_float32_range_matches_a_direct_evaluation_of_every_value():
         nan = z[cls == "nan"]
         assert row["onset"]["nan"]["pos"] == (float(nan[0]) if len(nan) else None)
         measured = np.isin(cls, ["ok", "inaccurate"])
-        if measured.any():  # keys keep errors exactly up to 2**20 ULPs (engine._pack)
+        if measured.any():  # keys keep errors exactly up to 2**20 ULPs (programs._pack)
             worst = float(np.nanmax(ev["ulp"][row["form"]][measured]))
             assert row["max_ulp"] == pytest.approx(worst, rel=2**-19), row["form"]
     chain = next(r for r in rows if r["form"] == "bce_naive_chain")
@@ -62,7 +62,7 @@ SAMPLED = dict(family="sigmoid", dtypes=["bfloat16", "float32"], targets=[0.0, 1
 
 
 def _rows(result):
-    return json.loads(json.dumps(result.rows))
+    return json.loads(json.dumps(result.to_json()["rows"], allow_nan=False))
 
 
 def test_a_checkpointed_sweep_interrupted_anywhere_resumes_to_the_uninterrupted_rows(tmp_path, monkeypatch):
@@ -212,17 +212,17 @@ def test_run_summaries_on_the_device_give_the_rows_the_host_decodes(monkeypatch,
     each form's class changes, so the host reads no keys; forced on here (CPU), the
     rows are those of the host's own decoding, also when a form changes class more
     often than the device lists (3: most changing calls then fall back to the keys)."""
-    from precision_lab.engine import core as engine
+    from precision_lab.engine import programs, runner
 
     args = dict(dtypes=["bfloat16", "float32"], targets=[0.0, 1.0], forms=FORMS, points=1 << 18)
     host = _rows(pl.sweep("sigmoid", **args))
-    monkeypatch.setattr(engine, "DEVICE_RUNS", True)
-    monkeypatch.setattr(engine, "MAX_CHANGES", max_changes)
-    engine.classify_program.cache_clear()
+    monkeypatch.setattr(runner, "DEVICE_RUNS", True)
+    monkeypatch.setattr(programs, "MAX_CHANGES", max_changes)
+    programs.classify_program.cache_clear()
     try:
         assert _rows(pl.sweep("sigmoid", **args)) == host
     finally:
-        engine.classify_program.cache_clear()
+        programs.classify_program.cache_clear()
 
 
 def test_two_processes_of_a_distributed_sweep_give_the_rows_of_one(tmp_path):
@@ -270,7 +270,7 @@ def test_float64_references_on_the_device_are_the_hosts_bit_for_bit(family):
     into FMAs and simplifies (1 + t) − 1 to t, which without the guards in `dd` left
     the device's low parts as inaccurate as float64 (errors near 1e-16 relative in 10%
     of exp's values), and flushes subnormals (the host keeps those points)."""
-    from precision_lab.engine import core as engine
+    from precision_lab.engine import points
     from precision_lab.families import sigmoid, softmax
 
     fmt, ords = _float64_points()
@@ -284,8 +284,8 @@ def test_float64_references_on_the_device_are_the_hosts_bit_for_bit(family):
     assert (~kept).sum() > 0.6 * len(x64)  # most points are the device's
     for t in targets:
         y64 = float(fmt.cast(t)) if fam.width == 1 else float(t)
-        device = engine.device_float64_references(fam, forms, fmt, ords, y64, jax.devices("cpu")[0])
-        host = engine.host_reference(fam, forms, x64, y64)
+        device = points.device_float64_references(fam, forms, fmt, ords, y64, jax.devices("cpu")[0])
+        host = points.host_reference(fam, forms, x64, y64)
         for (de, ds), (he, hs) in zip(device, host):
             for a, b in ((de, he), (ds, hs)):
                 a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -295,9 +295,9 @@ def test_float64_references_on_the_device_are_the_hosts_bit_for_bit(family):
 def test_a_float64_row_is_the_same_with_its_reference_on_the_device(monkeypatch):
     """A sampled float64 sigmoid sweep with the double-double reference on the device
     gives the rows of the host's reference, refined boundaries included."""
-    from precision_lab.engine import core as engine
+    from precision_lab.engine import runner
 
     args = dict(dtypes=["float64"], targets=[0.0, 1.0], forms=FORMS, points=2000)  # one small device shape
     host = _rows(pl.sweep("sigmoid", **args))
-    monkeypatch.setattr(engine, "FLOAT64_ON_DEVICE", True)
+    monkeypatch.setattr(runner, "FLOAT64_ON_DEVICE", True)
     assert _rows(pl.sweep("sigmoid", **args)) == host

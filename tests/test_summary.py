@@ -3,6 +3,7 @@
 import pytest
 
 import precision_lab as pl
+from precision_lab.engine.rows import RowKey
 from precision_lab import api, cli
 from precision_lab.analysis import gates
 from precision_lab.output import summary
@@ -87,7 +88,7 @@ def test_row_selection_names_ambiguity_and_absence():
                  target_class=t) for s in ("margin", "random") for k in (10, 1000) for t in ("top", "other")]
     result = api.SweepResult({}, rows)
     assert len(result.rows(form="ce_naive", sweep="margin")) == 4
-    assert result.row("ce_naive", "bfloat16", "top", sweep="margin", classes=1000) is rows[2]
+    assert result.row("ce_naive", "bfloat16", "top", sweep="margin", classes=1000) is result.rows[2]
     with pytest.raises(InputError, match=r"8 rows have form='ce_naive', dtype='bfloat16'; choose by classes "
                                          r"\(10, 1000\); sweep \('margin', 'random'\); target_class"):
         result.row("ce_naive", "bfloat16")
@@ -95,7 +96,8 @@ def test_row_selection_names_ambiguity_and_absence():
         result.row("ce_naive", "float16", sweep="margin")
     with pytest.raises(InputError, match="Rows cannot be selected by colour"):
         result.rows(colour="red")
-    assert result.rows == rows and isinstance(result.to_json()["rows"], list)
+    assert [r.key for r in result.rows] == [RowKey.of(r) for r in rows]  # the rows given, in order
+    assert [r["counts"] for r in result.to_json()["rows"]] == [r["counts"] for r in rows]
     assert repr(result).startswith("<SweepResult: 8 rows of softmax in bfloat16; 0 forms with NaN")
 
 
@@ -144,7 +146,7 @@ def test_summary_places_every_form_once(sigmoid16, width):
     if width == 80:  # the grid: the chain product's onsets on each side, exact float16 values
         i = lines.index(next(line for line in lines if line.startswith(" bce_naive_chain ")))
         assert lines[i].split()[1:] == ["NaN", "7.625"] and lines[i + 1].split() == ["NaN", "−11.09"]
-        assert "cause (f16, z = 7.625): div → inf at sigmoid.py:42" in lines[i + 2]
+        assert "cause (f16, z = 7.625): div → inf at sigmoid.py:44" in lines[i + 2]
 
 
 def test_summary_cuts_float64_at_seven_digits_and_says_so():

@@ -13,8 +13,8 @@ from hypothesis import given, settings, strategies as st
 
 import precision_lab as pl
 from precision_lab.numerics import classify, formats, sampling
-from precision_lab.engine import core as engine
-from precision_lab.engine.core import STRICT_FLAG
+from precision_lab.engine import passes
+from precision_lab.engine.modes import STRICT_FLAG
 
 CPU = jax.devices("cpu")[0]
 SOFTMAX_BF16 = dict(classes=[10], sweeps=["margin"], target_classes=["top"], dtypes=["bfloat16"])
@@ -113,8 +113,8 @@ def _bf16_sampled(form_names, target):
     fam = pl.FAMILIES["sigmoid"]
     fmt = formats.get("bfloat16")
     forms = [fam.form(n) for n in form_names]
-    full = engine.run_target(fam, forms, sampling.Axis(fmt), target, 4.0, CPU)
-    sampled = engine.run_target(fam, forms, sampling.Axis(fmt, 2048, 0, exhaustive=False), target, 4.0, CPU)
+    full = passes.run_target(fam, forms, sampling.Axis(fmt), target, 4.0, CPU)
+    sampled = passes.run_target(fam, forms, sampling.Axis(fmt, 2048, 0, exhaustive=False), target, 4.0, CPU)
     return fam, fmt, forms, full, sampled
 
 
@@ -125,19 +125,19 @@ def test_sporadic_onsets_are_sampled_and_scanning_makes_them_exact():
     sweep's onset exactly, for every class, on both sides."""
     fam, fmt, forms, full, sampled = _bf16_sampled(["bce_torch", "bce_naive_chain"], 1.0)
     for i, form in enumerate(forms):
-        exact = engine.onsets_and_intervals(full, i)[0]
-        coarse = engine.onsets_and_intervals(sampled, i)[0]
+        exact = passes.onsets_and_intervals(full, i)[0]
+        coarse = passes.onsets_and_intervals(sampled, i)[0]
         for cls, o in coarse.items():
             for side in ("neg", "pos"):
                 if o["method"][side] == "sampled" and o[side] is not None and exact[cls][side] is not None:
                     assert abs(o[side]) >= abs(exact[cls][side])  # a real failure, maybe not the first
-        scanned = engine.scan_onsets(fam, form, fmt, 1.0, coarse, 4.0, CPU)
+        scanned = passes.scan_onsets(fam, form, fmt, 1.0, coarse, 4.0, CPU)
         for cls in exact:
             for side in ("neg", "pos"):
                 if coarse[cls][side] is not None:
                     assert scanned[cls][side] == exact[cls][side], (form.name, cls, side)
                     assert scanned[cls]["method"][side] == "scanned"
-    inexact = engine.onsets_and_intervals(sampled, 0)[0]["inaccurate"]
+    inexact = passes.onsets_and_intervals(sampled, 0)[0]["inaccurate"]
     assert inexact["method"]["neg"] == "sampled"
 
 

@@ -28,7 +28,7 @@ def doc():
     soft = precision_lab.sweep("softmax", dtypes=["bfloat16"], classes=[10], sweeps=["margin"],
                                target_classes=["top"], forms=["ce_fused", "ce_log_softmax"])
     d = sig.to_json()
-    d["rows"] += soft.rows
+    d["rows"] += soft.to_json()["rows"]
     return json.loads(json.dumps(d))
 
 

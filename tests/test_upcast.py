@@ -1,7 +1,6 @@
 """Upcasting (INPUT:COMPUTE) and loss scaling: rows judged in the format their values
 are in, against references derived by hand and with mpmath."""
 
-import math
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ from precision_lab import api
 from precision_lab.numerics import formats
 from precision_lab.families import sigmoid, derive as upcast
 from precision_lab.numerics.classify import CLASSES, classify, per_point
-from precision_lab.engine.core import host_reference, kernel_outputs
+from precision_lab.engine.points import host_reference, kernel_outputs
 
 BF16 = formats.get("bfloat16")
 ALL_BF16 = np.arange(-BF16.max_ordinal, BF16.max_ordinal + 1, dtype=np.int64)

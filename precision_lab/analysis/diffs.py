@@ -2,8 +2,8 @@
 what they found.
 
 Two JSON documents of `sweep` or `check` (two backends, two jax versions, two modes, a
-loss before and after a change) are matched row by row on the row's identity (family,
-form, format, target or softmax case, range); matched rows are compared on their
+loss before and after a change) are matched row by row on the row's identity (its key:
+family, form, quantity, format, target or softmax case, range); matched rows are compared on their
 figures: counts per class, onsets (value and method, per side), listed intervals and
 the largest ULP error. Run settings (versions, flags, dates) are not figures; they are
 shown beside the differences, since they usually explain them.
@@ -14,10 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from ..engine.rows import RowKey
 from ..errors import InputError
 
-IDENTITY = ("family", "form", "quantity", "dtype", "compute_dtype", "target", "classes", "sweep", "target_class",
-            "range")
 FIGURES = ("points", "exhaustive", "counts", "onset", "intervals", "max_ulp")
 SCHEMAS = ("precision_lab.sweep/1", "precision_lab.sweep/2")
 SETTINGS = ("backend", "device_kind", "device_count", "process_count", "jax", "jaxlib", "ml_dtypes", "precision_lab",
@@ -71,22 +70,9 @@ def load(path: str) -> dict:
     return doc
 
 
-def row_name(row: dict) -> str:
-    """A row's identity, readably: form, format and case."""
-    parts = [row["form"] + (f" {row['quantity']}" if row.get("family") == "check" else ""),
-             row["dtype"] + (f":{row['compute_dtype']}" if row.get("compute_dtype") not in (None, row["dtype"])
-                             else "")]
-    if row.get("sweep"):
-        parts += [row["sweep"], f"K={row['classes']}", str(row.get("target_class"))]
-    elif row.get("target") is not None:
-        parts.append(f"y={row['target']:g}")
-    if row.get("range"):
-        parts.append(f"range={row['range'][0]:g},{row['range'][1]:g}")
-    return " ".join(parts)
-
-
-def _key(row: dict) -> tuple:
-    return tuple(json.dumps(row.get(k), sort_keys=True) for k in IDENTITY)
+def _row_name(row) -> str:
+    """A row's identity, readably: form, format and case (see engine.rows.RowKey)."""
+    return RowKey.of(row).name()
 
 
 def _walk(path: str, a, b, out: list, name: str) -> None:
@@ -103,16 +89,16 @@ def diff(a: dict, b: dict) -> Diff:
     ra, rb = {}, {}
     for rows, into in ((a["rows"], ra), (b["rows"], rb)):
         for r in rows:
-            into.setdefault(_key(r), r)
+            into.setdefault(RowKey.of(r), r)
     changes = []
     for k in ra:
         if k in rb:
             for field in FIGURES:
-                _walk(field, ra[k].get(field), rb[k].get(field), changes, row_name(ra[k]))
+                _walk(field, ra[k].get(field), rb[k].get(field), changes, _row_name(ra[k]))
     settings = {s: (a["meta"].get(s), b["meta"].get(s)) for s in SETTINGS
                 if a["meta"].get(s) != b["meta"].get(s)}
-    return Diff(changes, [row_name(r) for k, r in ra.items() if k not in rb],
-                [row_name(r) for k, r in rb.items() if k not in ra], settings, sum(k in rb for k in ra))
+    return Diff(changes, [_row_name(r) for k, r in ra.items() if k not in rb],
+                [_row_name(r) for k, r in rb.items() if k not in ra], settings, sum(k in rb for k in ra))
 
 
 def print_diff(d: Diff, name_a: str, name_b: str, console) -> None:

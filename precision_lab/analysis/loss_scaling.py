@@ -15,8 +15,9 @@ import numpy as np
 from ..numerics import formats
 from ..families import derive as upcast
 from ..numerics.classify import CODE, classify, per_point
-from ..engine.core import host_reference, kernel_outputs
+from ..engine.points import host_reference, kernel_outputs
 from ..errors import InputError
+from ..families.registry import select
 
 LOST = (CODE["zero"], CODE["inf"], CODE["nan"])
 
@@ -94,3 +95,30 @@ def advice(family, precision: formats.Precision, target, form_name: str, device,
         grad_inf = np.isinf(grad) if grad.ndim == 1 else np.isinf(grad).any(axis=tuple(range(1, grad.ndim)))
         result["overflow"] = {"loss": _nearest_zero(x, np.isinf(loss)), "grad": _nearest_zero(x, grad_inf)}
     return result
+
+
+MAX_ELEMENTS = 1 << 22  # every input value × K entries: the budget of one softmax row
+
+
+def run_advice(spec, device) -> list[dict]:
+    """`advice` at the run's loss scale for every jax.grad form of a built-in family
+    that the run sweeps, in each input format of up to 16 bits, at each case whose
+    axis is the plain lattice (sigmoid targets; the softmax's margin sweep at each K
+    whose every value fits one row)."""
+    out = []
+    for kind in spec.kinds:
+        for family, case in kind.cases(spec.options_for(kind)):
+            if family.exact is not None or case.sweep not in (None, "margin"):
+                continue
+            for form in select(family, spec.forms):
+                for precision in spec.precisions:
+                    if form.quantity != "grad" or form.loss is None or not precision.input.exhaustive or \
+                            precision.input.lattice_size * family.width > MAX_ELEMENTS:
+                        continue
+                    a = advice(family, precision, family.target_of(case), form.name, device, spec.tolerance,
+                               spec.mode, spec.floor, spec.loss_scale)
+                    if family.width > 1:
+                        a.update(target=None, **case.fields())
+                        a.pop("axis", None)
+                    out.append(a)
+    return out

@@ -39,9 +39,6 @@ the optimised HLO.
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import math
 import re
 
 import jax
@@ -50,208 +47,23 @@ import mpmath
 import numpy as np
 
 from ..numerics import exact, formats
-from ..errors import InputError
 from ..numerics.exact import POISON
+from .steps import Step, Walk, _ordinals, _ulps
+from ..numerics import jaxpr
 
 DEFAULT_ALLOWANCE = 4.0  # ULPs of local error before an operation counts as where the value was lost
 HLO_LINES = 12
 
 
-@dataclasses.dataclass
-class Step:
-    """One equation of the walk, at its worst entry (the largest error)."""
-
-    index: int
-    primitive: str
-    source: str  # file:line (function)
-    scope: str  # enclosing jit/custom_jvp calls
-    dtype: str
-    shape: tuple
-    entry: tuple  # the entry shown (() for scalars)
-    computed: object  # float (NaN, ±inf included), bool or int
-    exact: object  # mpmath.mpf, bool, int or POISON
-    error: float | None  # ULPs; inf for a NaN against a defined value; None if undefined or not a float
-    local: float | None  # the largest local error over the entries, ULPs
-    marks: list[str]
-
-    def to_json(self) -> dict:
-        return {"index": self.index, "primitive": self.primitive, "source": self.source, "scope": self.scope,
-                "entry": list(self.entry), "computed": _num(self.computed), "exact": _exact_text(self.exact),
-                "error_ulp": _ulp(self.error), "local_ulp": _ulp(self.local), "marks": list(self.marks)}
-
-
-@dataclasses.dataclass
-class Walk:
-    name: str
-    dtype: str
-    args: tuple
-    steps: list[Step]
-    allowance: float
-    prec: int  # bits of the exact evaluation that every rounded result agreed at
-    eager: np.ndarray  # the op-by-op result
-    jitted: np.ndarray  # jax.jit(fn)(*args)
-    exact: np.ndarray  # the exact result (object array)
-    rewritten: bool
-    hlo: list[str]  # the root fusion of the optimised HLO, when rewritten
-    judged: dict | None = None  # for a built-in form: the sweep's class, ULP error and κ at this input
-
-    @property
-    def final_error(self) -> float | None:
-        """The op-by-op result's largest error against the exact one, in ULPs of its format."""
-        fmt = exact.format_of(np.asarray(self.eager).dtype)
-        if fmt is None:
-            return None
-        err = _ulps(np.asarray(self.eager), np.asarray(self.exact, object).reshape(np.shape(self.eager)), fmt)
-        err = np.abs(err[~np.isnan(err)]) if np.size(err) else err
-        return float(np.max(err)) if np.size(err) else None
-
-    def _first(self, mark):
-        """The first step with `mark` whose value reaches the output (not one multiplied
-        by a computed 0, or in a branch the program did not take)."""
-        return next((s for s in self.steps if mark in s.marks and "unused" not in s.marks), None)
-
-    @property
-    def first_nonfinite(self) -> Step | None:
-        return self._first("nonfinite")
-
-    @property
-    def first_lost(self) -> Step | None:
-        return self._first("lost")
-
-    @property
-    def largest_local(self) -> Step | None:
-        cand = [s for s in self.steps if s.local is not None and s.local > 0]
-        return max(cand, key=lambda s: s.local) if cand else None
-
-    @property
-    def flushes(self) -> list[Step]:
-        return [s for s in self.steps if "flush" in s.marks]
-
-    def cause(self) -> dict:
-        """What broke, JSON-ready."""
-        j = lambda s: None if s is None else s.to_json()  # noqa: E731
-        return {"first_nonfinite": j(self.first_nonfinite), "first_lost": j(self.first_lost),
-                "largest_local": j(self.largest_local), "rewritten": self.rewritten,
-                "flushes": [j(s) for s in self.flushes],
-                "eager": [_num(v) for v in np.ravel(self.eager).astype(np.float64)],
-                "jitted": [_num(v) for v in np.ravel(self.jitted).astype(np.float64)],
-                "exact": [_exact_text(v) for v in np.ravel(self.exact)], "hlo": self.hlo,
-                "judged": None if self.judged is None else {k: _num(v) for k, v in self.judged.items()}}
-
-    def summary(self) -> str:
-        """One line: the cause, and whether the jitted program agrees."""
-        parts = []
-        for label, s in (("first non-finite", self.first_nonfinite), ("value lost", self.first_lost)):
-            if s is not None:
-                parts.append(f"{label} at #{s.index} {s.primitive} ({s.source})")
-        if self.flushes:
-            parts.append("flush at " + ", ".join(f"#{s.index} {s.primitive}" for s in self.flushes))
-        if not parts:
-            parts.append(f"no operation lost more than {self.allowance:g} ULPs on exact inputs")
-            final = self.final_error
-            if final is not None and final > self.allowance:
-                parts.append(f"the result's {_fmt(final)}-ULP error builds up from roundings carried through "
-                             "(e.g. a cancellation of rounded inputs), not from one operation")
-        jit = (f"the jitted program differs ({_fmt(self.jitted)} against {_fmt(self.eager)} op by op): "
-               "XLA rewrote the expression") if self.rewritten else "the jitted program agrees"
-        text = "; ".join(parts) + "; " + jit + "."
-        if self.judged:
-            j = self.judged
-            text += (f" The sweep classes this point {j['class']} (error {_fmt(j['ulp'])} ULP; the exact value's "
-                     f"condition number κ = {j['kappa']:.3g})")
-        return text
-
-    def table(self):
-        from rich.table import Table
-
-        t = Table(title=f"{self.name} in {self.dtype} at {', '.join(_fmt(a) for a in self.args)}",
-                  title_justify="left")
-        for col in ("#", "source", "primitive", "computed", "exact", "error (ULP)", "local", "marks"):
-            t.add_column(col, no_wrap=col in ("#", "primitive"))
-        for s in self.steps:
-            prim = s.primitive + (f"[{','.join(map(str, s.entry))}]" if s.entry else "")
-            t.add_row(str(s.index), (s.scope + ": " if s.scope else "") + s.source, prim, _fmt(s.computed),
-                      _exact_text(s.exact, 8), _fmt(s.error), _fmt(s.local), " ".join(s.marks))
-        return t
-
-    def text(self, width: int = 160) -> str:
-        from rich.console import Console
-
-        buf = io.StringIO()
-        console = Console(file=buf, width=width, no_color=True, highlight=False)
-        console.print(self.table())
-        console.print(self.summary(), soft_wrap=True)
-        for line in self.hlo:
-            console.print("  " + line, soft_wrap=True)
-        return buf.getvalue()
-
-
-def _num(v):
-    """A number for JSON: NaN and ±∞ as strings."""
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    v = float(v)
-    return v if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
-
-
-def _ulp(v):
-    """A ULP count for JSON: a whole number, "inf" for a NaN against a defined value."""
-    return int(v) if v is not None and math.isfinite(v) else _num(v)
-
-
-def _exact_text(v, digits: int = 17) -> str:
-    if v is POISON:
-        return "undefined"
-    if isinstance(v, mpmath.mpf):
-        return mpmath.nstr(v, digits)
-    return str(v)
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, np.ndarray):
-        return _fmt(v.item()) if v.size == 1 else "[" + ", ".join(_fmt(x) for x in v.ravel()[:4]) + (
-            ", …]" if v.size > 4 else "]")
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    return f"{float(v):.6g}"
-
-
-# ------------------------------------------------------------------ the walk
-
-
-def _ordinals(values, fmt) -> np.ndarray:
-    """Ordinals of exact values (object array), NaN-free: POISON gets 0 (masked by callers)."""
-    return np.vectorize(lambda v: exact.round_ordinal(v, fmt) if v is not POISON else 0, otypes=[np.int64])(
-        values) if values.size else np.zeros(values.shape, np.int64)
-
-
 def _round(values, dtype) -> np.ndarray:
     """Exact values rounded to `dtype` (POISON as NaN; integers and booleans as they are)."""
-    fmt = exact.format_of(dtype)
+    fmt = jaxpr.format_of(dtype)
     if fmt is None:
         return np.asarray(values.tolist(), dtype).reshape(values.shape)
     f = formats.ordinal_to_float64(_ordinals(values, fmt), fmt)
     f = np.where(np.vectorize(lambda v: v is POISON, otypes=[bool])(values), np.nan, f) if values.size else f
     with np.errstate(invalid="ignore", over="ignore"):
         return f.astype(fmt.dtype)
-
-
-def _ulps(values, ex, fmt):
-    """Per entry: ULPs of the format values `values` from the exact `ex` rounded;
-    inf where a NaN stands for a defined value, NaN where the exact is undefined."""
-    v = np.asarray(values, fmt.dtype)
-    poison = np.vectorize(lambda x: x is POISON, otypes=[bool])(ex) if ex.size else np.zeros(ex.shape, bool)
-    isnan = np.isnan(v.astype(np.float64))
-    o = formats.to_ordinal(np.where(isnan, np.zeros_like(v), v), fmt)
-    err = (o - _ordinals(ex, fmt)).astype(np.float64)
-    err = np.where(isnan, np.inf, err)
-    return np.where(poison, np.nan, err)
 
 
 def _undefined(x) -> np.ndarray:
@@ -264,7 +76,7 @@ def _finite(x) -> np.ndarray:
     return np.vectorize(f, otypes=[bool])(x) if x.size else np.zeros(x.shape, bool)
 
 
-def _bind(e: exact.Eqn, ins):
+def _bind(e: jaxpr.Eqn, ins):
     outs = e.primitive.bind(*ins, **e.params)
     return [np.asarray(o) for o in (outs if e.primitive.multiple_results else [outs])]
 
@@ -277,7 +89,7 @@ def _exact_passes(flat, args, prec, limit=3):
         return rec
 
     def key(rec):
-        return [[_ordinals(o, f).tolist() if (f := exact.format_of(a.dtype)) else None
+        return [[_ordinals(o, f).tolist() if (f := jaxpr.format_of(a.dtype)) else None
                  for o, a in zip(outs, e.out_avals)] for e, (_, outs) in zip(flat.eqns, rec)]
 
     cur = one(prec)
@@ -303,12 +115,12 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
     fmt = formats.get(dtype)
     xs = [jnp.asarray(a) if np.issubdtype(np.asarray(a).dtype, np.integer) else jnp.asarray(fmt.cast(a))
           for a in args]  # integer arguments (a class label) stay integers
-    flat = exact.flatten(jax.make_jaxpr(fn)(*xs))
+    flat = jaxpr.flatten(jax.make_jaxpr(fn)(*xs))
     exact_args = [exact.to_exact(np.asarray(x)) for x in xs]
     records, prec = _exact_passes(flat, exact_args, default_prec(fmt))
 
     env = dict(zip(flat.inputs, xs)) | {k: jnp.asarray(v) for k, v in flat.consts.items()}
-    get = lambda r, aval: jnp.asarray(r.val, aval.dtype) if isinstance(r, exact.Lit) else env[r]  # noqa: E731
+    get = lambda r, aval: jnp.asarray(r.val, aval.dtype) if isinstance(r, jaxpr.Lit) else env[r]  # noqa: E731
     steps, computed = [], []
     with mpmath.workprec(prec):
         for i, (e, (ex_ins, ex_outs)) in enumerate(zip(flat.eqns, records)):
@@ -326,16 +138,16 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
         ex_final = exact.run(flat, exact_args, prec, fallback=True)[0]
     jitted = np.asarray(jax.jit(fn)(*xs) if jitted is None else jitted)
     rewritten = not _same(eager, jitted)
-    hlo = root_fusion(jax.jit(fn).lower(*xs).compile().as_text()) if rewritten else []
+    hlo = _root_fusion(jax.jit(fn).lower(*xs).compile().as_text()) if rewritten else []
     return Walk(name or getattr(fn, "__name__", "fn"), fmt.name, tuple(np.asarray(x).item() if np.ndim(x) == 0
                 else np.asarray(x) for x in xs), steps, allowance, prec, eager, jitted, ex_final, rewritten, hlo)
 
 
-def _unused(flat: exact.Flat, computed: list) -> list[int]:
+def _unused(flat: jaxpr.Flat, computed: list) -> list[int]:
     """Equations whose computed value cannot reach the output: every path passes a
     multiplication by a computed 0 (with this value finite: 0·∞ is NaN and matters),
     or a select_n branch the computed predicate did not take."""
-    live = {r for r in flat.outputs if not isinstance(r, exact.Lit)}
+    live = {r for r in flat.outputs if not isinstance(r, jaxpr.Lit)}
     producer = {o: i for i, e in enumerate(flat.eqns) for o in e.outs if o is not None}
     for i in range(len(flat.eqns) - 1, -1, -1):
         e, ins = flat.eqns[i], computed[i]
@@ -349,7 +161,7 @@ def _unused(flat: exact.Flat, computed: list) -> list[int]:
             keep = [k for k in (0, 1) if not (zero[1 - k] and finite[k])]
         elif e.primitive.name == "select_n" and np.ndim(ins[0]) == 0:
             keep = [0, 1 + int(ins[0])]
-        live.update(e.ins[k] for k in keep if not isinstance(e.ins[k], exact.Lit))
+        live.update(e.ins[k] for k in keep if not isinstance(e.ins[k], jaxpr.Lit))
     return [i for i, e in enumerate(flat.eqns) if not any(o in live for o in e.outs if o is not None)]
 
 
@@ -364,7 +176,7 @@ def _same(a, b) -> bool:
 
 def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
     aval, out, ex = e.out_avals[0], np.asarray(outs[0]), ex_outs[0]
-    fmt = exact.format_of(aval.dtype)
+    fmt = jaxpr.format_of(aval.dtype)
     marks = []
     base = dict(index=i, primitive=e.primitive.name, source=e.source, scope=e.scope, dtype=str(aval.dtype),
                 shape=tuple(aval.shape))
@@ -379,11 +191,11 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
     # (none where an input is undefined, or beyond its format's range: that loss is its producer's)
     local = None
     rounded = [_round(x, a.dtype) for x, a in zip(ex_ins, e.in_avals)]
-    if all(exact.format_of(a.dtype) is not None and not np.any(np.isinf(r.astype(np.float64)) & _finite(x))
-           or exact.format_of(a.dtype) is None and not np.any(_undefined(x)) for x, r, a in zip(ex_ins, rounded, e.in_avals)):
+    if all(jaxpr.format_of(a.dtype) is not None and not np.any(np.isinf(r.astype(np.float64)) & _finite(x))
+           or jaxpr.format_of(a.dtype) is None and not np.any(_undefined(x)) for x, r, a in zip(ex_ins, rounded, e.in_avals)):
         got = _bind(e, [jnp.asarray(r) for r in rounded])[0]
         lfmt = fmt  # a widening conversion is measured in its input's (coarser) format: it only copies
-        if e.primitive.name == "convert_element_type" and (f_in := exact.format_of(e.in_avals[0].dtype)):
+        if e.primitive.name == "convert_element_type" and (f_in := jaxpr.format_of(e.in_avals[0].dtype)):
             lfmt = f_in if f_in.mant < fmt.mant else fmt
             got = got.astype(lfmt.dtype)
         loc = _ulps(got, ex, lfmt)
@@ -402,8 +214,8 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         marks.append("nonfinite")
     if local is not None and local > allowance:
         marks.append("lost")
-    sub_in = any(exact.format_of(a.dtype) is not None and np.any((np.asarray(x, np.float64) != 0) & (
-        np.abs(np.asarray(x, np.float64)) < exact.format_of(a.dtype).smallest_normal)) for x, a in zip(ins, e.in_avals))
+    sub_in = any(jaxpr.format_of(a.dtype) is not None and np.any((np.asarray(x, np.float64) != 0) & (
+        np.abs(np.asarray(x, np.float64)) < jaxpr.format_of(a.dtype).smallest_normal)) for x, a in zip(ins, e.in_avals))
     own_defined = ~_undefined(own)
     own_err = np.where(own_defined, _ulps(out, own, fmt), 0.0)
     if np.any(zero & sub(own_o)) or (sub_in and np.any(np.abs(own_err) > allowance)):
@@ -424,7 +236,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
                 error=None if np.isnan(e_j) else float(e_j), local=local, marks=marks)
 
 
-def root_fusion(hlo: str, lines: int = HLO_LINES) -> list[str]:
+def _root_fusion(hlo: str, lines: int = HLO_LINES) -> list[str]:
     """The ops of the computation the ENTRY's ROOT calls (or the ENTRY itself), metadata
     stripped, at most `lines` lines."""
     blocks, name, cur = {}, None, []
@@ -441,38 +253,3 @@ def root_fusion(hlo: str, lines: int = HLO_LINES) -> list[str]:
     called = re.search(r"calls=%?([\w.\-]+)", root)
     body = blocks.get(called.group(1), entry) if called else entry
     return body[:lines]
-
-
-def explain(form, dtype: str, z: float, y: float = 0.0, family: str = "sigmoid", classes: int = 10,
-            target_class: str = "top", sweep: str = "margin", allowance: float = DEFAULT_ALLOWANCE,
-            jitted: np.ndarray | None = None) -> Walk:
-    """Walk a form (by name, or any kernel ``f(z, y)``) at logit (or margin, offset) `z`.
-
-    For the softmax family the target is the true class (`target_class` top or
-    other) on the structured `sweep` (margin or offset), with K = `classes`.
-    """
-    from .. import api
-    from ..families import softmax
-
-    if callable(form):
-        return walk(form, (z, y), dtype, allowance)
-    if family == "softmax":
-        if target_class not in softmax.TARGET_CLASSES:
-            raise InputError(f"Unknown target class `{target_class}`; choose from top, other.")
-        if sweep not in softmax.SWEEPS:
-            raise InputError(f"Unknown sweep `{sweep}`; choose from {', '.join(softmax.SWEEPS)}.")
-        if int(classes) != classes or classes < 2:
-            raise InputError(f"K = {classes} is not a class count; a softmax needs K ≥ 2 whole classes.")
-        fam = api.get_family(family, int(classes))
-        code = softmax.case(sweep, target_class)
-        fmt = formats.get(dtype)
-        vector = np.asarray(fam.inputs(jnp.asarray(fmt.cast([z])), fam.case(code)))[0]  # as the sweep builds it
-        w = walk(fam.form(form).kernel, (vector, fam.label(code, fmt)), dtype, allowance, form, jitted)
-        ev = api.evaluate(family, [form], dtype, [z], target_class, sweep=sweep, classes=int(classes))
-    else:
-        api.check_targets([y])
-        w = walk(api.get_family(family).form(form).kernel, (z, y), dtype, allowance, form, jitted)
-        ev = api.evaluate(family, [form], dtype, [z], y)
-    w.judged = {"class": str(ev["class"][form][0]), "ulp": float(ev["ulp"][form][0]),
-                "kappa": float(np.max(ev["kappa"][form][0]))}
-    return w

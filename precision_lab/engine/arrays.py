@@ -41,7 +41,7 @@ def _written_as() -> dict:
     return out
 
 
-def split_spec(spec: str) -> tuple[str, str | None]:
+def _split_spec(spec: str) -> tuple[str, str | None]:
     """`FILE.npz:NAME` -> (FILE.npz, NAME); any other path -> (path, None)."""
     head, sep, name = spec.rpartition(":")
     if sep and head.lower().endswith(".npz") and not os.path.exists(spec):
@@ -53,7 +53,7 @@ def load(spec: str, option: str, fmt: str | None = None) -> np.ndarray:
     """The array `spec` names (FILE.npy, FILE.npz or FILE.npz:NAME), in its own format:
     an ml_dtypes array for bfloat16 and float8 files. `fmt` names the format of raw
     1- or 2-byte values the header cannot tell. One sentence (InputError) otherwise."""
-    path, name = split_spec(spec)
+    path, name = _split_spec(spec)
     ext = os.path.splitext(path)[1].lower()
     if ext in OTHER_READERS:
         lib = OTHER_READERS[ext]

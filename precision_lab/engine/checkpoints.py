@@ -23,7 +23,7 @@ from collections.abc import Callable
 from ..errors import InputError
 
 SAVE_EVERY_S = 5.0  # seconds between saves of a pass in progress
-VERSION = 1
+VERSION = 2  # 2: a pass in progress is a passes.RunState
 
 
 class Checkpoint:
@@ -59,7 +59,7 @@ class Checkpoint:
         return self.done.get(key)
 
     def resume(self, key: str) -> dict | None:
-        """The engine's saved state of pass `key`, if it was the one in progress."""
+        """The engine's saved state (a RunState) of pass `key`, if it was the one in progress."""
         return self.partial[1] if self.partial and self.partial[0] == key else None
 
     def saver(self, key: str) -> Callable[[Callable[[], dict]], None]:

@@ -43,7 +43,7 @@ class Group:
     family: Family
     forms: tuple[Form, ...]
     out: formats.Format  # the format the results are in and judged in
-    fields: dict  # form name -> the row fields that say how it was computed and judged
+    fields: tuple  # per form, the row fields that say how it was computed and judged
     derived: bool  # kernels other than the family's own (no walk or mechanism of them)
 
 
@@ -94,7 +94,7 @@ def scaled_grad_kernel(loss, compute, scale: float | None):
     return run
 
 
-def scaled_reference(reference, scale: float):
+def _scaled_reference(reference, scale: float):
     """S times a reference's exact value and sensitivity (a power of two: exact)."""
 
     def ref(base):
@@ -104,7 +104,7 @@ def scaled_reference(reference, scale: float):
     return ref
 
 
-def judging(axis: str, quantity: str, autodiff: bool, precision: formats.Precision, scale: float | None):
+def _judging(axis: str, quantity: str, autodiff: bool, precision: formats.Precision, scale: float | None):
     """The format a form's results are in (a loss: the compute format; a gradient, cast
     back: the input's), the loss scale its row applies (only to a gradient by
     ``jax.grad``, `autodiff`) and its row fields: how it was computed and judged."""
@@ -126,75 +126,39 @@ def judging(axis: str, quantity: str, autodiff: bool, precision: formats.Precisi
 @functools.lru_cache(maxsize=None)
 def derive(family: Family, precision: formats.Precision, scale: float | None):
     """The family with every form computed in `precision` and `scale` applied, and per
-    form its result format and row fields. Cached: the same derived kernels (and so
-    the same compiled programs) for every target and call."""
+    form (by position) its result format and row fields. A family that knows how it
+    is derived (a user's function, whose references are its own derived programs)
+    says so in `family.derived`; the others get the generic wrappers below. Cached:
+    the same derived kernels (and so the same compiled programs) for every case and call."""
     fc = precision.compute
-    new, out, fields = {}, {}, {}
-    for f in family.forms + family.factors:
-        value, s, fields[f.name] = judging(family.axis, f.quantity, f.loss is not None, precision, scale)
-        form = f
-        if s is not None:
-            form = dataclasses.replace(f, kernel=scaled_grad_kernel(f.loss, fc.dtype, scale),
-                                       reference=scaled_reference(f.reference, scale))
-        elif precision.upcast:
-            form = dataclasses.replace(f, kernel=upcast_kernel(f.kernel, fc.dtype, f.quantity == "grad"))
-        new[f.name], out[f.name] = form, value
+    every = family.forms + family.factors
+    judged = [_judging(family.axis, f.quantity, f.loss is not None, precision, scale) for f in every]
     if not precision.upcast and scale is None:
         derived = family
+    elif family.derived is not None:
+        derived = family.derived(precision, scale)
     else:
-        derived = dataclasses.replace(family, forms=tuple(new[f.name] for f in family.forms),
-                                      factors=tuple(new[f.name] for f in family.factors))
-    return derived, out, fields
+        new = []
+        for f, (_, s, _) in zip(every, judged):
+            if s is not None:
+                f = dataclasses.replace(f, kernel=scaled_grad_kernel(f.loss, fc.dtype, scale),
+                                        reference=_scaled_reference(f.reference, scale))
+            elif precision.upcast:
+                f = dataclasses.replace(f, kernel=upcast_kernel(f.kernel, fc.dtype, f.quantity == "grad"))
+            new.append(f)
+        derived = dataclasses.replace(family, forms=tuple(new[: len(family.forms)]),
+                                      factors=tuple(new[len(family.forms):]))
+    return derived, [value for value, _, _ in judged], [fields for _, _, fields in judged]
 
 
 def groups(family: Family, chosen, precision: formats.Precision, scale: float | None = None) -> list[Group]:
     """The engine runs that sweep forms `chosen` (of `family`) in `precision` with loss
     scale `scale`: one per result format, the forms in their order."""
     derived, out, fields = derive(family, precision, scale)
-    plain = derived is family
+    every, now = family.forms + family.factors, derived.forms + derived.factors
     by_out: dict = {}
     for f in chosen:
-        by_out.setdefault(out[f.name], []).append(derived.form(f.name) if not plain else f)
-    return [Group(derived, tuple(fs), o, {f.name: fields[f.name] for f in fs}, not plain) for o, fs in by_out.items()]
-
-
-def lost(counts: dict) -> int:
-    """Points whose value is lost: NaN, ∞, or 0 where the exact value is normal."""
-    return counts["nan"] + counts["inf"] + counts["zero"] - counts["zero_subnormal"]
-
-
-CASE = ("family", "form", "dtype", "target", "sweep", "classes", "target_class", "range")
-
-
-def upcast_fixes(rows) -> list[dict]:
-    """Per upcast row (compute format wider than the input's) with a plain row of the
-    same form, input format and case: whether computing in the wider format fixes it.
-
-    ``verdict``: ``fixed`` (no NaN, ∞ or normal value lost to 0 is left), ``partly``
-    (fewer such points, none new of NaN or ∞), ``not fixed``, or ``nothing to fix``
-    (the plain row had none); with both rows' counts and onsets."""
-    plain = {tuple(str(r.get(k)) for k in CASE): r for r in rows
-             if r.get("compute_dtype", r["dtype"]) == r["dtype"] and not r.get("loss_scale")}
-    out = []
-    for r in rows:
-        if r.get("compute_dtype", r["dtype"]) == r["dtype"]:
-            continue
-        p = plain.get(tuple(str(r.get(k)) for k in CASE))
-        if p is None:
-            continue
-        before, after = lost(p["counts"]), lost(r["counts"])
-        if before == 0:
-            verdict = "nothing to fix" if after == 0 else "not fixed"
-        elif after == 0:
-            verdict = "fixed"
-        elif after < before and all(r["counts"][c] <= p["counts"][c] for c in ("nan", "inf")):
-            verdict = "partly"
-        else:
-            verdict = "not fixed"
-        keep = ("nan", "inf", "zero", "zero_subnormal")
-        out.append({**{k: r.get(k) for k in CASE}, "quantity": r["quantity"], "compute_dtype": r["compute_dtype"],
-                    "verdict": verdict, "lost_before": before, "lost_after": after,
-                    "before": {c: p["counts"][c] for c in keep}, "after": {c: r["counts"][c] for c in keep},
-                    "onset_before": {c: [p["onset"][c]["neg"], p["onset"][c]["pos"]] for c in ("nan", "inf", "zero")},
-                    "onset_after": {c: [r["onset"][c]["neg"], r["onset"][c]["pos"]] for c in ("nan", "inf", "zero")}})
-    return out
+        i = every.index(f)
+        by_out.setdefault(out[i], []).append((now[i], fields[i]))
+    return [Group(derived, tuple(f for f, _ in fs), o, tuple(fl for _, fl in fs), derived is not family)
+            for o, fs in by_out.items()]

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..numerics import exact
+from ..numerics import jaxpr
 
 MOVES = ("gather", "dynamic_slice", "slice", "squeeze", "reshape", "broadcast_in_dim", "convert_element_type")
 
@@ -47,12 +47,12 @@ class Rewrite:
 
 
 class _Graph:
-    def __init__(self, flat: exact.Flat):
+    def __init__(self, flat: jaxpr.Flat):
         self.flat = flat
         self.producer = {o: i for i, e in enumerate(flat.eqns) for o in e.outs if o is not None}
 
     def eqn(self, ref):
-        if isinstance(ref, exact.Lit) or ref not in self.producer:
+        if isinstance(ref, jaxpr.Lit) or ref not in self.producer:
             return None
         return self.flat.eqns[self.producer[ref]]
 
@@ -66,7 +66,7 @@ class _Graph:
 
     def const(self, ref) -> float | None:
         ref = self.strip(ref)
-        if isinstance(ref, exact.Lit):
+        if isinstance(ref, jaxpr.Lit):
             v = np.asarray(ref.val)
         elif ref in self.flat.consts:
             v = np.asarray(self.flat.consts[ref])
@@ -115,11 +115,11 @@ def _signed(get, a, sign):
 
 def find(fn: Callable, *args) -> list[Rewrite]:
     """The known unstable patterns in `fn(*args)` (args: arrays or ShapeDtypeStructs)."""
-    flat = exact.flatten(jax.make_jaxpr(fn)(*args))
+    flat = jaxpr.flatten(jax.make_jaxpr(fn)(*args))
     return _match(flat)
 
 
-def _match(flat: exact.Flat) -> list[Rewrite]:
+def _match(flat: jaxpr.Flat) -> list[Rewrite]:
     g = _Graph(flat)
     out = []
     for i, e in enumerate(flat.eqns):
@@ -165,17 +165,17 @@ def _match(flat: exact.Flat) -> list[Rewrite]:
     return _live(flat, out)
 
 
-def _live(flat: exact.Flat, rewrites: list[Rewrite]) -> list[Rewrite]:
+def _live(flat: jaxpr.Flat, rewrites: list[Rewrite]) -> list[Rewrite]:
     """The rewrites whose result the rewritten program still reads (log(1 − σ(x)) →
     log_sigmoid(−x) leaves 1 − σ(x) unread: its own rewrite is not listed)."""
     by = {r.index: r for r in rewrites}
-    live = {r for r in flat.outputs if not isinstance(r, exact.Lit)}
+    live = {r for r in flat.outputs if not isinstance(r, jaxpr.Lit)}
     for i in range(len(flat.eqns) - 1, -1, -1):
         e = flat.eqns[i]
         if not any(o in live for o in e.outs if o is not None):
             by.pop(i, None)
             continue
-        live.update(x for x in (by[i].uses if i in by else e.ins) if not isinstance(x, exact.Lit))
+        live.update(x for x in (by[i].uses if i in by else e.ins) if not isinstance(x, jaxpr.Lit))
     return [r for r in rewrites if r.index in by]
 
 
@@ -191,12 +191,12 @@ def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None) 
     source) is in `only`."""
 
     def run(*args):
-        flat = exact.flatten(jax.make_jaxpr(fn)(*args))
+        flat = jaxpr.flatten(jax.make_jaxpr(fn)(*args))
         rewrites = {r.index: r for r in _match(flat) if only is None or (r.pattern, r.source) in only}
         env = dict(zip(flat.inputs, args)) | {k: jnp.asarray(v) for k, v in flat.consts.items()}
 
         def get(ref, aval=None):
-            if isinstance(ref, exact.Lit):
+            if isinstance(ref, jaxpr.Lit):
                 return jnp.asarray(ref.val, aval.dtype if aval is not None else None)
             return env[ref]
 

@@ -20,8 +20,10 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 
+from ..errors import InputError
 from ..numerics import dd, ddj, mp
-from .base import Constant, Family, Form, div0
+from .base import Case, Constant, Family, Form, div0
+from .registry import Kind, Option, option, register
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
 TORCH_LOG_CLAMP = -100.0  # BCELoss clamps each log at -100
@@ -262,6 +264,7 @@ def _select(cond, a, b):
 _EPS_K = Constant("ε=1e-7", KERAS_EPSILON, lambda t: t(KERAS_EPSILON))
 _ONE_MINUS_EPS_K = Constant("1−ε", 1 - KERAS_EPSILON, lambda t: t(1) - t(KERAS_EPSILON))
 _EPS_T = Constant("1e-12", TORCH_EPSILON, lambda t: t(TORCH_EPSILON))
+_LOGITS = "optax.sigmoid_binary_cross_entropy, torch BCEWithLogitsLoss, Keras from_logits=True"
 
 FAMILY = Family(
     name="sigmoid",
@@ -273,28 +276,57 @@ FAMILY = Family(
     forms=(
         Form("mse", "loss", mse, _ref_loss_mse, "½(ŷ − y)²"),
         Form("bce_naive", "loss", bce_naive, _ref_loss_bce, "−y·ln ŷ − (1−y)·ln(1−ŷ)"),
-        Form(
-            "bce_keras", "loss", bce_keras, _ref_loss_bce, "ŷ clipped to [ε, 1−ε], as Keras",
-            constants=(_EPS_K, _ONE_MINUS_EPS_K),
-        ),
-        Form("bce_torch", "loss", bce_torch, _ref_loss_bce, "logs clamped at −100, as PyTorch"),
-        Form("bce_logits", "loss", bce_logits, _ref_loss_bce, "−y·logσ(z) − (1−y)·logσ(−z)"),
+        Form("bce_keras", "loss", bce_keras, _ref_loss_bce, "ŷ clipped to [ε, 1−ε], as Keras",
+             constants=(_EPS_K, _ONE_MINUS_EPS_K), library="Keras binary_crossentropy on probabilities"),
+        Form("bce_torch", "loss", bce_torch, _ref_loss_bce, "logs clamped at −100, as PyTorch",
+             library="torch BCELoss on sigmoid outputs"),
+        Form("bce_logits", "loss", bce_logits, _ref_loss_bce, "−y·logσ(z) − (1−y)·logσ(−z)", library=_LOGITS,
+             stable_form=True),
         Form("mse_chain", "grad", mse_chain, _ref_grad_mse, "(ŷ − y)·σ'(z)"),
-        Form(
-            "bce_naive_chain", "grad", bce_naive_chain, _ref_grad_bce, "∂L/∂ŷ · σ'(z), unsimplified",
-            factors=("dloss_dyhat", "dsigmoid_dz"),
-        ),
+        Form("bce_naive_chain", "grad", bce_naive_chain, _ref_grad_bce, "∂L/∂ŷ · σ'(z), unsimplified",
+             factors=("dloss_dyhat", "dsigmoid_dz")),
         Form("bce_naive_autodiff", "grad", bce_naive_autodiff, _ref_grad_bce, "jax.grad(bce_naive)",
              loss=bce_naive),
-        Form(
-            "bce_torch_chain", "grad", bce_torch_chain, _ref_grad_bce,
-            "(ŷ−y)/max(ŷ(1−ŷ), 1e-12)·σ'(z), as PyTorch", constants=(_EPS_T,),
-        ),
-        Form("bce_fused", "grad", bce_fused, _ref_grad_bce, "ŷ − y, simplified"),
+        Form("bce_torch_chain", "grad", bce_torch_chain, _ref_grad_bce, "(ŷ−y)/max(ŷ(1−ŷ), 1e-12)·σ'(z), as PyTorch",
+             constants=(_EPS_T,), library="torch BCELoss's backward through the sigmoid"),
+        Form("bce_fused", "grad", bce_fused, _ref_grad_bce, "ŷ − y, simplified",
+             library="BCEWithLogitsLoss's backward, σ(z) − y", stable_form=True),
         Form("bce_logits_autodiff", "grad", bce_logits_autodiff, _ref_grad_bce, "jax.grad(bce_logits)",
-             loss=bce_logits),
+             loss=bce_logits, library="jax.grad of optax.sigmoid_binary_cross_entropy", stable_form=True),
         Form("dloss_dyhat", "factor", dloss_dyhat, _ref_dloss, "−y/ŷ + (1−y)/(1−ŷ)"),
         Form("dsigmoid_dz", "factor", dsigmoid_dz, _ref_dsigmoid, "ŷ(1 − ŷ)"),
         Form("dmse_dyhat", "factor", dmse_dyhat, _ref_grad_bce, "ŷ − y"),
     ),
 )
+
+
+def check_targets(targets) -> tuple[float, ...]:
+    """The targets as floats, after one sentence unless each is a probability."""
+    targets = tuple(float(t) for t in targets)
+    if not targets:
+        raise InputError("`targets` is empty; give at least one target in [0, 1].")
+    for t in targets:
+        if not 0.0 <= t <= 1.0:
+            raise InputError(f"Target {t:g} is outside [0, 1]; a sigmoid target is a probability.")
+    return targets
+
+
+TARGETS = option(Option("targets", "--targets", (0.0, 1.0), "sigmoid (and a binary check): targets y in [0, 1] "
+                        "(default: 0,1; 0.1,0.9 is LeCun's trick)", "Y,...", float, "numbers"))
+
+
+class Sigmoid(Kind):
+    name = "sigmoid"
+    title = "a logistic output unit: MSE and cross-entropy on ŷ = σ(z)"
+    axis_help = "z, the logit"
+    options = ("targets",)
+
+    def validate(self, options: dict) -> dict:
+        out = super().validate(options)
+        return dict(out, targets=check_targets(out["targets"]))
+
+    def instances(self, options: dict) -> list[tuple[Family, Case]]:
+        return [(FAMILY, Case(target=t)) for t in options["targets"]]
+
+
+KIND = register(Sigmoid())

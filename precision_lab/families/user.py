@@ -1,10 +1,8 @@
 """Your own loss: a user's JAX function swept like a built-in family.
 
-`load("losses.py:focal_loss")` finds the function; `family(fn, ...)` makes it a
-Family of two forms, its value (quantity ``loss``) and ``jax.grad`` with respect to
-the logit(s) (quantity ``grad``), each with a `reference.Reference` as its exact
-value: the function's own jaxpr on the reals, in tiers. The engine sweeps it
-through the same path as the built-in families; `check` is the API.
+`load("losses.py:focal_loss")` finds the function; `User(fn, ...)` is the family
+kind that `check` sweeps, through the same pipeline as the built-in families (see
+`user_forms` for its forms and references).
 
 Binary kind (the default): ``fn(z, y) -> scalar``, z a scalar logit, y a target in
 [0, 1]. Multiclass kind (``classes``): ``fn(logits, label) -> scalar``, logits a
@@ -14,8 +12,7 @@ sweeps and target classes.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -27,13 +24,14 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from ..numerics import formats, reference
-from . import softmax, derive as upcast
 from ..errors import InputError
-from .base import Family, Form
+from ..numerics import formats
+from . import softmax, user_forms
+from .base import Case, Family
+from .registry import Kind
+from .sigmoid import check_targets
 
 FLOAT64_POINTS = 1 << 12  # default points of a float64 check row: its references are all arbitrary precision
-REFERENCE_NAME = "exact jaxpr: float64 intervals, then arb balls"
 
 
 def load(spec: str) -> tuple[Callable, str]:
@@ -80,100 +78,17 @@ def parse_kwargs(text: str | None) -> dict:
     return kw
 
 
-def _bind(fn, kw_items: tuple):
-    kwargs = dict(kw_items)
-
-    def loss(x, label):
-        return fn(x, label, **kwargs)
-
-    return loss
-
-
-@functools.lru_cache(maxsize=None)
-def _forms(fn, name: str, kw_items: tuple, against=None, compute: str | None = None,
-           scale: float | None = None) -> tuple[Form, Form]:
-    loss = _bind(fn, kw_items)
-    ref = loss if against is None else _bind(against, kw_items)
-    return _with_references(name, loss, ref, kw_items, compute, scale)
-
-
-def _as_run(loss, compute: str | None, scale: float | None):
-    """`loss` as a row runs it, and its gradient with respect to the input: the
-    function and ``jax.grad`` of it; computed in `compute` (a format name), the
-    function on its inputs cast there, ``fn(z.astype(compute), y.astype(compute))``,
-    and jax.grad of that composition (a gradient in the input's format); with loss
-    scale S, jax.grad of S times it (see ``upcast``)."""
-    if compute is None and scale is None:
-        return loss, jax.grad(loss)
-    dtype = None if compute is None else formats.get(compute).dtype
-    run = loss if compute is None else upcast.upcast_kernel(loss, dtype, False)
-    return run, upcast.scaled_grad_kernel(loss, dtype, scale)
-
-
-def _with_references(name, loss, ref, kw_items, compute=None, scale=None) -> tuple[Form, Form]:
-    """The two forms, each measured against `ref` (its value, its gradient), with the
-    identity rewrite of `ref` (fixes.fixed) deciding what `ref`'s own jaxpr cannot.
-    Each reference is the program that runs, `ref` derived alike (cast to `compute`,
-    scaled by S): its jaxpr, traced at the row's input format, is what is evaluated
-    on the reals; the float64 fallback runs `ref` in float64."""
-    from . import rewrites as fixes
-
-    clean = fixes.fixed(ref)
-    summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kw_items])})"
-    kernels = _as_run(loss, compute, scale)
-    refs, idents = _as_run(ref, compute, scale), _as_run(clean, compute, scale)
-    wide = _as_run(ref, "float64", scale) if compute is not None else (None, None)
-    scaled = "" if scale is None else f"{scale:g}·"
-    return (Form(name, "loss", kernels[0], reference.Reference(refs[0], reference.Reference(idents[0]), wide[0]),
-                 summary),
-            Form(name, "grad", kernels[1], reference.Reference(refs[1], reference.Reference(idents[1]), wide[1]),
-                 f"∂/∂x {scaled}{summary}"))
-
-
-def _exact(forms, fmt, xs, label):
-    return [f.reference.values(fmt, xs, label) for f in forms]
-
-
-def family(fn: Callable, name: str | None = None, kwargs: dict | None = None, classes: int | None = None,
-           against: Callable | None = None, against_name: str | None = None, compute: str | None = None,
-           scale: float | None = None) -> Family:
-    """A user's function as a family: its value and gradient, with exact references:
-    its own jaxpr on the reals, or that of `against` (the same loss written another
-    way, e.g. a stable form, for the tails where the function's own jaxpr cancels
-    more bits than the ball tier's cap). `compute`: the format (name) the function is
-    called in, its inputs cast there first (an upcast row); `scale`: the loss scale
-    S its gradient is taken of (see ``_as_run``)."""
-    name = name or getattr(fn, "__name__", "fn")
-    forms = _forms(fn, name, tuple(sorted((kwargs or {}).items(), key=lambda kv: kv[0])), against, compute, scale)
-    ref_name = REFERENCE_NAME if against is None else f"{REFERENCE_NAME}, of {against_name or against.__name__}"
-    if classes is None:
-        return Family("check", forms, "z", None, None, exact=_exact, reference_name=ref_name)
-    base = softmax.family(classes)
-    return Family("check", forms, base.axis, None, None, width=classes, inputs=base.inputs, case=base.case,
-                  label=base.label, exact=_exact, reference_name=ref_name)
-
-
-def signature(fam: Family, fmt: formats.Format) -> str:
-    """The loss's jaxpr traced at `fmt`, its float types named alike (reference.signature)."""
-    x = jax.ShapeDtypeStruct((fam.width,) if fam.width > 1 else (), fmt.dtype)
-    return reference.signature(jax.make_jaxpr(fam.forms[0].kernel)(x, fam.label(0, fmt)))
-
-
-def fix_family(fam: Family, rewrites, scale: float | None = None) -> Family:
-    """The family of `fam`'s loss with `rewrites` applied (form ``NAME+fix``): its
-    value and gradient (of S times it, with loss scale `scale`), measured against the
-    original's exact values (a rewrite changes how the loss is computed, not what it
-    means). The loss is the program that ran (cast to its compute format first, for
-    an upcast row), rewritten."""
-    from . import rewrites as fixes
-
-    loss, grad = fam.forms
-    name = f"{loss.name}+fix"
-    fn = fixes.fixed(loss.kernel, frozenset((r.pattern, r.source) for r in rewrites), name)
-    what = "; ".join(f"{r.pattern} → {r.replacement}" for r in rewrites)
-    forms = (Form(name, "loss", fn, loss.reference, f"{loss.summary} with {what}"),
-             Form(name, "grad", _as_run(fn, None, scale)[1], grad.reference, f"∂/∂x of it"))
-    return dataclasses.replace(fam, forms=forms)
+def parse_kwargs(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        kw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"--kwargs is not JSON ({e.msg} at character {e.pos}); write e.g. '{{\"gamma\": 0.5}}'.") \
+            from None
+    if not isinstance(kw, dict):
+        raise InputError("--kwargs must be a JSON object of keyword arguments, e.g. '{\"gamma\": 0.5}'.")
+    return kw
 
 
 def validate(fam: Family, fmt: formats.Format, target, source_file: str | None = None) -> None:
@@ -221,27 +136,7 @@ def _trace_error(name: str, e: Exception, source_file: str | None, what: str = "
     return f"JAX cannot trace `{name}`{what}{line}: {first.rstrip('.')}."
 
 
-def jobs(fam: Family, fmts, targets, points, seed, sweeps=softmax.SWEEPS, target_classes=("top", "other"),
-         value_range=None, exhaustive=False):
-    """(axis, target, extra row fields) per row group of a check."""
-    from ..numerics.sampling import axis_for
-
-    out = []
-    for fmt in fmts:
-        n = points or (FLOAT64_POINTS if fmt.bits == 64 else None)
-        if fam.width == 1:
-            axis = axis_for(fmt, n, seed, value_range, exhaustive)
-            out += [(axis, t, {}) for t in targets]
-            continue
-        axis = softmax.softmax_axis(fam.width, fmt, n, seed, value_range, exhaustive)
-        for s in sweeps:
-            for tc in target_classes:
-                out.append((axis, softmax.case(s, tc), {"sweep": s, "axis": "m" if s == "margin" else "c",
-                                                        "classes": fam.width, "target_class": tc}))
-    return out
-
-
-def check_sweeps(sweeps: Sequence[str], target_classes: Sequence[str]) -> None:
+def _check_sweeps(sweeps: Sequence[str], target_classes: Sequence[str]) -> None:
     for s in sweeps:
         if s not in softmax.SWEEPS:
             raise InputError(f"Unknown sweep `{s}` for a check; choose from {', '.join(softmax.SWEEPS)}.")
@@ -249,3 +144,124 @@ def check_sweeps(sweeps: Sequence[str], target_classes: Sequence[str]) -> None:
         if t not in softmax.TARGET_CLASSES:
             raise InputError(f"Unknown target class `{t}`; choose from {', '.join(softmax.TARGET_CLASSES)}.")
 
+
+class User(Kind):
+    """A user's function as `check` sweeps it: the binary kind on targets y, or the
+    multiclass kind (`classes`) on the softmax family's margin and offset sweeps."""
+
+    name = "check"
+    in_all = False
+
+    def __init__(self, fn: Callable, name: str | None = None, kwargs: dict | None = None,
+                 classes: Sequence[int] | None = None, against: Callable | None = None,
+                 against_name: str | None = None, source_file: str | None = None, spec: str | None = None):
+        self.fn, self.kwargs = fn, dict(kwargs or {})
+        self.fn_name = name or getattr(fn, "__name__", "fn")
+        self.multiclass = classes is not None
+        self.options = ("classes", "sweeps", "target_classes") if self.multiclass else ("targets",)
+        self.against, self.against_name, self.source_file = against, against_name, source_file
+        self.spec = spec or f"{getattr(fn, '__module__', '?')}:{self.fn_name}"
+        self.title = f"your function {self.spec}"
+        self.axis_help = "m (margin), c (offset); K classes" if self.multiclass else "z, the logit"
+        self.source = {"function": self.spec, "kwargs": self.kwargs,
+                       **({"reference": against_name} if against is not None else {})}
+        self.reference_name = None  # set by `prepare` where the exact tiers lack a rule
+        self.differs: dict = {}  # K (None: binary) -> whether its jaxpr differs across the run's formats
+        self._plain: dict = {}
+
+    def plain(self, k: int | None) -> Family:
+        """The function as it is called, at K = k (None: the binary kind): one family
+        object per K, so that its programs and derived families are made once."""
+        key = (k, self.differs.get(k), self.reference_name)
+        if key not in self._plain:
+            self._plain[key] = self._make(k)
+        return self._plain[key]
+
+    def _make(self, k: int | None) -> Family:
+        fields = (("source", self.source),)
+        if k in self.differs:
+            fields += (("jaxpr_differs_across_formats", self.differs[k]),)
+        fam = user_forms.family(self.fn, self.fn_name, self.kwargs, k, self.against, self.against_name,
+                                row_fields=fields)
+        if self.reference_name:
+            fam = _renamed(fam, self.reference_name)
+        return fam
+
+    def family(self) -> Family:
+        return self.plain(None if not self.multiclass else 10)
+
+    def defaults(self) -> dict:
+        if self.multiclass:
+            return {"classes": (10,), "sweeps": softmax.SWEEPS, "target_classes": tuple(softmax.TARGET_CLASSES)}
+        return {"targets": (0.0, 1.0)}
+
+    def validate(self, options: dict) -> dict:
+        out = super().validate(options)
+        if not self.multiclass:
+            return dict(out, targets=check_targets(out["targets"]))
+        _check_sweeps(out["sweeps"], out["target_classes"])
+        for k in out["classes"]:
+            if int(k) != k or k < 2:
+                raise InputError(f"K = {k} is not a class count; a multiclass loss needs K ≥ 2 whole classes.")
+        return dict(out, classes=tuple(int(k) for k in out["classes"]))
+
+    def instances(self, options: dict) -> list[tuple[Family, Case]]:
+        if not self.multiclass:
+            fam = self.plain(None)
+            return [(fam, Case(target=t)) for t in options["targets"]]
+        return [(self.plain(k), Case(classes=k, sweep=s, target_class=tc)) for k in options["classes"]
+                for s in options["sweeps"] for tc in options["target_classes"]]
+
+    def axis(self, family, fmt, points, seed, value_range=None, exhaustive=False):
+        n = points or (FLOAT64_POINTS if fmt.bits == 64 else None)
+        if family.width == 1:
+            return super().axis(family, fmt, n, seed, value_range, exhaustive)
+        return softmax.softmax_axis(family.width, fmt, n, seed, value_range, exhaustive)
+
+    def prepare(self, options: dict, precisions: list) -> tuple[list, list[str]]:
+        """Validate the function (and its reference) in each compute format; where the
+        exact tiers lack a rule for a primitive, measure against the function in
+        float64, say so, and leave float64 out. Returns the precisions and warnings."""
+        ks = list(options["classes"]) if self.multiclass else [None]
+        case = self.cases(options)[0][1]
+        for k in ks:
+            fam = self.plain(k)
+            for p in precisions:  # the function is called in the compute format: it must take and return it
+                validate(fam, p.compute, fam.target_of(case), self.source_file)
+                if self.against is not None:
+                    validate(user_forms.family(self.against, self.against_name, self.kwargs, k), p.compute,
+                             fam.target_of(case))
+            self.differs[k] = len({user_forms.signature(fam, p.compute) for p in precisions}) > 1
+        missing = sorted({m for k in ks for p in precisions for f in user_forms.family(
+            self.fn, self.fn_name, self.kwargs, k, self.against, self.against_name,
+            p.compute.name if p.upcast else None).forms
+            for m in f.reference.unsupported(p.input, self.plain(k).label(0, p.input),
+                                             (k,) if k else ())})
+        if not missing:
+            return precisions, []
+        self.reference_name = f"float64 (XLA): no exact rule for {', '.join(missing)}"
+        kept = [p for p in precisions if p.compute.bits < 64]
+        if not kept:
+            raise InputError(f"The exact evaluator has no rule for {', '.join(missing)}, so float64 cannot be "
+                             "checked; add a narrower format.")
+        return kept, [f"The exact evaluator has no rule for {', '.join(missing)}: rows are measured against "
+                      "the function run in float64, and float64 rows are skipped."]
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint of this function must match: its name, keyword arguments
+        and the text of its file."""
+        text = b""
+        if self.source_file and os.path.isfile(self.source_file):
+            with open(self.source_file, "rb") as f:
+                text = f.read()
+        return {"function": self.spec, "kwargs": json.dumps(self.kwargs, sort_keys=True, default=repr),
+                "file": hashlib.sha256(text).hexdigest()[:16], "reference": self.against_name}
+
+
+def _renamed(fam: Family, name: str) -> Family:
+    """`fam` (and every family derived from it) with its rows' reference named `name`."""
+    import dataclasses
+
+    derived = fam.derived
+    return dataclasses.replace(fam, reference_name=name,
+                               derived=lambda p, s: _renamed(derived(p, s), name) if derived else None)

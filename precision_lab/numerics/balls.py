@@ -21,11 +21,12 @@ import numpy as np
 from flint import arb, ctx
 
 from . import exact
+from . import jaxpr
 
 UNDECIDED = exact.POISON  # one mark for "no value here", as exact.py's undefined values
 
 
-def to_balls(a) -> np.ndarray:
+def _to_balls(a) -> np.ndarray:
     """A numpy array (or scalar) as an object array of exact balls, ints or bools."""
     a = np.asarray(a)
     out = np.empty(a.shape, object)
@@ -344,7 +345,7 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
     elif name == "clamp":
         out = _UFUNC["min"](_UFUNC["max"](args[1], args[0]), args[2])
     elif name == "iota":
-        out = to_balls(np.asarray(exact._iota(**params).tolist(), params["dtype"]))
+        out = _to_balls(np.asarray(exact._iota(**params).tolist(), params["dtype"]))
     elif name in ("reduce_sum", "reduce_max", "reduce_min"):
         out = exact._reduce(args[0], params["axes"], {"reduce_sum": _add, "reduce_max": _max, "reduce_min": _min}[name],
                             arb(0))
@@ -357,29 +358,29 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
             out = np.full(args[0].shape, UNDECIDED, object)
         else:
             out = exact.scatter_add(params, args[0], args[1], args[2], _add)
-    elif name in exact._MOVES:
+    elif name in jaxpr.MOVES:
         out = exact._move(prim, params, args, in_avals)
     else:
-        raise exact.UnsupportedPrimitive(f"The exact evaluator has no rule for primitive `{name}`.")
+        raise jaxpr.UnsupportedPrimitive(f"The exact evaluator has no rule for primitive `{name}`.")
     return [_obj(o) for o in out] if prim.multiple_results else [_obj(out)]
 
 
-SUPPORTED = frozenset(set(_UNARY) | set(_BINARY) | set(exact._MOVES) | {
+SUPPORTED = frozenset(set(_UNARY) | set(_BINARY) | set(jaxpr.MOVES) | {
     "integer_pow", "select_n", "convert_element_type", "clamp", "iota", "reduce_sum", "reduce_max", "reduce_min",
     "argmax", "argmin", "dot_general", "scatter-add"})
 
 
-def unsupported(flat: exact.Flat) -> list[str]:
+def unsupported(flat: jaxpr.Flat) -> list[str]:
     """The primitives of a flattened jaxpr that have no ball rule."""
     return sorted({e.primitive.name for e in flat.eqns} - SUPPORTED)
 
 
-def evaluate(flat: exact.Flat, args, prec: int) -> list:
+def evaluate(flat: jaxpr.Flat, args, prec: int) -> list:
     """A flattened jaxpr's outputs on balls at `prec` bits (args: numpy arrays)."""
     old = ctx.prec
     ctx.prec = prec
     try:
-        return exact.interpret(flat, args, to_balls, apply)
+        return jaxpr.interpret(flat, args, _to_balls, apply)
     finally:
         ctx.prec = old
 

@@ -32,8 +32,6 @@ subnormal floats on the CPU cannot blur what is measured.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from . import formats
@@ -43,25 +41,6 @@ FAILURES = ("nan", "inf", "zero", "inaccurate")
 CODE = {name: i for i, name in enumerate(CLASSES)}
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassInfo:
-    """How a class is shown: in tables (label, rich style), strips (symbol) and figures (colour)."""
-
-    label: str  # short, in table cells
-    name: str  # in legends
-    symbol: str  # one character, in terminal strips
-    style: str  # rich style
-    color: str  # matplotlib colour
-
-
-INFO = {
-    "ok": ClassInfo("ok", "ok", "·", "green", "#2ca02c"),
-    "inaccurate": ClassInfo("inexact", "inexact", "~", "cyan", "#17becf"),
-    "zero": ClassInfo("0", "lost to 0", "0", "yellow", "#d4a600"),
-    "inf": ClassInfo("∞", "inf", "∞", "magenta", "#c03fc0"),
-    "nan": ClassInfo("NaN", "NaN", "N", "bold red", "#d62728"),
-    "unresolved": ClassInfo("unresolved", "unresolved", "?", "dim", "#9e9e9e"),
-}
 UNSTABLE = ("nan", "inf", "zero")  # a row is stable when it has none of these
 DEFAULT_TOLERANCE = 4.0  # ULPs
 
@@ -92,7 +71,7 @@ def ulp_threshold(o_e, sens, fmt: formats.Format, tolerance, xp, floor: str = "c
     return xp.maximum(floor * formats.pow2(-half, xp) * formats.pow2(half - k, xp), tolerance)
 
 
-def unresolved_ordinal(fmt: formats.Format) -> int:
+def _unresolved_ordinal(fmt: formats.Format) -> int:
     """The exact-value ordinal that marks an unresolved point: the most negative
     integer of the ordinal type, beyond every value's ordinal (|o| ≤ max_ordinal + 1)."""
     return int(np.iinfo(_widths(fmt)[0]).min)
@@ -104,7 +83,7 @@ def reference_terms(exact, sens, fmt: formats.Format, tolerance, xp, floor: str 
     exceeds floor(L)). An exact value of NaN marks an unresolved point."""
     signed, unsigned = _widths(fmt)
     o_e = xp.where(exact == exact, formats.round_to_ordinal(xp.where(exact == exact, exact, 0.0), fmt, xp),
-                   unresolved_ordinal(fmt))
+                   _unresolved_ordinal(fmt))
     cap = float(np.iinfo(unsigned).max // 2)  # exactly representable in float64, beyond any real distance
     limit = xp.minimum(ulp_threshold(o_e, sens, fmt, tolerance, xp, floor), cap).astype(unsigned)
     return o_e.astype(signed), limit
@@ -131,7 +110,7 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = 
     zero = (o_c == 0) & (o_e != 0) & ~excused
     inf = (m_c > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(
-        o_e == unresolved_ordinal(fmt), np.int8(CODE["unresolved"]), xp.where(
+        o_e == _unresolved_ordinal(fmt), np.int8(CODE["unresolved"]), xp.where(
         out != out,  # NaN
         np.int8(CODE["nan"]),
         xp.where(inf, np.int8(CODE["inf"]), xp.where(zero, np.int8(CODE["zero"]),

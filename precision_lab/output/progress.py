@@ -56,7 +56,7 @@ class Meter:
         return None if r is None else max(self.total - self.done, 0) / r
 
 
-def duration(s: float) -> str:
+def _duration(s: float) -> str:
     """A duration in words: 40 s, 12 min, 3.4 hours, 27 days."""
     if s < 90:
         return f"{s:.0f} s"
@@ -100,7 +100,7 @@ class PlainLines:
             return
         self.last = m.now
         rate, left = m.rate(), m.left_s()
-        speed = f", {si(rate)} points/s, about {duration(left)} left" if rate else ""
+        speed = f", {si(rate)} points/s, about {_duration(left)} left" if rate else ""
         self.write(f"precision-lab: {m.label}: {100 * m.done / m.total:.0f}% of {si(m.total)} points{speed}")
 
 
@@ -128,7 +128,7 @@ class TimeLimit:
                 self.judged = True
                 leave(f"No call of up to {call_points} points had ended {elapsed:.0f} s into this run (compilation "
                       f"included): at most {si(most)} points/s, so its {m.total} points would take at least "
-                      f"{duration(left)}, beyond {self._limit()}: {self.advice}", 2)
+                      f"{_duration(left)}, beyond {self._limit()}: {self.advice}", 2)
 
         timer = threading.Timer(SLOW_S, later)
         timer.daemon = True
@@ -152,5 +152,5 @@ class TimeLimit:
         if left is not None and left > self.hours * 3600:
             raise InputError(f"At {si(rate)} points/s (measured over {over}), "
                              f"the remaining {m.total - m.done} of {m.total} points would take about "
-                             f"{duration(left)}, beyond {self._limit()}: "
+                             f"{_duration(left)}, beyond {self._limit()}: "
                              f"{self.advice}")

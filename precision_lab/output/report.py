@@ -16,98 +16,97 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from ..engine import modes
+from ..engine.rows import RowKey
 from ..numerics import formats
-from . import terminal_plots
-from ..numerics.classify import INFO
+from . import grades, summary, terminal_plots
+from .labels import INFO, LABEL, STYLE, band, cause_line, dtype_label, form_name, num, short
 
-STYLE = {c: i.style for c, i in INFO.items()}
-LABEL = {c: i.label for c, i in INFO.items()}
 SHOWN_BANDS = 2
 
 
-def num(v: float, fmt: formats.Format) -> str:
-    """The shortest decimal that reads back as the same value of the format."""
-    text = str(fmt.dtype.type(v))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def band(lo: float, hi: float, fmt: formats.Format, axis: str) -> str:
-    if lo == hi:
-        return f"{axis} = {num(lo, fmt)}"
-    if hi >= fmt.max and lo <= -fmt.max:
-        return "everywhere"
-    if hi >= fmt.max:
-        return f"{axis} ≥ {num(lo, fmt)}"
-    if lo <= -fmt.max:
-        return f"{axis} ≤ {num(hi, fmt)}"
-    return f"on [{num(lo, fmt)}, {num(hi, fmt)}]"
-
-
-def dtype_label(row: dict) -> str:
-    """A row's format as tables and lookups name it: ``bfloat16``, or ``bfloat16:float32``
-    where the kernel computed in a wider format."""
-    compute = row.get("compute_dtype") or row["dtype"]
-    return row["dtype"] if compute == row["dtype"] else f"{row['dtype']}:{compute}"
-
-
 def cell(row: dict, tolerance: float = 4.0) -> Text:
+    """A row's table cell: its failure bands with their causes, its inexact points,
+    a rewrite's measured effect, what could not be decided, notes on its inputs, and
+    its worst error."""
     fmt = formats.get(row["dtype"])
     text = Text()
-    mech = row.get("mechanism", {})
-    counts, n = row["counts"], row["points"]
     for cls in ("nan", "inf", "zero"):
-        if not counts.get(cls):
-            continue
-        sub = " (exact subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
-        iv = row["intervals"][cls]
-        if row["axis"] is None:  # no axis: the share of vectors
-            text.append(f"{LABEL[cls]} {_pct(counts[cls], n)} of vectors{sub}\n", style=STYLE[cls])
-            continue
-        listed = sorted(iv["listed"], key=lambda b: min(abs(b[0]), abs(b[1])))
-        onset = row["onset"][cls]
-        for lo, hi in listed[:SHOWN_BANDS]:
-            line = f"{LABEL[cls]} {band(lo, hi, fmt, row['axis'])}"
-            for m in mech.values() if cls == "nan" else ():
-                if m["z"] in (lo, hi):
-                    line += f" ({m['text']})"
-            for side, end in (("neg", hi), ("pos", lo)):
-                if onset[side] == end and onset["method"][side] == "sampled":
-                    line += " (sampled)"  # the nearest failing sample: earlier ones are possible
-            text.append(line + sub + "\n", style=STYLE[cls])
-            for side, end in (("neg", hi), ("pos", lo)):
-                why = ((row.get("cause") or {}).get(cls) or {}).get(side)
-                if why and onset[side] == end:
-                    text.append(f"  {_cause_line(why)}\n", style="dim")
-        if iv["total"] > SHOWN_BANDS:
-            text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
-    n_inexact = counts["inaccurate"]
+        if row["counts"].get(cls):
+            _bands(text, row, cls, fmt)
+    n_inexact = row["counts"]["inaccurate"]
     if n_inexact:
-        text.append(f"inexact {_pct(n_inexact, n)} of {'points' if row['axis'] else 'vectors'}\n",
+        text.append(f"inexact {_pct(n_inexact, row['points'])} of {'points' if row['axis'] else 'vectors'}\n",
                     style=STYLE["inaccurate"])
         if row["axis"]:
             text.append(_nearest(row, fmt) + "\n", style=STYLE["inaccurate"])
-    fix = row.get("fix")
-    if fix:
-        changes = "; ".join(
-            f"{INFO[c].name} {fix['before'][c]} → {fix['after'][c]}" +
-            (" (subnormal)" if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"] and
-             fix["after"]["zero"] else "")
-            for c in ("nan", "inf", "zero") if fix["before"][c] or fix["after"][c])
-        for w in fix["rewrites"]:
-            text.append(f"{'fix' if fix['better'] else 'rewrite (no better here)'}: {w['pattern']} → "
-                        f"{w['replacement']} at {w['source'].split(' ')[0]}\n", style="bold" if fix["better"] else "dim")
-        text.append(f"  measured as {fix['form']}: {changes or 'no change'}\n", style="dim")
-        for c, o in fix.get("onsets", {}).items():
-            if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"]:
-                continue  # flushed subnormals only: not held against the fix
-            for k, side in ((0, "≤"), (1, "≥")):
-                if o["after"][k] is not None and (o["before"][k] is None or abs(o["after"][k]) < abs(o["before"][k])):
-                    text.append(f"  but {LABEL[c]} now begins at {row['axis']} {side} {num(o['after'][k], fmt)}\n",
-                                style="dim")
-    if counts.get("unresolved"):
+    if row.get("fix"):
+        _fix(text, row, fmt)
+    _notes(text, row, fmt)
+    worst = row["max_ulp"]
+    style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
+    text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
+    if worst is not None and worst > tolerance and not n_inexact:
+        text.append("\n" + _excused(row, tolerance), style="dim")
+    return text
+
+
+def _bands(text: Text, row, cls: str, fmt) -> None:
+    """The bands of one failure class nearest zero, each with its mechanism and cause."""
+    counts, n = row["counts"], row["points"]
+    sub = " (exact subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
+    iv = row["intervals"][cls]
+    if row["axis"] is None:  # no axis: the share of vectors
+        text.append(f"{LABEL[cls]} {_pct(counts[cls], n)} of vectors{sub}\n", style=STYLE[cls])
+        return
+    mech = row.get("mechanism", {})
+    listed = sorted(iv["listed"], key=lambda b: min(abs(b[0]), abs(b[1])))
+    onset = row["onset"][cls]
+    for lo, hi in listed[:SHOWN_BANDS]:
+        line = f"{LABEL[cls]} {band(lo, hi, fmt, row['axis'])}"
+        for m in mech.values() if cls == "nan" else ():
+            if m["z"] in (lo, hi):
+                line += f" ({m['text']})"
+        for side, end in (("neg", hi), ("pos", lo)):
+            if onset[side] == end and onset["method"][side] == "sampled":
+                line += " (sampled)"  # the nearest failing sample: earlier ones are possible
+        text.append(line + sub + "\n", style=STYLE[cls])
+        for side, end in (("neg", hi), ("pos", lo)):
+            why = ((row.get("cause") or {}).get(cls) or {}).get(side)
+            if why and onset[side] == end:
+                text.append(f"  {cause_line(why)}\n", style="dim")
+    if iv["total"] > SHOWN_BANDS:
+        text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
+
+
+def _fix(text: Text, row, fmt) -> None:
+    """A rewrite swept in the same run: what it changed, and any onset it moved nearer zero."""
+    fix = row["fix"]
+    changes = "; ".join(
+        f"{INFO[c].name} {fix['before'][c]} → {fix['after'][c]}" +
+        (" (subnormal)" if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"] and
+         fix["after"]["zero"] else "")
+        for c in ("nan", "inf", "zero") if fix["before"][c] or fix["after"][c])
+    for w in fix["rewrites"]:
+        text.append(f"{'fix' if fix['better'] else 'rewrite (no better here)'}: {w['pattern']} → "
+                    f"{w['replacement']} at {w['source'].split(' ')[0]}\n", style="bold" if fix["better"] else "dim")
+    text.append(f"  measured as {fix['form']}: {changes or 'no change'}\n", style="dim")
+    for c, o in fix.get("onsets", {}).items():
+        if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"]:
+            continue  # flushed subnormals only: not held against the fix
+        for k, side in ((0, "≤"), (1, "≥")):
+            if o["after"][k] is not None and (o["before"][k] is None or abs(o["after"][k]) < abs(o["before"][k])):
+                text.append(f"  but {LABEL[c]} now begins at {row['axis']} {side} {num(o['after'][k], fmt)}\n",
+                            style="dim")
+
+
+def _notes(text: Text, row, fmt) -> None:
+    """What could not be decided, the framework constants, and the inputs' own notes."""
+    n = row["points"]
+    if row["counts"].get("unresolved"):
         bands = (row["intervals"].get("unresolved") or {}).get("listed") or []
         where = "; ".join(band(lo, hi, fmt, row["axis"]) for lo, hi in bands[:SHOWN_BANDS]) if row["axis"] else ""
-        text.append(f"unresolved {_pct(counts['unresolved'], n)}" + (f" ({where})" if where else "") +
+        text.append(f"unresolved {_pct(row['counts']['unresolved'], n)}" + (f" ({where})" if where else "") +
                     ": exact value undefined or not settled at the precision cap\n", style=STYLE["unresolved"])
     for note in row.get("constants", ()):
         text.append(note + "\n", style="dim")
@@ -121,13 +120,7 @@ def cell(row: dict, tolerance: float = 4.0) -> Text:
     if row.get("sweep") == "logits" and row.get("worst"):
         bad = [w for w in row["worst"] if w["class"] != "ok"]
         for i, w in enumerate(bad):
-            text.append(("worst " if i == 0 else "      ") + worst_vector(w) + "\n", style="dim")
-    worst = row["max_ulp"]
-    style = STYLE["ok"] if row["stable"] and not n_inexact else "default"
-    text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
-    if worst is not None and worst > tolerance and not n_inexact:
-        text.append("\n" + _excused(row, tolerance), style="dim")
-    return text
+            text.append(("worst " if i == 0 else "      ") + _worst_vector(w) + "\n", style="dim")
 
 
 def _excused(row: dict, tolerance: float) -> str:
@@ -139,31 +132,13 @@ def _excused(row: dict, tolerance: float) -> str:
     return f"(not flagged: within what rounding the input forces{where})"
 
 
-def worst_vector(w: dict) -> str:
+def _worst_vector(w: dict) -> str:
     """One worst vector of a logits row: its index, label, margin and values."""
     label = f"label {w['label']}" + (f" (p {w['label_p']:.3g})" if "label_p" in w else "")
     where = f"#{w['index']} {label}, margin {w['margin']:.6g}"
     if "entry" in w:
         return f"{where}, loss {w['exact_loss']:.6g}: ∂z[{w['entry']}] {w['computed']:.6g} (exact {w['exact']:.6g})"
     return f"{where}: loss {w['computed']:.6g} (exact {w['exact']:.6g})"
-
-
-def _cause_line(why: dict) -> str:
-    """One line: the operation that first went non-finite, and what lost the value
-    before it, in the op-by-op walk; and whether the compiled program differs."""
-    first, lost = why["first_nonfinite"], why["first_lost"]
-    parts = []
-    if lost and (not first or lost["index"] < first["index"]):
-        flushed = any(f["index"] == lost["index"] for f in why["flushes"])
-        parts.append(f"{lost['primitive']} {'flushed' if flushed else 'lost'} at {_where(lost)}")
-    if first:
-        parts.append(f"{first['primitive']} → {first['computed']} at {_where(first)}")
-    text = ", then ".join(parts) or "no operation lost it op by op"
-    return text + ("; XLA rewrote it (--compare-modes)" if why["rewritten"] else "")
-
-
-def _where(step: dict) -> str:
-    return step["source"].split(" ")[0]
 
 
 def _nearest(row: dict, fmt: formats.Format) -> str:
@@ -181,12 +156,7 @@ def _pct(k: int, n: int) -> str:
     return f"{100.0 * k / n:.3g}%"
 
 
-def form_name(row: dict) -> str:
-    """A row's form as the tables name it: a user's function by name and quantity."""
-    return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
-
-
-def with_strip(row: dict, tolerance: float = 4.0):
+def _with_strip(row: dict, tolerance: float = 4.0):
     """The cell of a row under its stability strip (one line, as wide as the column)."""
     c = cell(row, tolerance)
     return Group(terminal_plots.Strip(row["profile"]), c) if row.get("profile") else c
@@ -202,16 +172,14 @@ def strip_legend(axis: str = "z", rows: Sequence[dict] = ()) -> Text:
 def verdict(rows: Sequence[dict]) -> Text:
     """Under a table: its forms by grade, worst first (as the summary grades them), with
     the formats where each grade holds, and any undecided points."""
-    from . import summary
-
     text = Text()
-    for g in summary.GRADES:
-        members = [v for v in summary.verdicts(rows) if v.grade == g]
+    for g in grades.GRADES:
+        members = [v for v in grades.verdicts(rows) if v.grade == g]
         if not members:
             continue
-        text.append(("\n" if text.plain else "") + summary.TITLES[g].split(" (")[0] + ": ", style="bold")
-        text.append("; ".join(f"{v.name} ({', '.join(summary.short(f) for f in v.by_format if v.grade_in(f) == g)})"
-                              for v in members), style=summary.STYLES[g])
+        text.append(("\n" if text.plain else "") + grades.TITLES[g].split(" (")[0] + ": ", style="bold")
+        text.append("; ".join(f"{v.name} ({', '.join(short(f) for f in v.by_format if v.grade_in(f) == g)})"
+                              for v in members), style=grades.STYLES[g])
     unknown = [f"{form_name(r)} {dtype_label(r)} {_pct(r['counts']['unresolved'], r['points'])}" for r in rows
                if r["counts"].get("unresolved")]
     if unknown:
@@ -220,13 +188,10 @@ def verdict(rows: Sequence[dict]) -> Text:
     return text
 
 
-STABLE_SOFTMAX = ("ce_log_softmax", "ce_log_softmax_fmt_sum", "ce_fused", "ce_fused_fmt_sum", "ce_log_softmax_autodiff")
-
-
-def growth_with_k(rows: Sequence[dict]) -> Table | None:
+def _growth_with_k(rows: Sequence[dict]) -> Table | None:
     """The stable softmax forms' worst error (ULPs) on random logits of scale 1, where
     nothing saturates, against K per format, with any NaN or ∞ seen on any sweep at that K."""
-    rows = [r for r in rows if r["family"] == "softmax" and r["form"] in STABLE_SOFTMAX]
+    rows = [r for r in rows if r["family"] == "softmax" and r.get("stable_form")]
     if not any(r.get("sweep") == "random" for r in rows):
         return None
     ks = sorted({r["classes"] for r in rows})
@@ -238,7 +203,7 @@ def growth_with_k(rows: Sequence[dict]) -> Table | None:
     t.add_column("form", style="bold", no_wrap=True)
     for d in dtypes:
         t.add_column(d)
-    for f in STABLE_SOFTMAX:
+    for f in dict.fromkeys(r["form"] for r in rows):
         line = []
         for d in dtypes:
             parts = []
@@ -289,7 +254,7 @@ def tables(result, width: int = 200) -> list:
                 first = next(r for r in rows if form_name(r) == f)
                 head = Text(f, style="bold")
                 head.append(f"\n{first['quantity']}: {first['summary']}", style="dim")
-                table.add_row(head, *[with_strip(cells[(f, d)], tolerance) if (f, d) in cells else Text("")
+                table.add_row(head, *[_with_strip(cells[(f, d)], tolerance) if (f, d) in cells else Text("")
                                       for d in part])
             out.append(table)
         legend = [strip_legend(rows[0]["axis"], rows)] if rows[0]["axis"] else []
@@ -298,7 +263,7 @@ def tables(result, width: int = 200) -> list:
             legend.append(Text(f"Loss-scaled gradients ({', '.join(sorted({form_name(r) for r in scaled}))}): "
                                f"judged as {scaled[0]['judged']}.", style="dim"))
         out.append(Group(*legend, verdict(rows), Text("")))
-    growth = growth_with_k(result.rows)
+    growth = _growth_with_k(result.rows)
     if growth is not None:
         out.append(growth)
     acc = result.meta.get("accumulation")
@@ -312,7 +277,7 @@ def header(meta: dict) -> Text:
     t.append("precision_lab ", style="bold")
     t.append(
         f"{meta['precision_lab']} · jax {meta['jax']} · {meta['backend']} ({meta['device_kind']})\n"
-        f"tolerance {meta['tolerance_ulp']:g} ulp · seed {meta['seed']} · "
+        f"tolerance {meta['tolerance_ulp']:g} ulp · mode {meta.get('mode', 'jit')} · seed {meta['seed']} · "
         f"XLA_FLAGS={meta['xla_flags'] or '(unset)'}",
         style="dim",
     )
@@ -335,8 +300,6 @@ def make_console(no_color: bool = False, stderr: bool = False) -> Console:
 def print_result(result, console: Console | None = None, detail: bool = False) -> None:
     """The header and the one-screen summary of each family; with `detail`, every
     table too, and how the rows were swept."""
-    from . import summary
-
     console = console or make_console()
     console.print(header(result.meta))
     for note in result.meta.get("notes", ()):
@@ -367,8 +330,8 @@ def print_result(result, console: Console | None = None, detail: bool = False) -
                "evaluated; refined ones are exact boundaries of a class that is one band in the sample (failures "
                "between samples nearer zero are possible); sampled ones (marked) are the failing samples nearest zero "
                "(--scan-onsets makes them exact)")
-    modes = sorted({r.get("mode", "jit") for r in result.rows})
-    how.append(f"Kernels: mode {', '.join(modes)}, each form alone in batches of "
+    used = sorted({r.get("mode", "jit") for r in result.rows})
+    how.append(f"Kernels: mode {', '.join(used)}, each form alone in batches of "
                f"{', '.join(str(b) for b in sorted({r.get('batch') for r in result.rows if r.get('batch')}))} points; "
                f"floor {result.meta.get('floor', 'condition')}")
     console.print(Text("Swept " + ". ".join(how) + ".", style="dim"))
@@ -386,39 +349,41 @@ def _by_sweep(rows) -> dict:
 FIGURES = ("counts", "max_ulp", "onset", "intervals")  # what two modes' rows are compared on
 
 
-def row_key(r: dict) -> tuple:
-    """What identifies a row within one sweep."""
-    return (r["family"], r["form"], r.get("quantity"), r["dtype"], r.get("target"), r.get("sweep"), r.get("classes"), r.get("target_class"))
+def print_modes(compared: Sequence[dict], rows: Sequence, children: dict, console: Console) -> None:
+    """Where the modes disagree: per row and mode run in this process, the points where
+    its results differ from jit's (with the example nearest zero); per mode run in a
+    process of its own (strict), the rows whose figures differ."""
+    for mode in dict.fromkeys(c["mode"] for c in compared):
+        t = Table(title=f"jit against {mode}: points whose results differ", title_justify="left")
+        for col in ("form", "format", "case", "differ", "example nearest zero"):
+            t.add_column(col)
+        for c in compared:
+            if c["mode"] != mode or not c["differ"]:
+                continue
+            case = (f"y={c['target']:g}" if c.get("target") is not None
+                    else f"{c['sweep']} K={c['classes']} {c['target_class']}")
+            e = c["example"]
+            where = f"{c.get('axis') or 'z'} = {e['x']:.8g}" + (f"[{e['entry']}]" if e.get("entry") else "")
+            name = c["form"] + (f" ({c['quantity']})" if c["family"] == "check" else "")
+            t.add_row(name, c["dtype"], case, f"{c['differ']} of {c['points']}",
+                      f"{where}: jit {e['jit']:.6g}, {mode} {e[mode]:.6g}, exact {e['exact']:.6g}")
+        console.print(t if t.row_count else Text(f"jit and {mode} agree at every point of every row.", style="green"))
+    for mode, theirs in children.items():
+        _print_child(mode, rows, theirs, console)
 
 
-def print_modes(compared: Sequence[dict], jit_rows: Sequence[dict], strict_rows: Sequence[dict],
-                console: Console) -> None:
-    """Where the modes disagree: per row, the points where jit and eager results differ
-    (with the example nearest zero), and the rows whose figures differ in strict mode."""
-    t = Table(title="jit against eager (op by op): points whose results differ", title_justify="left")
-    for col in ("form", "format", "case", "differ", "example nearest zero"):
-        t.add_column(col)
-    for c in compared:
-        if not c["differ"]:
-            continue
-        case = f"y={c['target']:g}" if c.get("target") is not None else f"{c['sweep']} K={c['classes']} {c['target_class']}"
-        e = c["example"]
-        where = f"{c.get('axis') or 'z'} = {e['x']:.8g}" + (f"[{e['entry']}]" if e.get("entry") else "")
-        t.add_row(c["form"], c["dtype"], case, f"{c['differ']} of {c['points']}",
-                  f"{where}: jit {e['jit']:.6g}, eager {e['eager']:.6g}, exact {e['exact']:.6g}")
-    console.print(t if t.row_count else Text("jit and eager agree at every point of every row.", style="green"))
-    strict = {row_key(r): r for r in strict_rows}
-    differ = [(r, strict[row_key(r)]) for r in jit_rows if row_key(r) in strict
-              and any(r[k] != strict[row_key(r)][k] for k in FIGURES)]
+def _print_child(mode: str, rows: Sequence, theirs: Sequence, console: Console) -> None:
+    by_key = {RowKey.of(r): r for r in theirs}
+    differ = [(r, by_key[r.key]) for r in rows if r.key in by_key and any(r[k] != by_key[r.key][k] for k in FIGURES)]
     if not differ:
-        console.print(Text("Every row's figures are the same in strict mode "
-                           "(XLA_FLAGS=--xla_allow_excess_precision=false).", style="green"))
+        flags = modes.MODES[mode].flags if mode in modes.MODES else ""
+        console.print(Text(f"Every row's figures are the same in {mode} mode" + (f" (XLA_FLAGS={flags})." if flags
+                                                                                   else "."), style="green"))
         return
-    t = Table(title="rows whose figures differ in strict mode (no excess precision)", title_justify="left")
-    for col in ("form", "format", "case", "jit", "strict"):
+    t = Table(title=f"rows whose figures differ in {mode} mode", title_justify="left")
+    for col in ("row", "jit", mode):
         t.add_column(col)
     for a, b in differ:
-        case = f"y={a['target']:g}" if a.get("target") is not None else f"{a['sweep']} K={a['classes']} {a['target_class']}"
         show = lambda r: ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v and k != "ok")  # noqa: E731
-        t.add_row(a["form"], a["dtype"], case, show(a) or "ok", show(b) or "ok")
+        t.add_row(a.key.name(), show(a) or "ok", show(b) or "ok")
     console.print(t)

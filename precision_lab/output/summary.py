@@ -1,141 +1,16 @@
 """The answer on one screen: per family, which form to use in each format, and every
-form once, under the worst thing it does anywhere swept (worst first).
-
-Grades, by severity:
-
-* ``breaks``     a NaN or ∞ (training breaks);
-* ``lost``       a value lost to 0 where the exact value is a normal number (a lost
-                 gradient stops learning silently);
-* ``tiny``       a loss that rounds to 0 only where the true loss is below the format's
-                 resolution near 1 (smaller than its eps): harmless for training, whose
-                 gradient is computed on its own;
-* ``flush``      0 only where the exact value is subnormal (flushed, or underflowed early);
-* ``inexact``    stable, but some points are further from the exact value than the
-                 input's rounding explains;
-* ``unresolved`` stable where decided, some points undecided (a user's function);
-* ``clean``      within the tolerance at every point swept.
-"""
+form once, under the worst thing it does anywhere swept (worst first; see `grades`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from rich.text import Text
 
 from ..numerics import formats
-from .report import dtype_label as label
-from .report import form_name  # a user's function by name and quantity
-
-GRADES = ("breaks", "lost", "tiny", "flush", "inexact", "unresolved", "clean")
-TITLES = {
-    "breaks": "NaN or ∞: training breaks",
-    "lost": "Lost to 0 where the exact value is a normal number",
-    "tiny": "Loss rounds to 0 only where the true loss is below the format's resolution near 1 "
-            "(< eps; harmless for training: the gradient is computed on its own)",
-    "flush": "0 only where the exact value is subnormal (flushed or underflowed early)",
-    "inexact": "Stable, but inexact beyond what the input's rounding forces",
-    "unresolved": "Stable where decided; some points undecided",
-    "clean": "Clean: within the tolerance at every point swept",
-}
-GRADE_WORDS = {"breaks": "NaN or ∞ even so", "lost": "values lost to 0 even so", "tiny": "0 where the loss < eps",
-               "flush": "0 only where exact subnormal", "inexact": "some points inexact",
-               "unresolved": "some points undecided", "clean": "clean"}
-STYLES = {"breaks": "bold red", "lost": "yellow", "tiny": "default", "flush": "dim yellow", "inexact": "cyan",
-          "unresolved": "dim", "clean": "green"}
-
-# The library calls that compute a form (what people write instead of the formula).
-LIBRARY = {
-    "bce_logits": "optax.sigmoid_binary_cross_entropy, torch BCEWithLogitsLoss, Keras from_logits=True",
-    "bce_logits_autodiff": "jax.grad of optax.sigmoid_binary_cross_entropy",
-    "bce_fused": "BCEWithLogitsLoss's backward, σ(z) − y",
-    "bce_torch": "torch BCELoss on sigmoid outputs",
-    "bce_torch_chain": "torch BCELoss's backward through the sigmoid",
-    "bce_keras": "Keras binary_crossentropy on probabilities",
-    "ce_log_softmax": "optax.softmax_cross_entropy_with_integer_labels, torch F.cross_entropy, "
-                      "Keras from_logits=True",
-    "ce_log_softmax_autodiff": "jax.grad of optax.softmax_cross_entropy_with_integer_labels",
-    "ce_fused": "F.cross_entropy's backward, softmax(z) − onehot(t)",
-    "ce_keras": "Keras sparse_categorical_crossentropy on probabilities",
-}
-# ... and with a label distribution (soft labels) instead of a class index
-LIBRARY_SOFT = {
-    "ce_log_softmax": "optax.softmax_cross_entropy, torch F.cross_entropy with probabilities",
-    "ce_log_softmax_autodiff": "jax.grad of optax.softmax_cross_entropy",
-    "ce_fused": "softmax(z) − t, F.cross_entropy's backward",
-    "ce_keras": "Keras categorical_crossentropy on probabilities",
-}
-
-
-def _library(name: str, verdict_list) -> str | None:
-    """The library call of a form, for soft labels where its rows have them."""
-    soft = any(r.get("target_class") == "soft" for v in verdict_list if v.name == name
-               for rs in v.by_format.values() for r in rs)
-    return (LIBRARY_SOFT if soft else LIBRARY).get(name)
-
-
-SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "float8_e4m3fn": "f8e4m3",
-         "float8_e5m2": "f8e5m2"}
-
-
-def short(dtype: str) -> str:
-    """f16, bf16:f32, ...: a format (or an input:compute pair) in a few letters."""
-    return ":".join(SHORT.get(d, d) for d in dtype.split(":"))
-
-
-def judged_format(row: dict) -> formats.Format:
-    """The format a row's values are in (a loss computed in a wider format is judged there)."""
-    return formats.get(row.get("value_dtype") or row["dtype"])
-
-
-def grade(row: dict) -> str:
-    c = row["counts"]
-    if c["nan"] or c["inf"]:
-        return "breaks"
-    if c["zero"] > c.get("zero_subnormal", 0):
-        tiny = row.get("zero_exact_max")
-        if row["quantity"] == "loss" and tiny is not None and tiny < judged_format(row).eps:
-            return "tiny"
-        return "lost"
-    if c["zero"]:
-        return "flush"
-    if c["inaccurate"]:
-        return "inexact"
-    if c.get("unresolved"):
-        return "unresolved"
-    return "clean"
-
-
-def worst(grades) -> str:
-    return min(grades, key=GRADES.index)
-
-
-@dataclasses.dataclass
-class FormVerdict:
-    """One form of a family: its grade per format and overall, with the rows behind them."""
-
-    name: str
-    quantity: str
-    summary: str
-    by_format: dict[str, list[dict]]  # format label -> rows
-
-    def grade_in(self, fmt_label: str) -> str:
-        return worst(grade(r) for r in self.by_format[fmt_label])
-
-    @property
-    def grade(self) -> str:
-        return worst(self.grade_in(f) for f in self.by_format)
-
-
-def verdicts(rows: Sequence[dict]) -> list[FormVerdict]:
-    """Each form of `rows` once, in the rows' order: a user's function once per quantity
-    (its loss and its gradient share a name)."""
-    out: dict[tuple, FormVerdict] = {}
-    for r in rows:
-        v = out.setdefault((form_name(r), r["quantity"]), FormVerdict(form_name(r), r["quantity"], r["summary"], {}))
-        v.by_format.setdefault(label(r), []).append(r)
-    return list(out.values())
-
+from .labels import cause_line, short
+from .labels import dtype_label as label
+from .grades import GRADE_WORDS, GRADES, STYLES, TITLES, FormVerdict, _library, grade, verdicts, worst
 
 SHOWN_DIGITS = 7  # significant digits of a float64 value in the summary (then "…"; --detail has them all)
 
@@ -163,8 +38,6 @@ def _share(s: float) -> str:
 
 
 def _cause(v: FormVerdict) -> str | None:
-    from .report import _cause_line
-
     for fmt_label, rows in v.by_format.items():
         for r in rows:
             for cls in ("nan", "inf"):
@@ -172,7 +45,7 @@ def _cause(v: FormVerdict) -> str | None:
                     why = ((r.get("cause") or {}).get(cls) or {}).get(side)
                     if why:
                         at = f"{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
-                        return f"cause ({short(fmt_label)}, {at}): {_cause_line(why).replace(' at ?', '')}"
+                        return f"cause ({short(fmt_label)}, {at}): {cause_line(why).replace(' at ?', '')}"
     return None
 
 
@@ -183,7 +56,7 @@ UPCAST_WORDS = {"fixed": "fixes it (no NaN, ∞ or lost value left)", "partly": 
 def _upcast_note(v: FormVerdict) -> str | None:
     """Whether computing in the wider format fixes the form (``upcast.upcast_fixes`` over
     its rows of every target): the worst verdict of each input:compute pair."""
-    from ..families.derive import upcast_fixes
+    from ..analysis.upcast import upcast_fixes
 
     rows = [r for rs in v.by_format.values() for r in rs]
     order = ("not fixed", "partly", "fixed", "nothing to fix")
@@ -231,7 +104,7 @@ def _choice_key(v: FormVerdict, f: str) -> tuple:
     rows = v.by_format[f]
     inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
     zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
-    return ({"breaks": 2, "lost": 1}.get(g, 0), round(inexact, 2), round(zeros, 3), v.name not in LIBRARY)
+    return ({"breaks": 2, "lost": 1}.get(g, 0), round(inexact, 2), round(zeros, 3), not v.library)
 
 
 def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> Text:
@@ -273,7 +146,7 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
     return text
 
 
-def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
+def _scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
     """What loss scaling does for each jax.grad form: what the scale asked for does
     against none, the logits whose gradient is lost unscaled, the smallest power of two
     that keeps them, and where that scale overflows."""
@@ -317,7 +190,7 @@ def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
     return text
 
 
-def grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
+def _grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
     """A form in one format as the grid shows it: the class at the first failure on each
     side of 0 and where it lies (the sign tells the side), or the share of vectors; for
     a stable format its inexact share and worst error, or ``ok``."""
@@ -375,7 +248,7 @@ def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> l
     """Every form under its grade title, a column per format: (text, style, kind) lines;
     None where the columns do not fit `width`."""
     axes = len({r["axis"] for v in vs for rs in v.by_format.values() for r in rs if r.get("axis")}) > 1
-    cells = {(v.name, f): grid_cells(v.by_format[f], axes) for v in vs for f in fmt_labels if f in v.by_format}
+    cells = {(v.name, f): _grid_cells(v.by_format[f], axes) for v in vs for f in fmt_labels if f in v.by_format}
     name_w = max(len(v.name) for v in vs) + 2
     col_w = [max([len(short(f))] + [len(c) for (n, f2), cs in cells.items() if f2 == f for c in cs])
              for f in fmt_labels]
@@ -399,7 +272,7 @@ def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> l
     return lines
 
 
-def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
+def _family_summary(rows: Sequence[dict], width: int = 80) -> Text:
     """One family's screen: what was swept, what to use, and every form under its grade."""
     fam = rows[0]["family"]
     fmt_labels = list(dict.fromkeys(label(r) for r in rows))
@@ -425,7 +298,7 @@ def family_summary(rows: Sequence[dict], width: int = 80) -> Text:
             text.append(f"  {v.name}", style=STYLES[g])
             text.append(f" {v.quantity}\n", style="dim")
             axes = len({r["axis"] for rs in v.by_format.values() for r in rs if r.get("axis")}) > 1
-            cells = [f"{short(f)} {' '.join(grid_cells(v.by_format[f], axes))}" for f in fmt_labels
+            cells = [f"{short(f)} {' '.join(_grid_cells(v.by_format[f], axes))}" for f in fmt_labels
                      if f in v.by_format]
             for line in _wrap(cells, width, 4):
                 text.append(line + "\n")
@@ -478,9 +351,9 @@ LEGEND = ("Each cell: the form's worst class in that format and the value neares
 def summary(result, width: int = 80) -> list[Text]:
     """The one-screen answer of each family in `result`."""
     fams = list(dict.fromkeys(r["family"] for r in result.rows))
-    out = [family_summary([r for r in result.rows if r["family"] == f], width) for f in fams]
+    out = [_family_summary([r for r in result.rows if r["family"] == f], width) for f in fams]
     if result.meta.get("loss_scale_advice") is not None:
-        out.append(scale_advice(result.meta["loss_scale_advice"], result.meta["loss_scale"], width))
+        out.append(_scale_advice(result.meta["loss_scale_advice"], result.meta["loss_scale"], width))
     elif result.meta.get("loss_scale") is not None:  # a check: no advice, but say how its gradients were judged
         scaled = next((r for r in result.rows if r.get("loss_scale")), None)
         if scaled is not None:

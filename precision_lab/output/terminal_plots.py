@@ -22,7 +22,11 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
 
-from ..numerics.classify import CODE, INFO
+from ..numerics.classify import CODE
+from . import charts
+from .charts import _symlog
+from .labels import INFO
+from .textbook import textbook_curves
 from ..errors import InputError
 
 STYLE = {c: i.style for c, i in INFO.items()}
@@ -108,7 +112,6 @@ def _legend_corner(plot, lower_right: bool, ylim: tuple[float, float]) -> None:
 
 
 def _factor_panel(plot, target: float, loss: str, ylim: tuple[float, float], title: str, points: int) -> None:
-    from .figures import textbook_curves
 
     c = textbook_curves(target, loss, points)
     x = c["yhat"].tolist()
@@ -128,7 +131,6 @@ def _factor_panel(plot, target: float, loss: str, ylim: tuple[float, float], tit
 
 
 def _loss_panel(plot, points: int) -> None:
-    from .figures import textbook_curves
 
     for loss, label in (("mse", "MSE ½(ŷ − y)²"), ("bce", "cross-entropy −ln(1 − ŷ)")):
         c = textbook_curves(0.0, loss, points)
@@ -146,7 +148,7 @@ def _loss_panel(plot, points: int) -> None:
 def textbook_plots(width: int = 100, color: bool = True, points: int = 199) -> list[str]:
     """The textbook's Figures 5-4 to 5-7 as terminal plots, each a string `width` columns wide.
 
-    The curves are `figures.textbook_curves`, the project's float64 kernels. With
+    The curves are `textbook.textbook_curves`, the project's float64 kernels. With
     `color` False the strings hold no escape codes: each curve is told apart by its
     marker (• ∂L/∂ŷ, + σ'(z), █ the error term δ), named in the plot's legend.
     """
@@ -191,8 +193,7 @@ TICK_VALUES = (1, 10, 100, 1000, 10**4, 10**5)
 
 
 def _symlog_ticks(ruler, span: float) -> None:
-    """Numbered ticks of a symmetric-log axis drawn in t = symlog(x) (`figures._symlog`)."""
-    from .figures import _symlog
+    """Numbered ticks of a symmetric-log axis drawn in t = symlog(x) (`charts._symlog`)."""
 
     values = [v for v in TICK_VALUES if v < span] + [span]
     ticks = sorted({0.0, *values, *(-v for v in values)})
@@ -230,8 +231,6 @@ def error_plots(rows, width: int = 100, color: bool = True, tolerance: float | N
     a symmetric-log scale, each point drawn with its class's character (NaN points, which
     have no ULP distance, at the top).
     """
-    from .. import api
-    from . import figures
     from ..numerics.classify import DEFAULT_TOLERANCE
     from ..numerics.formats import get
 
@@ -240,14 +239,14 @@ def error_plots(rows, width: int = 100, color: bool = True, tolerance: float | N
         raise InputError(f"Terminal figures need at least 40 columns, got {width}.")
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     out = []
-    for family, mine in figures.by_family(rows).items():
+    for family, mine in charts.by_family(rows).items():
         for dtype in dict.fromkeys(r["dtype"] for r in mine):
             these = [r for r in mine if r["dtype"] == dtype]
             bits = get(dtype).bits
-            span, values = figures.error_values(these, evaluate or api.evaluate, points)
-            forms = list(dict.fromkeys(figures._form_key(r) for r in these))
-            columns = list(dict.fromkeys(figures._column_key(r) for r in these))
-            cells = {(figures._form_key(r), figures._column_key(r)): r for r in these}
+            span, values = charts.error_values(these, evaluate or charts.evaluate, points)
+            forms = list(dict.fromkeys(charts._form_key(r) for r in these))
+            columns = list(dict.fromkeys(charts._column_key(r) for r in these))
+            cells = {(charts._form_key(r), charts._column_key(r)): r for r in these}
 
             def draw(fig, forms=forms, columns=columns, cells=cells, values=values, span=span, bits=bits):
                 single = len(forms) * len(columns) == 1  # plotext makes no grid of one panel
@@ -260,23 +259,23 @@ def error_plots(rows, width: int = 100, color: bool = True, tolerance: float | N
                         if row is None:
                             continue
                         ev = values[(fkey, key)]
-                        t = figures._symlog(ev["x"])
+                        t = charts._symlog(ev["x"])
                         cls = ev["class"][row["form"]]
-                        y = np.minimum(figures.error_bits(ev["ulp"][row["form"]]), bits)
+                        y = np.minimum(charts.error_bits(ev["ulp"][row["form"]]), bits)
                         for c in ("ok", "inaccurate", "zero", "inf", "nan"):
                             m = cls == c
                             if m.any():
                                 ys = np.where(np.isfinite(y[m]) & (c != "nan"), y[m], bits)  # no distance: at the top
                                 p.draw(p.signal(t[m].tolist(), ys.tolist(), marker=SYMBOL[c]))
-                        p.title(f"{figures._form_label(fkey)} · {figures._column_label(key)}")
+                        p.title(f"{charts._form_label(fkey)} · {charts._column_label(key)}")
                         _symlog_ticks(p.ruler("x"), span)
                         p.ruler("y").ticks(sorted({0, bits // 4, bits // 2, bits}))
                         p.ruler("y").lim(0, bits)
 
             key = "   ".join(f"{SYMBOL[c]} {LEGEND_NAME[c]}" for c in ("ok", "inaccurate", "zero", "inf"))
-            header = (f"{figures.error_title(these)}\n"
+            header = (f"{charts.error_title(these)}\n"
                       f"x: {' or '.join(dict.fromkeys(r['axis'] for r in these))} on a symmetric-log scale; "
-                      f"y: error in bits ({tolerance:g} ULP tolerance = {float(figures.error_bits(tolerance)):.2f} "
+                      f"y: error in bits ({tolerance:g} ULP tolerance = {float(charts.error_bits(tolerance)):.2f} "
                       f"bits); points: {key}   N NaN (no distance: at the top)")
             chart = _build(plt.figure, width, ERROR_PANEL_HEIGHT * len(forms), color, draw)
             out.append(_wrap(header, width) + "\n" + chart)
@@ -288,21 +287,20 @@ def onset_plots(rows, width: int = 100, color: bool = True) -> list[str]:
 
     A panel per target, a line per form and format, each onset drawn as its class's
     character (N NaN, ∞, 0) at its value on a symmetric-log axis; onsets that meet at one
-    spot (`figures.onset_marks`) are written side by side, and onsets beyond the axis
+    spot (`charts.onset_marks`) are written side by side, and onsets beyond the axis
     sit at its ends.
     """
-    from . import figures
 
     plt = _plotext()
     if int(width) < 40:
         raise InputError(f"Terminal figures need at least 40 columns, got {width}.")
     out = []
-    for family, mine in figures.by_family(rows).items():
-        span = figures.axis_span(mine)
-        marks = figures.onset_marks(mine, span)
+    for family, mine in charts.by_family(rows).items():
+        span = charts.axis_span(mine)
+        marks = charts.onset_marks(mine, span)
         dtypes = list(dict.fromkeys(r["dtype"] for r in mine))
-        lines = list(dict.fromkeys((figures._form_key(r), r["dtype"]) for r in mine))
-        columns = list(dict.fromkeys(figures._column_key(r) for r in mine))
+        lines = list(dict.fromkeys((charts._form_key(r), r["dtype"]) for r in mine))
+        columns = list(dict.fromkeys(charts._column_key(r) for r in mine))
         label = {line: line[0][3] + (f" {line[1]}" if len(dtypes) > 1 else "") for line in lines}
         height = len(lines) + 6
 
@@ -318,16 +316,16 @@ def onset_plots(rows, width: int = 100, color: bool = True) -> list[str]:
                         spots.setdefault((m["form"], m["dtype"], m["at"]), []).append(m)
                 for (form, dtype, at), group in spots.items():
                     text = "".join(SYMBOL[m["cls"]] for m in sorted(group, key=lambda m: m["slot"]))
-                    t = float(figures._symlog(at))
+                    t = float(charts._symlog(at))
                     p.draw(p.signal([t], [index[(form, dtype)]], marker=text[0]))
                     if len(text) > 1:  # the others beside it, toward 0
                         p.draw(p.text(t, index[(form, dtype)], text, alignment="right" if t > 0 else "left"))
-                p.title(f"{family} onsets · {figures._column_label(key)}")
+                p.title(f"{family} onsets · {charts._column_label(key)}")
                 _symlog_ticks(p.ruler("x"), span)
                 p.ruler("y").ticks(list(range(len(lines))), [label[line] for line in reversed(lines)])
                 p.ruler("y").lim(-0.5, len(lines) - 0.5)
 
-        header = (f"{figures.onsets_title(mine)}\n"
+        header = (f"{charts.onsets_title(mine)}\n"
                   f"N NaN   ∞ inf   0 lost to 0 (no mark: never fails that way; onsets that meet are written "
                   f"side by side; beyond ±{span:g} at the ends)")
         out.append(_wrap(header, width) + "\n" + _build(plt.figure, width, height * len(columns), color, draw))

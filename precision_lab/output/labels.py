@@ -1,0 +1,90 @@
+"""How classes, formats and rows are named and styled, in tables, the summary,
+strips and figures: one place for every label."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..numerics import formats
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassInfo:
+    """How a class is shown: in tables (label, rich style), strips (symbol) and figures (colour)."""
+
+    label: str  # short, in table cells
+    name: str  # in legends
+    symbol: str  # one character, in terminal strips
+    style: str  # rich style
+    color: str  # matplotlib colour
+
+
+INFO = {
+    "ok": ClassInfo("ok", "ok", "·", "green", "#2ca02c"),
+    "inaccurate": ClassInfo("inexact", "inexact", "~", "cyan", "#17becf"),
+    "zero": ClassInfo("0", "lost to 0", "0", "yellow", "#d4a600"),
+    "inf": ClassInfo("∞", "inf", "∞", "magenta", "#c03fc0"),
+    "nan": ClassInfo("NaN", "NaN", "N", "bold red", "#d62728"),
+    "unresolved": ClassInfo("unresolved", "unresolved", "?", "dim", "#9e9e9e"),
+}
+
+
+STYLE = {c: i.style for c, i in INFO.items()}
+LABEL = {c: i.label for c, i in INFO.items()}
+
+
+SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "float8_e4m3fn": "f8e4m3",
+         "float8_e5m2": "f8e5m2"}
+
+
+def short(dtype: str) -> str:
+    """f16, bf16:f32, ...: a format (or an input:compute pair) in a few letters."""
+    return ":".join(SHORT.get(d, d) for d in dtype.split(":"))
+
+
+def num(v: float, fmt: formats.Format) -> str:
+    """The shortest decimal that reads back as the same value of the format."""
+    text = str(fmt.dtype.type(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def band(lo: float, hi: float, fmt: formats.Format, axis: str) -> str:
+    if lo == hi:
+        return f"{axis} = {num(lo, fmt)}"
+    if hi >= fmt.max and lo <= -fmt.max:
+        return "everywhere"
+    if hi >= fmt.max:
+        return f"{axis} ≥ {num(lo, fmt)}"
+    if lo <= -fmt.max:
+        return f"{axis} ≤ {num(hi, fmt)}"
+    return f"on [{num(lo, fmt)}, {num(hi, fmt)}]"
+
+
+def dtype_label(row: dict) -> str:
+    """A row's format as tables and lookups name it: ``bfloat16``, or ``bfloat16:float32``
+    where the kernel computed in a wider format."""
+    compute = row.get("compute_dtype") or row["dtype"]
+    return row["dtype"] if compute == row["dtype"] else f"{row['dtype']}:{compute}"
+
+
+def form_name(row: dict) -> str:
+    """A row's form as the tables name it: a user's function by name and quantity."""
+    return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
+
+
+def cause_line(why: dict) -> str:
+    """One line: the operation that first went non-finite, and what lost the value
+    before it, in the op-by-op walk; and whether the compiled program differs."""
+    first, lost = why["first_nonfinite"], why["first_lost"]
+    parts = []
+    if lost and (not first or lost["index"] < first["index"]):
+        flushed = any(f["index"] == lost["index"] for f in why["flushes"])
+        parts.append(f"{lost['primitive']} {'flushed' if flushed else 'lost'} at {where(lost)}")
+    if first:
+        parts.append(f"{first['primitive']} → {first['computed']} at {where(first)}")
+    text = ", then ".join(parts) or "no operation lost it op by op"
+    return text + ("; XLA rewrote it (--compare-modes)" if why["rewritten"] else "")
+
+
+def where(step: dict) -> str:
+    return step["source"].split(" ")[0]

@@ -1,0 +1,67 @@
+"""One run, whatever is swept: a validated, frozen specification → a plan of jobs →
+execution under a run context → typed rows → enrichment → post-passes → a result.
+
+`sweep` and `check` both come here: a user's function is one more family (see
+families.user), so everything one offers, the other does too (exhaustive sweeps,
+ranges, checkpoints, several devices and processes, onset scans, modes, loss
+scales, upcasting).
+
+* **enrichment**: each row's cause at its onsets and, for a chain product, the
+  factors there (analysis.causes);
+* **post-passes**: the rewrites of a user's function swept where it broke
+  (analysis.fixes), how the backend accumulates sums (for families that add
+  exponentials), the loss-scale advice, and what the vector sweeps left out.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from .analysis import accumulation, causes, fixes, loss_scaling
+from .engine import checkpoints, execute, plan
+from .engine.context import RunContext, fingerprint, run_meta
+from .engine.spec import Spec
+from .errors import InputError
+from .families import softmax_vectors
+from .result import SweepResult
+
+
+def run(spec: Spec, context: RunContext) -> SweepResult:
+    meta = run_meta(spec, context)
+    work = plan.plan(spec)
+    for w in [*spec.warnings, *work.warnings]:
+        meta.setdefault("warnings", []).append(w)
+    if context.checkpoint_path is not None:
+        if jax.process_count() > 1:
+            raise InputError("`checkpoint` works in one process; leave it out of a distributed run.")
+        context.checkpoint = checkpoints.Checkpoint(context.checkpoint_path, fingerprint(spec, context.device))
+    made = execute.execute(work.jobs, spec, context)
+    with jax.default_device(context.device):
+        causes.enrich(made, spec, context.device)
+        made += fixes.sweep_fixes(made, spec, context)
+    rows = [m.row for m in made]
+    _vector_notes(work, spec, meta)
+    rows += execute.execute_vectors(work.vector_jobs, spec, context)
+    if any(k.sums for k in spec.kinds):
+        context.report("how jnp.sum accumulates")
+        meta["accumulation"] = accumulation.measure([f.name for f in spec.formats], context.device)
+    if spec.loss_scale is not None:
+        context.report("loss-scale advice")
+        with jax.default_device(context.device):
+            meta["loss_scale_advice"] = loss_scaling.run_advice(spec, context.device)
+    if context.checkpoint is not None:
+        context.checkpoint.remove()
+    return SweepResult(meta, rows, spec)
+
+
+def _vector_notes(work: plan.Plan, spec: Spec, meta: dict) -> None:
+    """Say which softmax sweeps ran where the user's logits were given (the logits
+    sweep adds to the named ones), and what a soft-label sweep leaves out."""
+    given = [vj.sweep for vj in work.vector_jobs if vj.sweep.kind == "logits"]
+    if given:
+        ran = dict.fromkeys([j.case.sweep for j in work.jobs if j.case.sweep] +
+                            [vj.sweep.kind for vj in work.vector_jobs])
+        meta.setdefault("notes", []).append("Softmax sweeps run: " + ", ".join(
+            f"logits ({len(given[0].logits)} vectors given)" if s == "logits" else s for s in ran) + ".")
+    for vj in work.vector_jobs:
+        meta.setdefault("notes", []).extend(softmax_vectors.notes(vj.sweep, spec.forms))
