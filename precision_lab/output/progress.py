@@ -24,6 +24,7 @@ PLAIN_EVERY_ENV = "PRECISION_LAB_PROGRESS_S"  # seconds between plain progress l
 PLAIN_EVERY_S = 15.0
 CALIBRATE_S = 5.0  # seconds of calls that measure a run's rate before it is judged
 SLOW_S = 30.0  # or, where calls are slower than that, seconds of the run
+SLOW_ENV = "PRECISION_LAB_SLOW_S"  # another number of seconds for that
 DEFAULT_MAX_HOURS = 1.0
 
 
@@ -77,13 +78,17 @@ def si(x: float) -> str:
 
 def plain_every_s() -> float:
     """The interval of plain progress lines: $PRECISION_LAB_PROGRESS_S, or PLAIN_EVERY_S."""
-    text = os.environ.get(PLAIN_EVERY_ENV, "")
+    return _seconds(PLAIN_EVERY_ENV, PLAIN_EVERY_S)
+
+
+def _seconds(env: str, default: float) -> float:
+    text = os.environ.get(env, "")
     try:
-        v = float(text) if text else PLAIN_EVERY_S
+        v = float(text) if text else default
     except ValueError:
-        raise InputError(f"{PLAIN_EVERY_ENV}={text} is not a number of seconds.") from None
+        raise InputError(f"{env}={text} is not a number of seconds.") from None
     if not v > 0:
-        raise InputError(f"{PLAIN_EVERY_ENV}={text} must be a positive number of seconds.")
+        raise InputError(f"{env}={text} must be a positive number of seconds.")
     return v
 
 
@@ -112,8 +117,9 @@ class TimeLimit:
         self.judged = not hours
 
     def watch(self, call_points: int, leave: Callable[[str, int], None]) -> None:
-        """Where no call (of at most `call_points` points) has ended SLOW_S seconds into
-        the run, judge from that bound, in a thread: `leave(sentence, 2)` ends the process."""
+        """Where no call (of at most `call_points` points) has ended SLOW_S seconds
+        ($PRECISION_LAB_SLOW_S) into the run, judge from that bound, in a thread:
+        `leave(sentence, 2)` ends the process."""
         if self.judged:
             return
 
@@ -130,7 +136,7 @@ class TimeLimit:
                       f"included): at most {si(most)} points/s, so its {m.total} points would take at least "
                       f"{_duration(left)}, beyond {self._limit()}: {self.advice}", 2)
 
-        timer = threading.Timer(SLOW_S, later)
+        timer = threading.Timer(_seconds(SLOW_ENV, SLOW_S), later)
         timer.daemon = True
         timer.start()
 
