@@ -17,8 +17,8 @@ import types
 
 import jax
 import jax.numpy as jnp
-import mpmath
 import numpy as np
+from flint import arb
 
 from ..errors import InputError
 from ..numerics import dd, ddj, mp
@@ -181,7 +181,7 @@ def device_base(z64, y64):
 
 # Double-double is trusted where σ(±z) ≥ e**-660 ≈ 2**-952 (every base quantity and
 # intermediate of the references then lies in [2**-960, 2**1000]) and σ(z) − y keeps
-# all but 20 of its ~106 bits; elsewhere the references are evaluated with mpmath.
+# all but 20 of its ~106 bits; elsewhere the references are evaluated on arb balls.
 # Beyond |z| = 747 (and beyond the overflow of y/σ(−|z|) and (1 − y)/σ(−|z|), for a
 # target in (0, 1)) the tiny base quantity is below 2**-1077: its DD value 0 gives
 # every reference exactly (0, ±∞, or a sum dominated by |z|).
@@ -204,18 +204,19 @@ def _mp_rows(z64: np.ndarray, y64: float, s: dd.DD) -> np.ndarray:
 
 
 def _mp_base(z64: np.ndarray):
-    """σ(z), σ(−z), softplus(±z) and z as mpf (at the current precision), the formulas
-    of `device_base`."""
+    """σ(z), σ(−z), softplus(±z) and z as arb balls (at the current precision), the
+    formulas of `device_base`."""
     def fn(rows):
         out = [np.empty(len(rows), object) for _ in range(5)]
         for i, zi in enumerate(z64[rows]):
-            z = mpmath.mpf(float(zi))
-            e = mpmath.exp(-abs(z))
+            zf = float(zi)
+            z = arb(zf)
+            e = arb(-abs(zf)).exp()
             big = 1 / (1 + e)
             small = e * big
-            tail = mpmath.log1p(e)
-            s, c = (big, small) if z >= 0 else (small, big)
-            for o, v in zip(out, (s, c, max(z, 0) + tail, max(-z, 0) + tail, z)):
+            tail = e.log1p()
+            s, c = (big, small) if zf >= 0 else (small, big)
+            for o, v in zip(out, (s, c, arb(max(zf, 0.0)) + tail, arb(max(-zf, 0.0)) + tail, z)):
                 o[i] = v
         return out
     return fn
@@ -223,7 +224,7 @@ def _mp_base(z64: np.ndarray):
 
 def host_base(z64: np.ndarray, y64: float):
     """Base quantities on the host (for float64): `mp.Exact` arrays, double-double at
-    every point and mpmath where double-double cannot be trusted (see `_mp_rows`), so
+    every point and arb balls where double-double cannot be trusted (see `_mp_rows`), so
     that every reference rounds correctly to float64."""
     z64 = np.atleast_1d(np.asarray(z64, np.float64))
     y_f = float(y64)
@@ -231,7 +232,7 @@ def host_base(z64: np.ndarray, y64: float):
     rows = _mp_rows(z64, y_f, s)
     s, c, sp, spn, z = mp.parts((s, c, sp, spn, dd.DD.from_float(z64)), _mp_base(z64), rows, len(z64))
     # y as an exact constant, so that 1 − y (inexact in float64 for y < 0.5) is exact
-    y = mp.constant(dd.DD(y_f), lambda: mpmath.mpf(y_f), rows, len(z64))
+    y = mp.constant(dd.DD(y_f), lambda: arb(y_f), rows, len(z64))
     return types.SimpleNamespace(z=z, y=y, s=s, c=c, sp=sp, spn=spn, where=_select)
 
 

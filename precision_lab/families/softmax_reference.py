@@ -3,7 +3,7 @@
 Both structured sweeps have closed-form references built on q = (K − 1)·e^(−m)
 (m ≥ 0) or r = e^m/(K − 1) (m < 0), each part written without cancellation, and
 evaluated in float64 under JAX for formats up to 32 bits and in double-double on the
-host for float64 (mpmath where double-double cannot be trusted).
+host for float64 (arb balls where double-double cannot be trusted).
 
 A case (sweep, true class) reaches the programs as a code: the true class in bit 0
 (0 top, 1 other) and the sweep in bit 1 (0 margin, 1 offset), so that both sweeps
@@ -17,8 +17,8 @@ import math
 import types
 
 import jax.numpy as jnp
-import mpmath
 import numpy as np
+from flint import arb
 
 from ..numerics import dd, ddj, mp
 
@@ -98,7 +98,7 @@ DD_TRUSTED = 660.0
 
 class _Host:
     """Arithmetic for references on the host (float64): `mp.Exact` values, double-double
-    at every point and mpmath at the points where double-double cannot be trusted, so
+    at every point and arb balls at the points where double-double cannot be trusted, so
     that every reference rounds correctly to float64. Its values stay exact through
     `_assemble` (`_f` leaves them as they are) and are rounded once, by `to_float()`."""
 
@@ -115,7 +115,7 @@ class _Host:
 
         def fn(rows):
             out = np.empty(len(rows), object)
-            out[:] = [mpmath.exp(mpmath.mpf(float(v))) for v in x[rows]]
+            out[:] = [arb(float(v)).exp() for v in x[rows]]
             return [out]
         return mp.parts((dd.exp(x),), fn, self.rows, self.n)[0]
 
@@ -124,12 +124,12 @@ class _Host:
         return x.unary("log1p", dd.log1p)
 
     def ln(self, v: int):
-        """ln v as a constant: double-double to 2**-106, and mpmath at any precision."""
-        with mpmath.workprec(256):
-            exact = mpmath.log(v)
-            hi = mp.to_float64(exact)
-            lo = mp.to_float64(exact - hi)
-        return mp.constant(dd.DD(hi, lo), lambda: mpmath.log(v), self.rows, self.n)
+        """ln v as a constant: double-double to 2**-106, and a ball at any precision."""
+        with mp.workprec(256):
+            exact = arb(v).log()
+            hi = mp.arb_to_float64(exact)
+            lo = mp.arb_to_float64(exact - hi)
+        return mp.constant(dd.DD(hi, lo), lambda: arb(v).log(), self.rows, self.n)
 
     where = staticmethod(mp.where)
     arange = staticmethod(np.arange)
@@ -145,7 +145,7 @@ class _DeviceDD:
 
 def _untrusted(x64, code64, k: int) -> np.ndarray:
     """The points whose float64 references the device leaves to the host: `_Host`'s
-    mpmath rows, and every |m| from which the low parts of products of two tiny parts
+    ball rows, and every |m| from which the low parts of products of two tiny parts
     (e^(−|m|)/(K − 1))² fall below 2**-1022 (a device flushes them to 0)."""
     m = np.abs(np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64)))
     lk = math.log(k - 1)

@@ -66,19 +66,7 @@ def load(spec: str) -> tuple[Callable, str]:
 
 
 def parse_kwargs(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        kw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"--kwargs is not JSON ({e.msg} at character {e.pos}); write e.g. '{{\"gamma\": 0.5}}'.") \
-            from None
-    if not isinstance(kw, dict):
-        raise InputError("--kwargs must be a JSON object of keyword arguments, e.g. '{\"gamma\": 0.5}'.")
-    return kw
-
-
-def parse_kwargs(text: str | None) -> dict:
+    """A JSON object of keyword arguments (`--kwargs`), or one sentence why not."""
     if not text:
         return {}
     try:
