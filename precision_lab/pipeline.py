@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 
 from .analysis import accumulation, causes, fixes, loss_scaling
-from .engine import checkpoints, execute, plan
+from .engine import batches, checkpoints, execute, plan
 from .engine.context import RunContext, fingerprint, run_meta
 from .engine.spec import Spec
 from .errors import InputError
@@ -37,6 +37,7 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
         context.checkpoint = checkpoints.Checkpoint(context.checkpoint_path, fingerprint(spec, context.device))
     made = execute.execute(work.jobs, spec, context)
     with jax.default_device(context.device):
+        _batch_dependence(made, spec, context)
         causes.enrich(made, spec, context.device)
         made += fixes.sweep_fixes(made, spec, context)
     rows = [m.row for m in made]
@@ -52,6 +53,16 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
     if context.checkpoint is not None:
         context.checkpoint.remove()
     return SweepResult(meta, rows, spec)
+
+
+def _batch_dependence(made: list, spec: Spec, context: RunContext) -> None:
+    """Each row's telling points run again at other batch sizes and positions (see
+    engine.batches)."""
+    if made:
+        context.report("batch dependence")
+    for m in made:
+        m.row.batch_dependent = batches.measure(m.family, m.form, m.row, m.job.axis, m.job.target, context.device,
+                                                spec.mode)
 
 
 def _vector_notes(work: plan.Plan, spec: Spec, meta: dict) -> None:

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .numerics.classify import CLASSES
+from .analysis.gates import GATE_CLASSES, count
 
-CHECKED = tuple(c for c in CLASSES if c != "ok")
+CHECKED = ("nan", "inf", "zero_normal", "zero_subnormal", "inaccurate", "unresolved", "batch")
+ALLOWABLE = GATE_CLASSES  # "zero" allows both kinds of zero
 
 
 def assert_stable(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: Sequence[float] = (0.0, 1.0),
                   allow: Sequence[str] = ("inaccurate",), classes: Sequence[int] | None = None,
                   kwargs: dict | None = None, points: int | None = None, **check_args):
     """Check `fn` and its gradient (see ``precision_lab.check``) and raise AssertionError
-    naming every row with points of a class not in `allow` (``inaccurate``, ``zero``,
-    ``inf``, ``nan``, ``unresolved``): the row, the count, the onset and the cause.
-    Returns the result when every row passes."""
+    naming every row with points of a class not in `allow` (``inaccurate``, ``zero``
+    (both kinds), ``zero_normal``, ``zero_subnormal`` (flushes only), ``inf``, ``nan``,
+    ``unresolved``, ``batch`` (values that change with the batch)): the row, the
+    count, the onset and the cause. Returns the result when every row passes."""
     from .api import check
 
-    unknown = [c for c in allow if c not in CHECKED]
+    unknown = [c for c in allow if c not in ALLOWABLE]
     if unknown:
-        raise ValueError(f"Unknown class {unknown[0]!r} in allow; choose from {', '.join(CHECKED)}.")
+        raise ValueError(f"Unknown class {unknown[0]!r} in allow; choose from {', '.join(ALLOWABLE)}.")
+    allowed = set(allow) | ({"zero_normal", "zero_subnormal"} if "zero" in allow else set())
     result = check(fn, dtypes=dtypes, targets=targets, classes=classes, kwargs=kwargs, points=points, **check_args)
-    problems = [_describe(r, c) for r in result.rows for c in CHECKED if c not in allow and r["counts"][c]]
+    problems = [_describe(r, c) for r in result.rows for c in CHECKED if c not in allowed and count(r, c)]
     if problems:
         raise AssertionError("not stable:\n" + "\n".join(problems))
     return result
@@ -37,9 +40,15 @@ def assert_stable(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), tar
 def _describe(row: dict, cls: str) -> str:
     case = f"y={row['target']:g}" if row.get("target") is not None else \
         f"{row.get('sweep')} K={row.get('classes')} {row.get('target_class')}"
-    line = f"  {row['form']} ({row['quantity']}) {row['dtype']} {case}: {row['counts'][cls]} of {row['points']} " \
+    line = f"  {row['form']} ({row['quantity']}) {row['dtype']} {case}: {count(row, cls)} of {row['points']} " \
            f"points {cls}"
-    onset = row["onset"].get(cls)
+    if cls == "batch":
+        bd = row["batch_dependent"]
+        return line + f" (of {bd['checked']} re-run at batch sizes {bd['sizes']}), nearest 0 at {bd['onset']}"
+    onset = row["onset"].get("zero" if cls.startswith("zero") else cls)
+    if cls in ("zero_normal", "zero_subnormal") and onset:  # the zero onset is one kind: name it only for that kind
+        flush = row.get("zero_onset_subnormal") or {}
+        onset = {**onset, **{s: None for s in ("neg", "pos") if flush.get(s) is not (cls == "zero_subnormal")}}
     if onset:
         sides = [f"{row['axis']} {'≤' if s == 'neg' else '≥'} {onset[s]:.6g} ({onset['method'][s]})"
                  for s in ("neg", "pos") if onset[s] is not None]

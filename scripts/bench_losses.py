@@ -1,7 +1,6 @@
 """A user's loss of about 30 operations (value and gradient), for scripts/bench_sweep.py --check."""
 
 import jax
-import jax.numpy as jnp
 
 
 def smoothed_focal(z, y, eps=0.1, gamma=2.0, zloss=1e-4):

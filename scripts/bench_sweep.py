@@ -221,7 +221,6 @@ def check_case() -> dict:
     import subprocess
     import tempfile
 
-    from precision_lab.numerics import exact
 
     here = Path(__file__).parent
     sys.path.insert(0, str(here))

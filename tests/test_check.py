@@ -24,6 +24,12 @@ UNARY = {  # primitive -> (jax function, mpmath function, domain)
     "rsqrt": (jax.lax.rsqrt, lambda x: 1 / mpmath.sqrt(x), "pos"), "erf": (jax.scipy.special.erf, mpmath.erf, None),
     "square": (jnp.square, lambda x: x * x, None), "neg": (jnp.negative, lambda x: -x, None),
     "abs": (jnp.abs, abs, None), "cosh": (jnp.cosh, mpmath.cosh, None), "sinh": (jnp.sinh, mpmath.sinh, None),
+    "atan": (jnp.arctan, mpmath.atan, None), "asinh": (jnp.arcsinh, mpmath.asinh, None),
+    "erfc": (jax.scipy.special.erfc, mpmath.erfc, "moderate"), "cbrt": (jnp.cbrt, lambda x: mpmath.sign(x) * mpmath.cbrt(abs(x)), None),
+    "atanh": (jnp.arctanh, mpmath.atanh, "unit"), "acosh": (jnp.arccosh, mpmath.acosh, "ge1"),
+    "erf_inv": (jax.scipy.special.erfinv, mpmath.erfinv, "unit"),
+    "lgamma": (jax.lax.lgamma, lambda x: mpmath.log(abs(mpmath.gamma(x))), "no-pole"),
+    "digamma": (jax.lax.digamma, mpmath.digamma, "no-pole"),
 }
 ARGS = [5e-324, 2.2250738585072014e-308, 1e-300, 6e-8, 0.5, 1.0, 3.0, 37.5, 710.0, 1e300]
 
@@ -33,18 +39,23 @@ def _flat(fn, *shapes):
 
 
 def _in_domain(x, domain):
-    return {None: True, "pos": x > 0, "nonneg": x >= 0, "gt-1": x > -1}[domain]
+    return {None: True, "pos": x > 0, "nonneg": x >= 0, "gt-1": x > -1, "unit": -1 < x < 1, "ge1": x >= 1,
+            "no-pole": x > 0 or x != int(x), "moderate": abs(x) < 1e6}[domain]  # moderate: mpmath overflows beyond
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
 def test_balls_and_intervals_enclose_mpmath_on_every_unary_primitive(name):
     """Both tiers enclose the value mpmath computes at 600 bits, at subnormal, ordinary
-    and huge arguments of both signs (where defined)."""
+    and huge arguments of both signs (where defined); tier 1 where it has a rule."""
+    from precision_lab.numerics import interval_rules
+
     fn, ref, domain = UNARY[name]
     xs = np.array([s * a for a in ARGS for s in (1, -1) if _in_domain(s * a, domain)])
+    if domain == "unit":
+        xs = np.concatenate([xs, [0.999, -0.75, 0.999999999]])
     flat = _flat(fn, xs.shape)
     (b,) = balls.evaluate(flat, [xs], 256)
-    (iv,) = reference.enclose(flat, [xs])
+    iv = reference.enclose(flat, [xs])[0] if name in interval_rules.SUPPORTED else None
     with mpmath.workprec(600):
         for i, x in enumerate(xs):
             want = ref(mpmath.mpf(float(x)))
@@ -56,7 +67,7 @@ def test_balls_and_intervals_enclose_mpmath_on_every_unary_primitive(name):
             assert lo <= want <= hi, (name, x)
             if abs(want) >= mpmath.mpf(2) ** -1074:  # below float64's range arb may keep only a bound
                 assert hi - lo <= abs(want) * mpmath.mpf(2) ** -50, (name, x)  # arb: erf at 5e-324 is 2**-52 wide
-            if not iv.bad[i]:
+            if iv is not None and not iv.bad[i]:
                 assert iv.lo[i] <= want <= iv.hi[i], (name, x, iv.lo[i], iv.hi[i], want)
 
 
@@ -282,13 +293,40 @@ def test_a_function_whose_jaxpr_changes_with_the_format_is_flagged():
 
 
 def test_a_primitive_without_an_exact_rule_falls_back_to_float64_and_says_so():
-    """lgamma has no exact rule: the rows are measured against the function in float64,
-    say so, and float64 itself is not checked (it would be measured against itself)."""
-    r = pl.check(f"{USER}:with_lgamma", dtypes=["bfloat16", "float64"], targets=[0.0], causes=False)
+    """bessel_i1e has no exact rule: the rows are measured against the function in
+    float64, say so, and float64 itself is not checked (it would be measured against
+    itself)."""
+    r = pl.check(f"{USER}:with_bessel", dtypes=["bfloat16", "float64"], targets=[0.0], causes=False)
     assert {row["dtype"] for row in r.rows} == {"bfloat16"}
-    assert all("no exact rule for digamma, lgamma" in row["reference"] for row in r.rows)  # digamma: the gradient
+    assert all("no exact rule for bessel_i0e, bessel_i1e" in row["reference"] for row in r.rows)  # i0e: the gradient
     assert all(row["tiers"]["float64"] > 0 and row["tiers"]["interval"] == 0 for row in r.rows)
-    assert "lgamma" in r.meta["warnings"][0]
+    assert "bessel_i1e" in r.meta["warnings"][0]
+
+
+def test_lgamma_and_digamma_have_exact_rules():
+    """gammaln(1 + e^z) − y·z and its gradient (digamma) are settled by the ball tier:
+    each value sampled is the correctly rounded one (mpmath at 200 bits, an
+    independent derivation), and no check row falls back to float64."""
+    import sys
+
+    sys.path.insert(0, "tests/user")
+    import losses
+
+    bf16 = formats.get("bfloat16")
+    zs = np.array([-3.0, -0.5, 0.25, 2.0, 3.96875, 40.0], np.float32).astype(bf16.dtype)
+    grad = lambda z, y: jax.grad(losses.with_lgamma)(z, y)  # noqa: E731
+    for fn, truth in ((losses.with_lgamma, lambda z: mpmath.loggamma(1 + mpmath.exp(z))),
+                      (grad, lambda z: mpmath.digamma(1 + mpmath.exp(z)) * mpmath.exp(z))):
+        got, _ = reference.Reference(fn).values(bf16, zs, np.asarray(0.0, bf16.dtype))
+        with mpmath.workprec(200):
+            want = [exact.round_ordinal(truth(mpmath.mpf(float(z))), bf16) for z in zs]
+        np.testing.assert_array_equal(formats.round_to_ordinal(got, bf16), want)
+    r = pl.check(f"{USER}:with_lgamma", dtypes=["bfloat16"], targets=[0.0], causes=False)
+    loss, grad = (next(row for row in r.rows if row["quantity"] == q) for q in ("loss", "grad"))
+    assert loss["tiers"]["float64"] == grad["tiers"]["float64"] == 0 and grad["tiers"]["unresolved"] == 0
+    # 1 + e^z for z ≪ 0 keeps e^z only with ~|z|/ln 2 bits: beyond the cap such points
+    # are unresolved, and said to be (no value is taken from float64)
+    assert loss["tiers"]["unresolved"] == loss["tiers"]["own_unresolved_cap"] > 0
 
 
 def test_a_rewrite_that_moves_an_onset_nearer_zero_is_not_proposed():
@@ -345,13 +383,18 @@ def test_scatter_add_in_a_gradient_is_exact_in_both_tiers():
 
 
 def test_readme_publishes_every_supported_primitive():
-    """docs/check.md lists the primitives the exact tiers evaluate, and no other."""
+    """The README's table lists the primitives the exact tiers evaluate, and no other;
+    those marked * are exactly the ones tier 1 (intervals) has no rule for."""
     import pathlib
     import re
 
-    text = pathlib.Path(__file__).resolve().parents[1].joinpath("docs", "check.md").read_text()
-    listed = re.search(r"Supported primitives: (.*?)\.\n", text, re.S).group(1)
-    assert {p.strip(" `\n") for p in listed.split(",")} == set(balls.SUPPORTED)
+    from precision_lab.numerics import interval_rules
+
+    text = pathlib.Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    table = text.split("<!-- primitives -->")[1].split("<!-- /primitives -->")[0]
+    listed = dict(re.findall(r"`([a-z_0-9-]+)`(\*?)", table))
+    assert set(listed) == set(balls.SUPPORTED)
+    assert {p for p, star in listed.items() if star} == set(balls.SUPPORTED) - interval_rules.SUPPORTED
 
 
 def test_gradients_of_clip_and_max_resolve():
@@ -430,3 +473,21 @@ def test_optax_sigmoid_focal_loss_is_checked_without_a_traceback():
     assert grad["counts"]["nan"] == int(nan.sum()) > 0
     assert grad["onset"]["nan"]["pos"] == float(z[nan & (z > 0)].min())
     assert grad["tiers"]["float64"] == 0 and grad["cause"]["nan"]["pos"]["first_nonfinite"] is not None
+
+
+def test_every_optax_per_example_loss_has_exact_rules_in_both_16_bit_formats():
+    """Every per-example loss of optax.losses (tests/user/optax_losses.py, the losses of
+    docs/optax.md) traces, value and gradient, to primitives that all have ball
+    rules, in float16 and bfloat16: check measures none of them against float64."""
+    import sys
+
+    sys.path.insert(0, "tests/user")
+    import optax_losses
+
+    for dtype in (jnp.float16, jnp.bfloat16):
+        for fn, x, y in [(f, jnp.zeros(4, dtype), jnp.asarray(1, dtype)) for f in optax_losses.BINARY] + \
+                [(f, jnp.zeros((4, 10), dtype), jnp.asarray(1, jnp.int32)) for f in optax_losses.MULTICLASS]:
+            both = jax.vmap(lambda a, b, fn=fn: jax.value_and_grad(fn)(a, b), (0, None))
+            closed = jax.make_jaxpr(both)(x, y)
+            assert closed.out_avals[0].dtype == dtype, fn.__name__  # takes and returns the row's format
+            assert balls.unsupported(jaxpr.flatten(closed)) == [], fn.__name__

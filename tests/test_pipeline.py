@@ -4,7 +4,6 @@
 import json
 import pickle
 
-import numpy as np
 import pytest
 
 import precision_lab as pl

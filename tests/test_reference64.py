@@ -13,10 +13,11 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from precision_lab.engine import points, programs
-from precision_lab.numerics import formats, mp
+from precision_lab.numerics import formats, rounding
 from precision_lab.families import sigmoid, softmax, vector_reference
 
 TARGETS = (0.0, 1.0, 0.5, 0.1)
@@ -205,7 +206,7 @@ def test_vector_references_exact():
 
 
 def test_to_float64_rounds_once():
-    """mp.to_float64 is the correctly rounded float64 of an mpf's exact value: at
+    """rounding.to_float64 is the correctly rounded float64 of an mpf's exact value: at
     random values over the whole range, subnormals, exact ties (to even) and beside
     them, and at the overflow threshold."""
     rng = np.random.default_rng(1)
@@ -218,4 +219,23 @@ def test_to_float64_rounds_once():
                  (2 - mpmath.mpf(2) ** -53) * mpmath.mpf(2) ** 1023,
                  (2 - mpmath.mpf(2) ** -54) * mpmath.mpf(2) ** 1023, mpmath.mpf(2) ** -1022 * (1 - mpmath.mpf(2) ** -60)]
         for v in vals:
-            assert mp.to_float64(v) == cr_float(v), v
+            assert rounding.to_float64(v) == cr_float(v), v
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(30, 140), st.integers(-1, 1),
+       st.integers(0, 2**53))
+def test_settled_agrees_with_rounding_both_ends_of_the_ball(m, shift, sign, frac):
+    """rounding.settled's fast path (the ball strictly inside the nearest float64's
+    rounding interval) gives what rounding the ball's two ends once each gives, or
+    None exactly where those differ: near ties, subnormals and binade edges included."""
+    import math
+
+    from flint import arb
+
+    with rounding.workprec(200):
+        e = math.frexp(m)[1] - shift if m else -1074 - shift
+        x = arb(m) + sign * arb(frac) * arb(2) ** (e - 53)  # an exact point near m, maybe on a tie
+        for ball in (x, x + arb(0, math.ldexp(1.0, max(e - 8, -1100)))):
+            lo, hi = rounding._exact_to_float64(ball.lower()), rounding._exact_to_float64(ball.upper())
+            assert rounding.settled(ball) == (lo if lo == hi else None)

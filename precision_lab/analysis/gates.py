@@ -8,7 +8,10 @@ A rule is ``[FORM=]CLASS[>LIMIT]``, rules are separated by commas:
                            only those);
 * ``inaccurate>1%``        more than 1 % of a row's swept points (as sampled) are of the
                            class; ``inaccurate>10`` more than 10 points;
-* ``ce_fused=inaccurate>1%`` the rule for the rows of one form only.
+* ``ce_fused=inaccurate>1%`` the rule for the rows of one form only;
+* ``batch``                a point whose value changes with the batch size or its
+                           position in the call (of the points each row re-runs, see
+                           engine.batches).
 
 Without a limit a rule fails on any point (``>0``).
 """
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from ..errors import InputError
 
-GATE_CLASSES = ("nan", "inf", "zero", "zero_normal", "zero_subnormal", "inaccurate", "unresolved")
+GATE_CLASSES = ("nan", "inf", "zero", "zero_normal", "zero_subnormal", "inaccurate", "unresolved", "batch")
 _RULE = re.compile(r"^(?:(?P<form>[^=<>\s]+)=)?(?P<cls>[a-z_]+)(?:>(?P<limit>[0-9]*\.?[0-9]+)(?P<pct>%)?)?$")
 
 
@@ -48,6 +51,8 @@ class Gate:
 def count(row: dict, cls: str) -> int:
     """A row's points of `cls`, with the two kinds of zero told apart."""
     c = row["counts"]
+    if cls == "batch":
+        return (row.get("batch_dependent") or {}).get("count", 0)
     if cls == "zero_normal":
         return c["zero"] - c.get("zero_subnormal", 0)
     return c.get(cls, 0)

@@ -148,7 +148,6 @@ def _unused(flat: jaxpr.Flat, computed: list) -> list[int]:
     multiplication by a computed 0 (with this value finite: 0·∞ is NaN and matters),
     or a select_n branch the computed predicate did not take."""
     live = {r for r in flat.outputs if not isinstance(r, jaxpr.Lit)}
-    producer = {o: i for i, e in enumerate(flat.eqns) for o in e.outs if o is not None}
     for i in range(len(flat.eqns) - 1, -1, -1):
         e, ins = flat.eqns[i], computed[i]
         if not any(o in live for o in e.outs if o is not None):
@@ -204,7 +203,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         local = float(np.max(np.abs(loc))) if loc.size else None
     # the real result of the operation on the computed inputs: what this one rounding did
     own = exact.apply_or_float64(e.primitive, e.params, [exact.to_exact(np.asarray(x)) for x in ins], e.in_avals)[0]
-    own_o, ex_o = _ordinals(own, fmt), _ordinals(ex, fmt)
+    own_o = _ordinals(own, fmt)
     sub = lambda o: (o != 0) & (np.abs(o) < (1 << fmt.mant))  # noqa: E731  non-zero subnormal ordinals
     undefined = _undefined(ex)
     ex_finite = _finite(ex)  # as a real: a value beyond the format's range is finite

@@ -115,7 +115,7 @@ def _rows_from(fam: Family, out: Outcome, job: Job, spec: Spec) -> list[Row]:
             row.fix = None
         if form.quantity == "loss" and counts["zero"] > counts["zero_subnormal"] and fam.exact is None:
             row.zero_exact_max = _zero_exact_max(fam, form, out, intervals["zero"])
-        if counts["zero"] and fam.exact is None:
+        if counts["zero"]:
             row.zero_onset_subnormal = _zero_onset_subnormal(fam, form, out, onset["zero"], spec.mode)
         rows.append(row)
     return rows
@@ -146,9 +146,13 @@ def _zero_onset_subnormal(fam: Family, form, out: Outcome, onset: dict, mode) ->
     if not sides:
         return {"neg": None, "pos": None}
     x = np.array([onset[s] for s in sides], np.float64)
-    exact, _ = host_reference(fam, [form], x, float(out.target))[0]
-    got = kernel_outputs(fam, [form], out.fmt, formats.to_ordinal(out.fmt.cast(x), out.fmt), out.target, None,
-                         mode)[0].astype(np.float64)
+    ords = formats.to_ordinal(out.fmt.cast(x), out.fmt)
+    if fam.exact is None:
+        exact, _ = host_reference(fam, [form], x, float(out.target))[0]
+    else:  # a user's function: its reference at the kernel's inputs there
+        inputs = np.asarray(programs.inputs_program(fam, out.fmt, fam.case(out.target))(ords))
+        exact, _ = fam.exact([form], out.value_fmt, inputs, np.asarray(fam.label(out.target, out.fmt)), {})[0]
+    got = kernel_outputs(fam, [form], out.fmt, ords, out.target, None, mode)[0].astype(np.float64)
     exact = np.broadcast_to(exact, got.shape)
     fmt = out.value_fmt
     lost = (got == 0) & (np.abs(fmt.cast(exact).astype(np.float64)) > 0)

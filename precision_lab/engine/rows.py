@@ -110,6 +110,7 @@ class Row(Mapping):
     # figures some rows have
     zero_exact_max: float | None = None
     zero_onset_subnormal: dict | None = None
+    batch_dependent: dict | None = None  # engine.batches: values that change with the batch size or position
     mechanism: dict | None = None
     cause: dict | None = None
     # a user's function

@@ -108,7 +108,7 @@ def _details(i: int, z, t, loss, out, exact, entries) -> dict:
 def _row(spec, fmt, form, quantity, tc, code, ulp, sub, scale, mode, floor) -> Row:
     n = len(code)
     counts = {c: int((code == CODE[c]).sum()) for c in CLASSES}
-    counts["zero_subnormal"] = int(sub.sum())
+    counts["zero_subnormal"] = int((sub & (code == CODE["zero"])).sum())  # a point of a worse class is not a flush
     measured = code <= CODE["inaccurate"]
     order = np.lexsort((-np.where(measured, ulp, 0), -code))[:WORST_LISTED]
     by_scale = spec.kind == "random"

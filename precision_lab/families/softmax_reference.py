@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flint import arb
 
-from ..numerics import dd, ddj, mp
+from ..numerics import dd, ddj, mp, rounding
 
 SWEEPS = ("margin", "offset")
 TARGET_CLASSES = {"top": 0, "other": 1}
@@ -125,10 +125,10 @@ class _Host:
 
     def ln(self, v: int):
         """ln v as a constant: double-double to 2**-106, and a ball at any precision."""
-        with mp.workprec(256):
+        with rounding.workprec(256):
             exact = arb(v).log()
-            hi = mp.arb_to_float64(exact)
-            lo = mp.arb_to_float64(exact - hi)
+            hi = rounding.arb_to_float64(exact)
+            lo = rounding.arb_to_float64(exact - hi)
         return mp.constant(dd.DD(hi, lo), lambda: arb(v).log(), self.rows, self.n)
 
     where = staticmethod(mp.where)

@@ -3,7 +3,7 @@
 The reference is a max-shifted log-sum-exp computed apart from the kernels: in
 float64 with NumPy for formats up to 32 bits (Σ over K ≤ 2**22 terms loses at most
 about 22·2**-53, far below any of their ULPs), in double-double on the host for
-float64, with mpmath for the entries whose exponentials fall where double-double is
+float64, with arb balls for the entries whose exponentials fall where double-double is
 quantised (`_mp_tails`). With label distributions (soft or one-hot labels) the
 reference is `_soft_reference`'s.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 
-import mpmath
 import numpy as np
+from flint import arb
 
-from ..numerics import dd, formats, mp
+from ..numerics import dd, formats, mp, rounding
 
 
 def reference(z: np.ndarray, t: np.ndarray, fmt: formats.Format):
@@ -81,7 +81,7 @@ def _soft_reference(z: np.ndarray, p: np.ndarray, fmt: formats.Format):
     j ≠ i taken by prefix and suffix sums (nothing cancels in them; a one-hot p gives the
     class-index formulas). What is left, the subtraction, cancels where s_i·P ≈ p_i:
     where float64's error bound there exceeds 2**-10 ULP of the format, and for every
-    float64 vector, the vector is evaluated with mpmath (`_mp_soft`)."""
+    float64 vector, the vector is evaluated on arb balls (`_mp_soft`)."""
     n, k = z.shape
     rows = np.arange(n)
     top = np.argmax(z, axis=1)
@@ -105,32 +105,50 @@ def _others(x: np.ndarray) -> np.ndarray:
     return before + after
 
 
-def _mp_soft(zi: np.ndarray, pi: np.ndarray) -> tuple[float, np.ndarray]:
-    """One vector's soft-label loss and gradient with mpmath: from mp.START_PREC bits,
-    doubled until two evaluations round to the same float64 values (up to mp.MAX_PREC),
-    rounded once."""
-    prec, previous = mp.START_PREC, None
-    top = int(np.argmax(zi))
+def _settle(fn, prec: int = mp.START_PREC) -> list[float]:
+    """fn() -> arb balls, evaluated at `prec` bits and at doubling precision until every
+    ball rounds to one float64 (up to mp.MAX_PREC, then rounded from the midpoint)."""
     while True:
-        with mpmath.workprec(prec):
-            d = [_diff(v, zi[top]) for v in zi]
-            e = [mpmath.exp(x) for x in d]
-            total = mpmath.fsum(e)
-            q = [mpmath.mpf(float(x)) for x in pi]
-            weight = mpmath.fsum(q)
-            log_total = mpmath.log(total)
-            loss = mpmath.fsum(qi * (log_total - di) for qi, di in zip(q, d))
-            values = [mp.to_float64(loss)] + [mp.to_float64(weight * ei / total - qi) for ei, qi in zip(e, q)]
-        if values == previous or prec >= mp.MAX_PREC:
-            return values[0], np.array(values[1:])
-        previous, prec = values, prec * 2
+        with rounding.workprec(prec):
+            balls = fn()
+            found = [rounding.settled(v) for v in balls]
+        if all(v is not None for v in found):
+            return found
+        if prec >= mp.MAX_PREC:
+            return [rounding.arb_to_float64(v) for v in balls]
+        prec = min(2 * prec, mp.MAX_PREC)
+
+
+def _ball_sum(xs) -> arb:
+    total = arb(0)
+    for x in xs:
+        total += x
+    return total
+
+
+def _mp_soft(zi: np.ndarray, pi: np.ndarray) -> tuple[float, np.ndarray]:
+    """One vector's soft-label loss and gradient on arb balls, settled (see `_settle`)."""
+    top = int(np.argmax(zi))
+
+    def balls():
+        d = [_diff(v, zi[top]) for v in zi]
+        e = [x.exp() for x in d]
+        total = _ball_sum(e)
+        q = [arb(float(x)) for x in pi]
+        weight = _ball_sum(q)
+        log_total = total.log()
+        loss = _ball_sum(qi * (log_total - di) for qi, di in zip(q, d))
+        return [loss] + [weight * ei / total - qi for ei, qi in zip(e, q)]
+
+    values = _settle(balls)
+    return values[0], np.array(values[1:])
 
 
 TAIL = -655.0  # e^(z_j − max z) below this exponent: under ~2**-945, where DD is quantised
 
 
 def _mp_tails(z, t, top, shift, total: dd.DD, loss, grad) -> None:
-    """Redo with mpmath (200 bits, then one rounding) what double-double cannot round
+    """Redo on arb balls (settled, see `_settle`) what double-double cannot round
     correctly: e_j = e^(z_j − max z) below ~2**-945 carries the low word's
     quantisation to 2**-1074. So p_j = e_j / Σe for such an entry (not the target's:
     its p_t − 1 is about −1), and, where every entry but the top one is that small,
@@ -142,37 +160,39 @@ def _mp_tails(z, t, top, shift, total: dd.DD, loss, grad) -> None:
     tiny = d < TAIL
     if not tiny.any():
         return
-    with mpmath.workprec(200):
-        tot = {}
 
-        def total_of(i):
-            if i not in tot:
-                tot[i] = mpmath.mpf(float(total.hi[i])) + mpmath.mpf(float(total.lo[i]))
-            return tot[i]
+    def total_of(i):
+        return arb(float(total.hi[i])) + arb(float(total.lo[i]))
 
-        for i, j in zip(*np.nonzero(tiny)):
-            if j != t[i]:
-                grad[i, j] = mp.to_float64(mpmath.exp(_diff(z[i, j], z[i, top[i]])) / total_of(i))
-        others_tiny = tiny.sum(axis=1) == z.shape[1] - 1
-        for i in np.flatnonzero(others_tiny):
-            s = mpmath.fsum(mpmath.exp(_diff(v, z[i, top[i]])) for j, v in enumerate(z[i]) if j != top[i])
-            loss[i] = _mp_loss(z[i], top[i], t[i], float(s))
-            if t[i] == top[i]:
-                grad[i, t[i]] = mp.to_float64(-s / total_of(i))
+    for i, j in zip(*np.nonzero(tiny)):
+        if j != t[i]:
+            grad[i, j] = _settle(lambda i=i, j=j: [_diff(z[i, j], z[i, top[i]]).exp() / total_of(i)])[0]
+    others_tiny = tiny.sum(axis=1) == z.shape[1] - 1
+    for i in np.flatnonzero(others_tiny):
+        def tail(i=i):
+            return _ball_sum(_diff(v, z[i, top[i]]).exp() for j, v in enumerate(z[i]) if j != top[i])
+        s = _settle(lambda: [tail()])[0]
+        loss[i] = _mp_loss(z[i], top[i], t[i], s)
+        if t[i] == top[i]:
+            grad[i, t[i]] = _settle(lambda i=i, tail=tail: [-tail() / total_of(i)])[0]
 
 
 def _mp_loss(zi, top: int, t: int, tail: float) -> float:
-    """(max z − z_t) + log1p(Σ_{j≠top} e_j) of one vector with mpmath, with enough bits
-    to see the tail sum Σ (~`tail`) beside max z − z_t, rounded once."""
+    """(max z − z_t) + log1p(Σ_{j≠top} e_j) of one vector on balls, from enough bits to
+    see the tail sum Σ (~`tail`) beside max z − z_t, settled."""
     gap = math.log2(max(abs(float(zi[top])), abs(float(zi[t])), 1.0)) - math.log2(max(tail, 2.0**-1074))
-    with mpmath.workprec(min(4096, 160 + max(0, int(gap)))):
-        s = mpmath.fsum(mpmath.exp(_diff(v, zi[top])) for j, v in enumerate(zi) if j != top)
-        return mp.to_float64(_diff(zi[top], zi[t]) + mpmath.log1p(s))
+
+    def balls():
+        s = _ball_sum(_diff(v, zi[top]).exp() for j, v in enumerate(zi) if j != top)
+        return [_diff(zi[top], zi[t]) + s.log1p()]
+
+    return _settle(balls, min(mp.MAX_PREC, 160 + max(0, int(gap))))[0]
 
 
-def _diff(a, b):
-    """a − b of two float64 values, exactly, as an mpf."""
-    return mpmath.fsub(float(a), float(b), exact=True)
+def _diff(a, b) -> arb:
+    """a − b of two float64 values, exactly, as an arb (2200 bits hold any such difference)."""
+    with rounding.workprec(2200):
+        return arb(float(a)) - arb(float(b))
 
 
 def _without(e, idx):

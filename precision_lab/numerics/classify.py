@@ -138,7 +138,11 @@ def condition(exact, sens):
 
 def per_point(code, ulp, subnormal, axes: tuple[int, ...]):
     """Reduce a vector-valued result to one class per point: the worst class over its
-    entries (codes rise with severity), the largest entry error, any subnormal zero."""
+    entries (codes rise with severity), the largest entry error, and whether its zeros
+    are flushes: some entry lost to 0 and the exact value of every lost entry
+    subnormal (one normal entry lost beside flushed ones makes the point a lost
+    normal value)."""
     if not axes:
         return code, ulp, subnormal
-    return code.max(axis=axes), ulp.max(axis=axes), subnormal.any(axis=axes)
+    lost_normal = (code == CODE["zero"]) & ~subnormal
+    return code.max(axis=axes), ulp.max(axis=axes), subnormal.any(axis=axes) & ~lost_normal.any(axis=axes)

@@ -28,7 +28,7 @@ import mpmath
 import numpy as np
 from jax import lax
 
-from . import dd, mp
+from . import dd, mp, rounding
 
 TINY_INPUT = 2.0**-900  # inputs nearer zero than this are evaluated on the host
 TINY_VALUE = 2.0**-960  # values nearer zero than this (their low part may be subnormal) too
@@ -171,8 +171,8 @@ def ln(v: int) -> DDJ:
     """ln v as the host's constant: double-double from mpmath at 256 bits."""
     with mpmath.workprec(256):
         exact = mpmath.log(v)
-        hi = mp.to_float64(exact)
-        lo = mp.to_float64(exact - hi)
+        hi = rounding.to_float64(exact)
+        lo = rounding.to_float64(exact - hi)
     return DDJ(jnp.float64(hi), jnp.float64(lo))
 
 

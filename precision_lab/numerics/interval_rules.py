@@ -159,3 +159,8 @@ def apply(prim, params: dict, args: list[IV], in_avals) -> list[IV]:
 def enclose(flat: jaxpr.Flat, args) -> list[IV]:
     """Tier 1: enclosures of a flattened jaxpr's outputs at concrete `args` (arrays)."""
     return jaxpr.interpret(flat, args, IV.exact, apply)
+
+
+SUPPORTED = frozenset(set(_UNARY) | set(_BINARY) | set(SELF_COMPARE) | set(jaxpr.MOVES) | {
+    "and", "or", "xor", "not", "integer_pow", "select_n", "convert_element_type", "clamp", "iota", "reduce_sum",
+    "reduce_max", "reduce_min", "argmax", "argmin", "scatter-add"})

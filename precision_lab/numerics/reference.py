@@ -42,6 +42,7 @@ import re
 
 import jax
 import numpy as np
+from flint import arb
 
 from . import balls, formats, jaxpr
 from .interval_rules import enclose
@@ -73,6 +74,7 @@ class Tiers:
     budget: int = 0
     float64: int = 0  # points measured against the function in float64 (a primitive with no exact rule)
     rewritten: int = 0  # unresolved points that the identity-rewritten jaxpr decided
+    fallback_unresolved: int = 0  # float64-fallback points left unresolved: its value was ∞, NaN or 0
     interval_s: float = 0.0
     exact_s: float = 0.0
 
@@ -84,9 +86,10 @@ class Tiers:
         # (no value at the cap, a ball across a rounding boundary at the cap, beyond
         # the tier's points); rewritten: those its identity rewrite then decided
         return {"interval": self.interval, "exact": self.exact, "rewritten": self.rewritten,
-                "unresolved": self.undefined + self.cap + self.budget - self.rewritten,
+                "unresolved": self.undefined + self.cap + self.budget - self.rewritten + self.fallback_unresolved,
                 "own_unresolved_no_enclosure": self.undefined, "own_unresolved_cap": self.cap,
                 "own_unresolved_budget": self.budget, "float64": self.float64,
+                "float64_unresolved": self.fallback_unresolved,
                 "interval_points_per_s": _rate(self.interval + self.exact + self.undefined + self.cap + self.budget,
                                                self.interval_s),
                 "exact_points_per_s": _rate(self.exact + self.undefined + self.cap, self.exact_s),
@@ -195,6 +198,11 @@ class Reference:
         wide = lambda a: a.astype(np.float64) if a.dtype.kind in "fV" or str(a.dtype) in formats.FORMATS else a  # noqa: E731
         x64, l64 = wide(xs), wide(label)
         value = np.asarray(jax.jit(jax.vmap(self.wide, (0, None)))(x64, l64), np.float64)
+        # float64's own ∞, NaN or 0 may be an overflow, a cancellation or an underflow of
+        # the fallback itself: never taken as exact, such a point is unresolved
+        lost = ~np.isfinite(value) | (value == 0)
+        stats.fallback_unresolved += int(lost.reshape(len(xs), -1).any(axis=1).sum())
+        value = np.where(lost, np.nan, value)
         jvp = lambda x, y: jax.jvp(lambda x: self.wide(x, y), (x,), (x,))[1]  # noqa: E731
         sens = np.abs(np.asarray(jax.jit(jax.vmap(jvp, (0, None)))(x64, l64), np.float64))
         sens = np.where(np.isfinite(sens), sens, np.nan)  # a float64 overflow excuses nothing
@@ -209,8 +217,9 @@ class Reference:
         width = int(np.prod(xs.shape[1:], dtype=np.int64))
         out = np.full((len(xs),) + self._out_shape(xs, label), np.nan)
         done = {}
-        for i, k in enumerate(keys):
-            if k in self.memo and (r := _round_all(self.memo[k][0], fmt)) is not None:
+        known = [i for i, k in enumerate(keys) if k in self.memo]
+        for i, r in zip(known, _round_points([self.memo[keys[i]][0] for i in known], fmt)):
+            if r is not None:
                 done[i] = r
         near = np.abs(xs.astype(np.float64)).reshape(len(xs), -1).max(axis=1)
         todo = sorted((i for i in range(len(xs)) if i not in done), key=lambda i: near[i])
@@ -229,7 +238,8 @@ class Reference:
                     break
                 for j, i in enumerate(now):
                     self.memo[keys[i]] = (vals[j], prec)
-                    if (r := _round_all(vals[j], fmt)) is not None:
+                for i, r in zip(now, _round_points(list(vals), fmt)):
+                    if r is not None:
                         done[i] = r
             todo = [i for i in todo if i not in done]
             prec *= 4
@@ -245,20 +255,56 @@ class Reference:
         return out
 
 
-def _quick_round(e, fmt) -> int | None:
-    """The ordinal a ball rounds to, decided in float64 where that suffices (formats
-    narrower than float64): its midpoint ± (radius + a float64 ulp), outward, is an
-    interval of reals holding the ball; if both ends round to one value of the format,
-    so does every real between them. None: not decided this way."""
-    if type(e) is not balls.arb or not e.is_finite():
-        return None
-    m, r = float(e.mid()), float(e.rad())
-    if not (np.isfinite(m) and np.isfinite(r)) or m == 0:
-        return None
-    w = r * (1 + 2.0**-50) + np.spacing(abs(m)) * 2  # mid and rad as float64 are off by half an ulp each
-    lo, hi = np.nextafter(m - w, -np.inf), np.nextafter(m + w, np.inf)
-    a, b = formats.round_to_ordinal(np.array([lo, hi]), fmt)
-    return int(a) if a == b else None
+UNDECIDED_ORDINAL = np.iinfo(np.int64).min  # beside ±(max + 1), which mean beyond the range
+
+
+def _quick_round(entries: list, fmt) -> np.ndarray:
+    """The ordinal each ball (or exact int) rounds to, decided in float64 where that
+    suffices (formats narrower than float64), all at once: a ball's midpoint ± (radius
+    + two float64 ulps), outward, is an interval of reals holding it (mid and rad as
+    float64 are off by half an ulp each); if both ends round to one value of the
+    format, so does every real between them. UNDECIDED_ORDINAL: not decided this way."""
+    n = len(entries)
+    m, r = np.zeros(n), np.zeros(n)
+    ok = np.zeros(n, bool)
+    for i, e in enumerate(entries):
+        if type(e) is arb:
+            if e.is_finite():
+                m[i], r[i], ok[i] = float(e.mid()), float(e.rad()), True
+        elif isinstance(e, (bool, int)) and abs(int(e)) < 2**53:
+            m[i], ok[i] = float(e), True
+    ok &= np.isfinite(m) & np.isfinite(r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = r * (1 + 2.0**-50) + np.spacing(np.abs(m)) * 2
+        lo, hi = np.nextafter(m - w, -np.inf), np.nextafter(m + w, np.inf)
+    a = formats.round_to_ordinal(np.where(ok, lo, 0.0), fmt)
+    b = formats.round_to_ordinal(np.where(ok, hi, 0.0), fmt)
+    return np.where(ok & (a == b), a, UNDECIDED_ORDINAL).astype(np.int64)
+
+
+def _round_points(values: list, fmt) -> list:
+    """Each point's ball(s) rounded to `fmt` as float64 (an array for a vector), or None
+    unless every entry rounds to one value: the quick path for all entries at once,
+    `balls.rounded` for the rest."""
+    per = [_entries(v) for v in values]
+    flat = [e for p in per for e in p]
+    none = UNDECIDED_ORDINAL
+    ords = _quick_round(flat, fmt) if fmt.bits < 64 and flat else np.full(len(flat), none, np.int64)
+    for j in np.flatnonzero(ords == none):
+        o = balls.rounded(flat[j], fmt)
+        ords[j] = none if o is None else o
+    vals = formats.from_ordinal(np.clip(ords, -fmt.max_ordinal, fmt.max_ordinal).astype(np.int64), fmt)
+    vals = np.where(ords > fmt.max_ordinal, np.inf, np.where(ords < -fmt.max_ordinal, -np.inf,
+                                                             vals.astype(np.float64)))
+    out, at = [], 0
+    for v, p in zip(values, per):
+        k = len(p)
+        if (ords[at:at + k] == none).any():
+            out.append(None)
+        else:
+            out.append(vals[at:at + k].reshape(np.shape(v)) if isinstance(v, np.ndarray) else float(vals[at]))
+        at += k
+    return out
 
 
 def _entries(v):
@@ -267,17 +313,3 @@ def _entries(v):
 
 def _has_value(v) -> bool:
     return all(e is not balls.UNDECIDED and not (hasattr(e, "is_finite") and not e.is_finite()) for e in _entries(v))
-
-
-def _round_all(v, fmt):
-    """A point's ball(s) rounded to `fmt` as float64 (an array for a vector), or None
-    unless every entry rounds to one value."""
-    out = []
-    for e in _entries(v):
-        o = _quick_round(e, fmt) if fmt.bits < 64 else None
-        o = balls.rounded(e, fmt) if o is None else o
-        if o is None:
-            return None
-        out.append(np.inf if o > fmt.max_ordinal else -np.inf if o < -fmt.max_ordinal else
-                   float(formats.from_ordinal(np.int64(o), fmt).astype(np.float64)))
-    return np.array(out).reshape(np.shape(v)) if isinstance(v, np.ndarray) else out[0]

@@ -359,8 +359,29 @@ def summary(result, width: int = 80) -> list[Text]:
         if scaled is not None:
             out.append(Text("\n".join(_wrap([f"Loss-scaled gradients: {scaled['judged']}."], width, 0, " ")),
                             style="dim"))
+    batch = _batch_note(result.rows)
+    if batch:
+        out.append(Text("\n".join(_wrap([batch], width, 0, " "))))
     out.append(Text("\n".join(_wrap([LEGEND], width, 0, " ")), style="dim"))
     return out
+
+
+def _batch_note(rows) -> str | None:
+    """One line on the rows whose compiled program gives other values at another batch
+    size or position (see engine.batches), or None."""
+    hit = [r for r in rows if (r.get("batch_dependent") or {}).get("count")]
+    if not hit:
+        return None
+    sizes = hit[0]["batch_dependent"]["sizes"]
+    names = []
+    for r in hit[:4]:
+        bd = r["batch_dependent"]
+        at = " / ".join(_num(bd["onset"][s], r) for s in ("neg", "pos") if bd["onset"][s] is not None)
+        names.append(f"{r.key.name()} ({bd['count']} of {bd['checked']} points, nearest 0 at {at})")
+    more = f" and {len(hit) - 4} more" if len(hit) > 4 else ""
+    return (f"Batch dependence: {len(hit)} rows give other values at batch sizes {', '.join(map(str, sizes))} or "
+            f"at the end of a call: " + "; ".join(names) + more + ". The figures above are the sweep's batch "
+            f"({sizes[0]}).")
 
 
 def text(result, width: int = 80) -> str:

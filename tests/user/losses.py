@@ -51,6 +51,10 @@ def with_lgamma(z, y):
     return jax.scipy.special.gammaln(1 + jnp.exp(z)) - y * z
 
 
+def with_bessel(z, y):
+    return jax.scipy.special.i1e(z) - y * z
+
+
 def ce_take(logits, label):
     return -jnp.take_along_axis(jax.nn.log_softmax(logits), label[None], axis=0)[0]
 

@@ -1,0 +1,113 @@
+"""Batch dependence: does a row's compiled program give the same values whatever
+else is in its call?
+
+A sweep calls each kernel as users compile it, `jit(vmap(kernel))`, on calls of
+`programs.batch_size` points. XLA's code, and with it a value, can change with the
+batch: its size (vectorised loops and their remainders, fusions that form only
+beyond some size) and a point's position in it. So for every row, its telling
+points (each class's onsets, the ends of the class intervals it lists, and a spread
+of the lattice) are run again:
+
+* at the sweep's batch size, first in the call and last in it;
+* in a program of one point (batch 1, each point alone);
+* at a second batch size, `SECOND` points a call.
+
+A point whose value differs bit for bit between any two of these is *batch
+dependent*: a finding about the compiled program, not noise. The row records the
+batch sizes compared, how many points were checked and how many depend on the
+batch, the points nearest 0 on each side, and a few examples with every value.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ..numerics import formats
+from . import modes
+from .programs import batch_size, inputs_program, kernel_program
+
+SECOND = 8  # points per call of the second batch size
+SPREAD = 17  # lattice points spread evenly over the row's axis
+MAX_POINTS = 64  # telling points per row at most
+EXAMPLES = 3
+
+
+def telling_points(row, axis) -> np.ndarray:
+    """Ordinals of the row's onsets, of the ends of its listed class intervals, and a
+    spread over its axis; distinct, nearest 0 first, at most MAX_POINTS."""
+    fmt = axis.fmt
+    xs = []
+    for cls in (row.onset or {}).values():
+        xs += [cls.get(s) for s in ("neg", "pos")]
+    for cls in (row.intervals or {}).values():
+        for lo, hi in cls.get("listed", [])[:8]:
+            xs += [lo, hi]
+    xs = np.array([x for x in xs if x is not None and np.isfinite(x)], np.float64)
+    ords = formats.to_ordinal(fmt.cast(xs), fmt).astype(np.int64) if len(xs) else np.zeros(0, np.int64)
+    spread = np.asarray(axis.ordinals(np.unique(np.linspace(0, len(axis) - 1, SPREAD).round().astype(np.int64))),
+                        np.int64)
+    ords = np.unique(np.concatenate([ords, spread]))
+    ords = ords[np.argsort(np.abs(ords), kind="stable")]
+    return ords[:MAX_POINTS]
+
+
+def _inputs(family, fmt, ords, target, device, size: int) -> np.ndarray:
+    """The kernel inputs at `ords`, made by the sweep's own inputs program (calls of
+    `size` points), so that only the kernels run at other batch sizes."""
+    inputs = inputs_program(family, fmt, family.case(target))
+    out = []
+    for i in range(0, len(ords), size):
+        chunk = ords[i:i + size]
+        call = np.concatenate([chunk, np.full(size - len(chunk), chunk[-1], np.int64)])
+        out.append(np.asarray(inputs(jax.device_put(call, device)))[:len(chunk)])
+    return np.concatenate(out)
+
+
+def _calls(program, x: np.ndarray, label, size: int, at_end: bool) -> np.ndarray:
+    """The kernel at inputs `x`, `size` points a call: in order from the start of each
+    call (filled after with the call's last point), or ending each call (the first of
+    them last in it, filled before)."""
+    out = []
+    for i in range(0, len(x), size):
+        chunk = x[i:i + size]
+        fill = np.repeat(chunk[-1:], size - len(chunk), axis=0)
+        call = np.concatenate([fill, chunk[::-1]]) if at_end else np.concatenate([chunk, fill])
+        got = np.asarray(program(call, label))
+        out.append(got[::-1][:len(chunk)] if at_end else got[:len(chunk)])
+    return np.concatenate(out)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bitwise equality per point (NaNs equal whatever their payload; −0 ≠ +0)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    eq = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
+    return eq.reshape(len(eq), -1).all(axis=1)
+
+
+def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
+    """The row's `batch_dependent` figures (see the module docstring)."""
+    fmt = axis.fmt
+    ords = telling_points(row, axis)
+    b = batch_size(family)
+    second = SECOND if b > SECOND else 2 * b
+    x = _inputs(family, fmt, ords, target, device, b)
+    label = jax.device_put(family.label(target, fmt), device)
+    program = kernel_program(form.kernel, mode)
+    runs = {f"{b} first": _calls(program, x, label, b, False), f"{b} last": _calls(program, x, label, b, True),
+            "1": _calls(program, x, label, 1, False), f"{second}": _calls(program, x, label, second, False)}
+    base = next(iter(runs.values()))
+    differs = np.zeros(len(ords), bool)
+    for v in runs.values():
+        differs |= ~_same(base, v)
+    x = formats.from_ordinal(ords, fmt).astype(np.float64)
+    bad = x[differs]
+    examples = [{"x": float(x[i]), "values": {k: np.asarray(v[i], np.float64).tolist() for k, v in runs.items()}}
+                for i in np.flatnonzero(differs)[:EXAMPLES]]
+    return {"sizes": [b, 1, second], "positions": ["first", "last"], "checked": int(len(ords)),
+            "count": int(differs.sum()), "onset": {"neg": _nearest(bad[bad < 0]), "pos": _nearest(bad[bad >= 0])},
+            "examples": examples}
+
+
+def _nearest(v: np.ndarray) -> float | None:
+    return None if not len(v) else float(v[np.argmin(np.abs(v))])

@@ -1,0 +1,56 @@
+"""Batch dependence: a row's telling points run again at other batch sizes and
+positions (engine.batches), counted, shown and gateable."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import precision_lab as pl
+from precision_lab.analysis import gates
+from precision_lab.engine import batches, modes
+
+
+def _alone_differs(kernel, label_axis):
+    """A toy mode whose program gives other values in a call of one point: the batch
+    dependence the engine must find (x + 2**-10 there, in float16: ≥ 1 ulp below 1)."""
+    def run(x, label):
+        out = jax.vmap(kernel, (0, label_axis))(x, label)
+        return out + jnp.asarray(2.0**-10 if x.shape[0] == 1 else 0.0, out.dtype)
+
+    return jax.jit(run)
+
+
+def test_values_that_change_in_a_call_of_one_point_are_counted_shown_and_gated():
+    mode = modes.register(modes.Mode("alone", "other values in a call of one point", compile=_alone_differs))
+    try:
+        r = pl.sweep("sigmoid", dtypes=["float16"], targets=[0.0], forms=["bce_fused"], mode="alone",
+                     value_range=(-1.0, 1.0))
+        bd = r.rows[0].batch_dependent
+        assert bd["sizes"] == [262144, 1, 8] and bd["checked"] >= batches.SPREAD
+        # σ(z) ∈ [0.27, 0.73] on [−1, 1]: 2**-10 moves every value there (spacing ≤ 2**-11)
+        assert bd["count"] == bd["checked"]
+        ex = bd["examples"][0]
+        assert ex["values"]["1"] == ex["values"]["262144 first"] + 2.0**-10
+        assert bd["onset"]["neg"] is not None and bd["onset"]["pos"] == 0.0
+        assert gates.failures(r.rows, gates.parse("batch")) and "Batch dependence: 1 rows" in r.summary(200)
+    finally:
+        modes.MODES.pop(mode.name)
+
+
+def test_a_program_that_ignores_the_batch_has_no_batch_dependent_point():
+    r = pl.sweep("sigmoid", dtypes=["float16"], targets=[1.0], forms=["bce_fused", "bce_naive_chain"],
+                 value_range=(-16.0, 16.0))
+    for row in r.rows:
+        assert row.batch_dependent["count"] == 0 and row.batch_dependent["checked"] >= batches.SPREAD
+    assert not gates.failures(r.rows, gates.parse("batch")) and "Batch dependence" not in r.summary(200)
+
+
+def test_telling_points_include_every_onset_and_nearest_zero_first():
+    r = pl.sweep("sigmoid", dtypes=["bfloat16"], targets=[1.0], forms=["bce_naive_chain"])
+    row = r.rows[0]
+    from precision_lab.numerics import formats, sampling
+
+    axis = sampling.axis_for(formats.get("bfloat16"), None, 0)
+    pts = formats.from_ordinal(batches.telling_points(row, axis), axis.fmt).astype(np.float64)
+    assert {-87.5, 5.5625} <= set(pts.tolist())  # the NaN onsets (README)
+    assert np.all(np.diff(np.abs(pts)) >= 0) and len(pts) <= batches.MAX_POINTS
