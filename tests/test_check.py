@@ -488,6 +488,10 @@ def test_every_optax_per_example_loss_has_exact_rules_in_both_16_bit_formats():
         for fn, x, y in [(f, jnp.zeros(4, dtype), jnp.asarray(1, dtype)) for f in optax_losses.BINARY] + \
                 [(f, jnp.zeros((4, 10), dtype), jnp.asarray(1, jnp.int32)) for f in optax_losses.MULTICLASS]:
             both = jax.vmap(lambda a, b, fn=fn: jax.value_and_grad(fn)(a, b), (0, None))
+            if fn.__name__ in optax_losses.FAILS_UNDER_X64:  # optax's own failure, said in one sentence by check
+                with pytest.raises(TypeError, match="Custom JVP rule"):
+                    jax.make_jaxpr(both)(x, y)
+                continue
             closed = jax.make_jaxpr(both)(x, y)
             assert closed.out_avals[0].dtype == dtype, fn.__name__  # takes and returns the row's format
             assert balls.unsupported(jaxpr.flatten(closed)) == [], fn.__name__

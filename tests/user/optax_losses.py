@@ -130,3 +130,10 @@ MULTICLASS = (softmax_cross_entropy_with_integer_labels, softmax_cross_entropy, 
               smoothed_softmax_cross_entropy, poly_loss_cross_entropy, multiclass_hinge_loss,
               multiclass_perceptron_loss, multiclass_sparsemax_loss, kl_divergence, kl_divergence_with_log_targets,
               convex_kl_divergence, ranking_softmax_loss, cosine_distance, multiclass_generalized_dice_loss)
+
+# optax 0.2.8: jax.grad of multiclass_sparsemax_loss fails under jax_enable_x64 (which a
+# float64 row needs): its simplex projection's custom JVP returns a float16 tangent for a
+# float64 primal ("Custom JVP rule must produce primal and tangent outputs with
+# corresponding shapes and dtypes"). check reports it in one sentence.
+FAILS_UNDER_X64 = ("multiclass_sparsemax_loss",)
+
