@@ -54,3 +54,17 @@ def test_telling_points_include_every_onset_and_nearest_zero_first():
     pts = formats.from_ordinal(batches.telling_points(row, axis), axis.fmt).astype(np.float64)
     assert {-87.5, 5.5625} <= set(pts.tolist())  # the NaN onsets (README)
     assert np.all(np.diff(np.abs(pts)) >= 0) and len(pts) <= batches.MAX_POINTS
+
+
+def test_readme_batch_dependence_example():
+    """README: bfloat16 ce_fused at K = 10 (offset sweep, true class not on top) gives
+    its other entries as 0.08544921875 in calls of the sweep's 8192 vectors and
+    0.0849609375 alone or 8 to a call (the exact 1/(e + 9) = 0.085333… rounds to the
+    former)."""
+    r = pl.sweep("softmax", dtypes=["bfloat16"], classes=[10], forms=["ce_fused"], sweeps=["offset"],
+                 target_classes=["other"])
+    bd = r.rows[0].batch_dependent
+    assert bd["sizes"] == [8192, 1, 8] and bd["count"] > 0
+    at0 = next(e for e in bd["examples"] if e["x"] == 0.0)["values"]
+    assert at0["8192 first"][2] == at0["8192 last"][2] == 0.08544921875
+    assert at0["1"][2] == at0["8"][2] == 0.0849609375

@@ -109,6 +109,18 @@ def naive():
     return pl.check(f"{USER}:naive_bce", dtypes=["float16"], targets=[0.0])
 
 
+@pytest.fixture(scope="module")
+def focal_bf16():
+    """The focal loss at γ = 0.5 in bfloat16, y = 0 (shared: causes and the rewrite's counts)."""
+    return pl.check(f"{USER}:focal", dtypes=["bfloat16"], targets=[0.0], kwargs={"gamma": 0.5})
+
+
+@pytest.fixture(scope="module")
+def ce4():
+    """A naive cross-entropy at K = 4 in float16, margin sweep, true class on top."""
+    return pl.check(f"{USER}:ce_naive", dtypes=["float16"], classes=[4], sweeps=["margin"], target_classes=["top"])
+
+
 def test_naive_bce_onsets_match_the_hand_derivation(naive):
     """-log(1 − σ(z)) at y = 0 in float16. XLA's float16 σ computes 1/(1 + e^−z) in the
     format: 1 + e^−z rounds to 1 once e^−z < 2^−11 (half an ulp of 1), i.e.
@@ -137,7 +149,7 @@ def test_naive_bce_onsets_match_the_hand_derivation(naive):
     assert sum(loss["counts"][c] for c in pl.api.CLASSES) == loss["points"] == 2 * F16.max_ordinal + 1
 
 
-def test_causes_name_the_operation_and_line(naive):
+def test_causes_name_the_operation_and_line(naive, focal_bf16):
     """Three breakages, three causes: the log that goes to −∞ (line 9), the σ flushed
     to 0 (line 8) and, for the focal loss at γ = 0.5, the power whose derivative
     γ(1 − p_t)^(γ−1) is ∞ where 1 − p_t rounds to 0 (line 19): the subtraction lost
@@ -148,8 +160,7 @@ def test_causes_name_the_operation_and_line(naive):
     nan = loss["cause"]["nan"]["neg"]
     assert nan["first_lost"]["primitive"] == "logistic" and "losses.py:8" in nan["first_lost"]["source"]
     assert any(f["primitive"] == "logistic" for f in nan["flushes"])
-    focal = pl.check(f"{USER}:focal", dtypes=["bfloat16"], targets=[0.0], kwargs={"gamma": 0.5})
-    fgrad = next(r for r in focal.rows if r["quantity"] == "grad")
+    fgrad = next(r for r in focal_bf16.rows if r["quantity"] == "grad")
     why = fgrad["cause"]["nan"]["neg"]  # z ≤ −6.25: p_t = 1 − p rounds to 1
     assert fgrad["onset"]["nan"]["neg"] == -6.25
     assert why["first_nonfinite"]["primitive"] == "pow" and "losses.py:19" in why["first_nonfinite"]["source"]
@@ -187,11 +198,10 @@ def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, message):
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-def test_multiclass_user_loss_runs_through_the_softmax_sweeps():
+def test_multiclass_user_loss_runs_through_the_softmax_sweeps(ce4):
     """A naive cross-entropy on K = 4 logits in float16, margin sweep, true class on top:
     exp overflows (float16 max 65504 < e^11.1) once the margin passes 11.09375."""
-    r = pl.check(f"{USER}:ce_naive", dtypes=["float16"], classes=[4], sweeps=["margin"], target_classes=["top"])
-    loss = next(x for x in r.rows if x["quantity"] == "loss")
+    loss = next(x for x in ce4.rows if x["quantity"] == "loss")
     assert loss["classes"] == 4 and loss["sweep"] == "margin" and loss["target_class"] == "top"
     assert loss["counts"]["nan"] > 0
     assert loss["onset"]["nan"]["pos"] == 11.09375
@@ -231,10 +241,10 @@ def test_fixed_function_is_the_same_real_function():
             np.testing.assert_allclose(jax.grad(f)(*args), jax.grad(fn)(*args), rtol=1e-12, atol=1e-15)
 
 
-def test_multiclass_fix_is_log_softmax():
+def test_multiclass_fix_is_log_softmax(ce4):
     """exp(x)/Σexp(x) then log: rewritten to log_softmax, which removes the overflow
     NaN of the naive cross-entropy at K = 4 in float16."""
-    r = pl.check(f"{USER}:ce_naive", dtypes=["float16"], classes=[4], sweeps=["margin"], target_classes=["top"])
+    r = ce4
     loss = next(x for x in r.rows if x["form"] == "ce_naive" and x["quantity"] == "grad")
     assert [w["replacement"] for w in loss["fix"]["rewrites"]] == ["jax.nn.log_softmax(x)"]
     fixed = next(x for x in r.rows if x["form"] == "ce_naive+fix" and x["quantity"] == "grad")
@@ -329,12 +339,11 @@ def test_lgamma_and_digamma_have_exact_rules():
     assert loss["tiers"]["unresolved"] == loss["tiers"]["own_unresolved_cap"] > 0
 
 
-def test_a_rewrite_that_moves_an_onset_nearer_zero_is_not_proposed():
+def test_a_rewrite_that_moves_an_onset_nearer_zero_is_not_proposed(focal_bf16):
     """The focal loss's 1 − σ(z) → σ(−z) (line 18) removes some of bfloat16's NaN
     gradients at y = 0 (17336 → 16849) but they then begin at z = −5.5625 instead of
     −6.25: the row shows the rewrite with its counts and does not call it a fix."""
-    r = pl.check(f"{USER}:focal", dtypes=["bfloat16"], targets=[0.0], kwargs={"gamma": 0.5})
-    grad = next(x for x in r.rows if x["form"] == "focal" and x["quantity"] == "grad")
+    grad = next(x for x in focal_bf16.rows if x["form"] == "focal" and x["quantity"] == "grad")
     fix = grad["fix"]
     assert (fix["before"]["nan"], fix["after"]["nan"]) == (17336, 16849)
     assert fix["onsets"]["nan"]["before"][0] == -6.25 and fix["onsets"]["nan"]["after"][0] == -5.5625

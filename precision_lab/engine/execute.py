@@ -183,8 +183,10 @@ def execute_vectors(vector_jobs: list[VectorJob], spec: Spec, context: RunContex
     """The rows of the sweeps over whole vectors (no axis; not checkpointed)."""
     rows = []
     for vj in vector_jobs:
-        context.report(f"softmax {vj.sweep.kind} sweep, K={vj.sweep.classes} (vectors)")
+        label = f"softmax {vj.sweep.kind} sweep, K={vj.sweep.classes} (vectors)"
+        context.report(label)
         with jax.default_device(context.device):
             rows += vectors.sweep_vectors(vj.sweep, list(vj.formats), spec.forms, spec.tolerance, spec.seed,
-                                          spec.mode, spec.floor)
+                                          spec.mode, spec.floor,
+                                          lambda done, total: context.report(f"{label}: {done} of {total}"))
     return rows

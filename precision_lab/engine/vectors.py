@@ -5,7 +5,7 @@ These sweeps have no axis: each row reports the share of vectors in each class
 index. The reference is a max-shifted log-sum-exp computed apart from the
 kernels: in float64 with NumPy for formats up to 32 bits (Σ over K ≤ 2**22
 terms loses at most about 22·2**-53, far below any of their ULPs), in
-double-double on the host for float64, with mpmath for the entries whose
+double-double on the host for float64, with arb balls for the entries whose
 exponentials fall where double-double is quantised (`_mp_tails`). With label
 distributions (soft or one-hot labels) the reference is `_soft_reference`'s.
 
@@ -43,17 +43,27 @@ def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     return np.concatenate(outs)[:n]
 
 
+CHUNK_ENTRIES = 1 << 22  # logit entries a chunk: references and outputs are held for one chunk at a time
+
+
 def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, mode: str = "jit",
-                  floor: str = "condition") -> list[Row]:
+                  floor: str = "condition", progress=None) -> list[Row]:
     """One row per (format, target class, form) of the vector sweep `spec`. Logits (and
     soft labels) are rounded to each row's format, as a tensor of that format holds
     them; a logits row counts the vectors that rounding changed (`inputs_rounded`,
     `labels_rounded`). Forms written on a class index are skipped for soft labels
-    (`notes`)."""
+    (`notes`). The vectors stream in chunks of whole kernel calls (about CHUNK_ENTRIES
+    logits), so that memory holds per-vector figures, not every entry's; the calls,
+    and with them every value, are the same as in one piece. `progress(done, total)`
+    is told after each chunk."""
     chosen = [f for f in softmax.family(spec.classes).forms if (forms is None or f.name in forms)
               and not (spec.soft and f.name in CLASS_ONLY)]
     z64, scale = spec.vectors(seed)
-    rows = []
+    n, k = z64.shape
+    b = programs.batch_size(softmax.family(spec.classes))
+    step = max(b, CHUNK_ENTRIES // k // b * b)
+    total = len(fmts) * len(spec.target_classes) * n
+    rows, done = [], 0
     for fmt in fmts:
         with np.errstate(over="ignore"):
             zf = fmt.cast(z64)
@@ -63,34 +73,70 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
             t = spec.targets(zx, tc, seed)
             tk = fmt.cast(t) if spec.soft else t  # soft labels: a tensor of the format, as the kernel gets them
             tx = tk.astype(np.float64) if spec.soft else t
-            (loss, loss_s), (grad, grad_s) = reference(np.where(finite[:, None], zx, 0.0), tx, fmt)
+            acc = {f.name: _Acc(n) for f in chosen}
+            loss_all = np.empty(n)
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                part = slice(lo, hi)
+                (loss, loss_s), (grad, grad_s) = reference(np.where(finite[part, None], zx[part], 0.0), tx[part], fmt)
+                loss_all[part] = loss
+                for form in chosen:
+                    out = computed(form.name, zf[part], tk[part], mode)
+                    quantity = "loss" if out.ndim == 1 else "grad"
+                    exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
+                    acc[form.name].add(part, out, exact, classify(out, exact, sc, fmt, tolerance, np, floor),
+                                       finite[part])
+                done += hi - lo
+                if progress is not None:
+                    progress(done, total)
             for form in chosen:
-                out = computed(form.name, zf, tk, mode)
-                quantity = "loss" if out.ndim == 1 else "grad"
-                exact, sc = (loss, loss_s) if quantity == "loss" else (grad, grad_s)
-                entries = classify(out, exact, sc, fmt, tolerance, np, floor)
-                code, ulp, sub = per_point(*entries, tuple(range(1, out.ndim)))
-                ulp = ulp.astype(np.float64)
-                code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
-                row = _row(spec, fmt, form, quantity, tc, code, ulp, sub, scale, mode, floor)
-                lost = (code == CODE["zero"]) & ~sub
-                if quantity == "loss" and lost.any():  # the largest exact loss computed as 0
-                    row.zero_exact_max = float(np.abs(exact[lost]).max())
+                a = acc[form.name]
+                row = _row(spec, fmt, form, a.quantity, tc, a.code, a.ulp, a.sub, scale, mode, floor)
+                if a.zero_exact_max is not None:  # the largest exact loss computed as 0
+                    row.zero_exact_max = a.zero_exact_max
                 row.inputs_out_of_range = int((~finite).sum())  # logits beyond the format: counted as ∞
                 if spec.kind == "logits":
                     row.logits_dtype = spec.logits_dtype
                     row.inputs_rounded = int((finite & (zx != z64).any(axis=1)).sum())
                     if spec.soft:
                         row.labels_rounded = int((tx != t).any(axis=1).sum())
-                        row.reference = ("mpmath (from 128 bits until two evaluations agree)" if fmt.bits >= 64
-                                         else "float64 (NumPy), mpmath where the gradient cancels")
+                        row.reference = ("arb balls (from 128 bits until every ball rounds to one float64)"
+                                         if fmt.bits >= 64 else "float64 (NumPy), arb balls where the gradient cancels")
                     for w in row.worst:
-                        w.update(_details(w["index"], zx, tx, loss, out, exact, entries))
+                        w.update(_details(w["index"], zx, tx, loss_all, a))
                 rows.append(row)
     return rows
 
 
-def _details(i: int, z, t, loss, out, exact, entries) -> dict:
+class _Acc:
+    """One form's per-vector figures over the chunks: class, error, flush, and its worst
+    entry (index, computed and exact value)."""
+
+    def __init__(self, n: int):
+        self.code, self.ulp = np.zeros(n, np.int8), np.zeros(n)
+        self.sub = np.zeros(n, bool)
+        self.entry, self.computed, self.exact = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+        self.quantity, self.zero_exact_max = "loss", None
+
+    def add(self, part: slice, out, exact, entries, finite) -> None:
+        code, ulp, sub = per_point(*entries, tuple(range(1, out.ndim)))
+        code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
+        self.code[part], self.ulp[part], self.sub[part] = code, ulp.astype(np.float64), sub
+        rows = np.arange(len(out))
+        if out.ndim == 1:
+            self.computed[part], self.exact[part] = out.astype(np.float64), exact
+        else:
+            self.quantity = "grad"
+            j = np.lexsort((entries[1], entries[0]))[:, -1]  # the worst class, then the largest error (the last tied)
+            self.entry[part] = j
+            self.computed[part], self.exact[part] = out[rows, j].astype(np.float64), exact[rows, j]
+        lost = (code == CODE["zero"]) & ~sub
+        if out.ndim == 1 and lost.any():
+            m = float(np.abs(exact[lost]).max())
+            self.zero_exact_max = m if self.zero_exact_max is None else max(m, self.zero_exact_max)
+
+
+def _details(i: int, z, t, loss, acc: _Acc) -> dict:
     """What a worst vector is: its label (a distribution's most likely class, and its
     probability), its margin z_t − max_{j≠t} z_j (the format's values), its exact loss,
     and the row's computed and exact value (for a gradient, at the entry that is worst)."""
@@ -98,11 +144,9 @@ def _details(i: int, z, t, loss, out, exact, entries) -> dict:
     d = {"label": label, "margin": float(z[i, label] - np.delete(z[i], label).max()), "exact_loss": float(loss[i])}
     if t.ndim == 2:
         d["label_p"] = float(t[i, label])
-    if out.ndim == 1:
-        return dict(d, computed=float(out[i]), exact=float(exact[i]))
-    code, ulp = entries[0][i], entries[1][i]
-    j = int(np.lexsort((ulp, code))[-1])
-    return dict(d, entry=j, computed=float(out[i, j]), exact=float(exact[i, j]))
+    if acc.quantity == "loss":
+        return dict(d, computed=float(acc.computed[i]), exact=float(acc.exact[i]))
+    return dict(d, entry=int(acc.entry[i]), computed=float(acc.computed[i]), exact=float(acc.exact[i]))
 
 
 def _row(spec, fmt, form, quantity, tc, code, ulp, sub, scale, mode, floor) -> Row:
