@@ -92,3 +92,18 @@ def test_modules_and_functions_are_short():
                  and n.end_lineno - n.lineno + 1 > FUNCTION_LINES]
     if long:
         pytest.fail("too long to read at a glance:\n" + "\n".join(long), pytrace=False)
+
+
+def test_the_installed_package_holds_every_subpackage():
+    """`pip install .` must ship every folder of the package: pyproject's package
+    discovery finds each directory that has an __init__.py (a fixed list once left
+    the subpackages out of the wheel, and `precision-lab` failed outside the checkout)."""
+    import tomllib
+
+    import setuptools
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(setuptools.find_packages(str(root), include=conf["include"]))
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "precision_lab").rglob("__init__.py")}
+    assert on_disk and on_disk == found
