@@ -189,7 +189,8 @@ def test_stable_user_loss_is_stable_and_assert_stable_tells_them_apart():
     (["check", f"{USER}:upcast", "--dtypes", "bfloat16"], "returns float32 for bfloat16"),
     (["check", f"{USER}:focal", "--kwargs", "{gamma: 1}"], "not JSON"),
     (["check", f"{USER}:naive_bce", "--classes", "10", "--dtypes", "float16"], "not a scalar"),
-    (["check", f"{USER}:ce_naive", "--dtypes", "float16"], "cannot"),
+    (["check", f"{USER}:ce_naive", "--dtypes", "float16"], "give --classes K"),
+    (["check", f"{USER}:ce_take", "--dtypes", "float16"], "give --classes K"),
     (["check", f"{USER}:naive_bce", "--fail-on", "bogus"], "Unknown class"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, message):

@@ -88,12 +88,10 @@ def validate(fam: Family, fmt: formats.Format, target, source_file: str | None =
     what = "fn(logits, label)" if fam.width > 1 else "fn(z, y)"
     try:
         out = jax.eval_shape(loss.kernel, x, label)
-    except TypeError as e:
-        if "argument" in str(e) and "tracer" not in str(e).lower():
-            raise InputError(f"`{loss.name}` cannot be called as {what}: {e}.") from None
-        raise InputError(_trace_error(loss.name, e, source_file)) from None
     except Exception as e:  # noqa: BLE001
         hint = "" if fam.width > 1 else " (a multiclass function? give --classes K)"
+        if isinstance(e, TypeError) and "argument" in str(e) and "tracer" not in str(e).lower():
+            raise InputError(f"`{loss.name}` cannot be called as {what}: {e}.") from None
         raise InputError(_trace_error(loss.name, e, source_file).rstrip(".") + hint + ".") from None
     if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
         shape = getattr(out, "shape", type(out).__name__)
