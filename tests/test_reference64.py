@@ -239,3 +239,18 @@ def test_settled_agrees_with_rounding_both_ends_of_the_ball(m, shift, sign, frac
         for ball in (x, x + arb(0, math.ldexp(1.0, max(e - 8, -1100)))):
             lo, hi = rounding._exact_to_float64(ball.lower()), rounding._exact_to_float64(ball.upper())
             assert rounding.settled(ball) == (lo if lo == hi else None)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.integers(-(2**80), 2**80), st.integers(-1200, 1100),
+       st.sampled_from(["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2"]))
+def test_binary_ordinal_is_mpmaths_rounding(man, exp, name):
+    """rounding.binary_ordinal (integers only) rounds an exact binary number to a
+    format's ordinal as exact.round_ordinal does through mpmath at enough bits: ties
+    to even, subnormals, and ±(max + 1) beyond the range."""
+    from precision_lab.numerics import exact
+
+    fmt = formats.get(name)
+    with mpmath.workprec(400):  # holds man·2**exp exactly (mpmath's default 53 bits would round it first)
+        want = exact.round_ordinal(mpmath.mpf((man, exp)), fmt)
+    assert rounding.binary_ordinal(man, exp, fmt) == want

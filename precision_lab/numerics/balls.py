@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from flint import ctx
 
-from . import exact, jaxpr
+from . import jaxpr, rounding
 from .ball_rules import UNDECIDED, to_balls
 from .ball_structure import SUPPORTED, apply
 
@@ -47,7 +47,7 @@ def rounded(v, fmt) -> int | None:
     beyond the range), or None where the ball straddles a rounding boundary or has
     no value."""
     if v is UNDECIDED or isinstance(v, (bool, int)):
-        return None if v is UNDECIDED else exact.round_ordinal(exact.mpmath.mpf(int(v)), fmt)
+        return None if v is UNDECIDED else rounding.binary_ordinal(int(v), 0, fmt)
     if not v.is_finite():
         return None
     old = ctx.prec
@@ -56,7 +56,7 @@ def rounded(v, fmt) -> int | None:
         ends = (v.lower(), v.upper())
     finally:
         ctx.prec = old
-    lo, hi = (exact.round_ordinal(exact.mpmath.mpf(tuple(int(t) for t in b.man_exp())), fmt) for b in ends)
+    lo, hi = (rounding.binary_ordinal(*(int(t) for t in b.man_exp()), fmt) for b in ends)
     return lo if lo == hi else None
 
 

@@ -107,3 +107,18 @@ def settled(x) -> float | None:
                 return f
     lo, hi = _exact_to_float64(x.lower()), _exact_to_float64(x.upper())
     return lo if lo == hi else None
+
+
+def binary_ordinal(man: int, exp: int, fmt) -> int:
+    """The ordinal of `fmt`'s value nearest man·2**exp (an exact binary number; ties to
+    even), ±(max_ordinal + 1) beyond the format's rounding range: one rounding of the
+    exact bits, in integers."""
+    if man == 0:
+        return 0
+    sign, man = man < 0, abs(man)
+    emin = 1 - fmt.bias
+    e = max(exp + man.bit_length() - 1, emin)  # the exponent of |v|, at least the smallest normal one
+    shift = exp + fmt.mant - e  # |v|·2**(mant − e) = man·2**shift, below 2**(mant + 1)
+    q = man << shift if shift >= 0 else _round_shift(man, -shift)[0]
+    mag = min(((e - emin) << fmt.mant) + q, fmt.max_ordinal + 1)
+    return -mag if sign else mag
