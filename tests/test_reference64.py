@@ -254,3 +254,12 @@ def test_binary_ordinal_is_mpmaths_rounding(man, exp, name):
     with mpmath.workprec(400):  # holds man·2**exp exactly (mpmath's default 53 bits would round it first)
         want = exact.round_ordinal(mpmath.mpf((man, exp)), fmt)
     assert rounding.binary_ordinal(man, exp, fmt) == want
+
+
+def test_binary_ordinal_of_arb_sized_exponents_is_immediate():
+    """Balls reach exponents like 2**-10**9 (e^(−z) of a huge z): rounding them is a
+    comparison, not a mask of a billion bits (that once took gigabytes)."""
+    f64, f16 = formats.get("float64"), formats.get("float16")
+    assert rounding.binary_ordinal(3, -10**9, f64) == 0 and rounding.binary_ordinal(-5, -10**12, f16) == 0
+    assert rounding.binary_ordinal(1, 10**9, f16) == f16.max_ordinal + 1
+    assert rounding.binary_ordinal(-1, 10**9, f64) == -(f64.max_ordinal + 1)

@@ -26,6 +26,8 @@ def workprec(prec: int):
 def _round_shift(man: int, shift: int) -> tuple[int, bool]:
     """man / 2**shift rounded to the nearest integer, ties to even (shift > 0), and
     whether it was an exact tie."""
+    if shift > man.bit_length() + 1:  # man/2**shift < 1/4: 0, and no tie (a huge shift would build a huge mask)
+        return 0, False
     q, r = man >> shift, man & ((1 << shift) - 1)
     half = 1 << (shift - 1)
     return (q + 1 if r > half or (r == half and q & 1) else q), r == half
