@@ -31,7 +31,7 @@ def test_values_that_change_in_a_call_of_one_point_are_counted_shown_and_gated()
         assert bd["count"] == bd["checked"]
         ex = bd["examples"][0]
         assert ex["values"]["1"] == ex["values"]["262144 first"] + 2.0**-10
-        assert bd["onset"]["neg"] is not None and bd["onset"]["pos"] == 0.0
+        assert bd["onset"]["neg"] is not None and bd["onset"]["pos"] == 0.0 and bd["onset"]["method"] == "sampled"
         assert gates.failures(r.rows, gates.parse("batch")) and "Batch dependence: 1 rows" in r.summary(200)
     finally:
         modes.MODES.pop(mode.name)

@@ -244,16 +244,29 @@ def test_settled_agrees_with_rounding_both_ends_of_the_ball(m, shift, sign, frac
 @settings(max_examples=600, deadline=None)
 @given(st.integers(-(2**80), 2**80), st.integers(-1200, 1100),
        st.sampled_from(["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2"]))
-def test_binary_ordinal_is_mpmaths_rounding(man, exp, name):
-    """rounding.binary_ordinal (integers only) rounds an exact binary number to a
-    format's ordinal as exact.round_ordinal does through mpmath at enough bits: ties
-    to even, subnormals, and ±(max + 1) beyond the range."""
-    from precision_lab.numerics import exact
-
+def test_binary_ordinal_is_the_nearest_value_ties_to_even(man, exp, name):
+    """rounding.binary_ordinal (which exact.round_ordinal also uses) rounds an exact
+    binary number to the format's nearest value, ties to the even significand, checked
+    in exact fractions against the format's values next to it: subnormals included,
+    and ±(max + 1) only beyond the largest finite value."""
     fmt = formats.get(name)
-    with mpmath.workprec(400):  # holds man·2**exp exactly (mpmath's default 53 bits would round it first)
-        want = exact.round_ordinal(mpmath.mpf((man, exp)), fmt)
-    assert rounding.binary_ordinal(man, exp, fmt) == want
+    v = Fraction(man) * Fraction(2) ** exp
+    o = rounding.binary_ordinal(man, exp, fmt)
+
+    def val(k):
+        return Fraction(float(formats.from_ordinal(np.int64(k), fmt).astype(np.float64)))
+
+    top = val(fmt.max_ordinal)
+    if abs(o) > fmt.max_ordinal:
+        assert abs(v) > top and (o > 0) == (v > 0)
+        return
+    d = abs(v - val(o))
+    for k in (o - 1, o + 1):
+        if abs(k) <= fmt.max_ordinal:
+            dk = abs(v - val(k))
+            assert d <= dk, (o, k)
+            if d == dk:  # a tie: the even significand wins
+                assert abs(o) % 2 == 0, (o, k)
 
 
 def test_binary_ordinal_of_arb_sized_exponents_is_immediate():

@@ -105,7 +105,9 @@ def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
     examples = [{"x": float(x[i]), "values": {k: np.asarray(v[i], np.float64).tolist() for k, v in runs.items()}}
                 for i in np.flatnonzero(differs)[:EXAMPLES]]
     return {"sizes": [b, 1, second], "positions": ["first", "last"], "checked": int(len(ords)),
-            "count": int(differs.sum()), "onset": {"neg": _nearest(bad[bad < 0]), "pos": _nearest(bad[bad >= 0])},
+            "count": int(differs.sum()),
+            # sampled: the nearest of the points re-run, not a scan; nearer ones may depend on the batch too
+            "onset": {"neg": _nearest(bad[bad < 0]), "pos": _nearest(bad[bad >= 0]), "method": "sampled"},
             "examples": examples}
 
 

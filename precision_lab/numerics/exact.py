@@ -37,6 +37,7 @@ import mpmath
 import numpy as np
 from jax import lax
 
+from . import rounding
 from .jaxpr import CALLS, MOVES, Flat, UnsupportedPrimitive, flatten, format_of, interpret, scatter_targets
 
 
@@ -403,17 +404,15 @@ def eval_jaxpr(closed, *args, prec: int = 256) -> list:
 
 def round_ordinal(v, fmt) -> int | None:
     """Ordinal of the value of `fmt` nearest to the exact real `v` (ties to even),
-    ±(max_ordinal + 1) beyond the rounding range; None for POISON. One rounding,
-    straight from the mpf: no double rounding through float64."""
+    ±(max_ordinal + 1) beyond the rounding range; None for POISON or NaN. One rounding,
+    straight from the mpf's exact bits (rounding.binary_ordinal): no double rounding
+    through float64."""
     if v is POISON:
         return None
     v = mpmath.mpf(v)
-    if mpmath.isinf(v) or v == 0:
-        mag = 0 if v == 0 else fmt.max_ordinal + 1
-    else:
-        emin = 1 - fmt.bias
-        _, exp2 = mpmath.frexp(abs(v))  # |v| = f·2**exp2, f in [0.5, 1): floor(log2|v|) = exp2 − 1
-        e = max(exp2 - 1, emin)
-        q = int(mpmath.nint(mpmath.ldexp(abs(v), fmt.mant - e)))
-        mag = min(((e - emin) << fmt.mant) + q, fmt.max_ordinal + 1)
-    return -mag if v < 0 else mag
+    if mpmath.isnan(v):
+        return None
+    if mpmath.isinf(v):
+        return fmt.max_ordinal + 1 if v > 0 else -(fmt.max_ordinal + 1)
+    sign, man, exp, _ = v._mpf_
+    return rounding.binary_ordinal(-man if sign else man, exp, fmt)

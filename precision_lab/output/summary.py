@@ -377,7 +377,7 @@ def _batch_note(rows) -> str | None:
     for r in hit[:4]:
         bd = r["batch_dependent"]
         at = " / ".join(_num(bd["onset"][s], r) for s in ("neg", "pos") if bd["onset"][s] is not None)
-        names.append(f"{r.key.name()} ({bd['count']} of {bd['checked']} points, nearest 0 at {at})")
+        names.append(f"{r.key.name()} ({bd['count']} of the {bd['checked']} points re-run, the nearest 0 at {at})")
     more = f" and {len(hit) - 4} more" if len(hit) > 4 else ""
     return (f"Batch dependence: {len(hit)} rows give other values at batch sizes {', '.join(map(str, sizes))} or "
             f"at the end of a call: " + "; ".join(names) + more + ". The figures above are the sweep's batch "
