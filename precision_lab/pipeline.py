@@ -49,7 +49,8 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
     if spec.loss_scale is not None:
         context.report("loss-scale advice")
         with jax.default_device(context.device):
-            meta["loss_scale_advice"] = loss_scaling.run_advice(spec, context.device)
+            meta["loss_scale_advice"] = loss_scaling.run_advice(spec, context.device) + \
+                loss_scaling.check_verdicts(made, spec, context)
     if context.checkpoint is not None:
         context.checkpoint.remove()
     return SweepResult(meta, rows, spec)

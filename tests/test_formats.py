@@ -1,5 +1,6 @@
 """Lattice and ULP helpers: hand-worked cases and properties against ml_dtypes."""
 
+import functools
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -103,8 +104,13 @@ def test_round_to_ordinal_matches_ml_dtypes(f, x):
     if np.isnan(float(c)) or np.isinf(float(c)):
         expected = expected if x > 0 else -expected
     assert int(formats.round_to_ordinal(np.float64(x), f)) == expected
-    dev = jax.jit(lambda v: formats.round_to_ordinal(v, f, jnp))(jnp.float64(x))
-    assert int(dev) == expected
+    assert int(_device_round(f)(jnp.float64(x))) == expected
+
+
+@functools.lru_cache(maxsize=None)
+def _device_round(f):
+    """round_to_ordinal on the device, compiled once per format (not once per example)."""
+    return jax.jit(lambda v: formats.round_to_ordinal(v, f, jnp))
 
 
 @settings(max_examples=300, deadline=None)

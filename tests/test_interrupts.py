@@ -121,13 +121,16 @@ def test_the_time_limit_judges_once_after_calibration():
         limit.update()
 
 
-def test_a_sweep_or_check_beyond_the_limit_is_refused_with_its_time(tmp_path, capsys):
-    """float64 with 10**12 points: refused once 5 s of calls are timed (days at any rate
-    here). The exhaustive check of float32 (4278190079 values through the exact tiers):
+def test_a_sweep_or_check_beyond_the_limit_is_refused_with_its_time(tmp_path, capsys, monkeypatch):
+    """float64 with 10**12 points: refused once 5 s of calls are timed (1 s here; days at
+    any rate here). The exhaustive check of float32 (4278190079 values through the exact tiers):
     its first call of 2**18 points has not ended 1 s in (the watchdog's 30 s, shortened
     here by $PRECISION_LAB_SLOW_S), which bounds the rate, and the
     command refuses it from that bound. float32 samples cannot hold 10**12 distinct
     points: refused at once, pointing to --exhaustive. Exit 2, one sentence, no JSON."""
+    from precision_lab.output import progress
+
+    monkeypatch.setattr(progress, "CALIBRATE_S", 1.0)
     out = tmp_path / "x.json"
     assert cli.main(["sweep", "--family", "sigmoid", "--dtypes", "float64", "--points", str(10**12), "--targets", "0",
                      "--forms", "bce_fused", "--quiet", "--json", str(out)]) == 2

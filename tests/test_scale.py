@@ -146,7 +146,7 @@ def test_four_devices_give_the_rows_of_one(tmp_path):
     --xla_force_host_platform_device_count=4), absorbed in the axis's order: the same
     JSON rows as this process's single device, for a sampled sigmoid sweep (refined
     boundaries) and an exhaustive softmax one."""
-    args = ["--dtypes", "bfloat16,float32", "--points", str(1 << 18), "--quiet"]
+    args = ["--dtypes", "bfloat16,float32", "--points", str(1 << 15), "--quiet"]
     sig = ["sweep", "--family", "sigmoid", "--forms", ",".join(FORMS), *args]
     soft = ["sweep", "--family", "softmax", "--classes", "10", "--sweeps", "margin", "--target-classes", "top",
             "--forms", "ce_naive,ce_fused", *args]
@@ -236,7 +236,7 @@ def test_two_processes_of_a_distributed_sweep_give_the_rows_of_one(tmp_path):
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
     argv = ["sweep", "--family", "sigmoid", "--forms", ",".join(FORMS), "--dtypes", "bfloat16,float32",
-            "--points", str(1 << 20), "--quiet"]
+            "--points", str(1 << 19), "--quiet"]  # two calls of 2**18 on float32: one per process
     outs = [tmp_path / f"p{i}.json" for i in (0, 1)]
     procs = [subprocess.Popen([sys.executable, "-m", "precision_lab", *argv, "--json", str(outs[i]),
                                "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],

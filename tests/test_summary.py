@@ -6,7 +6,7 @@ import precision_lab as pl
 from precision_lab.engine.rows import RowKey
 from precision_lab import api, cli
 from precision_lab.analysis import gates
-from precision_lab.output import summary
+from precision_lab.output import summary, wording
 from precision_lab.errors import InputError
 
 
@@ -150,10 +150,10 @@ def test_summary_places_every_form_once(sigmoid16, width):
 
 
 def test_summary_cuts_float64_at_seven_digits_and_says_so():
-    assert summary._num(36.73680056967711, {"dtype": "float64"}) == "36.73680…"
-    assert summary._num(-708.3964185322642, {"dtype": "float64"}) == "−708.3964…"
-    assert summary._num(16.635532379150390, {"dtype": "float32"}) == "16.635532"  # shortest, whole
-    assert summary._num(-11.09375, {"dtype": "float16"}) == "−11.09"  # float16's shortest decimal
+    assert wording.shortest(36.73680056967711, {"dtype": "float64"}) == "36.73680…"
+    assert wording.shortest(-708.3964185322642, {"dtype": "float64"}) == "−708.3964…"
+    assert wording.shortest(16.635532379150390, {"dtype": "float32"}) == "16.635532"  # shortest, whole
+    assert wording.shortest(-11.09375, {"dtype": "float16"}) == "−11.09"  # float16's shortest decimal
     assert "float64 ones are cut at 7 digits" in " ".join(summary.LEGEND.split())
 
 

@@ -122,3 +122,50 @@ def run_advice(spec, device) -> list[dict]:
                         a.pop("axis", None)
                     out.append(a)
     return out
+
+
+def _lost(counts: dict) -> int:
+    """NaN, ∞ and normal values lost to 0 (a flushed subnormal is a lesser loss)."""
+    return counts["nan"] + counts["inf"] + counts["zero"] - counts.get("zero_subnormal", 0)
+
+
+def check_verdicts(made: list, spec, context) -> list[dict]:
+    """What the run's loss scale does to a user's function: its gradient rows swept
+    again unscaled, in the same run, and per row the verdict against no scale
+    (`at_scale`, as `advice` gives it, with `moved`: the failures the scale makes
+    begin nearer zero)."""
+    import dataclasses as dc
+
+    from ..engine.execute import execute
+
+    mine = [m for m in made if m.job.family.exact is not None and m.row.quantity == "grad" and m.row.loss_scale
+            and m.row.fix_of is None]
+    if not mine:
+        return []
+    jobs = {}
+    for m in mine:
+        key = (m.job.precision.name, m.job.case, id(m.job.family))
+        jobs.setdefault(key, dc.replace(m.job, forms=tuple(f for f in m.job.forms if f.quantity == "grad")))
+    context.report("the gradients unscaled")
+    plain = {r.key: r for r in (p.row for p in execute(list(jobs.values()), dc.replace(spec, loss_scale=None),
+                                                       context))}
+    out = []
+    for m in mine:
+        r, p = m.row, plain.get(m.row.key)
+        if p is None:
+            continue
+        first = {c: {"neg": r.onset[c]["neg"], "pos": r.onset[c]["pos"]} for c in ("nan", "inf", "zero")}
+        moved = [{"class": c, "side": side, "scaled": r.onset[c][side], "unscaled": p.onset[c][side]}
+                 for c in ("nan", "inf", "zero") for side in ("neg", "pos")
+                 if r.onset[c][side] is not None and (p.onset[c][side] is None
+                                                      or abs(r.onset[c][side]) < abs(p.onset[c][side]))
+                 and (c != "zero" or r.counts["zero"] > r.counts["zero_subnormal"])]
+        out.append({"family": r.family, "form": r.form, "dtype": r.key.format, "target": r.target,
+                    "classes": r.classes, "target_class": r.target_class,
+                    "lost": {"count": p.counts["zero"] - p.counts["zero_subnormal"], "bands": []},
+                    "scale": None, "by_scale": None, "overflow": None,
+                    "at_scale": {"scale": r.loss_scale, "lost_unscaled": _lost(p.counts), "lost": _lost(r.counts),
+                                 "first": first, "moved": moved,
+                                 "unscaled_first": {c: {"neg": p.onset[c]["neg"], "pos": p.onset[c]["pos"]}
+                                                    for c in ("nan", "inf", "zero")}}})
+    return out

@@ -105,7 +105,7 @@ def _rows_from(fam: Family, out: Outcome, job: Job, spec: Spec) -> list[Row]:
             reference=fam.reference_name or ("float64 (XLA)" if out.fmt.bits < 64 else "double-double (host)"),
             counts=counts, max_ulp=None if out.max_ulp[i] < 0 else float(out.max_ulp[i]),
             stable=all(counts[c] == 0 for c in UNSTABLE), onset=onset, intervals=intervals,
-            constants=constant_notes(form, out.value_fmt), profile=_profile(out, i), mode=spec.mode.name,
+            constants=constant_notes(form, out.value_fmt, _kernel_args(fam, out.fmt)), profile=_profile(out, i), mode=spec.mode.name,
             floor=spec.floor, batch=programs.batch_size(fam), **case,
             range=list(spec.value_range) if spec.value_range else None,
             library=(form.library_soft if soft else None) or form.library, stable_form=form.stable_form or None,
@@ -136,6 +136,13 @@ def _zero_exact_max(fam: Family, form, out: Outcome, zeros: dict) -> float | Non
     ends = np.array([e for band in zeros["listed"] for e in band], np.float64)
     exact, _ = host_reference(fam, [form], ends, float(out.target))[0]
     return float(np.max(np.abs(exact)))
+
+
+def _kernel_args(fam, fmt) -> tuple | None:
+    """A user's function's kernel arguments at `fmt` (for the constants its code writes), or None."""
+    if fam.exact is None:
+        return None
+    return jax.ShapeDtypeStruct((fam.width,) if fam.width > 1 else (), fmt.dtype), fam.label(0, fmt)
 
 
 def _zero_onset_subnormal(fam: Family, form, out: Outcome, onset: dict, mode) -> dict:

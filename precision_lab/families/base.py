@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InputError
+from ..numerics import literals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +133,11 @@ def div0(num, den, where):
     return where(num == 0, 0.0 * den, num / den)
 
 
-def constant_notes(form: Form, fmt) -> list[str]:
-    """How each framework constant of `form` comes out in `fmt`."""
-    notes = []
+def constant_notes(form: Form, fmt, args: tuple | None = None) -> list[str]:
+    """How each framework constant of `form` comes out in `fmt`; with `args` (a user's
+    function: its kernel's arguments), the constants its code writes that `fmt`
+    changes where it matters (numerics.literals)."""
+    notes = [r.note(fmt) for r in literals.rounded(form.loss or form.kernel, args, fmt)] if args is not None else []
     for c in form.constants:
         v = float(c.in_format(fmt.dtype.type))
         if v == 0 and c.exact != 0:

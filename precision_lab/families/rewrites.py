@@ -8,7 +8,17 @@ matches, on the graph of its equations (seeing through conversions and broadcast
 * ``(1 − sigmoid(a))**γ`` or ``sigmoid(a)**γ`` → ``exp(γ · log_sigmoid(∓a))``;
 * ``log(Σ exp(a))`` → ``logsumexp(a)``;
 * ``exp(a) / Σ exp(a)`` → ``softmax(a)``, and a log of it (or of entries picked from
-  it) → ``log_softmax(a)``.
+  it) → ``log_softmax(a)``;
+* a mix of probabilities ``p_t = w·σ(a) + v·(1 − σ(a))`` (the focal loss's, with
+  w = y, v = 1 − y): ``log p_t`` → ``logaddexp(log w + log_sigmoid(a), log v +
+  log_sigmoid(−a))``, ``1 − p_t`` likewise with 1 − w and 1 − v, and powers of
+  either → ``exp(γ · log …)``: an identity on the reals for weights in [0, 1];
+* ``log(cosh(a))`` → ``logaddexp(a, −a) − log 2``; ``log(1 + exp(a))`` and
+  ``log1p(exp(a))`` → ``softplus(a)``;
+* a log of a *clipped* probability, ``log(clip(σ(a), lo, hi))`` (or of 1 minus it)
+  → ``log_sigmoid(±a)``: the logit form. This one changes the function (the clip
+  goes), so its rows are measured against their own exact values, not the
+  original's (`Rewrite.same`).
 
 Each match is a `Rewrite` (its pattern, replacement and source line). `fixed(fn,
 rewrites)` is the function with every rewrite applied: it re-traces `fn` at its
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -41,9 +52,26 @@ class Rewrite:
     source: str
     build: Callable  # (get) -> the replacement's value, get(ref) the value of an input of the graph
     uses: tuple = ()  # the graph's values the replacement reads
+    same: bool = True  # the same real function (else: it changes what the code means, e.g. a clip goes)
+    exact: bool = True  # an identity the exact tiers can use where the original cancels (no log 0 of a weight)
 
     def to_json(self) -> dict:
-        return {"pattern": self.pattern, "replacement": self.replacement, "source": self.source}
+        return {"pattern": self.pattern, "replacement": self.replacement, "source": self.source,
+                "same_function": self.same}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Log:
+    """A stable log of a probability the graph computes: `text` names the value,
+    `log` its stable log, `build(get)` computes it; `uses`, `same`, `exact` as in
+    Rewrite."""
+
+    text: str
+    log: str
+    build: Callable
+    uses: tuple
+    same: bool = True
+    exact: bool = True
 
 
 class _Graph:
@@ -88,6 +116,86 @@ class _Graph:
             return -1, s.ins[0]
         return None
 
+    def unclip(self, ref):
+        """The value under a clip to constant bounds (max or min with a constant, clamp),
+        or None where `ref` is not clipped."""
+        seen = False
+        while (e := self.eqn(self.strip(ref, ("convert_element_type",)))) is not None:
+            name = e.primitive.name
+            if name in ("max", "min") and any(self.const(x) is not None for x in e.ins):
+                ref = e.ins[1] if self.const(e.ins[0]) is not None else e.ins[0]
+            elif name == "clamp" and self.const(e.ins[0]) is not None and self.const(e.ins[2]) is not None:
+                ref = e.ins[1]
+            else:
+                break
+            seen = True
+        return ref if seen else None
+
+    def _weighted(self, ref):
+        """(weight, sign, a) if `ref` is weight · σ(±a) (σ(a) or 1 − σ(a))."""
+        e = self.op(ref, "mul")
+        if e is None:
+            return None
+        for i in (0, 1):
+            if (s := self.sigmoid_of(e.ins[i])) is not None:
+                return e.ins[1 - i], s[0], s[1]
+        return None
+
+    def mix_of(self, ref):
+        """(w, v, a) if `ref` is w·σ(a) + v·(1 − σ(a)), terms and factors in any order."""
+        e = self.op(ref, "add")
+        if e is None:
+            return None
+        terms = [self._weighted(x) for x in e.ins]
+        if None in terms or terms[0][1] == terms[1][1] or self.strip(terms[0][2]) != self.strip(terms[1][2]):
+            return None
+        (w1, s1, a), (w2, _, _) = terms
+        return (w1, w2, a) if s1 > 0 else (w2, w1, a)
+
+    def log_of(self, ref) -> _Log | None:
+        """A stable log of `ref` where it is a probability written as σ, 1 − σ, a clip
+        of either, or a mix of them (or 1 minus a mix)."""
+        if (s := self.sigmoid_of(ref)) is not None:
+            sign, a = s
+            return _Log("sigmoid(x)" if sign > 0 else "1 − sigmoid(x)", "log_sigmoid(x)" if sign > 0 else
+                        "log_sigmoid(−x)", lambda get, a=a, sign=sign: jax.nn.log_sigmoid(_signed(get, a, sign)),
+                        (a,))
+        e = self.op(ref, "sub")
+        inner, sign = (ref, 1) if e is None or self.const(e.ins[0]) != 1.0 else (e.ins[1], -1)
+        if (c := self.unclip(inner)) is not None and (s := self.sigmoid_of(c)) is not None:
+            sign, a = sign * s[0], s[1]
+            return _Log("clip(sigmoid(x))" if sign > 0 else "1 − clip(sigmoid(x))",
+                        "log_sigmoid(x)" if sign > 0 else "log_sigmoid(−x)",
+                        lambda get, a=a, sign=sign: jax.nn.log_sigmoid(_signed(get, a, sign)), (a,), False, False)
+        if (m := self.mix_of(inner)) is not None:
+            w, v, a = m
+            if sign > 0:
+                text, log = "w·sigmoid(x) + v·(1 − sigmoid(x))", "logaddexp(log w + log_sigmoid(x), log v + " \
+                            "log_sigmoid(−x))"
+                ww, vv = (lambda get, w=w: get(w)), (lambda get, v=v: get(v))
+            else:
+                text, log = "1 − (w·sigmoid(x) + v·(1 − sigmoid(x)))", "logaddexp(log(1 − w) + log_sigmoid(x), " \
+                            "log(1 − v) + log_sigmoid(−x))"
+                ww, vv = (lambda get, w=w: 1 - get(w)), (lambda get, v=v: 1 - get(v))
+            return _Log(text, log, lambda get, a=a, ww=ww, vv=vv: jnp.logaddexp(
+                jnp.log(ww(get)) + jax.nn.log_sigmoid(get(a)), jnp.log(vv(get)) + jax.nn.log_sigmoid(-get(a))),
+                (w, v, a), True, False)
+        return None
+
+    def softplus_of(self, ref, name):
+        """a if `ref` (the argument of log, or of log1p) makes log(1 + exp(a)) or
+        log1p(exp(a))."""
+        if name == "log1p":
+            x = self.op(ref, "exp")
+            return None if x is None else x.ins[0]
+        e = self.op(ref, "add")
+        if e is None:
+            return None
+        for i in (0, 1):
+            if self.const(e.ins[i]) == 1.0 and (x := self.op(e.ins[1 - i], "exp")) is not None:
+                return x.ins[0]
+        return None
+
     def exp_sum_of(self, ref):
         """(a, axes) if `ref` is Σ exp(a) over `axes`."""
         e = self.op(ref, "reduce_sum")
@@ -124,19 +232,22 @@ def _match(flat: jaxpr.Flat) -> list[Rewrite]:
     out = []
     for i, e in enumerate(flat.eqns):
         name, r = e.primitive.name, None
-        if name == "log" and (s := g.sigmoid_of(e.ins[0])) is not None:
-            sign, a = s
-            pattern = "log(sigmoid(x))" if sign > 0 else "log(1 − sigmoid(x))"
-            r = (pattern, "jax.nn.log_sigmoid(x)" if sign > 0 else "jax.nn.log_sigmoid(−x)",
-                 lambda get, a=a, sign=sign: jax.nn.log_sigmoid(_signed(get, a, sign)), (a,))
-        elif name in ("pow", "integer_pow") and (s := g.sigmoid_of(e.ins[0])) is not None:
-            sign, a = s
-            base = "sigmoid(x)" if sign > 0 else "(1 − sigmoid(x))"
+        if name == "log" and (lg := g.log_of(e.ins[0])) is not None:
+            r = (f"log({lg.text})", f"jax.nn.{lg.log}" if lg.log.startswith("log_sigmoid") else lg.log, lg.build,
+                 lg.uses, lg.same, lg.exact)
+        elif name in ("pow", "integer_pow") and (lg := g.log_of(e.ins[0])) is not None:
+            base = lg.text if lg.text == "sigmoid(x)" else f"({lg.text})"
             gamma = ((lambda get, r=e.ins[1], av=e.in_avals[1]: get(r, av)) if name == "pow"
                      else (lambda get, y=e.params["y"]: y))
-            r = (f"{base}**γ", f"exp(γ · log_sigmoid({'x' if sign > 0 else '−x'}))",
-                 lambda get, a=a, sign=sign, gamma=gamma: jnp.exp(gamma(get) * jax.nn.log_sigmoid(_signed(get, a, sign))),
-                 (a, *e.ins[1:]))
+            r = (f"{base}**γ", f"exp(γ · {lg.log})",
+                 lambda get, lg=lg, gamma=gamma: jnp.exp(gamma(get) * lg.build(get)), (*lg.uses, *e.ins[1:]),
+                 lg.same, lg.exact)
+        elif name == "log" and (x := g.op(e.ins[0], "cosh")) is not None:
+            r = ("log(cosh(x))", "jnp.logaddexp(x, −x) − log 2",
+                 lambda get, a=x.ins[0]: jnp.logaddexp(get(a), -get(a)) - math.log(2.0), (x.ins[0],))
+        elif name in ("log", "log1p") and (x := g.softplus_of(e.ins[0], name)) is not None:
+            r = (f"{name}({'1 + ' if name == 'log' else ''}exp(x))", "jax.nn.softplus(x)",
+                 lambda get, a=x: jax.nn.softplus(get(a)), (x,))
         elif name == "sub" and (s := g.sigmoid_of(e.outs[0])) is not None and s[0] < 0:
             a = s[1]
             r = ("1 − sigmoid(x)", "jax.nn.sigmoid(−x)", lambda get, a=a: jax.nn.sigmoid(-get(a)), (a,))
@@ -161,7 +272,7 @@ def _match(flat: jaxpr.Flat) -> list[Rewrite]:
             r = ("exp(x) / Σ exp(x)", "jax.nn.softmax(x)",
                  lambda get, a=a, axis=axis: jax.nn.softmax(get(a), axis=axis), (a,))
         if r is not None:
-            out.append(Rewrite(i, r[0], r[1], e.source, r[2], r[3]))
+            out.append(Rewrite(i, r[0], r[1], e.source, *r[2:]))
     return _live(flat, out)
 
 
@@ -186,13 +297,16 @@ def _moved(value, chain, get):
     return value
 
 
-def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None) -> Callable:
+def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None, identities: bool = False
+          ) -> Callable:
     """`fn` with the known rewrites applied: all of them, or those whose (pattern,
-    source) is in `only`."""
+    source) is in `only`; with `identities`, only those that are the same real
+    function and that the exact tiers can evaluate (for a reference)."""
 
     def run(*args):
         flat = jaxpr.flatten(jax.make_jaxpr(fn)(*args))
-        rewrites = {r.index: r for r in _match(flat) if only is None or (r.pattern, r.source) in only}
+        rewrites = {r.index: r for r in _match(flat) if (only is None or (r.pattern, r.source) in only)
+                    and (not identities or (r.same and r.exact))}
         env = dict(zip(flat.inputs, args)) | {k: jnp.asarray(v) for k, v in flat.consts.items()}
 
         def get(ref, aval=None):

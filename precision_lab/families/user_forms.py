@@ -60,7 +60,7 @@ def _with_references(name, loss, ref, kw_items, compute=None, scale=None) -> tup
     Each reference is the program that runs, `ref` derived alike (cast to `compute`,
     scaled by S): its jaxpr, traced at the row's input format, is what is evaluated
     on the reals; the float64 fallback runs `ref` in float64."""
-    clean = rewrites.fixed(ref)
+    clean = rewrites.fixed(ref, identities=True)
     summary = f"{name}({', '.join(['x', 'label'] + [f'{k}={v!r}' for k, v in kw_items])})"
     kernels = _as_run(loss, compute, scale)
     refs, idents = _as_run(ref, compute, scale), _as_run(clean, compute, scale)
@@ -113,14 +113,19 @@ def fix_family(fam: Family, found, scale: float | None = None) -> Family:
     """The family of `fam`'s loss with the rewrites `found` applied (form ``NAME+fix``):
     its value and gradient (of S times it, with loss scale `scale`), measured against
     the original's exact values (a rewrite changes how the loss is computed, not what
-    it means). The loss is the program that ran (cast to its compute format first,
+    it means), or, where a rewrite changes what it means (a clip removed), against
+    its own. The loss is the program that ran (cast to its compute format first,
     for an upcast row), rewritten; the family is not derived again."""
     loss, grad = fam.forms
     name = f"{loss.name}+fix"
     fn = rewrites.fixed(loss.kernel, frozenset((r.pattern, r.source) for r in found), name)
     what = "; ".join(f"{r.pattern} → {r.replacement}" for r in found)
-    forms = (Form(name, "loss", fn, loss.reference, f"{loss.summary} with {what}"),
-             Form(name, "grad", _as_run(fn, None, scale)[1], grad.reference, "∂/∂x of it", loss=fn))
-    fixed = dataclasses.replace(fam, forms=forms, causes="none",
+    refs, ref_name = (loss.reference, grad.reference), fam.reference_name
+    if not all(r.same for r in found):  # it changes the function (a clip goes): its own exact values
+        own = _with_references(name, fn, fn, (), None, scale)
+        refs, ref_name = (own[0].reference, own[1].reference), f"{REFERENCE_NAME}, of {name} (not the same function)"
+    forms = (Form(name, "loss", fn, refs[0], f"{loss.summary} with {what}"),
+             Form(name, "grad", _as_run(fn, None, scale)[1], refs[1], "∂/∂x of it", loss=fn))
+    fixed = dataclasses.replace(fam, forms=forms, causes="none", reference_name=ref_name,
                                 row_fields=tuple((k, v) for k, v in fam.row_fields if k == "source"))
     return dataclasses.replace(fixed, derived=lambda precision, s: fixed)

@@ -89,7 +89,9 @@ def _fix(text: Text, row, fmt) -> None:
         for c in ("nan", "inf", "zero") if fix["before"][c] or fix["after"][c])
     for w in fix["rewrites"]:
         text.append(f"{'fix' if fix['better'] else 'rewrite (no better here)'}: {w['pattern']} → "
-                    f"{w['replacement']} at {w['source'].split(' ')[0]}\n", style="bold" if fix["better"] else "dim")
+                    f"{w['replacement']} at {w['source'].split(' ')[0]}"
+                    + ("" if w.get("same_function", True) else " (not the same function: the clip goes)") + "\n",
+                    style="bold" if fix["better"] else "dim")
     text.append(f"  measured as {fix['form']}: {changes or 'no change'}\n", style="dim")
     for c, o in fix.get("onsets", {}).items():
         if c == "zero" and fix["after"].get("zero_subnormal") == fix["after"]["zero"]:

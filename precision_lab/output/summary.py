@@ -7,30 +7,13 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from ..numerics import formats
 from .labels import cause_line, short
+from .scale_note import scale_advice as _scale_advice
+from .wording import shortest as _num
+from .wording import wrap as _wrap
 from .labels import dtype_label as label
 from .grades import GRADE_WORDS, GRADES, STYLES, TITLES, FormVerdict, _library, grade, verdicts, worst
 
-SHOWN_DIGITS = 7  # significant digits of a float64 value in the summary (then "…"; --detail has them all)
-
-
-def _num(v: float, row: dict) -> str:
-    """The shortest decimal that reads back as the value in the row's input format;
-    a float64 value longer than SHOWN_DIGITS digits is cut there, marked with "…"."""
-    fmt = formats.get(row["dtype"].split(":")[0])
-    text = str(fmt.dtype.type(v))
-    text = text[:-2] if text.endswith(".0") else text
-    digits = text.lstrip("-").replace(".", "").lstrip("0")
-    if fmt.bits == 64 and "e" not in text and len(digits) > SHOWN_DIGITS:
-        seen, cut = 0, len(text)
-        for i, ch in enumerate(text):
-            seen += ch.isdigit() and (seen > 0 or ch != "0")
-            if seen == SHOWN_DIGITS:
-                cut = i + 1
-                break
-        text = text[:cut] + "…" if "." in text[:cut] else f"{v:.{SHOWN_DIGITS - 1}e}…"
-    return text.replace("-", "−")
 
 
 def _share(s: float) -> str:
@@ -68,43 +51,31 @@ def _upcast_note(v: FormVerdict) -> str | None:
     return "; ".join(notes) or None
 
 
-def _wrap(parts: Sequence[str], width: int, indent: int, sep: str = " · ") -> list[str]:
-    """`parts` joined by `sep` into lines of at most `width` columns, each indented by
-    `indent`; a part too long for a line is broken at its spaces."""
-    room = max(20, width - indent)
-    words = []
-    for i, p in enumerate(parts):
-        piece = p + (sep.rstrip() if i < len(parts) - 1 else "")
-        while len(piece) > room:  # break a long part at its last space that fits
-            cut = piece.rfind(" ", 0, room)
-            cut = cut if cut > 0 else room
-            words.append((piece[:cut], True))
-            piece = piece[cut:].lstrip()
-        words.append((piece, False))
-    lines, line = [], ""
-    for w, forced in words:
-        if line and len(line) + 1 + len(w) > room:
-            lines.append(line)
-            line = w
-        else:
-            line = w if not line else line + " " + w
-        if forced:
-            lines.append(line)
-            line = ""
-    if line:
-        lines.append(line)
-    return [" " * indent + x for x in lines]
+FAILING = {"breaks": ("nan", "inf"), "lost": ("zero",)}
+
+
+def _nearest(v: FormVerdict, f: str) -> float:
+    """The smallest |onset| of the classes that give the form its grade in format `f`
+    (∞ where none has an onset: vectors only)."""
+    classes = FAILING.get(v.grade_in(f), ())
+    found = [abs(o) for r in v.by_format[f] if r.get("axis") for c in classes
+             for o in (r["onset"][c]["neg"], r["onset"][c]["pos"]) if o is not None]
+    return min(found, default=float("inf"))
 
 
 def _choice_key(v: FormVerdict, f: str) -> tuple:
     """How good a form is in one format, for choosing what to use: no NaN, ∞ or lost
-    value first, then the fewest inexact points (to the percent), the fewest zeros of
-    any kind (to the tenth of a percent), then a library's form before a variant."""
+    value first; among forms that fail, the one whose failures begin furthest from 0,
+    then the fewest failing points; then the fewest inexact points (to the percent),
+    the fewest zeros of any kind (to the tenth of a percent), then a library's form
+    before a variant."""
     g = v.grade_in(f)
     rows = v.by_format[f]
     inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
     zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
-    return ({"breaks": 2, "lost": 1}.get(g, 0), round(inexact, 2), round(zeros, 3), not v.library)
+    failing = sum(r["counts"][c] for r in rows for c in FAILING.get(g, ())) / sum(r["points"] for r in rows)
+    return ({"breaks": 2, "lost": 1}.get(g, 0), -_nearest(v, f) if g in FAILING else 0, round(failing, 3),
+            round(inexact, 2), round(zeros, 3), not v.library)
 
 
 def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> Text:
@@ -133,6 +104,13 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
                      for g, fs in by_grade.items() if g != "clean" or len(by_grade) > 1]
             tail = f" ({'; '.join(notes)})" if notes else ""
             best = worst(by_grade)
+            if best in FAILING and not any(g not in FAILING for g in by_grade):  # nothing checked qualifies
+                what = "NaN or ∞" if best == "breaks" else "values lost to 0"
+                head = f"No {quantity} form checked is free of {what} ({where}); the least bad: "
+                near = min((_nearest(v, f), v.by_format[f][0]) for v in forms if v.name in names
+                           for f in fmts_here if f in v.by_format)
+                tail = f" (from |{near[1].get('axis') or 'z'}| ≥ {_num(near[0], near[1])})" \
+                    if near[0] < float("inf") else ""
             lines = _wrap([head + ", ".join(names) + tail], width, 0)
             lines = lines[:1] + [line for rest in lines[1:] for line in _wrap([rest], width, 4)]
             body = "\n".join(lines)
@@ -143,50 +121,6 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
                     for n in names if _library(n, forms)]
             for line in _wrap(libs, width, 4, "; "):
                 text.append(line + "\n", style="dim")
-    return text
-
-
-def _scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
-    """What loss scaling does for each jax.grad form: what the scale asked for does
-    against none, the logits whose gradient is lost unscaled, the smallest power of two
-    that keeps them, and where that scale overflows."""
-    text = Text()
-    for line in _wrap([f"Loss scaling: the jax.grad rows above are scaled by S = {scale:g} (hand-written gradients "
-                       "are not); against no scale, per form:"], width, 0):
-        text.append(line + "\n", style="bold")
-    for a in advice:
-        ctx = (f"K={a['classes']} {a['target_class']}" if a.get("classes") else f"y={a['target']:g}")
-        parts = [f"{a['form']} {short(a['dtype'])} {ctx}:"]
-        at = a.get("at_scale")
-        if at:
-            verdict = ("better" if at["lost"] < at["lost_unscaled"] else
-                       "worse" if at["lost"] > at["lost_unscaled"] else "the same")
-            starts = [(at["first"][c][side], c, op) for c in ("nan", "inf", "zero")
-                      for side, op in (("pos", "≥"), ("neg", "≤")) if at["first"][c][side] is not None]
-            first = [f"{'NaN' if c == 'nan' else '∞' if c == 'inf' else '0'} from z {op} {_num(v, a)}"
-                     for v, c, op in sorted(starts, key=lambda t: abs(t[0]))]
-            parts.append(f"S = {at['scale']:g} is {verdict}: {at['lost']} values lost or non-finite, "
-                         f"{at['lost_unscaled']} unscaled" + (f" ({', '.join(first[:2])})" if first else "") + ";")
-        lost = a["lost"]
-        if not lost["count"]:
-            parts.append("no gradient lost unscaled, no scale needed")
-        else:
-            where = ", ".join(f"[{_num(lo, a)}, {_num(hi, a)}]" if lo != hi else _num(lo, a) for lo, hi in
-                              lost["bands"][:2]) + (" …" if len(lost["bands"]) > 2 else "")
-            parts.append(f"unscaled, {lost['count']} gradients are lost at z in {where};")
-            if a["scale"] is None:
-                tried = [b["scale"] for b in a["by_scale"]]
-                parts.append(f"no power of two up to {max(tried):.3g} keeps them all" if tried else
-                             "no power of two keeps them all")
-            else:
-                over = a["overflow"] or {}
-                ends = [f"{q} ∞ from z {op} {_num(v, a)}" for q in ("loss", "grad")
-                        for side, op in (("pos", "≥"), ("neg", "≤"))
-                        if (v := (over.get(q) or {}).get(side)) is not None]
-                parts.append(f"S = {a['scale']:g} keeps them" + (f" (at that S: {', '.join(ends)})" if ends else
-                                                                   ", nothing overflows at that S"))
-        for line in _wrap([" ".join(parts)], width, 2):
-            text.append(line + "\n")
     return text
 
 
@@ -234,14 +168,18 @@ def _notes(v: FormVerdict, g: str) -> list[str]:
     for rs in v.by_format.values():  # a rewrite swept as NAME+fix: what it is
         for r in rs:
             for w in ((r.get("fix") or {}).get("rewrites") or []) if (r.get("fix") or {}).get("better") else []:
-                note = f"fix ({r['fix']['form']}): {w['pattern']} → {w['replacement']} at {w['source'].split(' ')[0]}"
+                note = (f"fix ({r['fix']['form']}): {w['pattern']} → {w['replacement']} at {w['source'].split(' ')[0]}"
+                        + ("" if w.get("same_function", True) else " (not the same function: the clip goes; "
+                           "measured against its own exact values)"))
                 if note not in notes:
                     notes.append(note)
     tiny = [(f, max(r["zero_exact_max"] for r in rs if grade(r) == "tiny")) for f, rs in v.by_format.items()
             if v.grade_in(f) == "tiny"]
     if tiny:
         notes.append("true loss there ≤ " + ", ".join(f"{t:.2g} ({short(f)})" for f, t in tiny))
-    return notes + [n for n in (_cause(v), _upcast_note(v)) if n]
+    consts = dict.fromkeys(c for rs in v.by_format.values() for r in rs if r["family"] == "check"
+                           for c in r.get("constants") or ())
+    return notes + [n for n in (_cause(v), *consts, _upcast_note(v)) if n]
 
 
 def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> list[tuple[str, str, str]] | None:

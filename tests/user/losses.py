@@ -72,3 +72,33 @@ def optax_focal(z, y):
     import optax
 
     return optax.sigmoid_focal_loss(z, y)
+
+
+def bce_clip(z, y):
+    """BCE from probabilities clipped away from 0 and 1, as many codebases write it."""
+    p = jnp.clip(jax.nn.sigmoid(z), 1e-7, 1 - 1e-7)
+    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+
+
+def focal_prob(z, y, gamma=2.0):
+    """The focal loss from probabilities: (1 − p_t)^γ · −log p_t."""
+    p = jax.nn.sigmoid(z)
+    p_t = p * y + (1 - p) * (1 - y)
+    return -((1 - p_t) ** gamma) * jnp.log(p_t)
+
+
+def softplus_bce(z, y):
+    """BCE on the logit with a hand-written softplus: log(1 + e^z) − y·z."""
+    return jnp.log(1 + jnp.exp(z)) - y * z
+
+
+def focal_neg(z, y, gamma=0.5):
+    """The focal loss of the negative class, written by hand: p_t = 1 − σ(z)."""
+    p_t = 1 - jax.nn.sigmoid(z)
+    return -((1 - p_t) ** gamma) * jnp.log(p_t)
+
+
+def eps_bce(z, y):
+    """BCE from probabilities with an epsilon inside the logs."""
+    p = jax.nn.sigmoid(z)
+    return -(y * jnp.log(p + 1e-12) + (1 - y) * jnp.log(1 - p + 1e-12))
