@@ -21,14 +21,16 @@ def _share(s: float) -> str:
 
 
 def _cause(v: FormVerdict) -> str | None:
+    """The cause at the failure the form's first format shows: the onset nearest 0 that
+    has a walk (a NaN before an ∞ at the same value), of any target's row."""
     for fmt_label, rows in v.by_format.items():
-        for r in rows:
-            for cls in ("nan", "inf"):
-                for side in ("pos", "neg"):
-                    why = ((r.get("cause") or {}).get(cls) or {}).get(side)
-                    if why:
-                        at = f"{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
-                        return f"cause ({short(fmt_label)}, {at}): {cause_line(why).replace(' at ?', '')}"
+        found = [(abs(r["onset"][cls][side]), cls != "nan", r, cls, side, why) for r in rows
+                 for cls in ("nan", "inf") for side in ("pos", "neg")
+                 if (why := ((r.get("cause") or {}).get(cls) or {}).get(side))]
+        if found:
+            _, _, r, cls, side, why = min(found, key=lambda t: t[:2])
+            at = f"{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
+            return f"cause ({short(fmt_label)}, {at}): {cause_line(why).replace(' at ?', '')}"
     return None
 
 
