@@ -578,5 +578,6 @@ def test_a_loss_scale_gets_a_verdict_against_no_scale_in_the_same_run():
     assert [(x["form"], x["quantity"]) for x in r.rows] == [("focal_neg", "loss"), ("focal_neg", "grad"),
                                                              ("focal_neg+fix", "loss"), ("focal_neg+fix", "grad")]
     text = r.summary(width=200)
-    assert "S = 1024 is worse: 7096 values lost or non-finite, 6201 unscaled" in text
+    assert "S = 1024 is worse: 7096 values lost or non-finite (∞ from z ≥ 4.13, NaN from z ≥ 7.625), 6201 unscaled;" \
+        in text
     assert "but ∞ now from z ≥ 4.13 (none unscaled)." in text  # 4.13: the shortest decimal of 4.12890625

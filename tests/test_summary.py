@@ -217,5 +217,5 @@ def test_summary_says_what_the_loss_scale_did():
     (a,) = r.meta["loss_scale_advice"]
     assert a["at_scale"]["lost"] == 443 and a["at_scale"]["lost_unscaled"] == 0 and a["lost"]["count"] == 0
     text = " ".join(r.summary(80).split())
-    assert ("bce_logits_autodiff f16 y=0: S = 1024 is worse: 443 values lost or non-finite, 0 unscaled "
-            "(0 from z ≤ −17.34); no gradient lost unscaled, no scale needed") in text
+    assert ("bce_logits_autodiff f16 y=0: S = 1024 is worse: 443 values lost or non-finite "
+            "(0 from z ≤ −17.34), 0 unscaled; no gradient lost unscaled, no scale needed") in text

@@ -31,8 +31,8 @@ def scale_advice(advice: Sequence[dict], scale: float, width: int = 80) -> Text:
                       for side, op in (("pos", "≥"), ("neg", "≤")) if at["first"][c][side] is not None]
             first = [f"{'NaN' if c == 'nan' else '∞' if c == 'inf' else '0'} from z {op} {_num(v, a)}"
                      for v, c, op in sorted(starts, key=lambda t: abs(t[0]))]
-            parts.append(f"S = {at['scale']:g} is {verdict}: {at['lost']} values lost or non-finite, "
-                         f"{at['lost_unscaled']} unscaled" + (f" ({', '.join(first[:2])})" if first else "") + ";")
+            parts.append(f"S = {at['scale']:g} is {verdict}: {at['lost']} values lost or non-finite"
+                         + (f" ({', '.join(first[:2])})" if first else "") + f", {at['lost_unscaled']} unscaled;")
             for mv in at.get("moved") or ():  # a failure the scale brings nearer zero: the band it loses
                 op = "≥" if mv["side"] == "pos" else "≤"
                 was = "none unscaled" if mv["unscaled"] is None else f"unscaled from z {op} {_num(mv['unscaled'], a)}"
