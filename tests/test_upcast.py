@@ -1,8 +1,6 @@
 """Upcasting (INPUT:COMPUTE) and loss scaling: rows judged in the format their values
 are in, against references derived by hand and with mpmath."""
 
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +9,7 @@ import numpy as np
 import pytest
 
 import precision_lab as pl
-from precision_lab import api
+from precision_lab import api, cli
 from precision_lab.numerics import formats
 from precision_lab.families import sigmoid, derive as upcast
 from precision_lab.numerics.classify import CLASSES, classify, per_point
@@ -84,11 +82,11 @@ def test_narrower_compute_format_is_refused(spec):
         formats.precision(spec)
 
 
-def test_loss_scale_must_be_a_power_of_two_on_the_command_line():
+def test_loss_scale_must_be_a_power_of_two_on_the_command_line(capsys):
     for bad, why in (("3", "power of two"), ("65536", "∞ in float16")):
-        p = subprocess.run([sys.executable, "-m", "precision_lab", "sweep", "--family", "sigmoid", "--dtypes",
-                            "float16", "--loss-scale", bad], capture_output=True, text=True)
-        assert p.returncode == 2 and why in p.stderr and len(p.stderr.strip().splitlines()) == 1
+        code = cli.main(["sweep", "--family", "sigmoid", "--dtypes", "float16", "--loss-scale", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
 
 
 def _first_above(values, fn, threshold):

@@ -42,14 +42,7 @@ def load(spec: str) -> tuple[Callable, str]:
     if where.endswith(".py"):
         if not os.path.isfile(where):
             raise InputError(f"Cannot read `{where}`: no such file.")
-        mod_name = f"precision_lab_user_{abs(hash(os.path.abspath(where)))}"
-        spec_ = importlib.util.spec_from_file_location(mod_name, where)
-        module = importlib.util.module_from_spec(spec_)
-        sys.modules[mod_name] = module
-        try:
-            spec_.loader.exec_module(module)
-        except Exception as e:  # noqa: BLE001  the user's module failed: say how, in one sentence
-            raise InputError(f"`{where}` failed to import: {type(e).__name__}: {e}.") from None
+        module = _load_file(where)
     else:
         try:
             module = importlib.import_module(where)
@@ -63,6 +56,30 @@ def load(spec: str) -> tuple[Callable, str]:
     if not callable(fn):
         raise InputError(f"`{where}:{name}` is a value of type {type(fn).__name__}, not a function.")
     return fn, getattr(module, "__file__", where) or where
+
+
+_LOADED: dict = {}  # (path, mtime, size) -> module: a file checked again, unchanged, keeps its functions
+
+
+def _load_file(where: str):
+    """The module of a .py file, executed once per version of the file: an unchanged
+    file gives the same function objects, so their compiled programs are reused (an
+    edited one is executed again)."""
+    path = os.path.abspath(where)
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key in _LOADED:
+        return _LOADED[key]
+    mod_name = f"precision_lab_user_{abs(hash(path))}"
+    spec_ = importlib.util.spec_from_file_location(mod_name, where)
+    module = importlib.util.module_from_spec(spec_)
+    sys.modules[mod_name] = module
+    try:
+        spec_.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001  the user's module failed: say how, in one sentence
+        raise InputError(f"`{where}` failed to import: {type(e).__name__}: {e}.") from None
+    _LOADED[key] = module
+    return module
 
 
 def parse_kwargs(text: str | None) -> dict:
