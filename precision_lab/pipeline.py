@@ -7,7 +7,8 @@ ranges, checkpoints, several devices and processes, onset scans, modes, loss
 scales, upcasting).
 
 * **enrichment**: each row's cause at its onsets and, for a chain product, the
-  factors there (analysis.causes);
+  factors there (analysis.causes); a user's gradient that a clip makes 0 or halves
+  (analysis.killed);
 * **post-passes**: the rewrites of a user's function swept where it broke
   (analysis.fixes), how the backend accumulates sums (for families that add
   exponentials), the loss-scale advice, and what the vector sweeps left out.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import jax
 
-from .analysis import accumulation, causes, fixes, loss_scaling
+from .analysis import accumulation, causes, fixes, killed, loss_scaling
 from .engine import batches, checkpoints, execute, plan
 from .engine.context import RunContext, fingerprint, run_meta
 from .engine.spec import Spec
@@ -39,6 +40,7 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
     with jax.default_device(context.device):
         _batch_dependence(made, spec, context)
         causes.enrich(made, spec, context.device)
+        killed.measure(made, spec, context.device)
         made += fixes.sweep_fixes(made, spec, context)
     rows = [m.row for m in made]
     _vector_notes(work, spec, meta)

@@ -581,3 +581,31 @@ def test_a_loss_scale_gets_a_verdict_against_no_scale_in_the_same_run():
     assert "S = 1024 is worse: 7096 values lost or non-finite (∞ from z ≥ 4.13, NaN from z ≥ 7.625), 6201 unscaled;" \
         in text
     assert "but ∞ now from z ≥ 4.13 (none unscaled)." in text  # 4.13: the shortest decimal of 4.12890625
+
+
+def test_a_gradient_killed_by_a_clip_is_found_with_its_band_and_line():
+    """clipped_bce clips σ(z) to [1e-4, 1 − 1e-3] (line 63) and its gradient is the
+    clip's derivative times the rest: exactly 0 where σ(z) < 1e-4, z < −9.2, although
+    the unclipped BCE's gradient σ(z) − y is −1 there at y = 1, down to bfloat16's
+    most negative value (15980 points), and σ(z), which bfloat16 holds down to
+    z = −92.5, at y = 0 (422 points). Derived independently: the user's
+    function jitted alone, against σ(z) − y in float64, over every bfloat16 value.
+    The upper bound 0.999 rounds to 1 in bfloat16 and clips nothing."""
+    mod = user.load(f"{USER}:clipped_bce")[0].__globals__
+    r = pl.check(f"{USER}:clipped_bce", dtypes=["bfloat16"], targets=[0.0, 1.0], causes=False)
+    bf16 = formats.get("bfloat16")
+    x = formats.lattice(bf16)
+    x64 = x.astype(np.float64)
+    for y in (0.0, 1.0):
+        g = np.asarray(jax.jit(jax.vmap(jax.grad(mod["clipped_bce"]), (0, None)))(x, bf16.dtype.type(y)), np.float64)
+        true = 1 / (1 + np.exp(-x64)) - y
+        killed = (g == 0) & (bf16.cast(true).astype(np.float64) != 0)
+        row = r.row("clipped_bce", "bfloat16", y, quantity="grad")
+        k = row["killed_gradient"]
+        assert k["killed"]["count"] == int(killed.sum()) > 0 and k["halved"]["count"] == 0, y
+        assert k["killed"]["bands"] == [[float(x64[killed].min()), float(x64[killed].max())]], y
+        assert k["sources"] == ["losses.py:63"]
+        assert pl.gates.count(row, "killed") == k["killed"]["count"]
+    assert r.row("clipped_bce", "bfloat16", 1.0, quantity="grad")["killed_gradient"]["killed"]["bands"][0][1] == -9.25
+    assert ("gradient 0 on [−3.38953e+38, −9.25] (15980 points) by the clip at losses.py:63 (bf16 y=1; without it, "
+            "not 0)") in " ".join(r.summary(200).split())

@@ -111,6 +111,7 @@ class Row(Mapping):
     zero_exact_max: float | None = None
     zero_onset_subnormal: dict | None = None
     batch_dependent: dict | None = None  # engine.batches: values that change with the batch size or position
+    killed_gradient: dict | None = None  # analysis.killed: a gradient a clip makes 0 (or halves)
     mechanism: dict | None = None
     cause: dict | None = None
     # a user's function

@@ -297,15 +297,35 @@ def _moved(value, chain, get):
     return value
 
 
-def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None, identities: bool = False
-          ) -> Callable:
+def clips(flat: jaxpr.Flat) -> list[Rewrite]:
+    """The clips of `flat` to constant bounds (clamp; max or min with a constant), each
+    as the rewrite that passes its operand through: the function without its clips."""
+    g = _Graph(flat)
+    out = []
+    for i, e in enumerate(flat.eqns):
+        name, keep = e.primitive.name, None
+        if name in ("max", "min") and len(e.ins) == 2:
+            const = [g.const(x) is not None for x in e.ins]
+            if const[0] != const[1]:
+                keep = e.ins[1] if const[0] else e.ins[0]
+        elif name == "clamp" and g.const(e.ins[0]) is not None and g.const(e.ins[2]) is not None:
+            keep = e.ins[1]
+        if keep is not None:
+            out.append(Rewrite(i, f"{'clip' if name == 'clamp' else name} to a constant", "its operand", e.source,
+                               lambda get, keep=keep: get(keep), (keep,), False, False))
+    return out
+
+
+def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None, identities: bool = False,
+          finder: Callable = None) -> Callable:
     """`fn` with the known rewrites applied: all of them, or those whose (pattern,
     source) is in `only`; with `identities`, only those that are the same real
-    function and that the exact tiers can evaluate (for a reference)."""
+    function and that the exact tiers can evaluate (for a reference). `finder`: what
+    to rewrite instead of the known patterns (e.g. `clips`)."""
 
     def run(*args):
         flat = jaxpr.flatten(jax.make_jaxpr(fn)(*args))
-        rewrites = {r.index: r for r in _match(flat) if (only is None or (r.pattern, r.source) in only)
+        rewrites = {r.index: r for r in (finder or _match)(flat) if (only is None or (r.pattern, r.source) in only)
                     and (not identities or (r.same and r.exact))}
         env = dict(zip(flat.inputs, args)) | {k: jnp.asarray(v) for k, v in flat.consts.items()}
 
@@ -319,8 +339,9 @@ def fixed(fn: Callable, only: frozenset | None = None, name: str | None = None, 
         for i, e in enumerate(flat.eqns):
             with siu.user_context(e.traceback):  # the rewritten program names the user's lines, not ours
                 if i in rewrites:
-                    out = rewrites[i].build(get)
-                    env[e.outs[0]] = jnp.asarray(out).astype(e.out_avals[0].dtype).reshape(e.out_avals[0].shape)
+                    out, aval = jnp.asarray(rewrites[i].build(get)), e.out_avals[0]
+                    out = out if out.dtype == aval.dtype else out.astype(aval.dtype)
+                    env[e.outs[0]] = out if out.shape == aval.shape else out.reshape(aval.shape)
                     continue
                 ins = [get(r, a) for r, a in zip(e.ins, e.in_avals)]
                 outs = e.primitive.bind(*ins, **e.params)

@@ -181,7 +181,25 @@ def _notes(v: FormVerdict, g: str) -> list[str]:
         notes.append("true loss there ≤ " + ", ".join(f"{t:.2g} ({short(f)})" for f, t in tiny))
     consts = dict.fromkeys(c for rs in v.by_format.values() for r in rs if r["family"] == "check"
                            for c in r.get("constants") or ())
-    return notes + [n for n in (_cause(v), *consts, _upcast_note(v)) if n]
+    return notes + [n for n in (_cause(v), *consts, *_killed(v), _upcast_note(v)) if n]
+
+
+def _killed(v: FormVerdict) -> list[str]:
+    """Where a clip makes the gradient 0 or halves it (analysis.killed), per row."""
+    out = []
+    for rs in v.by_format.values():
+        for r in rs:
+            k = r.get("killed_gradient")
+            if not k:
+                continue
+            parts = [f"{what} on {', '.join(f'[{_num(lo, r)}, {_num(hi, r)}]' for lo, hi in k[what]['bands'][:2])}"
+                     f"{' …' if len(k[what]['bands']) > 2 else ''} ({k[what]['count']} points)"
+                     for what in ("killed", "halved") if k[what]["count"]]
+            ctx = f"y={r['target']:g}" if r.get("target") is not None else ""
+            sampled = "" if k.get("exhaustive", True) else ", among the points sampled"
+            out.append(f"gradient {' and '.join(parts).replace('killed', '0', 1)} by the clip at "
+                       f"{', '.join(k['sources'])} ({short(r['dtype'])} {ctx}{sampled}; without it, not 0)")
+    return out
 
 
 def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> list[tuple[str, str, str]] | None:
