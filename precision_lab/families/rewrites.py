@@ -298,16 +298,21 @@ def _moved(value, chain, get):
 
 
 def clips(flat: jaxpr.Flat) -> list[Rewrite]:
-    """The clips of `flat` to constant bounds (clamp; max or min with a constant), each
-    as the rewrite that passes its operand through: the function without its clips."""
+    """The clips of `flat` to constant bounds, each as the rewrite that passes its
+    operand through: the function without its clips. A clip is a clamp, a max or min
+    inside ``jnp.clip``, or a max or min with a non-zero constant (a guard such as
+    ``maximum(p, 1e-7)``); ``maximum(z, 0)`` is a piece of a formula (a ReLU, a stable
+    softplus), not a clip."""
     g = _Graph(flat)
     out = []
     for i, e in enumerate(flat.eqns):
         name, keep = e.primitive.name, None
         if name in ("max", "min") and len(e.ins) == 2:
-            const = [g.const(x) is not None for x in e.ins]
-            if const[0] != const[1]:
-                keep = e.ins[1] if const[0] else e.ins[0]
+            const = [g.const(x) for x in e.ins]
+            if (const[0] is None) != (const[1] is None):
+                bound = const[0] if const[1] is None else const[1]
+                if bound != 0 or "clip" in e.scope.split("/"):
+                    keep = e.ins[1] if const[0] is not None else e.ins[0]
         elif name == "clamp" and g.const(e.ins[0]) is not None and g.const(e.ins[2]) is not None:
             keep = e.ins[1]
         if keep is not None:
