@@ -346,3 +346,31 @@ def _numbers(xs) -> np.ndarray:
 
 def _names(form_names) -> tuple[str, ...]:
     return (form_names,) if isinstance(form_names, str) else tuple(form_names)
+
+
+def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: Sequence[float] = (0.0, 1.0),
+           wide: str = "float32", value_range: tuple[float, float] | None = None, tolerance: float | None = None,
+           kwargs: dict | None = None, name: str | None = None,
+           progress: Callable[[str], None] | None = None) -> dict:
+    """Which lines of a loss must compute in `wide` (see ``analysis.policy``).
+
+    Args:
+      fn: ``fn(z, y) -> scalar``, or ``"FILE.py:NAME"``.
+      dtypes: formats of 16 bits or less (or a `value_range` of at most 2**22 values).
+      targets: the sigmoid targets y proven.
+      wide: the wider format the chosen lines compute in.
+      value_range: (LO, HI): prove only the logits in [LO, HI] (default: every value).
+      tolerance: also require every error to be at most this many ULPs.
+    Returns:
+      ``{"schema": "precision_lab.policy/1", "function", "source_file", "formats": [...]}``,
+      one entry per format: the verified policy (`policy`: its lines and which search
+      proved it), the side-by-side `table`, the `tradeoff` per number of lines, the
+      `units` (candidate lines with their primitives), the `rewrites` check proposes,
+      the range proven and the points outside it, and the search's `cost`.
+    """
+    from .analysis import policy as policies
+
+    kind = user_kind(fn, name, kwargs)
+    return {"schema": "precision_lab.policy/1", "function": kind.spec, "source_file": kind.source_file,
+            "formats": [policies.policy(kind.fn, kind.fn_name, kwargs, d, wide, targets, value_range, tolerance,
+                                        progress) for d in dtypes]}

@@ -22,7 +22,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 COMMANDS = {"sweep": commands.sweep, "check": commands.check, "explain": lambda a, v: commands.explain(a),
             "table": lambda a, v: commands.table(a), "diff": lambda a, v: commands.diff(a),
-            "list": lambda a, v: listing.list_all(), "figures": lambda a, v: drawing.figures(a)}
+            "list": lambda a, v: listing.list_all(), "figures": lambda a, v: drawing.figures(a),
+            "policy": lambda a, v: commands.policy(a)}
 
 
 def _joined(argv: list[str]) -> list[str]:

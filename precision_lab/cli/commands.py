@@ -197,3 +197,20 @@ def explain(args) -> int:
 def _family_of(form: str) -> str:
     """The registered family a form name belongs to (sigmoid where none does: its error names the forms)."""
     return next((k.name for k in registry.KINDS.values() if any(f.name == form for f in k.forms())), "sigmoid")
+
+
+def policy(args) -> int:
+    """`precision-lab policy`: the verified policy of each format, printed (and written)."""
+    import sys
+
+    from .. import api
+    from ..output import policy_text
+    from ..output.writers import write_atomic
+
+    result = api.policy(args.function, dtypes=args.dtypes, targets=args.targets, wide=args.wide,
+                        value_range=args.value_range, tolerance=args.tolerance, kwargs=parse_kwargs(args.kwargs),
+                        progress=lambda s: print(f"  {s}", file=sys.stderr) if sys.stderr.isatty() else None)
+    if args.json:
+        write_atomic(args.json, lambda f: json.dump(result, f, indent=1, allow_nan=False))
+    console(args.no_color).print(policy_text.text(result), highlight=False)
+    return 0

@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure against this function instead (the same loss written stably): its exact value")
     _run_options(c, "check")
     _explain_parser(sub)
+    _policy_parser(sub)
     sub.add_parser("list", help="list the families, forms and formats")
     g = sub.add_parser("figures", help="draw the textbook figures and each format's error and onset charts")
     g.add_argument("--out", default=None, metavar="DIR",
@@ -230,3 +231,21 @@ def _explain_parser(sub) -> None:
                    help="ULPs of local error beyond which an operation lost the value (default: 4)")
     x.add_argument("--json", action="store_true", help="print the cause as JSON instead of the table")
     no_color(x)
+
+
+def _policy_parser(sub) -> None:
+    q = sub.add_parser("policy", help="which lines of your loss must compute in a wider format: a minimal set, "
+                                      "proven at every value of the format")
+    q.add_argument("function", metavar="FILE.py:NAME", help="your function fn(z, y) -> scalar")
+    q.add_argument("--dtypes", type=listed("format names"), default=["bfloat16"],
+                   help="comma-separated formats of 16 bits or less (default: bfloat16)")
+    q.add_argument("--targets", type=listed("targets", float), default=[0.0, 1.0],
+                   help="comma-separated targets y proven (default: 0,1)")
+    q.add_argument("--wide", default="float32", help="the format the chosen lines compute in (default: float32)")
+    q.add_argument("--range", type=value_range, default=None, dest="value_range", metavar="LO,HI",
+                   help="prove only the logits in [LO, HI], the values a model really produces (default: all)")
+    q.add_argument("--tolerance", type=tolerance, default=None, metavar="N",
+                   help="also require every error to be at most N ULPs")
+    q.add_argument("--kwargs", metavar="JSON", help="keyword arguments of the function")
+    q.add_argument("--json", metavar="PATH", help="write the policy, its verification and its cost as JSON")
+    no_color(q)

@@ -1,0 +1,193 @@
+"""Which operations of a user's loss need a wider format: the smallest set of source
+lines that, computed wide (``families.widen``: as a user's edit would, values passed
+between widened lines stay wide), leaves the loss and its gradient with no NaN, no ∞
+and no normal value lost to 0 (with a tolerance, no error above it either) at every
+value of the format in the range, for every target. Each candidate set is verified
+by the same classification as a sweep: the set's compiled loss and gradient
+(``jit(vmap(...))`` over every value of the range in one call) against the exact
+values of the function as written (a cast is the identity on the reals, so every set
+has the same exact values, computed once).
+
+The search: every widenable line first (if that fails, no policy in the wide format
+suffices over the range); then a greedy removal, each step verified, which leaves a
+set from which no single line can be dropped; then, where the number of smaller sets
+allows, every smaller set, which proves the set is also the smallest. Beside it, on
+the same points: the function as written, everything wide, and the operations on
+PyTorch autocast's float32 list and on TensorFlow's mixed-precision deny list
+(mapped onto JAX primitives, see `AUTOCAST_FLOAT32` and `TF_AMP_DENY`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from ..errors import InputError
+from ..families import rewrites, widen
+from ..families.user_forms import family as user_family
+from ..numerics import formats
+from ..numerics.classify import CODE, classify
+
+# torch.autocast (CUDA) ops that autocast to float32, as the JAX primitives they lower to
+AUTOCAST_FLOAT32 = frozenset({"acos", "asin", "cosh", "sinh", "tan", "erf_inv", "exp", "expm1", "log", "log1p",
+                              "rsqrt", "pow", "integer_pow", "reduce_sum", "reduce_prod", "cumsum", "cumprod",
+                              "cumlogsumexp"})
+# TensorFlow's auto mixed precision deny list (Exp, Expm1, Log, Log1p, Pow, Sum, Mean,
+# Softmax, LogSoftmax, the softmax cross-entropies), as JAX primitives
+TF_AMP_DENY = frozenset({"exp", "expm1", "log", "log1p", "pow", "integer_pow", "reduce_sum"})
+MAX_SUBSETS = 64  # smaller sets tried by the exhaustive search, at most
+
+
+@dataclasses.dataclass
+class Measured:
+    """One candidate on every point and target: failing points of the loss and the
+    gradient (NaN, ∞, normal values lost, errors above the tolerance) and the widest
+    clean interval around 0."""
+
+    lines: tuple[str, ...]
+    counts: dict  # target -> quantity -> {nan, inf, lost, above}
+    clean: list  # [lo, hi]: the widest interval around 0 with no failing point (None: 0 fails)
+
+    @property
+    def failing(self) -> int:
+        return sum(sum(q.values()) for t in self.counts.values() for q in t.values())
+
+    def to_json(self) -> dict:
+        return {"lines": list(self.lines), "failing": self.failing, "counts": self.counts, "clean": self.clean}
+
+
+class _Prover:
+    """The exact values of the function as written at every point of the range (once),
+    and the verification of a candidate against them."""
+
+    def __init__(self, fn, name, kwargs, fmt: formats.Format, wide, targets, value_range, tolerance):
+        self.fn, self.fmt, self.wide, self.tolerance = fn, fmt, wide, tolerance
+        fam = user_family(fn, name, kwargs)
+        self.loss = fam.forms[0].kernel
+        lo, hi = value_range if value_range else (-fmt.max, fmt.max)
+        o_lo, o_hi = (int(formats.to_ordinal(fmt.cast(v), fmt)) for v in (lo, hi))
+        if o_hi - o_lo + 1 > 1 << 22:
+            raise InputError(f"`policy` proves every value of the range; {fmt.name} has {o_hi - o_lo + 1} there "
+                             "(give a format of 16 bits or less, or a narrower --range).")
+        self.xs = formats.from_ordinal(np.arange(o_lo, o_hi + 1, dtype=np.int64), fmt)
+        self.x64 = self.xs.astype(np.float64)
+        self.targets = list(targets)
+        self.labels = {t: fam.label(t, fmt) for t in self.targets}
+        self.exact = {t: [f.reference.values(fmt, self.xs, self.labels[t]) for f in fam.forms] for t in self.targets}
+        self.unresolved = {t: int(sum(np.isnan(e).sum() for e, _ in self.exact[t])) for t in self.targets}
+        self.units = widen.units(self.loss, self.xs[0], self.labels[self.targets[0]])
+        self.seen: dict = {}
+        self.evaluations = 0
+
+    def measure(self, lines: frozenset, pick: Callable[[str, str], bool] | None = None,
+                key: str | None = None) -> Measured:
+        key = key or lines
+        if key in self.seen:
+            return self.seen[key]
+        pick = pick or (lambda src, prim: src in lines)
+        f = widen.widened(self.loss, pick, self.wide)
+        progs = (jax.jit(jax.vmap(f, (0, None))), jax.jit(jax.vmap(jax.grad(f), (0, None))))
+        counts, bad = {}, np.zeros(len(self.xs), bool)
+        for t in self.targets:
+            counts[t] = {}
+            for q, prog, (exact, sens) in zip(("loss", "grad"), progs, self.exact[t]):
+                out = np.asarray(prog(self.xs, self.labels[t]))
+                code, ulp, sub = classify(out, exact, sens, self.fmt, 4.0, np)
+                c = {"nan": code == CODE["nan"], "inf": code == CODE["inf"],
+                     "lost": (code == CODE["zero"]) & ~np.asarray(sub, bool)}
+                if self.tolerance is not None:
+                    c["above"] = np.isin(code, (CODE["ok"], CODE["inaccurate"])) & (ulp > self.tolerance)
+                counts[t][q] = {k: int(v.sum()) for k, v in c.items()}
+                for v in c.values():
+                    bad |= v
+        self.evaluations += 1
+        m = Measured(tuple(sorted(lines)), counts, _clean(self.x64, bad))
+        self.seen[key] = m
+        return m
+
+
+def _clean(x: np.ndarray, bad: np.ndarray) -> list | None:
+    """The widest interval of `x` (sorted) around 0 with no bad point."""
+    zero = np.searchsorted(x, 0.0)
+    neg = np.flatnonzero(bad[:zero])
+    pos = np.flatnonzero(bad[zero:])
+    lo = neg[-1] + 1 if len(neg) else 0
+    hi = zero + pos[0] - 1 if len(pos) else len(x) - 1
+    return None if lo > hi else [float(x[lo]), float(x[hi])]
+
+
+def search(prover: _Prover, progress: Callable[[str], None] | None = None) -> dict:
+    """The verified policy (greedy, then exhaustive where it fits), the trade-off and
+    the side-by-side table; see the module docstring."""
+    say = progress or (lambda s: None)
+    t0 = time.perf_counter()
+    cands = [u.source for u in prover.units if u.widenable]
+    every = frozenset(cands)
+    say(f"the function as written and with all {len(cands)} lines wide")
+    written, wide = prover.measure(frozenset()), prover.measure(every)
+    best, kind = None, None
+    if wide.failing == 0:
+        kept = list(cands)
+        for i, line in enumerate(cands):
+            say(f"greedy: without {line} ({i + 1}/{len(cands)})")
+            trial = frozenset(kept) - {line}
+            if prover.measure(trial).failing == 0:
+                kept.remove(line)
+        best, kind = prover.measure(frozenset(kept)), "greedy"
+        smaller = [frozenset(s) for k in range(len(kept)) for s in itertools.combinations(cands, k)]
+        if len(smaller) <= MAX_SUBSETS:
+            for i, s in enumerate(smaller):
+                say(f"exhaustive: {i + 1}/{len(smaller)} smaller sets")
+                if prover.measure(s).failing == 0:
+                    best = prover.measure(s)
+                    break
+            kind = "exhaustive"
+    if len(cands) <= 6:  # few enough lines: every set, for the trade-off
+        for k in range(len(cands) + 1):
+            for s in itertools.combinations(cands, k):
+                prover.measure(frozenset(s))
+        if best is not None and kind == "greedy":
+            kind = "exhaustive"
+    tradeoff = {}
+    for key, m in prover.seen.items():
+        if isinstance(key, frozenset):  # sets of lines (not the autocast and AMP rows)
+            k = len(m.lines)
+            if m.clean is not None and (k not in tradeoff or _width(m.clean) > _width(tradeoff[k].clean)):
+                tradeoff[k] = m
+    autocast = prover.measure(frozenset(), lambda s, p: p in AUTOCAST_FLOAT32, key="autocast")
+    amp = prover.measure(frozenset(), lambda s, p: p in TF_AMP_DENY, key="tf_amp")
+    table = [("as written", written), (f"all in {np.dtype(prover.wide).name}", wide)]
+    if best is not None:
+        table.append(("minimal policy", best))
+    table += [("torch autocast float32 list", autocast), ("TF AMP deny list", amp)]
+    return {"units": [u.to_json() for u in prover.units],
+            "policy": None if best is None else {"lines": list(best.lines), "search": kind,
+                                                 "smallest": kind == "exhaustive", "minimal": True},
+            "table": [{"name": n, **m.to_json()} for n, m in table],
+            "tradeoff": [{"size": k, "lines": list(m.lines), "clean": m.clean} for k, m in sorted(tradeoff.items())],
+            "cost": {"evaluations": prover.evaluations, "seconds": round(time.perf_counter() - t0, 2)}}
+
+
+def _width(iv) -> float:
+    return -1.0 if iv is None else min(-iv[0], iv[1])
+
+
+def policy(fn, name: str, kwargs: dict | None, dtype: str, wide: str, targets, value_range, tolerance,
+           progress=None) -> dict:
+    """The policy of one format (see the module docstring), as a JSON-ready dict."""
+    fmt, wfmt = formats.get(dtype), formats.get(wide)
+    if wfmt.bits <= fmt.bits:
+        raise InputError(f"--wide {wide} is not wider than {dtype}.")
+    prover = _Prover(fn, name, kwargs, fmt, wfmt.dtype, targets, value_range, tolerance)
+    out = {"dtype": fmt.name, "wide": wfmt.name, "targets": list(targets), "tolerance": tolerance,
+           "range": [float(prover.x64[0]), float(prover.x64[-1])], "points": len(prover.xs),
+           "outside": int(2 * fmt.max_ordinal + 1 - len(prover.xs)), "unresolved": prover.unresolved}
+    out.update(search(prover, progress))
+    label = prover.labels[prover.targets[0]]
+    out["rewrites"] = [r.to_json() for r in rewrites.find(prover.loss, prover.xs[0], label)]
+    return out

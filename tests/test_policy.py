@@ -1,0 +1,107 @@
+"""`policy`: the lines of a loss that must compute in a wider format, proven at every
+value of the format, and the edit it stands for."""
+
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from precision_lab import api, cli
+from precision_lab.families import widen
+from precision_lab.numerics import formats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER = os.path.join(ROOT, "tests", "user", "losses.py")
+sys.path.insert(0, os.path.join(ROOT, "tests", "user"))
+import losses  # noqa: E402  the users' functions themselves
+
+BF16 = formats.get("bfloat16")
+
+
+def _bce_clip_in_float32(z, y):
+    """bce_clip as a user edits it: both lines in float32, the result back in bfloat16."""
+    z32, y32 = z.astype(jnp.float32), y.astype(jnp.float32)
+    p = jnp.clip(jax.nn.sigmoid(z32), 1e-7, 1 - 1e-7)
+    return (-(y32 * jnp.log(p) + (1 - y32) * jnp.log(1 - p))).astype(z.dtype)
+
+
+def _every(fn, y):
+    x = formats.lattice(BF16)
+    y = BF16.dtype.type(y)
+    loss = np.asarray(jax.jit(jax.vmap(fn, (0, None)))(x, y), np.float64)
+    grad = np.asarray(jax.jit(jax.vmap(jax.grad(fn), (0, None)))(x, y), np.float64)
+    return x, loss, grad
+
+
+def test_widening_every_line_is_the_hand_edit_bit_for_bit():
+    """The widened function (every line of bce_clip in float32) is what the edit above
+    computes, loss and gradient, at every bfloat16 value and both targets; widening
+    nothing is the function as written."""
+    wide = widen.widened(losses.bce_clip, lambda src, prim: True, jnp.float32)
+    none = widen.widened(losses.bce_clip, lambda src, prim: False, jnp.float32)
+    for y in (0.0, 1.0):
+        for a, b in ((wide, _bce_clip_in_float32), (none, losses.bce_clip)):
+            _, la, ga = _every(a, y)
+            _, lb, gb = _every(b, y)
+            assert np.array_equal(la, lb, equal_nan=True) and np.array_equal(ga, gb, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def clip_policy():
+    return api.policy(f"{USER}:bce_clip", dtypes=["bfloat16"])
+
+
+def test_the_clipped_bce_needs_both_lines_in_float32(clip_policy):
+    """bce_clip in bfloat16: the clip's 1 − 1e-7 rounds to 1, so log(1 − p) is −∞ from
+    z = 5.5625. Its two lines (79: the clip, 80: the logs) in float32 leave no NaN, ∞
+    or lost value at any bfloat16 value, y = 0 and 1; neither line alone does, so the
+    exhaustive search proves the pair the smallest set. Checked here without the tool's
+    classification: the hand edit has no NaN or ∞ anywhere, and 80368 failing points
+    as written and 64312 under the autocast list are the tool's own counts."""
+    (p,) = clip_policy["formats"]
+    assert p["policy"] == {"lines": ["losses.py:79", "losses.py:80"], "search": "exhaustive", "smallest": True,
+                           "minimal": True}
+    table = {r["name"]: r for r in p["table"]}
+    assert table["minimal policy"]["failing"] == table["all in float32"]["failing"] == 0
+    assert table["as written"]["failing"] == 80368 and table["torch autocast float32 list"]["failing"] == 64312
+    assert table["as written"]["clean"] == [-6.21875, 5.53125]
+    for y in (0.0, 1.0):
+        _, loss, grad = _every(_bce_clip_in_float32, y)
+        assert np.isfinite(loss).all() and np.isfinite(grad).all()
+    sizes = {t["size"]: t for t in p["tradeoff"]}
+    assert sizes[1]["clean"] == [-6.21875, 6.21875] and sizes[2]["clean"] == [-BF16.max, BF16.max]
+    assert p["points"] == 2 * BF16.max_ordinal + 1 and p["outside"] == 0
+
+
+def test_no_policy_saves_the_naive_bce_and_the_output_says_what_does():
+    """naive_bce (σ, then log(1 − σ)) in bfloat16: even every line in float32 is NaN from
+    z = 16.75, where float32's σ(z) rounds to 1 (the issue's 'whole upcasting is not
+    enough'): no policy, the widest clean interval [−17.25, 16.625], and the log_sigmoid
+    rewrites named. With the range [−16, 16] (the logits a model produces) both lines
+    are the policy."""
+    (p,) = api.policy(f"{USER}:naive_bce", dtypes=["bfloat16"])["formats"]
+    assert p["policy"] is None
+    assert {r["name"]: r["clean"] for r in p["table"]}["all in float32"] == [-17.25, 16.625]
+    x, loss, grad = _every(lambda z, y: losses.naive_bce(z.astype(jnp.float32), y.astype(jnp.float32)).astype(
+        z.dtype), 0.0)
+    assert not np.isfinite(grad[x.astype(np.float64) == 16.75]).all()  # the hand-upcast gradient breaks there
+    assert [w["replacement"] for w in p["rewrites"]] == ["jax.nn.log_sigmoid(x)", "jax.nn.log_sigmoid(−x)"]
+    (q,) = api.policy(f"{USER}:naive_bce", dtypes=["bfloat16"], value_range=(-16.0, 16.0))["formats"]
+    assert q["policy"]["lines"] == ["losses.py:8", "losses.py:9"] and q["outside"] > 0
+
+
+def test_the_command_prints_the_lines_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert cli.main(["policy", f"{USER}:bce_clip", "--dtypes", "bfloat16", "--json", str(out), "--no-color"]) == 0
+    text = capsys.readouterr().out
+    assert "Minimal policy: 2 lines in float32 (exhaustive search: no smaller set passes)" in " ".join(text.split())
+    assert "p = jnp.clip(jax.nn.sigmoid(z), 1e-7, 1 - 1e-7)" in text  # the user's line, as written
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "precision_lab.policy/1" and doc["formats"][0]["policy"]["lines"] == [
+        "losses.py:79", "losses.py:80"]
+    assert cli.main(["policy", f"{USER}:bce_clip", "--wide", "bfloat16"]) == 2
+    assert "is not wider than bfloat16" in capsys.readouterr().err
