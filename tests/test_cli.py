@@ -74,7 +74,7 @@ def test_fail_on_exits_one(capsys):
         (["sweep", "--seed", "-3"], "`seed` must be a non-negative integer, got -3"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["figures", "--dtypes", "bfloat16:float32"], "figures draws plain formats, not `bfloat16:float32`"),
-        ([], "Give a command: sweep, check, explain, table, diff, list or figures"),
+        ([], "Give a command: sweep, check, explain, table, diff, list, figures or policy"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_two(argv, message, capsys):
