@@ -105,3 +105,25 @@ def test_the_command_prints_the_lines_and_writes_json(tmp_path, capsys):
         "losses.py:79", "losses.py:80"]
     assert cli.main(["policy", f"{USER}:bce_clip", "--wide", "bfloat16"]) == 2
     assert "is not wider than bfloat16" in capsys.readouterr().err
+
+
+def test_readme_policy_table_rows_for_the_chain_product_and_keras():
+    """Two rows of the README's table of built-in policies (scripts/policy_table.py),
+    re-run: bce_naive_chain in bfloat16 has no policy (all in float32 is clean only on
+    [−87, 16.625]); Keras's clipped BCE needs both its lines."""
+    from precision_lab.analysis import policy
+    from precision_lab.families import sigmoid
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split("<!-- policies -->")[1].split("<!-- /policies -->")[0]
+    for name in ("bce_naive_chain", "bce_keras"):
+        form = sigmoid.FAMILY.form(name)
+        p = policy.policy(form.kernel, name, None, "bfloat16", "float32", [0.0, 1.0], None, None,
+                          gradient=form.quantity == "loss")
+        table = {r["name"]: r for r in p["table"]}
+        row = next(line for line in block.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"| {table['as written']['failing']} |" in row
+        if p["policy"] is None:
+            assert table["all in float32"]["clean"] == [-87.0, 16.625] and "none suffices" in row
+        else:
+            assert p["policy"]["lines"] == ["sigmoid.py:67", "sigmoid.py:68"] and "`sigmoid.py:67`" in row

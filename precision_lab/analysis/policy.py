@@ -65,8 +65,9 @@ class _Prover:
     """The exact values of the function as written at every point of the range (once),
     and the verification of a candidate against them."""
 
-    def __init__(self, fn, name, kwargs, fmt: formats.Format, wide, targets, value_range, tolerance):
-        self.fn, self.fmt, self.wide, self.tolerance = fn, fmt, wide, tolerance
+    def __init__(self, fn, name, kwargs, fmt: formats.Format, wide, targets, value_range, tolerance,
+                 gradient: bool = True):
+        self.fn, self.fmt, self.wide, self.tolerance, self.gradient = fn, fmt, wide, tolerance, gradient
         fam = user_family(fn, name, kwargs)
         self.loss = fam.forms[0].kernel
         lo, hi = value_range if value_range else (-fmt.max, fmt.max)
@@ -78,7 +79,8 @@ class _Prover:
         self.x64 = self.xs.astype(np.float64)
         self.targets = list(targets)
         self.labels = {t: fam.label(t, fmt) for t in self.targets}
-        self.exact = {t: [f.reference.values(fmt, self.xs, self.labels[t]) for f in fam.forms] for t in self.targets}
+        forms = fam.forms if gradient else fam.forms[:1]
+        self.exact = {t: [f.reference.values(fmt, self.xs, self.labels[t]) for f in forms] for t in self.targets}
         self.unresolved = {t: int(sum(np.isnan(e).sum() for e, _ in self.exact[t])) for t in self.targets}
         self.units = widen.units(self.loss, self.xs[0], self.labels[self.targets[0]])
         self.seen: dict = {}
@@ -95,7 +97,7 @@ class _Prover:
         counts, bad = {}, np.zeros(len(self.xs), bool)
         for t in self.targets:
             counts[t] = {}
-            for q, prog, (exact, sens) in zip(("loss", "grad"), progs, self.exact[t]):
+            for q, prog, (exact, sens) in list(zip(("loss", "grad"), progs, self.exact[t]))[:2 if self.gradient else 1]:
                 out = np.asarray(prog(self.xs, self.labels[t]))
                 code, ulp, sub = classify(out, exact, sens, self.fmt, 4.0, np)
                 c = {"nan": code == CODE["nan"], "inf": code == CODE["inf"],
@@ -178,13 +180,16 @@ def _width(iv) -> float:
 
 
 def policy(fn, name: str, kwargs: dict | None, dtype: str, wide: str, targets, value_range, tolerance,
-           progress=None) -> dict:
-    """The policy of one format (see the module docstring), as a JSON-ready dict."""
+           progress=None, gradient: bool = True) -> dict:
+    """The policy of one format (see the module docstring), as a JSON-ready dict.
+    `gradient` False: only the function's own value is proven (a hand-written gradient
+    kernel, whose own derivative is of no use)."""
     fmt, wfmt = formats.get(dtype), formats.get(wide)
     if wfmt.bits <= fmt.bits:
         raise InputError(f"--wide {wide} is not wider than {dtype}.")
-    prover = _Prover(fn, name, kwargs, fmt, wfmt.dtype, targets, value_range, tolerance)
+    prover = _Prover(fn, name, kwargs, fmt, wfmt.dtype, targets, value_range, tolerance, gradient)
     out = {"dtype": fmt.name, "wide": wfmt.name, "targets": list(targets), "tolerance": tolerance,
+           "proven": ["loss", "grad"] if gradient else ["value"],
            "range": [float(prover.x64[0]), float(prover.x64[-1])], "points": len(prover.xs),
            "outside": int(2 * fmt.max_ordinal + 1 - len(prover.xs)), "unresolved": prover.unresolved}
     out.update(search(prover, progress))

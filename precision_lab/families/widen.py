@@ -80,6 +80,13 @@ def widened(fn: Callable, pick: Callable[[str, str], bool], wide, name: str | No
     return run
 
 
+def _bind(primitive, args, params) -> list:
+    """The primitive applied as jax.core.eval_jaxpr applies it (a call primitive's
+    parameters as it binds them); its outputs as a list."""
+    outs = primitive.bind(*args, **primitive.get_bind_params(params))
+    return list(outs) if primitive.multiple_results else [outs]
+
+
 def _floating(x) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
@@ -122,11 +129,9 @@ def _interpret(jx, consts, ins, outer, pick, wide, top: bool = True):
                 params = dict(e.params)
                 if params.get("preferred_element_type") is not None:
                     params["preferred_element_type"] = None
-                outs = e.primitive.bind(*up, **params)
-                outs = outs if e.primitive.multiple_results else [outs]
+                outs = _bind(e.primitive, up, params)
         else:
-            outs = e.primitive.bind(*[narrow(v, a.aval) for v, a in zip(vals, e.invars)], **e.params)
-            outs = outs if e.primitive.multiple_results else [outs]
+            outs = _bind(e.primitive, [narrow(v, a.aval) for v, a in zip(vals, e.invars)], e.params)
         for v, x in zip(e.outvars, outs):
             if not isinstance(v, jcore.DropVar):
                 env[v] = x
