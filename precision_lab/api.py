@@ -350,14 +350,16 @@ def _names(form_names) -> tuple[str, ...]:
 
 def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: Sequence[float] = (0.0, 1.0),
            wide: str = "float32", value_range: tuple[float, float] | None = None, tolerance: float | None = None,
-           kwargs: dict | None = None, name: str | None = None,
+           kwargs: dict | None = None, name: str | None = None, classes: int | None = None,
            progress: Callable[[str], None] | None = None) -> dict:
     """Which lines of a loss must compute in `wide` (see ``analysis.policy``).
 
     Args:
-      fn: ``fn(z, y) -> scalar``, or ``"FILE.py:NAME"``.
+      fn: ``fn(z, y) -> scalar`` (with `classes` K, ``fn(logits, label) -> scalar``), or
+        ``"FILE.py:NAME"``.
       dtypes: formats of 16 bits or less (or a `value_range` of at most 2**22 values).
-      targets: the sigmoid targets y proven.
+      targets: the sigmoid targets y proven (a multiclass function: both softmax sweeps,
+        margin and offset, with the true class on top and not).
       wide: the wider format the chosen lines compute in.
       value_range: (LO, HI): prove only the logits in [LO, HI] (default: every value).
       tolerance: also require every error to be at most this many ULPs.
@@ -370,7 +372,7 @@ def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: S
     """
     from .analysis import policy as policies
 
-    kind = user_kind(fn, name, kwargs)
+    kind = user_kind(fn, name, kwargs, None if classes is None else [classes])
     return {"schema": "precision_lab.policy/1", "function": kind.spec, "source_file": kind.source_file,
             "formats": [policies.policy(kind.fn, kind.fn_name, kwargs, d, wide, targets, value_range, tolerance,
-                                        progress) for d in dtypes]}
+                                        progress, classes=classes) for d in dtypes]}

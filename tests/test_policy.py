@@ -127,3 +127,22 @@ def test_readme_policy_table_rows_for_the_chain_product_and_keras():
             assert table["all in float32"]["clean"] == [-87.0, 16.625] and "none suffices" in row
         else:
             assert p["policy"]["lines"] == ["sigmoid.py:67", "sigmoid.py:68"] and "`sigmoid.py:67`" in row
+
+
+def test_a_multiclass_policy_counts_what_check_counts():
+    """ce_naive (exp, then exp/Σexp, then −log of the true class's entry) at K = 4 in
+    float16, margins and offsets in [−16, 16], true class on top and not: the policy's
+    row for the function as written fails at exactly the points `check` counts (NaN,
+    ∞ and normal values lost, loss and gradient, all four cases), through the sweep
+    engine rather than the prover. All in float32 widens the clean interval, and the
+    log_softmax rewrite is named."""
+    (p,) = api.policy(f"{USER}:ce_naive", classes=4, dtypes=["float16"], value_range=(-16.0, 16.0))["formats"]
+    r = api.check(f"{USER}:ce_naive", classes=[4], dtypes=["float16"], value_range=(-16.0, 16.0), causes=False)
+    lost = sum(row["counts"]["nan"] + row["counts"]["inf"] + row["counts"]["zero"] - row["counts"]["zero_subnormal"]
+               for row in r.rows if row["form"] == "ce_naive")
+    table = {t["name"]: t for t in p["table"]}
+    assert p["cases"] == ["margin top", "margin other", "offset top", "offset other"]
+    assert table["as written"]["failing"] == lost > 0
+    written, wide = table["as written"]["clean"], table["all in float32"]["clean"]
+    assert wide[0] <= written[0] and wide[1] >= written[1] and wide != written
+    assert [w["replacement"] for w in p["rewrites"]] == ["jax.nn.log_softmax(x)"]

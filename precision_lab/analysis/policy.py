@@ -25,13 +25,15 @@ import time
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
 from ..families import rewrites, widen
+from ..families.base import Case
 from ..families.user_forms import family as user_family
 from ..numerics import formats
-from ..numerics.classify import CODE, classify
+from ..numerics.classify import CODE, classify, per_point
 
 # torch.autocast (CUDA) ops that autocast to float32, as the JAX primitives they lower to
 AUTOCAST_FLOAT32 = frozenset({"acos", "asin", "cosh", "sinh", "tan", "erf_inv", "exp", "expm1", "log", "log1p",
@@ -50,7 +52,7 @@ class Measured:
     clean interval around 0."""
 
     lines: tuple[str, ...]
-    counts: dict  # target -> quantity -> {nan, inf, lost, above}
+    counts: dict  # case -> quantity -> {nan, inf, lost, above}
     clean: list  # [lo, hi]: the widest interval around 0 with no failing point (None: 0 fails)
 
     @property
@@ -63,12 +65,14 @@ class Measured:
 
 class _Prover:
     """The exact values of the function as written at every point of the range (once),
-    and the verification of a candidate against them."""
+    and the verification of a candidate against them. The cases: each target y of a
+    binary function; each sweep (margin, offset) and true class (top, other) of a
+    multiclass one (`classes`), whose inputs are the softmax family's vectors."""
 
     def __init__(self, fn, name, kwargs, fmt: formats.Format, wide, targets, value_range, tolerance,
-                 gradient: bool = True):
+                 gradient: bool = True, classes: int | None = None):
         self.fn, self.fmt, self.wide, self.tolerance, self.gradient = fn, fmt, wide, tolerance, gradient
-        fam = user_family(fn, name, kwargs)
+        fam = user_family(fn, name, kwargs, classes)
         self.loss = fam.forms[0].kernel
         lo, hi = value_range if value_range else (-fmt.max, fmt.max)
         o_lo, o_hi = (int(formats.to_ordinal(fmt.cast(v), fmt)) for v in (lo, hi))
@@ -77,12 +81,22 @@ class _Prover:
                              "(give a format of 16 bits or less, or a narrower --range).")
         self.xs = formats.from_ordinal(np.arange(o_lo, o_hi + 1, dtype=np.int64), fmt)
         self.x64 = self.xs.astype(np.float64)
-        self.targets = list(targets)
-        self.labels = {t: fam.label(t, fmt) for t in self.targets}
+        self.cases = {}  # name -> (kernel inputs, label)
+        if classes is None:
+            for t in targets:
+                self.cases[f"y={t:g}"] = (self.xs, fam.label(t, fmt))
+        else:
+            for sweep in ("margin", "offset"):
+                for tc in ("top", "other"):
+                    code = fam.target_of(Case(classes=classes, sweep=sweep, target_class=tc))
+                    vectors = np.asarray(fam.inputs(jnp.asarray(self.xs), fam.case(code)))
+                    self.cases[f"{sweep} {tc}"] = (vectors, fam.label(code, fmt))
         forms = fam.forms if gradient else fam.forms[:1]
-        self.exact = {t: [f.reference.values(fmt, self.xs, self.labels[t]) for f in forms] for t in self.targets}
-        self.unresolved = {t: int(sum(np.isnan(e).sum() for e, _ in self.exact[t])) for t in self.targets}
-        self.units = widen.units(self.loss, self.xs[0], self.labels[self.targets[0]])
+        self.exact = {c: [f.reference.values(fmt, x, label) for f in forms] for c, (x, label) in self.cases.items()}
+        self.unresolved = {c: int(sum(np.isnan(e).reshape(len(self.xs), -1).any(axis=1).sum()
+                                      for e, _ in self.exact[c])) for c in self.cases}
+        x0, label0 = next(iter(self.cases.values()))
+        self.units = widen.units(self.loss, x0[0], label0)
         self.seen: dict = {}
         self.evaluations = 0
 
@@ -95,17 +109,17 @@ class _Prover:
         f = widen.widened(self.loss, pick, self.wide)
         progs = (jax.jit(jax.vmap(f, (0, None))), jax.jit(jax.vmap(jax.grad(f), (0, None))))
         counts, bad = {}, np.zeros(len(self.xs), bool)
-        for t in self.targets:
-            counts[t] = {}
-            for q, prog, (exact, sens) in list(zip(("loss", "grad"), progs, self.exact[t]))[:2 if self.gradient else 1]:
-                out = np.asarray(prog(self.xs, self.labels[t]))
-                code, ulp, sub = classify(out, exact, sens, self.fmt, 4.0, np)
-                c = {"nan": code == CODE["nan"], "inf": code == CODE["inf"],
-                     "lost": (code == CODE["zero"]) & ~np.asarray(sub, bool)}
+        for c, (x, label) in self.cases.items():
+            counts[c] = {}
+            for q, prog, (exact, sens) in list(zip(("loss", "grad"), progs, self.exact[c]))[:2 if self.gradient else 1]:
+                out = np.asarray(prog(x, label))
+                code, ulp, sub = per_point(*classify(out, exact, sens, self.fmt, 4.0, np), tuple(range(1, out.ndim)))
+                failing = {"nan": code == CODE["nan"], "inf": code == CODE["inf"],
+                           "lost": (code == CODE["zero"]) & ~np.asarray(sub, bool)}
                 if self.tolerance is not None:
-                    c["above"] = np.isin(code, (CODE["ok"], CODE["inaccurate"])) & (ulp > self.tolerance)
-                counts[t][q] = {k: int(v.sum()) for k, v in c.items()}
-                for v in c.values():
+                    failing["above"] = np.isin(code, (CODE["ok"], CODE["inaccurate"])) & (ulp > self.tolerance)
+                counts[c][q] = {k: int(v.sum()) for k, v in failing.items()}
+                for v in failing.values():
                     bad |= v
         self.evaluations += 1
         m = Measured(tuple(sorted(lines)), counts, _clean(self.x64, bad))
@@ -180,19 +194,21 @@ def _width(iv) -> float:
 
 
 def policy(fn, name: str, kwargs: dict | None, dtype: str, wide: str, targets, value_range, tolerance,
-           progress=None, gradient: bool = True) -> dict:
+           progress=None, gradient: bool = True, classes: int | None = None) -> dict:
     """The policy of one format (see the module docstring), as a JSON-ready dict.
     `gradient` False: only the function's own value is proven (a hand-written gradient
     kernel, whose own derivative is of no use)."""
     fmt, wfmt = formats.get(dtype), formats.get(wide)
     if wfmt.bits <= fmt.bits:
         raise InputError(f"--wide {wide} is not wider than {dtype}.")
-    prover = _Prover(fn, name, kwargs, fmt, wfmt.dtype, targets, value_range, tolerance, gradient)
-    out = {"dtype": fmt.name, "wide": wfmt.name, "targets": list(targets), "tolerance": tolerance,
+    prover = _Prover(fn, name, kwargs, fmt, wfmt.dtype, targets, value_range, tolerance, gradient, classes)
+    out = {"dtype": fmt.name, "wide": wfmt.name, "cases": list(prover.cases), "classes": classes,
+           "axis": "z" if classes is None else "m or c", "tolerance": tolerance,
            "proven": ["loss", "grad"] if gradient else ["value"],
            "range": [float(prover.x64[0]), float(prover.x64[-1])], "points": len(prover.xs),
            "outside": int(2 * fmt.max_ordinal + 1 - len(prover.xs)), "unresolved": prover.unresolved}
     out.update(search(prover, progress))
-    label = prover.labels[prover.targets[0]]
-    out["rewrites"] = [r.to_json() for r in rewrites.find(prover.loss, prover.xs[0], label)]
+    x0, label0 = next(iter(prover.cases.values()))
+    out["rewrites"] = list({(r.pattern, r.source): r.to_json()
+                            for r in rewrites.find(prover.loss, x0[0], label0)}.values())
     return out

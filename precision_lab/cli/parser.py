@@ -241,6 +241,9 @@ def _policy_parser(sub) -> None:
                    help="comma-separated formats of 16 bits or less (default: bfloat16)")
     q.add_argument("--targets", type=listed("targets", float), default=[0.0, 1.0],
                    help="comma-separated targets y proven (default: 0,1)")
+    q.add_argument("--classes", type=positive_int, default=None, metavar="K",
+                   help="a multiclass function fn(logits, label) at K classes, proven on the margin and offset "
+                        "sweeps with the true class on top and not")
     q.add_argument("--wide", default="float32", help="the format the chosen lines compute in (default: float32)")
     q.add_argument("--range", type=value_range, default=None, dest="value_range", metavar="LO,HI",
                    help="prove only the logits in [LO, HI], the values a model really produces (default: all)")

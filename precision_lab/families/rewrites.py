@@ -187,7 +187,9 @@ class _Graph:
         log1p(exp(a))."""
         if name == "log1p":
             x = self.op(ref, "exp")
-            return None if x is None else x.ins[0]
+            if x is None or ((n := self.op(x.ins[0], "neg")) is not None and self.op(n.ins[0], "abs") is not None):
+                return None  # log1p(exp(−|d|)): already the stable form (logaddexp's own)
+            return x.ins[0]
         e = self.op(ref, "add")
         if e is None:
             return None

@@ -33,8 +33,8 @@ def text(result: dict, width: int = 100) -> Text:
     out = Text()
     for p in result["formats"]:
         fmt, wide = formats.get(p["dtype"]), p["wide"]
-        ys = ", ".join(f"{t:g}" for t in p["targets"])
-        head = (f"policy · {result['function']} · {p['dtype']} with lines in {wide} · y = {ys} · proven on "
+        cases = ", ".join(p["cases"]) + (f" (K = {p['classes']})" if p.get("classes") else "")
+        head = (f"policy · {result['function']} · {p['dtype']} with lines in {wide} · {cases} · proven on "
                 f"{p['points']} values, {_interval(p['range'], fmt)}"
                 + (f" ({p['outside']} values of the format outside)" if p["outside"] else ""))
         for line in wrap([head], width, 0):
