@@ -372,7 +372,12 @@ def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: S
     """
     from .analysis import policy as policies
 
+    from .output.policy_edit import edited
+
     kind = user_kind(fn, name, kwargs, None if classes is None else [classes])
+    found = [policies.policy(kind.fn, kind.fn_name, kwargs, d, wide, targets, value_range, tolerance, progress,
+                             classes=classes) for d in dtypes]
+    for p in found:  # the policy as the edit of the user's code (a rendering of the proven function)
+        p["edit"] = None if p["policy"] is None else edited(kind.fn, p["policy"]["lines"], wide)
     return {"schema": "precision_lab.policy/1", "function": kind.spec, "source_file": kind.source_file,
-            "formats": [policies.policy(kind.fn, kind.fn_name, kwargs, d, wide, targets, value_range, tolerance,
-                                        progress, classes=classes) for d in dtypes]}
+            "formats": found}

@@ -146,3 +146,24 @@ def test_a_multiclass_policy_counts_what_check_counts():
     written, wide = table["as written"]["clean"], table["all in float32"]["clean"]
     assert wide[0] <= written[0] and wide[1] >= written[1] and wide != written
     assert [w["replacement"] for w in p["rewrites"]] == ["jax.nn.log_softmax(x)"]
+
+
+@pytest.mark.parametrize("name, lines", [("bce_clip", ["losses.py:79", "losses.py:80"]),
+                                          ("naive_bce", ["losses.py:8"]),
+                                          ("focal_prob", ["losses.py:85", "losses.py:86", "losses.py:87"])])
+def test_the_edited_source_computes_what_was_proven(name, lines):
+    """The policy printed as the user's code with its casts (output.policy_edit), run
+    as Python: bit for bit the widened function the search proved, loss and gradient,
+    at every bfloat16 value, y = 0 and 1."""
+    from precision_lab.output import policy_edit
+
+    fn = getattr(losses, name)
+    text = policy_edit.edited(fn, lines, "float32")
+    assert ".astype(jnp.float32)" in text
+    scope = dict(vars(losses))
+    exec(compile(text, f"<{name} edited>", "exec"), scope)
+    proven = widen.widened(fn, lambda src, prim: src in lines, jnp.float32)
+    for y in (0.0, 1.0):
+        _, la, ga = _every(scope[name], y)
+        _, lb, gb = _every(proven, y)
+        assert np.array_equal(la, lb, equal_nan=True) and np.array_equal(ga, gb, equal_nan=True), y

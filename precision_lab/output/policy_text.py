@@ -51,6 +51,10 @@ def text(result: dict, width: int = 100) -> Text:
                        f"passes to the next widened line in {wide}:\n", style="bold green")
             for src in pol["lines"]:
                 out.append(f"  {src}  {_code(src, result.get('source_file'))}\n")
+            if p.get("edit"):
+                out.append("Your function with these casts:\n", style="bold")
+                for line in p["edit"].splitlines():
+                    out.append(f"    {line}\n")
             if pol["lines"] and len(pol["lines"]) == len([u for u in p["units"] if u["widenable"]]):
                 out.append(f"  as a jmp policy: jmp.get_policy('params={p['dtype']},compute={wide},"
                            f"output={p['dtype']}')\n", style="dim")
