@@ -351,7 +351,7 @@ def _names(form_names) -> tuple[str, ...]:
 def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: Sequence[float] = (0.0, 1.0),
            wide: str = "float32", value_range: tuple[float, float] | None = None, tolerance: float | None = None,
            kwargs: dict | None = None, name: str | None = None, classes: int | None = None,
-           progress: Callable[[str], None] | None = None) -> dict:
+           progress: Callable[[str], None] | None = None, max_hours: float = 0.0) -> dict:
     """Which lines of a loss must compute in `wide` (see ``analysis.policy``).
 
     Args:
@@ -363,6 +363,7 @@ def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: S
       wide: the wider format the chosen lines compute in.
       value_range: (LO, HI): prove only the logits in [LO, HI] (default: every value).
       tolerance: also require every error to be at most this many ULPs.
+      max_hours: refuse (InputError) a search whose estimated time exceeds it (0: none).
     Returns:
       ``{"schema": "precision_lab.policy/1", "function", "source_file", "formats": [...]}``,
       one entry per format: the verified policy (`policy`: its lines and which search
@@ -376,7 +377,7 @@ def policy(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), targets: S
 
     kind = user_kind(fn, name, kwargs, None if classes is None else [classes])
     found = [policies.policy(kind.fn, kind.fn_name, kwargs, d, wide, targets, value_range, tolerance, progress,
-                             classes=classes) for d in dtypes]
+                             classes=classes, max_hours=max_hours) for d in dtypes]
     for p in found:  # the policy as the edit of the user's code (a rendering of the proven function)
         p["edit"] = None if p["policy"] is None else edited(kind.fn, p["policy"]["lines"], wide)
     return {"schema": "precision_lab.policy/1", "function": kind.spec, "source_file": kind.source_file,

@@ -167,3 +167,12 @@ def test_the_edited_source_computes_what_was_proven(name, lines):
         _, la, ga = _every(scope[name], y)
         _, lb, gb = _every(proven, y)
         assert np.array_equal(la, lb, equal_nan=True) and np.array_equal(ga, gb, equal_nan=True), y
+
+
+def test_a_search_beyond_the_time_limit_is_refused_with_its_estimate(capsys):
+    """The first two sets time the rest: at 2 lines the search verifies at most
+    2 + 2 + 64 + 4 sets; a limit far below that is refused in one sentence, exit 2."""
+    assert cli.main(["policy", f"{USER}:bce_clip", "--max-hours", "0.000001"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "The search over 2 lines would take up to about" in err[0]
+    assert "beyond the limit of 1e-06 hours (--max-hours)" in err[0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from collections.abc import Callable
 
@@ -137,15 +138,32 @@ def _clean(x: np.ndarray, bad: np.ndarray) -> list | None:
     return None if lo > hi else [float(x[lo]), float(x[hi])]
 
 
-def search(prover: _Prover, progress: Callable[[str], None] | None = None) -> dict:
+def _planned(n: int) -> int:
+    """Sets the search verifies at most, for n candidate lines."""
+    return 2 + n + MAX_SUBSETS + (2 ** n if n <= 6 else 0)
+
+
+def search(prover: _Prover, progress: Callable[[str], None] | None = None, max_hours: float = 0.0) -> dict:
     """The verified policy (greedy, then exhaustive where it fits), the trade-off and
-    the side-by-side table; see the module docstring."""
-    say = progress or (lambda s: None)
+    the side-by-side table; see the module docstring. After the first two sets, the
+    time of the rest is estimated from theirs; beyond `max_hours` (0: no limit) the
+    search is refused with that estimate."""
     t0 = time.perf_counter()
     cands = [u.source for u in prover.units if u.widenable]
     every = frozenset(cands)
-    say(f"the function as written and with all {len(cands)} lines wide")
     written, wide = prover.measure(frozenset()), prover.measure(every)
+    each = (time.perf_counter() - t0) / 2
+    eta = each * (_planned(len(cands)) - 2)
+    if max_hours and eta > max_hours * 3600:
+        took = f"{eta:.0f} s" if eta < 120 else f"{eta / 60:.0f} minutes" if eta < 7200 else f"{eta / 3600:.1f} hours"
+        raise InputError(f"The search over {len(cands)} lines would take up to about {took} ({each:.2g} s a set), "
+                         f"beyond the limit of {max_hours:g} hours (--max-hours).")
+
+    def say(text):
+        if progress:
+            left = max(0.0, eta - (time.perf_counter() - t0))
+            progress(f"{text} (at most {left:.0f} s left)")
+
     best, kind = None, None
     if wide.failing == 0:
         kept = list(cands)
@@ -155,8 +173,8 @@ def search(prover: _Prover, progress: Callable[[str], None] | None = None) -> di
             if prover.measure(trial).failing == 0:
                 kept.remove(line)
         best, kind = prover.measure(frozenset(kept)), "greedy"
-        smaller = [frozenset(s) for k in range(len(kept)) for s in itertools.combinations(cands, k)]
-        if len(smaller) <= MAX_SUBSETS:
+        if sum(math.comb(len(cands), k) for k in range(len(kept))) <= MAX_SUBSETS:
+            smaller = [frozenset(s) for k in range(len(kept)) for s in itertools.combinations(cands, k)]
             for i, s in enumerate(smaller):
                 say(f"exhaustive: {i + 1}/{len(smaller)} smaller sets")
                 if prover.measure(s).failing == 0:
@@ -194,7 +212,7 @@ def _width(iv) -> float:
 
 
 def policy(fn, name: str, kwargs: dict | None, dtype: str, wide: str, targets, value_range, tolerance,
-           progress=None, gradient: bool = True, classes: int | None = None) -> dict:
+           progress=None, gradient: bool = True, classes: int | None = None, max_hours: float = 0.0) -> dict:
     """The policy of one format (see the module docstring), as a JSON-ready dict.
     `gradient` False: only the function's own value is proven (a hand-written gradient
     kernel, whose own derivative is of no use)."""
@@ -207,7 +225,7 @@ def policy(fn, name: str, kwargs: dict | None, dtype: str, wide: str, targets, v
            "proven": ["loss", "grad"] if gradient else ["value"],
            "range": [float(prover.x64[0]), float(prover.x64[-1])], "points": len(prover.xs),
            "outside": int(2 * fmt.max_ordinal + 1 - len(prover.xs)), "unresolved": prover.unresolved}
-    out.update(search(prover, progress))
+    out.update(search(prover, progress, max_hours))
     x0, label0 = next(iter(prover.cases.values()))
     out["rewrites"] = list({(r.pattern, r.source): r.to_json()
                             for r in rewrites.find(prover.loss, x0[0], label0)}.values())

@@ -208,6 +208,7 @@ def policy(args) -> int:
     from ..output.writers import write_atomic
 
     result = api.policy(args.function, dtypes=args.dtypes, targets=args.targets, wide=args.wide, classes=args.classes,
+                        max_hours=args.max_hours,
                         value_range=args.value_range, tolerance=args.tolerance, kwargs=parse_kwargs(args.kwargs),
                         progress=lambda s: print(f"  {s}", file=sys.stderr) if sys.stderr.isatty() else None)
     if args.json:

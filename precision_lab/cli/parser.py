@@ -251,4 +251,7 @@ def _policy_parser(sub) -> None:
                    help="also require every error to be at most N ULPs")
     q.add_argument("--kwargs", metavar="JSON", help="keyword arguments of the function")
     q.add_argument("--json", metavar="PATH", help="write the policy, its verification and its cost as JSON")
+    q.add_argument("--max-hours", type=max_hours, default=DEFAULT_MAX_HOURS, metavar="HOURS",
+                   help=f"refuse a search whose time, estimated from its first sets, exceeds HOURS "
+                        f"(default: {DEFAULT_MAX_HOURS:g}; 0: no limit)")
     no_color(q)
