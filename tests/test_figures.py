@@ -398,3 +398,26 @@ def test_sweep_no_color_prints_plain_strips(capsys):
     assert cli.main(argv) == 0
     out, _ = capsys.readouterr()
     assert "\x1b" not in out and "NNN" in out and "strip along z" in out
+
+
+def test_figures_draw_a_saved_check_result_without_importing_its_function(tmp_path, capsys):
+    """`figures --from RESULT.json` draws the onset chart of a `check` result from its
+    rows alone: a PNG per family (family `check`, the user's own rows), and the same
+    chart in the terminal, with the form's NaN onset at z = 7.625 in float16."""
+    import json
+    import os
+
+    user = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user", "losses.py")
+    saved = tmp_path / "check.json"
+    doc = pl.check(f"{user}:naive_bce", dtypes=["float16"], targets=[0.0], value_range=(-20.0, 20.0),
+                   causes=False).to_json()
+    saved.write_text(json.dumps(doc, allow_nan=False))
+    out = tmp_path / "figs"
+    assert cli.main(["figures", "--from", str(saved), "--out", str(out), "--no-color"]) == 0
+    png = (out / "onsets_check.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    capsys.readouterr()
+    assert cli.main(["figures", "--from", str(saved), "--terminal", "--no-color"]) == 0
+    text = capsys.readouterr().out
+    assert "naive_bce" in text and "check onsets · target y = 0" in text
+    assert cli.main(["figures", "--from", str(tmp_path / "nope.json")]) == 2

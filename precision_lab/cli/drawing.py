@@ -21,6 +21,8 @@ def figures(args) -> int:
         if ":" in d:
             raise UsageError(f"figures draws plain formats, not `{d}`; sweep --dtypes {d} shows the upcast rows.")
         formats.get(d)  # an unknown format is reported before anything is drawn or swept
+    if args.source is not None:
+        return _from_result(args, out_console)
     if args.terminal:
         from ..output import terminal_plots
 
@@ -45,4 +47,38 @@ def figures(args) -> int:
 
     for p in with_progress(draw, args.no_color):
         out_console.print(p, highlight=False)
+    return 0
+
+
+def _from_result(args, out_console) -> int:
+    """The onset chart of each family of a saved result (its rows drawn as they are:
+    nothing is swept again, so a `check` result's own function needs no import)."""
+    import json
+    import os
+
+    from ..output import charts, figures as pngs
+    from ..result import SweepResult
+
+    try:
+        with open(args.source) as f:
+            rows = SweepResult.from_json(json.load(f)).rows
+    except OSError as e:
+        raise UsageError(f"Cannot read `{args.source}`: {e.strerror or e}.") from None
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"`{args.source}` is not a result written with --json.") from None
+    rows = [r for r in rows if r.get("axis")]  # vector sweeps have no onset axis
+    if not rows:
+        raise UsageError(f"`{args.source}` has no row with an onset axis to draw.")
+    if args.terminal:
+        from ..output import terminal_plots
+
+        color = out_console.is_terminal and not out_console.no_color
+        for plot in terminal_plots.onset_plots(rows, out_console.width, color=color):
+            out_console.print(Text.from_ansi(plot) if color else Text(plot), soft_wrap=True)
+        return 0
+    out = "figures" if args.out is None else args.out
+    pngs.check_plotting(out)
+    os.makedirs(out, exist_ok=True)
+    for family, mine in charts.by_family(rows).items():
+        out_console.print(pngs.onsets_figure(mine, os.path.join(out, f"onsets_{family}.png")), highlight=False)
     return 0

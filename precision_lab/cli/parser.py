@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: figures)")
     g.add_argument("--terminal", action="store_true",
                    help="draw in the terminal instead of writing PNG files (not with --out)")
+    g.add_argument("--from", dest="source", metavar="RESULT.json", default=None,
+                   help="draw a saved result (sweep or check --json) instead of sweeping: its onset chart per "
+                        "family (onsets_<family>.png), your own function's rows included")
     g.add_argument("--dtypes", type=listed("format names"), default=list(formats.DEFAULT_FORMATS),
                    help=f"comma-separated formats swept for the error and onset charts "
                         f"(default: {','.join(formats.DEFAULT_FORMATS)})")
