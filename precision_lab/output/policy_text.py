@@ -58,6 +58,13 @@ def text(result: dict, width: int = 100) -> Text:
             if pol["lines"] and len(pol["lines"]) == len([u for u in p["units"] if u["widenable"]]):
                 out.append(f"  as a jmp policy: jmp.get_policy('params={p['dtype']},compute={wide},"
                            f"output={p['dtype']}')\n", style="dim")
+        whole = [u for u in p["units"] if not u["widenable"]]
+        if whole:
+            calls = ", ".join(f"{'/'.join(u['primitives'])} at {u['source']}" for u in whole)
+            for line in wrap([f"Kept in {p['dtype']} as units: {calls} (a custom-derivative call such as "
+                              "jax.nn.softplus or logsumexp: its rule runs as written, and a cast outside it "
+                              "cannot reach inside)."], width, 0):
+                out.append(line + "\n", style="dim")
         name_w = max(len(r["name"]) for r in p["table"]) + 2
         out.append(f"{'':{name_w}}{'failing (loss + grad)':>22}  clean around 0\n", style="bold")
         for r in p["table"]:
