@@ -103,8 +103,17 @@ def test_the_command_prints_the_lines_and_writes_json(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["schema"] == "precision_lab.policy/1" and doc["formats"][0]["policy"]["lines"] == [
         "losses.py:79", "losses.py:80"]
-    assert cli.main(["policy", f"{USER}:bce_clip", "--wide", "bfloat16"]) == 2
-    assert "is not wider than bfloat16" in capsys.readouterr().err
+    for argv, why in ((["--wide", "bfloat16"], "is not wider than bfloat16"),
+                      (["--classes", "3"], "return"),  # a binary function given --classes: one sentence
+                      (["--targets", "2"], "outside [0, 1]")):
+        assert cli.main(["policy", f"{USER}:bce_clip", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], (argv, err)
+    # the stable BCE over [1, 4] (near 0 its gradient is 0 at subnormal z, which XLA reads as 0)
+    assert cli.main(["policy", f"{USER}:stable_bce", "--range", "1,4", "--no-color"]) == 0
+    text = capsys.readouterr().out
+    assert "Nothing to widen: the function as written has no NaN, ∞ or lost value over this range." in text
+    assert "Beyond that" not in text
 
 
 def test_readme_policy_table_rows_for_the_chain_product_and_keras():

@@ -32,6 +32,8 @@ import numpy as np
 from ..errors import InputError
 from ..families import rewrites, widen
 from ..families.base import Case
+from ..families.sigmoid import check_targets
+from ..families.user import validate
 from ..families.user_forms import family as user_family
 from ..numerics import formats
 from ..numerics.classify import CODE, classify, per_point
@@ -75,6 +77,10 @@ class _Prover:
         self.fn, self.fmt, self.wide, self.tolerance, self.gradient = fn, fmt, wide, tolerance, gradient
         fam = user_family(fn, name, kwargs, classes)
         self.loss = fam.forms[0].kernel
+        targets = check_targets(targets) if classes is None else targets
+        first = targets[0] if classes is None else fam.target_of(Case(classes=classes, sweep="margin",
+                                                                     target_class="top"))
+        validate(fam, fmt, first, getattr(getattr(fn, "__code__", None), "co_filename", None))
         lo, hi = value_range if value_range else (-fmt.max, fmt.max)
         o_lo, o_hi = (int(formats.to_ordinal(fmt.cast(v), fmt)) for v in (lo, hi))
         if o_hi - o_lo + 1 > 1 << 22:

@@ -213,5 +213,5 @@ def policy(args) -> int:
                         progress=lambda s: print(f"  {s}", file=sys.stderr) if sys.stderr.isatty() else None)
     if args.json:
         write_atomic(args.json, lambda f: json.dump(result, f, indent=1, allow_nan=False))
-    console(args.no_color).print(policy_text.text(result), highlight=False)
+    console(args.no_color).print(policy_text.text(result), highlight=False, soft_wrap=True)  # code unbroken
     return 0

@@ -40,7 +40,11 @@ def text(result: dict, width: int = 100) -> Text:
         for line in wrap([head], width, 0):
             out.append(line + "\n", style="bold")
         pol = p["policy"]
-        if pol is None:
+        clean_as_written = p["table"][0]["failing"] == 0
+        if clean_as_written:
+            out.append("Nothing to widen: the function as written has no NaN, ∞ or lost value over this "
+                       "range.\n", style="bold green")
+        elif pol is None:
             out.append(f"No set of lines computed in {wide} is free of NaN, ∞ and lost values over this range.\n",
                        style="bold red")
         else:
@@ -71,11 +75,11 @@ def text(result: dict, width: int = 100) -> Text:
             out.append(f"{r['name']:{name_w}}{r['failing']:>22}  {_interval(r['clean'], fmt)}\n",
                        style="green" if r["failing"] == 0 else "")
         trade = "; ".join(f"{t['size']} line{'s' if t['size'] != 1 else ''}"
-                          f"{' (' + ', '.join(t['lines']) + ')' if t['lines'] and t['size'] < 3 else ''}: "
+                          f"{' (' + ', '.join(t['lines']) + ')' if t['lines'] and t['size'] <= 4 else ''}: "
                           f"{_interval(t['clean'], fmt)}" for t in p["tradeoff"])
         for line in wrap([f"Widest clean interval by lines widened: {trade}."], width, 0):
             out.append(line + "\n")
-        if p["rewrites"]:
+        if p["rewrites"] and not clean_as_written:
             rw = "; ".join(f"{w['pattern']} → {w['replacement']} at {w['source'].split(' ')[0]}"
                            for w in p["rewrites"])
             for line in wrap([f"Beyond that, the rewrites `check` proposes: {rw}."], width, 0):
