@@ -288,3 +288,16 @@ def test_cli_explain(capsys):
         assert cli.main(argv) == 2
         _, err = capsys.readouterr()
         assert err.startswith("precision-lab: ") and err.count("\n") == 1
+
+
+def test_a_vector_steps_first_non_finite_entry_is_the_one_shown():
+    """exp((v + 1000) − 1000) of the float16 vector [12, 0.1]: 1012 is exact, so entry 0
+    is e^12 ≈ 162755, which overflows float16 (max 65504) while its real value is
+    finite, and rounds to ∞ too (0 ULPs off); 1000.1 rounds to 1000, so entry 1 is
+    e^0 = 1 against e^0.1 = 1.105 (about 100 ULPs off). The step that went non-finite
+    shows the ∞ entry (what the cause line prints after →), not the finite entry
+    with the larger error."""
+    x = jnp.array([12.0, 0.1], jnp.float16)
+    w = W.walk(lambda v: jnp.exp((v + 1000) - 1000), (x,), "float16", 4.0, "exp_vector")
+    step = w.first_nonfinite
+    assert step.primitive == "exp" and step.entry == (0,) and math.isinf(step.computed)

@@ -229,6 +229,8 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
     if e.primitive.name not in exact.SUPPORTED:  # its "exact" value is float64's (exact.float64_apply)
         marks.append("no exact rule")
     key = np.where(np.isnan(err), -1.0, np.abs(err))
+    if "nonfinite" in marks:  # the entry shown is a non-finite one (its value is what the cause names)
+        key = np.where(~np.isfinite(outf) & ex_finite, key + 1.0, -2.0)
     j = np.unravel_index(int(np.argmax(key)), key.shape) if key.size else ()
     e_j = err[j]
     return Step(**base, entry=tuple(int(x) for x in j), computed=float(outf[j]), exact=ex[j],
