@@ -109,10 +109,11 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             if best in FAILING and not any(g not in FAILING for g in by_grade):  # nothing checked qualifies
                 what = "NaN or ∞" if best == "breaks" else "values lost to 0"
                 head = f"No {quantity} form checked is free of {what} ({where}); the least bad: "
-                near = min((_nearest(v, f), v.by_format[f][0]) for v in forms if v.name in names
-                           for f in fmts_here if f in v.by_format)
+                near = min(((_nearest(v, f), v.by_format[f][0]) for v in forms if v.name in names
+                            for f in fmts_here if f in v.by_format), key=lambda t: t[0])
                 tail = f" (from |{near[1].get('axis') or 'z'}| ≥ {_num(near[0], near[1])})" \
                     if near[0] < float("inf") else ""
+            tail += _not_the_same(names, verdict_list)
             lines = _wrap([head + ", ".join(names) + tail], width, 0)
             lines = lines[:1] + [line for rest in lines[1:] for line in _wrap([rest], width, 4)]
             body = "\n".join(lines)
@@ -124,6 +125,14 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             for line in _wrap(libs, width, 4, "; "):
                 text.append(line + "\n", style="dim")
     return text
+
+
+def _not_the_same(names, verdict_list) -> str:
+    """A note where a chosen form is a rewrite that changes the function (a clip gone)."""
+    changed = {r["fix"]["form"] for v in verdict_list for rs in v.by_format.values() for r in rs
+               if (r.get("fix") or {}).get("rewrites") and not all(w.get("same_function", True)
+                                                                    for w in r["fix"]["rewrites"])}
+    return " — a different function: its clip is gone" if any(n.split(" (")[0] in changed for n in names) else ""
 
 
 def _grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
