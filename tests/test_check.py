@@ -613,3 +613,25 @@ def test_a_gradient_killed_by_a_clip_is_found_with_its_band_and_line():
     assert r.row("clipped_bce", "bfloat16", 1.0, quantity="grad")["killed_gradient"]["killed"]["bands"][0][1] == -9.25
     assert ("gradient 0 on [−3.38953e+38, −9.25] (15980 points) by the clip at losses.py:63 (bf16 y=1; without it, "
             "not 0)") in " ".join(r.summary(200).split())
+
+
+def test_an_upcast_row_names_its_constants_in_float32_and_measures_its_killed_gradient():
+    """bce_clip with bfloat16 inputs computed in float32: 1 − 1e-7 is 0.99999988 in
+    float32, so no constant is named, and the clip works: the gradient is 0 wherever σ(z)
+    passes the bound, from z = 16.75 (y = 0), where the BCE's gradient is 1."""
+    r = pl.check(f"{USER}:bce_clip", dtypes=["bfloat16:float32"], targets=[0.0], causes=False)
+    assert all(row["constants"] == [] for row in r.rows if row["form"] == "bce_clip")
+    k = r.row("bce_clip", "bfloat16:float32", 0.0, quantity="grad")["killed_gradient"]
+    assert k["killed"]["bands"][-1] == [16.75, formats.get("bfloat16").max] and k["sources"] == ["losses.py:79"]
+
+
+def test_the_log_cosh_rewrite_neither_overflows_nor_cancels():
+    """log(cosh(z)) in float16 is ∞ from |z| ≈ 11 (cosh overflows 65504); its rewrite
+    (log1p(2·sinh(z/2)²) below |z| = 1, |z| + log1p(e^−2|z|) − log 2 above) removes
+    every NaN and ∞ and loses no normal value, loss and gradient, over [−30, 30]: a
+    fix. (logaddexp(z, −z) − log 2 instead loses every small value to 0.)"""
+    r = pl.check(f"{USER}:log_cosh", dtypes=["float16"], targets=[0.0], value_range=(-30.0, 30.0))
+    for row in (x for x in r.rows if x["form"] == "log_cosh"):
+        fix = row["fix"]
+        assert fix["better"] and fix["after"]["nan"] == fix["after"]["inf"] == 0, row["quantity"]
+        assert fix["after"]["zero"] == fix["after"]["zero_subnormal"], row["quantity"]

@@ -16,8 +16,9 @@ format:
   value;
 * ``halved``: it is within a few ulps of half the unclipped one, not of all of it.
 
-Rows computed in a wider format or with a loss scale are not measured (the clip's
-effect is the plain row's).
+A row computed in a wider format (``bfloat16:float32``) is measured the same way: its
+gradient is the one its compiled upcast program returns. Rows with a loss scale are
+not measured.
 """
 
 from __future__ import annotations
@@ -41,14 +42,14 @@ def measure(made: list[Made], spec: Spec, device) -> None:
     for m in made:
         r = m.row
         if (m.family.exact is None or r.quantity != "grad" or m.form.loss is None or m.family.width > 1
-                or r.compute_dtype != r.dtype or r.loss_scale or r.fix_of is not None):
+                or r.loss_scale or r.fix_of is not None):
             continue
         r.killed_gradient = _row(m, spec, device)
 
 
 def _row(m: Made, spec: Spec, device) -> dict | None:
     fmt = formats.get(m.row.dtype)
-    loss = m.form.loss
+    loss = m.form.loss  # the loss as written: an upcast row's clips are the same operations, run wider
     flat = jaxpr.flatten(jax.make_jaxpr(loss)(jax.ShapeDtypeStruct((), fmt.dtype), m.family.label(m.job.target, fmt)))
     found = rewrites.clips(flat)
     if not found:

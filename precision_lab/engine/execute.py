@@ -71,9 +71,12 @@ def _pass(job: Job, group: derive.Group, key: str, spec: Spec, context: RunConte
                          tick=lambda n: context.report(job.label, n), mode=spec.mode, floor=spec.floor,
                          resume=resume, save=saved.saver(key) if saved else None, out_fmt=group.out)
         rows = _rows_from(group.family, out, job, spec)
-        for row, fields in zip(rows, group.fields):
+        for row, fields, form in zip(rows, group.fields, group.forms):
             for k, v in fields.items():
                 setattr(row, k, v)
+            if group.family.exact is not None:  # a user's code: its constants in the format it computes in
+                row.constants = constant_notes(form, formats.get(row.compute_dtype),
+                                               _kernel_args(group.family, job.axis.fmt))
         if spec.scan_onsets and not job.axis.exhaustive:
             for form, row in zip(group.forms, rows):
                 def scanned(side, n_done, n_total, name=f"scan {job.label} {form.name}"):
@@ -105,7 +108,7 @@ def _rows_from(fam: Family, out: Outcome, job: Job, spec: Spec) -> list[Row]:
             reference=fam.reference_name or ("float64 (XLA)" if out.fmt.bits < 64 else "double-double (host)"),
             counts=counts, max_ulp=None if out.max_ulp[i] < 0 else float(out.max_ulp[i]),
             stable=all(counts[c] == 0 for c in UNSTABLE), onset=onset, intervals=intervals,
-            constants=constant_notes(form, out.value_fmt, _kernel_args(fam, out.fmt)), profile=_profile(out, i), mode=spec.mode.name,
+            constants=constant_notes(form, out.value_fmt), profile=_profile(out, i), mode=spec.mode.name,
             floor=spec.floor, batch=programs.batch_size(fam), **case,
             range=list(spec.value_range) if spec.value_range else None,
             library=(form.library_soft if soft else None) or form.library, stable_form=form.stable_form or None,
@@ -139,8 +142,9 @@ def _zero_exact_max(fam: Family, form, out: Outcome, zeros: dict) -> float | Non
 
 
 def _kernel_args(fam, fmt) -> tuple | None:
-    """A user's function's kernel arguments at `fmt` (for the constants its code writes), or None."""
-    if fam.exact is None:
+    """A user's function's kernel arguments at `fmt` (for the constants its code writes), or
+    None for a rewrite of it (its constants are the original's, at no line of the user's)."""
+    if fam.exact is None or fam.causes == "none":
         return None
     return jax.ShapeDtypeStruct((fam.width,) if fam.width > 1 else (), fmt.dtype), fam.label(0, fmt)
 

@@ -137,7 +137,8 @@ def constant_notes(form: Form, fmt, args: tuple | None = None) -> list[str]:
     """How each framework constant of `form` comes out in `fmt`; with `args` (a user's
     function: its kernel's arguments), the constants its code writes that `fmt`
     changes where it matters (numerics.literals)."""
-    notes = [r.note(fmt) for r in literals.rounded(form.loss or form.kernel, args, fmt)] if args is not None else []
+    # the kernel as it runs (a gradient's holds its loss's constants; an upcast one casts first)
+    notes = [r.note(fmt) for r in literals.rounded(form.kernel, args, fmt)] if args is not None else []
     for c in form.constants:
         v = float(c.in_format(fmt.dtype.type))
         if v == 0 and c.exact != 0:

@@ -13,7 +13,8 @@ matches, on the graph of its equations (seeing through conversions and broadcast
   w = y, v = 1 − y): ``log p_t`` → ``logaddexp(log w + log_sigmoid(a), log v +
   log_sigmoid(−a))``, ``1 − p_t`` likewise with 1 − w and 1 − v, and powers of
   either → ``exp(γ · log …)``: an identity on the reals for weights in [0, 1];
-* ``log(cosh(a))`` → ``logaddexp(a, −a) − log 2``; ``log(1 + exp(a))`` and
+* ``log(cosh(a))`` → ``log1p(2·sinh(a/2)²)`` for |a| < 1, else ``|a| + log1p(exp(−2|a|)) −
+  log 2`` (no overflow, no cancellation near 0); ``log(1 + exp(a))`` and
   ``log1p(exp(a))`` → ``softplus(a)``;
 * a log of a *clipped* probability, ``log(clip(σ(a), lo, hi))`` (or of 1 minus it)
   → ``log_sigmoid(±a)``: the logit form. This one changes the function (the clip
@@ -218,6 +219,17 @@ class _Graph:
         return num.ins[0], den[1][0]
 
 
+def _log_cosh(x):
+    """log(cosh(x)) without overflow (large |x|) or cancellation (small |x|): each branch
+    is exact on the reals where it is used, and each gets an input it cannot overflow
+    on (so the other's gradient is never ∞ · 0)."""
+    a = jnp.abs(x)
+    small = a < 1
+    s = jnp.sinh(jnp.where(small, x, 0) / 2)
+    large = jnp.where(small, 1, a)
+    return jnp.where(small, jnp.log1p(2 * s * s), large + jnp.log1p(jnp.exp(-2 * large)) - math.log(2.0))
+
+
 def _signed(get, a, sign):
     x = get(a)
     return x if sign > 0 else -x
@@ -245,8 +257,8 @@ def _match(flat: jaxpr.Flat) -> list[Rewrite]:
                  lambda get, lg=lg, gamma=gamma: jnp.exp(gamma(get) * lg.build(get)), (*lg.uses, *e.ins[1:]),
                  lg.same, lg.exact)
         elif name == "log" and (x := g.op(e.ins[0], "cosh")) is not None:
-            r = ("log(cosh(x))", "jnp.logaddexp(x, −x) − log 2",
-                 lambda get, a=x.ins[0]: jnp.logaddexp(get(a), -get(a)) - math.log(2.0), (x.ins[0],))
+            r = ("log(cosh(x))", "log1p(2·sinh(x/2)²) for |x| < 1, else |x| + log1p(exp(−2|x|)) − log 2",
+                 lambda get, a=x.ins[0]: _log_cosh(get(a)), (x.ins[0],))
         elif name in ("log", "log1p") and (x := g.softplus_of(e.ins[0], name)) is not None:
             r = (f"{name}({'1 + ' if name == 'log' else ''}exp(x))", "jax.nn.softplus(x)",
                  lambda get, a=x: jax.nn.softplus(get(a)), (x,))

@@ -60,8 +60,9 @@ def _nearest(v: FormVerdict, f: str) -> float:
     """The smallest |onset| of the classes that give the form its grade in format `f`
     (∞ where none has an onset: vectors only)."""
     classes = FAILING.get(v.grade_in(f), ())
-    found = [abs(o) for r in v.by_format[f] if r.get("axis") for c in classes
-             for o in (r["onset"][c]["neg"], r["onset"][c]["pos"]) if o is not None]
+    found = [abs(o) for r in v.by_format[f] if r.get("axis") for c in classes for side in ("neg", "pos")
+             if (o := r["onset"][c][side]) is not None
+             and not (c == "zero" and (r.get("zero_onset_subnormal") or {}).get(side))]  # a flush is not a loss
     return min(found, default=float("inf"))
 
 
@@ -89,7 +90,9 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             continue
         per_fmt = {}
         for f in fmt_labels:
-            here = [v for v in forms if f in v.by_format]
+            rejected = {r["fix"]["form"] for v in forms for r in v.by_format.get(f, ())
+                        if r.get("fix") and not r["fix"]["better"]}  # a rewrite judged no better here
+            here = [v for v in forms if f in v.by_format and v.name.split(" (")[0] not in rejected]
             if not here:
                 continue
             key = min(_choice_key(v, f) for v in here)
@@ -207,7 +210,7 @@ def _killed(v: FormVerdict) -> list[str]:
             ctx = f"y={r['target']:g}" if r.get("target") is not None else ""
             sampled = "" if k.get("exhaustive", True) else ", among the points sampled"
             out.append(f"gradient {' and '.join(parts).replace('killed', '0', 1)} by the clip at "
-                       f"{', '.join(k['sources'])} ({short(r['dtype'])} {ctx}{sampled}; without it, not 0)")
+                       f"{', '.join(k['sources'])} ({short(label(r))} {ctx}{sampled}; without it, not 0)")
     return out
 
 
