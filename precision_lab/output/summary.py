@@ -117,6 +117,9 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
                 tail = f" (from |{near[1].get('axis') or 'z'}| ≥ {_num(near[0], near[1])})" \
                     if near[0] < float("inf") else ""
             tail += _not_the_same(names, verdict_list)
+            if any(r.get("killed_gradient") for v in forms if v.name in names for f in fmts_here
+                   for r in v.by_format.get(f, ())):
+                tail += " — but a clip makes its gradient 0 where it cuts (below)"
             lines = _wrap([head + ", ".join(names) + tail], width, 0)
             lines = lines[:1] + [line for rest in lines[1:] for line in _wrap([rest], width, 4)]
             body = "\n".join(lines)
