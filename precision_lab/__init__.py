@@ -18,12 +18,12 @@ else:
 __version__ = "0.1.0"
 
 _EXPORTS = {"FAMILIES": "api", "SweepResult": "api", "check": "api", "compare_modes": "api", "evaluate": "api",
-            "kernel_values": "api", "sweep": "api", "InputError": "errors", "DEFAULT_FORMATS": "numerics.formats",
+            "kernel_values": "api", "policy": "api", "sweep": "api", "InputError": "errors", "DEFAULT_FORMATS": "numerics.formats",
             "FORMATS": "numerics.formats", "Walk": "analysis.steps", "explain": "api"}
 _MODULES = {"gates": "analysis.gates"}  # modules the API names as pl.NAME
 
 __all__ = ["FAMILIES", "FORMATS", "DEFAULT_FORMATS", "InputError", "SweepResult", "gates", "Walk", "check", "compare_modes", "evaluate",
-           "explain", "kernel_values", "sweep"]
+           "explain", "kernel_values", "policy", "sweep"]
 
 
 def __getattr__(name: str):

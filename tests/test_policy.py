@@ -52,7 +52,9 @@ def test_widening_every_line_is_the_hand_edit_bit_for_bit():
 
 @pytest.fixture(scope="module")
 def clip_policy():
-    return api.policy(f"{USER}:bce_clip", dtypes=["bfloat16"])
+    import precision_lab as pl
+
+    return pl.policy(f"{USER}:bce_clip", dtypes=["bfloat16"])  # the package's name for api.policy
 
 
 def test_the_clipped_bce_needs_both_lines_in_float32(clip_policy):
