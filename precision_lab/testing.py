@@ -50,7 +50,8 @@ def _describe(row: dict, cls: str) -> str:
         return line + f" by the clip at {', '.join(k['sources'])}: {where}"
     if cls == "batch":
         bd = row["batch_dependent"]
-        return line + f" (of {bd['checked']} re-run at batch sizes {bd['sizes']}), nearest 0 at {bd['onset']}"
+        where = f", nearest 0 at {bd['onset']}" if bd.get("onset") else f", vectors {bd.get('vectors')}"
+        return line + f" (of {bd['checked']} re-run at batch sizes {bd['sizes']}){where}"
     onset = row["onset"].get("zero" if cls.startswith("zero") else cls)
     if cls in ("zero_normal", "zero_subnormal") and onset:  # the zero onset is one kind: name it only for that kind
         flush = row.get("zero_onset_subnormal") or {}

@@ -68,3 +68,47 @@ def test_readme_batch_dependence_example():
     at0 = next(e for e in bd["examples"] if e["x"] == 0.0)["values"]
     assert at0["8192 first"][2] == at0["8192 last"][2] == 0.08544921875
     assert at0["1"][2] == at0["8"][2] == 0.0849609375
+
+
+def test_a_vector_sweep_row_measures_its_batch_dependence():
+    """Given logits (64 vectors, K = 10, bfloat16) swept through the softmax family: each
+    row re-runs its telling vectors, each with its own label, at the sweep's batch
+    (first and last in a call), alone and 8 a call. Re-derived here with the kernel
+    jitted alone: the same vectors, the same three layouts, the same count of vectors
+    whose values differ bit for bit (NaNs equal, −0 ≠ +0)."""
+    from precision_lab.families import softmax
+    from precision_lab.numerics import formats
+
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(64, 10)) * 6).astype(np.float32)
+    t = rng.integers(0, 10, size=64).astype(np.int32)
+    r = pl.sweep("softmax", dtypes=["bfloat16"], logits=z, labels=t, forms=["ce_naive", "ce_fused"], causes=False)
+    rows = [row for row in r.rows if row.get("sweep") == "logits"]
+    assert rows
+    zb = z.astype(formats.get("bfloat16").dtype)
+    for row in rows:
+        bd = row["batch_dependent"]
+        idx = np.array(bd["checked_vectors"])
+        x, lab = zb[idx], t[idx]
+        run = jax.jit(jax.vmap(softmax.KERNELS[row["form"]]))
+        size = bd["sizes"][0]
+
+        def layout(n, at_end):
+            out = []
+            for i in range(0, len(x), n):
+                cx, ct = x[i:i + n], lab[i:i + n]
+                pad = n - len(cx)
+                if at_end:
+                    cx = np.concatenate([np.repeat(cx[-1:], pad, 0), cx[::-1]])
+                    ct = np.concatenate([np.repeat(ct[-1:], pad, 0), ct[::-1]])
+                    out.append(np.asarray(run(cx, ct), np.float64)[::-1][:n - pad])
+                else:
+                    cx, ct = np.concatenate([cx, np.repeat(cx[-1:], pad, 0)]), np.concatenate([ct, np.repeat(ct[-1:], pad, 0)])
+                    out.append(np.asarray(run(cx, ct), np.float64)[:n - pad])
+            return np.concatenate(out).reshape(len(x), -1)
+
+        runs = [layout(size, False), layout(size, True), layout(1, False)]
+        same = lambda a, b: (((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))).all(axis=1)  # noqa: E731
+        differs = ~np.all([same(runs[0], v) for v in runs[1:]], axis=0)
+        assert bd["count"] == int(differs.sum()) and bd["onset"] is None, row["form"]
+        assert bd["vectors"] == [int(i) for i in idx[differs]][:16]

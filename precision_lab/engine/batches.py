@@ -113,3 +113,48 @@ def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
 
 def _nearest(v: np.ndarray) -> float | None:
     return None if not len(v) else float(v[np.argmin(np.abs(v))])
+
+
+def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mode: modes.Mode, size: int,
+                    worst=()) -> dict:
+    """`batch_dependent` of a row of a vector sweep (random or given logits): its telling
+    vectors (the first of each class that fails, the worst listed, and a spread over the
+    vectors; at most MAX_POINTS) run again, each with its own label, at the sweep's
+    batch `size` (first and last in the call) and alone. There is no axis: `onset` is
+    None, and examples name the vector's index."""
+    n = len(z)
+    picks = [int(np.argmax(codes == c)) for c in np.unique(codes) if c != 0]
+    picks += [int(i) for i in worst] + list(np.unique(np.linspace(0, n - 1, SPREAD).round().astype(np.int64)))
+    idx = np.array(list(dict.fromkeys(picks))[:MAX_POINTS], np.int64)
+    x, lab = np.asarray(z)[idx], np.asarray(t)[idx]
+    lab = lab.astype(np.int32) if lab.ndim == 1 else lab
+    program = kernel_program(kernel, mode, 0)
+    # the sweep's batch (first and last in a call) and one vector alone: the second size is
+    # 1 here, to spare a vector sweep's many kernels a third compiled size each
+    runs = {f"{size} first": _paired(program, x, lab, size, False), f"{size} last": _paired(program, x, lab, size, True),
+            "1": _paired(program, x, lab, 1, False)}
+    base = next(iter(runs.values()))
+    differs = np.zeros(len(idx), bool)
+    for v in runs.values():
+        differs |= ~_same(base, v)
+    examples = [{"vector": int(idx[i]), "values": {k: np.asarray(v[i], np.float64).tolist() for k, v in runs.items()}}
+                for i in np.flatnonzero(differs)[:EXAMPLES]]
+    return {"sizes": [size, 1], "positions": ["first", "last"], "checked": int(len(idx)),
+            "count": int(differs.sum()), "onset": None, "checked_vectors": [int(i) for i in idx],
+            "vectors": [int(i) for i in idx[differs]][:16],
+            "examples": examples}
+
+
+def _paired(program, x: np.ndarray, t: np.ndarray, size: int, at_end: bool) -> np.ndarray:
+    """`_calls` where each point has its own label."""
+    out = []
+    for i in range(0, len(x), size):
+        chunk, lab = x[i:i + size], t[i:i + size]
+        fx, ft = np.repeat(chunk[-1:], size - len(chunk), axis=0), np.repeat(lab[-1:], size - len(lab), axis=0)
+        if at_end:
+            cx, ct = np.concatenate([fx, chunk[::-1]]), np.concatenate([ft, lab[::-1]])
+        else:
+            cx, ct = np.concatenate([chunk, fx]), np.concatenate([lab, ft])
+        got = np.asarray(program(cx, ct))
+        out.append(got[::-1][:len(chunk)] if at_end else got[:len(chunk)])
+    return np.concatenate(out)

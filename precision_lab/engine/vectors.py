@@ -23,7 +23,7 @@ from ..families import softmax
 from ..families.softmax_vectors import CLASS_ONLY, VectorSweep
 from ..families.vector_reference import reference
 from ..numerics.classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
-from . import modes, programs
+from . import batches, modes, programs
 from .rows import Row
 
 WORST_LISTED = 5
@@ -95,6 +95,9 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
                 if a.zero_exact_max is not None:  # the largest exact loss computed as 0
                     row.zero_exact_max = a.zero_exact_max
                 row.inputs_out_of_range = int((~finite).sum())  # logits beyond the format: counted as ∞
+                row.batch_dependent = batches.measure_vectors(
+                    softmax.KERNELS[form.name], zf, tk, a.code, modes.get(mode), b,
+                    [w["index"] for w in row.worst if "index" in w])
                 if spec.kind == "logits":
                     row.logits_dtype = spec.logits_dtype
                     row.inputs_rounded = int((finite & (zx != z64).any(axis=1)).sum())

@@ -349,6 +349,9 @@ def _batch_note(rows) -> str | None:
     names = []
     for r in hit[:4]:
         bd = r["batch_dependent"]
+        if bd.get("onset") is None:  # a vector sweep: vectors, no axis
+            names.append(f"{r.key.name()} ({bd['count']} of the {bd['checked']} vectors re-run)")
+            continue
         at = " / ".join(_num(bd["onset"][s], r) for s in ("neg", "pos") if bd["onset"][s] is not None)
         names.append(f"{r.key.name()} ({bd['count']} of the {bd['checked']} points re-run, the nearest 0 at {at})")
     more = f" and {len(hit) - 4} more" if len(hit) > 4 else ""
