@@ -107,7 +107,9 @@ def test_a_vector_sweep_row_measures_its_batch_dependence():
                     out.append(np.asarray(run(cx, ct), np.float64)[:n - pad])
             return np.concatenate(out).reshape(len(x), -1)
 
-        runs = [layout(size, False), layout(size, True), layout(1, False)]
+        one = jax.jit(jax.vmap(softmax.KERNELS[row["form"]], (0, None)))  # alone: a program of one vector
+        alone = np.concatenate([np.asarray(one(x[i:i + 1], lab[i]), np.float64) for i in range(len(x))])
+        runs = [layout(size, False), layout(size, True), alone.reshape(len(x), -1)]
         same = lambda a, b: (((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))).all(axis=1)  # noqa: E731
         differs = ~np.all([same(runs[0], v) for v in runs[1:]], axis=0)
         assert bd["count"] == int(differs.sum()) and bd["onset"] is None, row["form"]
