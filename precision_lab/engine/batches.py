@@ -64,17 +64,22 @@ def _inputs(family, fmt, ords, target, device, size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _calls(program, x: np.ndarray, label, size: int, at_end: bool) -> np.ndarray:
+def _calls(program, x: np.ndarray, label, size: int, at_end: bool, labels: np.ndarray | None = None
+           ) -> np.ndarray:
     """The kernel at inputs `x`, `size` points a call: in order from the start of each
     call (filled after with the call's last point), or ending each call (the first of
-    them last in it, filled before)."""
+    them last in it, filled before). With `labels`, each point has its own (laid out
+    like its point) and `label` is unused."""
     out = []
     for i in range(0, len(x), size):
-        chunk = x[i:i + size]
-        fill = np.repeat(chunk[-1:], size - len(chunk), axis=0)
-        call = np.concatenate([fill, chunk[::-1]]) if at_end else np.concatenate([chunk, fill])
-        got = np.asarray(program(call, label))
-        out.append(got[::-1][:len(chunk)] if at_end else got[:len(chunk)])
+        parts = [x[i:i + size]] + ([labels[i:i + size]] if labels is not None else [])
+        n = len(parts[0])
+        laid = []
+        for a in parts:
+            fill = np.repeat(a[-1:], size - n, axis=0)
+            laid.append(np.concatenate([fill, a[::-1]]) if at_end else np.concatenate([a, fill]))
+        got = np.asarray(program(*laid) if labels is not None else program(laid[0], label))
+        out.append(got[::-1][:n] if at_end else got[:n])
     return np.concatenate(out)
 
 
@@ -133,7 +138,8 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
     # one point the structured sweeps' rows already compiled (its label as an argument of
     # its own): no vector sweep's kernel compiles a size of its own for this
     alone = kernel_program(kernel, mode)
-    runs = {f"{size} first": _paired(program, x, lab, size, False), f"{size} last": _paired(program, x, lab, size, True),
+    runs = {f"{size} first": _calls(program, x, None, size, False, lab),
+            f"{size} last": _calls(program, x, None, size, True, lab),
             "1": np.concatenate([np.asarray(alone(x[i:i + 1], lab[i]))[:1] for i in range(len(x))])}
     base = next(iter(runs.values()))
     differs = np.zeros(len(idx), bool)
@@ -145,18 +151,3 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
             "count": int(differs.sum()), "onset": None, "checked_vectors": [int(i) for i in idx],
             "vectors": [int(i) for i in idx[differs]][:16],
             "examples": examples}
-
-
-def _paired(program, x: np.ndarray, t: np.ndarray, size: int, at_end: bool) -> np.ndarray:
-    """`_calls` where each point has its own label."""
-    out = []
-    for i in range(0, len(x), size):
-        chunk, lab = x[i:i + size], t[i:i + size]
-        fx, ft = np.repeat(chunk[-1:], size - len(chunk), axis=0), np.repeat(lab[-1:], size - len(lab), axis=0)
-        if at_end:
-            cx, ct = np.concatenate([fx, chunk[::-1]]), np.concatenate([ft, lab[::-1]])
-        else:
-            cx, ct = np.concatenate([chunk, fx]), np.concatenate([lab, ft])
-        got = np.asarray(program(cx, ct))
-        out.append(got[::-1][:len(chunk)] if at_end else got[:len(chunk)])
-    return np.concatenate(out)
