@@ -74,7 +74,7 @@ class _Prover:
 
     def __init__(self, fn, name, kwargs, fmt: formats.Format, wide, targets, value_range, tolerance,
                  gradient: bool = True, classes: int | None = None):
-        self.fn, self.fmt, self.wide, self.tolerance, self.gradient = fn, fmt, wide, tolerance, gradient
+        self.fmt, self.wide, self.tolerance, self.gradient = fmt, wide, tolerance, gradient
         fam = user_family(fn, name, kwargs, classes)
         self.loss = fam.forms[0].kernel
         targets = check_targets(targets) if classes is None else targets
@@ -114,11 +114,12 @@ class _Prover:
             return self.seen[key]
         pick = pick or (lambda src, prim: src in lines)
         f = widen.widened(self.loss, pick, self.wide)
-        progs = (jax.jit(jax.vmap(f, (0, None))), jax.jit(jax.vmap(jax.grad(f), (0, None))))
+        progs = [jax.jit(jax.vmap(f, (0, None)))] + ([jax.jit(jax.vmap(jax.grad(f), (0, None)))] if self.gradient
+                                                      else [])  # a hand-written gradient: its value only
         counts, bad = {}, np.zeros(len(self.xs), bool)
         for c, (x, label) in self.cases.items():
             counts[c] = {}
-            for q, prog, (exact, sens) in list(zip(("loss", "grad"), progs, self.exact[c]))[:2 if self.gradient else 1]:
+            for q, prog, (exact, sens) in zip(("loss", "grad"), progs, self.exact[c]):
                 out = np.asarray(prog(x, label))
                 code, ulp, sub = per_point(*classify(out, exact, sens, self.fmt, 4.0, np), tuple(range(1, out.ndim)))
                 failing = {"nan": code == CODE["nan"], "inf": code == CODE["inf"],
