@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from precision_lab.numerics import formats
-from precision_lab.numerics.classify import CODE, classify
+from precision_lab.numerics.classify import CLASSES, CODE, classify
 from precision_lab.engine.runs import RunTracker
 
 F16 = formats.get("float16")
@@ -39,7 +39,7 @@ CASES = [
 
 @pytest.mark.parametrize("computed, exact, scale, cls, sub", CASES)
 def test_precedence_and_floor_float16(computed, exact, scale, cls, sub):
-    code, ulp, subnormal = run_np(F16, [computed], [exact], [scale])
+    code, ulp, subnormal, _ = run_np(F16, [computed], [exact], [scale])
     assert code[0] == CODE[cls]
     assert bool(subnormal[0]) == sub
 
@@ -56,13 +56,13 @@ def test_device_and_host_classify_agree():
 
 def test_ulp_error_counts_lattice_steps_across_zero():
     # computed -tiny, exact +tiny: two steps apart in float32 (through the single 0)
-    code, ulp, _ = run_np(F32, [-1.401298464324817e-45], [1.401298464324817e-45], [1.0])
+    code, ulp, _, _ = run_np(F32, [-1.401298464324817e-45], [1.401298464324817e-45], [1.0])
     assert ulp[0] == 2
 
 
 def test_e4m3fn_overflow_is_nan_not_inf():
     # e4m3fn has no infinity: 1000 is out of range and converts to NaN, a `nan` point
-    code, _, _ = run_np(E4M3, [1000.0], [1000.0], [1000.0])
+    code, _, _, _ = run_np(E4M3, [1000.0], [1000.0], [1000.0])
     assert code[0] == CODE["nan"]
 
 
@@ -103,3 +103,20 @@ def test_runs_keep_the_widest_and_count_all():
     assert t.count[inacc] == 40
     widths = sorted(r.end - r.start + 1 for r in t.listed_runs(inacc))
     assert widths == list(range(25, 41))
+
+
+def test_a_lost_entry_below_eps_times_the_largest_is_negligible_not_lost():
+    """float32 gradients of two entries (computed, exact): 1e-20 lost beside 1.0 is below
+    eps·1 = 2**-23: negligible; 1e-3 lost beside 1.0 is a lost value; 1e-40 (subnormal)
+    lost beside 1.0 is a flush; 1e-20 and 1e-40 lost beside 1.0: negligible (not all flushes)."""
+    from precision_lab.numerics.classify import per_point
+
+    cases = [([1.0, 0.0], [1.0, 1e-20], "negligible"), ([1.0, 0.0], [1.0, 1e-3], "lost"),
+             ([1.0, 0.0], [1.0, 1e-40], "flush"), ([1.0, 0.0, 0.0], [1.0, 1e-20, 1e-40], "negligible"),
+             ([2.0**-100, 0.0], [2.0**-100, 2.0**-124], "negligible"), ([2.0**-100, 0.0], [2.0**-100, 2.0**-122], "lost")]
+    for got, exact, kind in cases:
+        out = F32.cast(np.array([got]))
+        terms = classify(out, np.array([exact]), np.zeros((1, len(exact))), F32, 4.0, np)
+        code, _, flush, small = per_point(*terms, (1,), F32)
+        assert CLASSES[code[0]] == "zero", (got, exact)
+        assert (bool(flush[0]), bool(small[0])) == (kind == "flush", kind == "negligible"), (got, exact, kind)

@@ -90,7 +90,7 @@ def test_key_error_field_is_exact_to_2_20_and_orders_by_error(ulp):
     import jax.numpy as jnp
 
     code = jnp.array([CODE["ok"], CODE["ok"], CODE["inaccurate"], CODE["nan"]], jnp.int8)
-    keys = programs._pack(code, jnp.array([ulp, ulp // 2, 0, 0], jnp.uint64), jnp.zeros(4, bool))
+    keys = programs._pack(code, jnp.array([ulp, ulp // 2, 0, 0], jnp.uint64), jnp.zeros(4, bool), jnp.zeros(4, bool))
     bits = np.asarray(keys).view(np.uint32)
     back = float(programs._error(bits, np)[0])
     if ulp <= 2**20:
@@ -118,7 +118,8 @@ def test_block_maximum_and_minimum_give_worst_level_and_wholeness():
     np.testing.assert_array_equal(programs._level_class(np.arange(len(programs.LEVEL_CLASS), dtype=np.int8)), programs.LEVEL_CLASS)
     code = programs.LEVEL_CLASS[levels]
     ulp = rng.integers(0, 2**40, levels.shape, dtype=np.uint64)
-    keys = programs._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == programs.LEVEL_SUBNORMAL))
+    keys = programs._pack(jnp.asarray(code, jnp.int8), jnp.asarray(ulp), jnp.asarray(levels == programs.LEVEL_SUBNORMAL),
+                          jnp.asarray(levels == programs.LEVEL_NEGLIGIBLE))
     top, bottom = (np.asarray(r(keys, axis=1)).view(np.uint32) >> programs.KEY_SHIFT for r in (jnp.max, jnp.min))
     np.testing.assert_array_equal(top.astype(int) - 1, levels.max(axis=1))
     np.testing.assert_array_equal(top == bottom, (levels == levels.max(axis=1, keepdims=True)).all(axis=1))

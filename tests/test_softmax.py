@@ -100,6 +100,30 @@ def test_fused_forms_free_of_nan_over_the_margin_lattice(dtype):
     assert any(row["counts"]["nan"] for row in naive)  # while the unshifted form does fail
 
 
+def test_negligible_gradient_entries_are_counted_apart_and_graded_tiny():
+    """A point's zeros are negligible when every entry lost to 0 is below eps × the largest
+    entry of the same gradient (exact values rounded to float16) and not all of them are
+    subnormal (those are flushes). Re-derived here from each point's computed and exact
+    entries, with NumPy, at every float16 margin: the textbook chain product's gradient for
+    the other class loses e^-m-sized entries beside entries near ±1."""
+    fmt = formats.get("float16")
+    row = pl.sweep("softmax", classes=[10], dtypes=["float16"], sweeps=["margin"], forms=["ce_naive_chain"],
+                   target_classes=["other"]).rows[0]
+    xs = formats.from_ordinal(np.arange(-fmt.max_ordinal, fmt.max_ordinal + 1), fmt).astype(np.float64)
+    ev = pl.evaluate("softmax", ["ce_naive_chain"], "float16", xs, "other", classes=10)
+    got, ex = ev["computed"]["ce_naive_chain"], np.abs(fmt.cast(ev["exact"]["ce_naive_chain"]).astype(np.float64))
+    zero = ev["class"]["ce_naive_chain"] == "zero"  # the point's worst entry is a lost value
+    lost = (got == 0) & (ex > 0)
+    normal = lost & (ex >= fmt.smallest_normal)
+    small = ex < fmt.eps * ex.max(axis=1, keepdims=True)
+    counts = row["counts"]
+    assert counts["zero"] == zero.sum() == 592
+    assert counts["zero_subnormal"] == (zero & lost.any(1) & ~normal.any(1)).sum() == 458
+    assert counts["zero_negligible"] == (zero & normal.any(1) & ~(normal & ~small).any(1)).sum() == 134
+    from precision_lab.output.grades import grade
+    assert grade({**row, "counts": {**counts, "nan": 0}}) == "tiny"  # its zeros alone: harmless
+
+
 def test_offset_sweep_is_invariant_where_c_plus_one_is_exact():
     """z = c + (1, 0, …, 0): the loss does not depend on c. Where c + 1 is exact in float32
     (|c| < 2**23 with c a multiple of its spacing), the stable forms stay within the

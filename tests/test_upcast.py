@@ -52,7 +52,7 @@ def test_upcast_rows_are_judged_in_the_format_of_their_values():
             jax.device_put(formats.from_ordinal(ALL_BF16, BF16), dev)))
         assert out.dtype == fmt.dtype
         exact, sens = host_reference(sigmoid.FAMILY, [form], x, 0.0)[0]
-        code, _, _ = per_point(*classify(out, exact, sens, fmt, 4.0, np, "condition"), ())
+        code, _, _, _ = per_point(*classify(out, exact, sens, fmt, 4.0, np, "condition"), (), fmt)
         assert {c: int((code == k).sum()) for k, c in enumerate(CLASSES)} == {
             c: row["counts"][c] for c in CLASSES}
     # computing in float32 leaves log(0) at the same logits but moves the gradient's NaN out

@@ -59,8 +59,8 @@ def advice(family, precision: formats.Precision, target, form_name: str, device,
         derived = upcast.derive(family, precision, scale)[0]
         out = kernel_outputs(derived, [derived.form(form_name)], fin, ords, target, device, mode)[0]
         s = 1.0 if scale is None else scale
-        code, _, _ = per_point(*classify(out, exact * s, sens * s, fin, tolerance, np, floor),
-                               tuple(range(1, out.ndim)))
+        code, _, _, _ = per_point(*classify(out, exact * s, sens * s, fin, tolerance, np, floor),
+                                  tuple(range(1, out.ndim)), fin)
         return code, out
 
     code0, _ = measure(None)

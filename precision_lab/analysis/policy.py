@@ -121,7 +121,8 @@ class _Prover:
             counts[c] = {}
             for q, prog, (exact, sens) in zip(("loss", "grad"), progs, self.exact[c]):
                 out = np.asarray(prog(x, label))
-                code, ulp, sub = per_point(*classify(out, exact, sens, self.fmt, 4.0, np), tuple(range(1, out.ndim)))
+                code, ulp, sub, _ = per_point(*classify(out, exact, sens, self.fmt, 4.0, np), tuple(range(1, out.ndim)),
+                                               self.fmt)
                 failing = {"nan": code == CODE["nan"], "inf": code == CODE["inf"],
                            "lost": (code == CODE["zero"]) & ~np.asarray(sub, bool)}
                 if self.tolerance is not None:

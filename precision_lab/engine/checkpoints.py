@@ -23,7 +23,7 @@ from collections.abc import Callable
 from ..errors import InputError
 
 SAVE_EVERY_S = 5.0  # seconds between saves of a pass in progress
-VERSION = 2  # 2: a pass in progress is a passes.RunState
+VERSION = 3  # 2: a pass in progress is a passes.RunState; 3: with negligible zeros counted apart
 
 
 class Checkpoint:

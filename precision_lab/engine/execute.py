@@ -97,6 +97,7 @@ def _rows_from(fam: Family, out: Outcome, job: Job, spec: Spec) -> list[Row]:
     for i, form in enumerate(out.forms):
         counts = {c: int(out.counts[i, j]) for j, c in enumerate(CLASSES)}
         counts["zero_subnormal"] = int(out.zero_subnormal[i])
+        counts["zero_negligible"] = int(out.zero_negligible[i])
         onset, intervals = onsets_and_intervals(out, i)
         soft = job.case.target_class == "soft"
         case = {"axis": fam.axis, **job.case.fields()}  # a structured sweep names its axis (m or c)

@@ -23,7 +23,7 @@ from ..families.base import Family, Form
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, FAILURES
 from . import programs
-from .programs import BLOCK, LEVEL_MEASURED, LEVEL_SUBNORMAL, _error, _level_class, _levels
+from .programs import BLOCK, LEVEL_MEASURED, ZERO_LEVELS, _error, _level_class, _levels
 from .refine import refine
 from .runner import Runner
 from .runs import RunTracker
@@ -44,6 +44,7 @@ class Outcome:
     exhaustive: bool
     counts: np.ndarray  # (F, len(CLASSES))
     zero_subnormal: np.ndarray  # (F,)
+    zero_negligible: np.ndarray  # (F,) zeros of negligible entries (see classify.per_point)
     max_ulp: np.ndarray  # (F,), -1 where no ok/inaccurate point
     profile_code: np.ndarray  # (F, bins), -1 for an empty bin
     profile_err: np.ndarray  # (F, bins)
@@ -67,7 +68,7 @@ class RunState:
 
     next: int  # position of the next call
     counts: np.ndarray  # (F, len(CLASSES))
-    zsub: np.ndarray  # (F,) zeros whose exact value is subnormal
+    zsub: np.ndarray  # (F, 2) zeros of each kind counted apart (programs.ZERO_LEVELS): flushes, negligible
     max_ulp: np.ndarray  # (F,), -1 where no ok or inaccurate point
     pcode: np.ndarray  # (F, bins) worst class per profile bin, -1 for empty
     perr: np.ndarray  # (F, bins) largest error per bin
@@ -76,7 +77,7 @@ class RunState:
     stats: dict = dataclasses.field(default_factory=dict)  # form -> what decided its reference's points
     @classmethod
     def new(cls, forms: int, bins: int, process: int = 0) -> RunState:
-        return cls(0, np.zeros((forms, len(CLASSES)), np.int64), np.zeros(forms, np.int64), np.full(forms, -1.0),
+        return cls(0, np.zeros((forms, len(CLASSES)), np.int64), np.zeros((forms, len(ZERO_LEVELS)), np.int64), np.full(forms, -1.0),
                    np.full((forms, bins), -1, np.int64), np.full((forms, bins), -1.0), np.zeros((forms, bins)),
                    [RunTracker(hold_first=process > 0) for _ in range(forms)])
 
@@ -108,8 +109,8 @@ class RunState:
         m = min(size, n - start)
         block = min(BLOCK, size)
         berr = np.array(res[1])  # writable: the host fills in blocks of the forms whose keys it reads
-        bcode, mixed, lost, kappa = (np.asarray(r) for r in res[2:6])
-        self.zsub += np.where(~mixed & lost, m, 0)
+        bcode, mixed, first, kappa = (np.asarray(r) for r in res[2:6])
+        self.zsub += np.where(~mixed[:, None] & (first[:, None] == np.array(ZERO_LEVELS)), m, 0)
         o_first, o_last = (int(v) for v in axis.ordinals(np.array([start, start + m - 1])))
         changing = np.flatnonzero(mixed)
         listed = np.zeros(len(self.trackers), bool)
@@ -122,7 +123,7 @@ class RunState:
                     else runner.keys(given, read))[:, :m]
             level = _levels(bits)
             code = dict(zip(read, _level_class(level)))
-            self.zsub[read] += (level == LEVEL_SUBNORMAL).sum(axis=1, dtype=np.int64)
+            self.zsub[read] += np.stack([(level == k).sum(axis=1, dtype=np.int64) for k in ZERO_LEVELS], axis=1)
             err = np.where(level <= LEVEL_MEASURED, _error(bits, np), np.float32(-1))
             nb = -(-m // block)
             err = np.pad(err, [(0, 0), (0, nb * block - m)], constant_values=-1)
@@ -211,7 +212,7 @@ def _outcome(runner: Runner, state: RunState, bins: int) -> Outcome:
     before_zero = int(axis.ordinals(np.array([axis.zero_index - 1]))[0]) if axis.zero_index > 0 else None
     state.add_stats(runner.by_form(runner.stats))  # the refinement's points count too
     return Outcome(axis.fmt, runner.forms, runner.target, runner.target_in_format, n, axis.exhaustive,
-                   state.counts, state.zsub, state.max_ulp, state.pcode, state.perr, state.pkap, plo, phi,
+                   state.counts, state.zsub[:, 0], state.zsub[:, 1], state.max_ulp, state.pcode, state.perr, state.pkap, plo, phi,
                    state.trackers, refined, before_zero, None if runner.out == axis.fmt else runner.out,
                    state.stats)
 

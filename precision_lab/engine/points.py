@@ -109,7 +109,8 @@ def evaluate(family: Family, forms: Sequence[Form], fmt: formats.Format, xs, tar
     result = {"x": x.astype(np.float64), "computed": {}, "exact": {}, "class": {}, "ulp": {}, "kappa": {}}
     for form, out, k in zip(forms, computed, ref_of):
         exact, sens = (np.broadcast_to(a, out.shape) for a in refs[k])
-        code, ulp, _ = per_point(*classify(out, exact, sens, fmt, tolerance, np, floor), tuple(range(1, out.ndim)))
+        code, ulp, _, _ = per_point(*classify(out, exact, sens, fmt, tolerance, np, floor), tuple(range(1, out.ndim)),
+                                    fmt)
         result["computed"][form.name] = out.astype(np.float64)
         result["exact"][form.name] = exact
         result["kappa"][form.name] = condition(exact, sens)

@@ -123,7 +123,7 @@ def codes_program(fmt: formats.Format, tolerance: float) -> Callable:
     classes `classify_program`'s keys give, without the profile (for refinement)."""
 
     def run(out, terms):
-        code, _, _ = per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim)))
+        code, _, _, _ = per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim)), fmt)
         return code
 
     return jax.jit(run)
@@ -163,7 +163,7 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         def point_keys(given):
             outs, refs = given
             return jnp.stack([_pack(*per_point(*classify_terms(out, *_split(refs[r][0]), fmt, jnp, tolerance),
-                                               tuple(range(1, out.ndim)))) for out, r in zip(outs, ref_of)])
+                                               tuple(range(1, out.ndim)), fmt)) for out, r in zip(outs, ref_of)])
 
         blocks = (len(ref_of), size // block, block)
         if device_runs:
@@ -185,7 +185,7 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
         used = jnp.arange(blocks[1]) * block < valid_n
         mixed = (used & (~whole | (level != level[:, :1]))).any(axis=1)
-        lost = level[:, 0] == LEVEL_SUBNORMAL  # where not mixed
+        first = level[:, 0].astype(jnp.int8)  # the level of a form's whole call, where not mixed
         kappa = jnp.stack([refs[r][1] for r in ref_of])
         if device_runs:  # each block's largest error of its ok and inaccurate points
             bits = lax.bitcast_convert_type(keys, jnp.uint32)
@@ -193,20 +193,20 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         else:  # where a block is one level; the host fills in the others from the keys
             err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)
         found = _runs(keys, valid_n, size) if device_runs else ()
-        return (keys if device_runs else None, err, _level_class(level).astype(jnp.int8), mixed, lost, kappa) + found
+        return (keys if device_runs else None, err, _level_class(level).astype(jnp.int8), mixed, first, kappa) + found
 
     return jax.jit(run)
 
 
 def _runs(keys, valid_n, size: int):
-    """Per form: its counts per class and of lost subnormals over the call's valid
+    """Per form: its counts per class and of its zeros' kinds (ZERO_LEVELS) over the call's valid
     points, the number of class changes, and the first MAX_CHANGES of them (positions,
     and the class of each run)."""
     level = (lax.bitcast_convert_type(keys, jnp.uint32) >> KEY_SHIFT).astype(jnp.int32) - 1
     code = _level_class(level)
     valid = jnp.arange(size) < valid_n
     counts = jnp.stack([((code == k) & valid).sum(axis=1, dtype=jnp.int32) for k in range(len(CLASSES))], axis=1)
-    zsub = ((level == LEVEL_SUBNORMAL) & valid).sum(axis=1, dtype=jnp.int32)
+    zsub = jnp.stack([((level == k) & valid).sum(axis=1, dtype=jnp.int32) for k in ZERO_LEVELS], axis=1)
     change = (code[:, 1:] != code[:, :-1]) & valid[1:]
     n_changes = change.sum(axis=1, dtype=jnp.int32)
     pos = jax.vmap(lambda c: jnp.nonzero(c, size=MAX_CHANGES, fill_value=size - 2)[0])(change).astype(jnp.int32) + 1
@@ -221,7 +221,7 @@ def keys_program(fmt: formats.Format, tolerance: float) -> Callable:
     every form (of each output shape), whichever forms change."""
 
     def run(out, terms):
-        return _pack(*per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim))))
+        return _pack(*per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim)), fmt))
 
     return jax.jit(run)
 
@@ -239,12 +239,15 @@ def _materialise(fn, operand, true, platform: str):
     return lax.cond(true, fn, lambda _: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes), operand)
 
 
-# Levels: the classes, with `zero` split by whether the exact value is subnormal.
-LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero"], CODE["inf"], CODE["nan"],
-                        CODE["unresolved"]])
+# Levels: the classes, with `zero` split three ways: lost normal values, flushes (every
+# lost entry's exact value subnormal) and negligible entries (see classify.per_point).
+LEVEL_CLASS = np.array([CODE["ok"], CODE["inaccurate"], CODE["zero"], CODE["zero"], CODE["zero"], CODE["inf"],
+                        CODE["nan"], CODE["unresolved"]])
 LEVEL_MEASURED = 1  # levels up to this one (ok, inaccurate) carry an error
 LEVEL_SUBNORMAL = 3
-KEY_SHIFT = 27  # a point's key: level + 1 in bits 27-29, error field in bits 0-26
+LEVEL_NEGLIGIBLE = 4
+ZERO_LEVELS = (LEVEL_SUBNORMAL, LEVEL_NEGLIGIBLE)  # the zeros counted apart: flushes, negligible entries
+KEY_SHIFT = 27  # a point's key: level + 1 in bits 27-30, error field in bits 0-26
 MAX_CHANGES = 256  # class changes per form and call that the device lists; past them the host reads the keys
 # float64 references in double-double on the device (see `ddj`): None = on accelerators
 # (on the CPU the host's NumPy double-double is as fast, and needs no ~20 s compilation)
@@ -254,13 +257,15 @@ DEVICE_RUNS = None  # run summaries on the device: None = on accelerators only (
 ERR_DROP = 4  # fraction bits of the error's float32 that the field drops
 
 
-def _pack(code, ulp, subnormal):
-    """One 32-bit key per point, typed float32: its level + 1 (1 to 7) in bits 27-29 and, for an
+def _pack(code, ulp, subnormal, negligible):
+    """One 32-bit key per point, typed float32: its level + 1 (1 to 8) in bits 27-30 and, for an
     ok or inaccurate point, its ULP error in bits 0-26 (the bits of the error as a
     float32 without their last ERR_DROP fraction bits; 0 for the other points). As
     float32 every key is a positive normal number, and keys order by level, then
     error. Errors are exact up to 2**20 ULPs, within 2**-19 relative above."""
-    level = code.astype(jnp.uint32) + (code >= CODE["inf"]) + ((code == CODE["zero"]) & subnormal)
+    zero = code == CODE["zero"]
+    level = (code.astype(jnp.uint32) + 2 * (code >= CODE["inf"]).astype(jnp.uint32)
+             + (zero & subnormal).astype(jnp.uint32) + 2 * (zero & negligible).astype(jnp.uint32))
     bits = lax.bitcast_convert_type(ulp.astype(jnp.float32), jnp.uint32)
     field = jnp.where(code <= CODE["inaccurate"], bits >> ERR_DROP, 0)
     return lax.bitcast_convert_type(((level + 1) << KEY_SHIFT) | field, jnp.float32)
@@ -301,4 +306,4 @@ def _levels(bits: np.ndarray) -> np.ndarray:
 def _level_class(level):
     """Class codes of levels (NumPy or JAX arrays): LEVEL_CLASS, by arithmetic (a
     gather is slower)."""
-    return level - (level >= LEVEL_SUBNORMAL).astype(level.dtype)
+    return level - (level >= LEVEL_SUBNORMAL).astype(level.dtype) - (level >= LEVEL_NEGLIGIBLE).astype(level.dtype)

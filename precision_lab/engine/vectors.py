@@ -22,6 +22,7 @@ import numpy as np
 from ..families import softmax
 from ..families.softmax_vectors import CLASS_ONLY, VectorSweep
 from ..families.vector_reference import reference
+from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
 from . import batches, modes, programs
 from .rows import Row
@@ -73,7 +74,7 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
             t = spec.targets(zx, tc, seed)
             tk = fmt.cast(t) if spec.soft else t  # soft labels: a tensor of the format, as the kernel gets them
             tx = tk.astype(np.float64) if spec.soft else t
-            acc = {f.name: _Acc(n) for f in chosen}
+            acc = {f.name: _Acc(n, fmt) for f in chosen}
             loss_all = np.empty(n)
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
@@ -91,7 +92,7 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
                     progress(done, total)
             for form in chosen:
                 a = acc[form.name]
-                row = _row(spec, fmt, form, a.quantity, tc, a.code, a.ulp, a.sub, scale, mode, floor)
+                row = _row(spec, fmt, form, a.quantity, tc, a.code, a.ulp, (a.sub, a.small), scale, mode, floor)
                 if a.zero_exact_max is not None:  # the largest exact loss computed as 0
                     row.zero_exact_max = a.zero_exact_max
                 row.inputs_out_of_range = int((~finite).sum())  # logits beyond the format: counted as ∞
@@ -115,16 +116,17 @@ class _Acc:
     """One form's per-vector figures over the chunks: class, error, flush, and its worst
     entry (index, computed and exact value)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, fmt: formats.Format):
+        self.fmt = fmt
         self.code, self.ulp = np.zeros(n, np.int8), np.zeros(n)
-        self.sub = np.zeros(n, bool)
+        self.sub, self.small = np.zeros(n, bool), np.zeros(n, bool)
         self.entry, self.computed, self.exact = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
         self.quantity, self.zero_exact_max = "loss", None
 
     def add(self, part: slice, out, exact, entries, finite) -> None:
-        code, ulp, sub = per_point(*entries, tuple(range(1, out.ndim)))
+        code, ulp, sub, small = per_point(*entries, tuple(range(1, out.ndim)), self.fmt)
         code = np.where(finite, code, CODE["inf"])  # a logit beyond the format's range
-        self.code[part], self.ulp[part], self.sub[part] = code, ulp.astype(np.float64), sub
+        self.code[part], self.ulp[part], self.sub[part], self.small[part] = code, ulp.astype(np.float64), sub, small
         rows = np.arange(len(out))
         if out.ndim == 1:
             self.computed[part], self.exact[part] = out.astype(np.float64), exact
@@ -152,10 +154,11 @@ def _details(i: int, z, t, loss, acc: _Acc) -> dict:
     return dict(d, entry=int(acc.entry[i]), computed=float(acc.computed[i]), exact=float(acc.exact[i]))
 
 
-def _row(spec, fmt, form, quantity, tc, code, ulp, sub, scale, mode, floor) -> Row:
-    n = len(code)
+def _row(spec, fmt, form, quantity, tc, code, ulp, zeros, scale, mode, floor) -> Row:
+    n, (sub, small) = len(code), zeros
     counts = {c: int((code == CODE[c]).sum()) for c in CLASSES}
     counts["zero_subnormal"] = int((sub & (code == CODE["zero"])).sum())  # a point of a worse class is not a flush
+    counts["zero_negligible"] = int((small & (code == CODE["zero"])).sum())
     measured = code <= CODE["inaccurate"]
     order = np.lexsort((-np.where(measured, ulp, 0), -code))[:WORST_LISTED]
     by_scale = spec.kind == "random"

@@ -90,8 +90,9 @@ def reference_terms(exact, sens, fmt: formats.Format, tolerance, xp, floor: str 
 
 
 def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = DEFAULT_TOLERANCE):
-    """Class codes (int8), ULP errors (unsigned integers) and "exact is subnormal"
-    flags of the results `out` against reference terms (broadcast against `out`)."""
+    """Class codes (int8), ULP errors (unsigned integers), "exact is subnormal" flags
+    and the exact values' magnitudes as ordinals (unsigned) of the results `out`
+    against reference terms (broadcast against `out`)."""
     signed, unsigned = _widths(fmt)
     o_c = formats.to_ordinal(out, fmt, xp, signed)
     m_c, m_e = xp.abs(o_c).astype(unsigned), xp.abs(o_e).astype(unsigned)
@@ -118,11 +119,12 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = 
                                                               np.int8(CODE["inaccurate"]), np.int8(0)))),
     )).astype(np.int8)
     subnormal = zero & subnormal_exact
-    return code, ulp, subnormal
+    return code, ulp, subnormal, xp.broadcast_to(m_e, o_c.shape)
 
 
 def classify(out, exact, sens, fmt: formats.Format, tolerance, xp, floor: str = "condition"):
-    """Class codes (int8), ULP errors (unsigned integers) and "exact is subnormal" flags.
+    """Class codes (int8), ULP errors (unsigned integers), "exact is subnormal" flags and
+    exact magnitudes (ordinals), as `classify_terms`.
 
     `out` is a kernel's result in `fmt`; `exact` and `sens` (Σᵢ|xᵢ ∂f/∂xᵢ|) are
     float64 arrays that broadcast against it.
@@ -136,13 +138,24 @@ def condition(exact, sens):
         return np.where(sens == 0, 0.0, np.abs(np.asarray(sens, np.float64)) / np.abs(exact))
 
 
-def per_point(code, ulp, subnormal, axes: tuple[int, ...]):
+def per_point(code, ulp, subnormal, magnitude, axes: tuple[int, ...], fmt: formats.Format):
     """Reduce a vector-valued result to one class per point: the worst class over its
-    entries (codes rise with severity), the largest entry error, and whether its zeros
-    are flushes: some entry lost to 0 and the exact value of every lost entry
-    subnormal (one normal entry lost beside flushed ones makes the point a lost
-    normal value)."""
+    entries (codes rise with severity), the largest entry error, whether its zeros
+    are flushes (some entry lost to 0 and the exact value of every lost entry
+    subnormal: one normal entry lost beside flushed ones makes the point a lost
+    normal value), and whether they are negligible: not all flushes, and every
+    entry lost to 0 below eps times the largest entry of the same result (exact
+    values rounded to the format; subnormal ones may be among them). Such an entry
+    is below the format's resolution relative to the result: a softmax gradient's
+    e^-50 beside entries near 1. Scalar results are never negligible; their
+    `magnitude` (the exact values' ordinals, see `classify_terms`) is unused."""
     if not axes:
-        return code, ulp, subnormal
-    lost_normal = (code == CODE["zero"]) & ~subnormal
-    return code.max(axis=axes), ulp.max(axis=axes), subnormal.any(axis=axes) & ~lost_normal.any(axis=axes)
+        return code, ulp, subnormal, subnormal & False
+    lost = code == CODE["zero"]
+    lost_normal = lost & ~subnormal
+    top = magnitude.max(axis=axes, keepdims=True)
+    shift = fmt.mant << fmt.mant  # ordinal of x·eps = ordinal of x − shift, where x·eps is normal
+    negligible = (top >= shift + (1 << fmt.mant)) & (magnitude < top - shift)
+    flush = subnormal.any(axis=axes) & ~lost_normal.any(axis=axes)
+    small = lost_normal.any(axis=axes) & ~(lost_normal & ~negligible).any(axis=axes)
+    return code.max(axis=axes), ulp.max(axis=axes), flush, small

@@ -17,7 +17,7 @@ from ..engine.rows import IDENTITY, rows_of
 from ..numerics.classify import CLASSES, FAILURES
 from .writers import Writer, jsonable, register
 
-COUNTS = (*CLASSES, "zero_subnormal")
+COUNTS = (*CLASSES, "zero_subnormal", "zero_negligible")
 
 
 def columns() -> list[str]:

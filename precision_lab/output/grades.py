@@ -5,9 +5,11 @@ Grades, by severity:
 * ``breaks``     a NaN or ∞ (training breaks);
 * ``lost``       a value lost to 0 where the exact value is a normal number (a lost
                  gradient stops learning silently);
-* ``tiny``       a loss that rounds to 0 only where the true loss is below the format's
-                 resolution near 1 (smaller than its eps): harmless for training, whose
-                 gradient is computed on its own;
+* ``tiny``       lost to 0 only below the format's resolution: a loss where the true
+                 loss is below eps (harmless for training, whose gradient is computed on
+                 its own), or gradient entries whose exact value is below eps times the
+                 largest entry of the same gradient (``zero_negligible``: an update
+                 that adds them to entries near 1 could not have kept them anyway);
 * ``flush``      0 only where the exact value is subnormal (flushed, or underflowed early);
 * ``inexact``    stable, but some points are further from the exact value than the
                  input's rounding explains;
@@ -28,14 +30,14 @@ GRADES = ("breaks", "lost", "tiny", "flush", "inexact", "unresolved", "clean")
 TITLES = {
     "breaks": "NaN or ∞: training breaks",
     "lost": "Lost to 0 where the exact value is a normal number",
-    "tiny": "Loss rounds to 0 only where the true loss is below the format's resolution near 1 "
-            "(< eps; harmless for training: the gradient is computed on its own)",
+    "tiny": "Lost to 0 only below the format's resolution: a loss < eps, or gradient entries < eps × the "
+            "gradient's largest entry (harmless for training)",
     "flush": "0 only where the exact value is subnormal (flushed or underflowed early)",
     "inexact": "Stable, but inexact beyond what the input's rounding forces",
     "unresolved": "Stable where decided; some points undecided",
     "clean": "Clean: within the tolerance at every point swept",
 }
-GRADE_WORDS = {"breaks": "NaN or ∞ even so", "lost": "values lost to 0 even so", "tiny": "0 where the loss < eps",
+GRADE_WORDS = {"breaks": "NaN or ∞ even so", "lost": "values lost to 0 even so", "tiny": "0 only below eps",
                "flush": "0 only where exact subnormal", "inexact": "some points inexact",
                "unresolved": "some points undecided", "clean": "clean"}
 STYLES = {"breaks": "bold red", "lost": "yellow", "tiny": "default", "flush": "dim yellow", "inexact": "cyan",
@@ -56,6 +58,8 @@ def grade(row: dict) -> str:
     if c["nan"] or c["inf"]:
         return "breaks"
     if c["zero"] > c.get("zero_subnormal", 0):
+        if c["zero"] == c.get("zero_subnormal", 0) + c.get("zero_negligible", 0):
+            return "tiny"  # every lost gradient entry negligible beside its gradient's largest
         tiny = row.get("zero_exact_max")
         if row["quantity"] == "loss" and tiny is not None and tiny < _judged_format(row).eps:
             return "tiny"

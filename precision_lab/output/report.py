@@ -55,9 +55,14 @@ def _bands(text: Text, row, cls: str, fmt) -> None:
     """The bands of one failure class nearest zero, each with its mechanism and cause."""
     counts, n = row["counts"], row["points"]
     sub = " (exact subnormal)" if cls == "zero" and counts["zero_subnormal"] == counts["zero"] else ""
+    negligible = ""
+    if cls == "zero" and not sub and counts.get("zero_negligible"):
+        negligible = (f"  {counts['zero_negligible']} of the {counts['zero']} points lost only entries below "
+                      "eps × the gradient's largest\n")
     iv = row["intervals"][cls]
     if row["axis"] is None:  # no axis: the share of vectors
         text.append(f"{LABEL[cls]} {_pct(counts[cls], n)} of vectors{sub}\n", style=STYLE[cls])
+        text.append(negligible, style="dim")
         return
     mech = row.get("mechanism", {})
     listed = sorted(iv["listed"], key=lambda b: min(abs(b[0]), abs(b[1])))
@@ -77,6 +82,7 @@ def _bands(text: Text, row, cls: str, fmt) -> None:
                 text.append(f"  {cause_line(why)}\n", style="dim")
     if iv["total"] > SHOWN_BANDS:
         text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
+    text.append(negligible, style="dim")
 
 
 def _fix(text: Text, row, fmt) -> None:

@@ -190,10 +190,16 @@ def _notes(v: FormVerdict, g: str) -> list[str]:
                            "measured against its own exact values)"))
                 if note not in notes:
                     notes.append(note)
-    tiny = [(f, max(r["zero_exact_max"] for r in rs if grade(r) == "tiny")) for f, rs in v.by_format.items()
-            if v.grade_in(f) == "tiny"]
+    tiny = [(f, max(r["zero_exact_max"] for r in rs if grade(r) == "tiny" and r.get("zero_exact_max") is not None))
+            for f, rs in v.by_format.items() if v.grade_in(f) == "tiny"
+            and any(grade(r) == "tiny" and r.get("zero_exact_max") is not None for r in rs)]
     if tiny:
         notes.append("true loss there ≤ " + ", ".join(f"{t:.2g} ({short(f)})" for f, t in tiny))
+    small = [(f, sum(r["counts"].get("zero_negligible", 0) for r in rs)) for f, rs in v.by_format.items()
+             if v.grade_in(f) == "tiny" and any(r["counts"].get("zero_negligible") for r in rs)]
+    if small:
+        notes.append("gradient entries lost only below eps × its largest entry: "
+                     + ", ".join(f"{n} point{'s' if n != 1 else ''} ({short(f)})" for f, n in small))
     consts = dict.fromkeys(c for rs in v.by_format.values() for r in rs if r["family"] == "check"
                            for c in r.get("constants") or ())
     return notes + [n for n in (_cause(v), *consts, *_killed(v), _upcast_note(v)) if n]
