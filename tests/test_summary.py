@@ -219,3 +219,22 @@ def test_summary_says_what_the_loss_scale_did():
     text = " ".join(r.summary(80).split())
     assert ("bce_logits_autodiff f16 y=0: S = 1024 is worse: 443 values lost or non-finite "
             "(0 from z ≤ −17.34), 0 unscaled; no gradient lost unscaled, no scale needed") in text
+
+
+def test_the_cause_line_names_its_row_and_says_when_the_cell_is_another_rows():
+    """ce_naive_chain in float16 over the offset sweep: the cell shows K = 1000's NaN onset
+    (nearer 0: the sum of 1000 terms overflows first), whose vectors are too long to walk;
+    the cause line is K = 10's walk, at K = 10's own onset, and says so."""
+    from precision_lab.analysis.causes import CAUSE_MAX_WIDTH
+
+    result = pl.sweep("softmax", classes=[10, 1000], dtypes=["float16"], sweeps=["offset"],
+                      forms=["ce_naive_chain"], target_classes=["top"], points=1 << 12)
+    by_k = {r["classes"]: r for r in result.rows}
+    assert 1000 > CAUSE_MAX_WIDTH and not by_k[1000].get("cause")
+    near, walked = by_k[1000]["onset"]["nan"]["pos"], by_k[10]["onset"]["nan"]["pos"]
+    assert near < walked
+    from precision_lab.output.wording import shortest
+
+    text = " ".join(result.summary(200).split())
+    assert f"cause (f16, K = 10, c = {shortest(walked, by_k[10])}):" in text
+    assert f"the cell's c = {shortest(near, by_k[1000])} is K = 1000's, not walked" in text

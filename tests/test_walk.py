@@ -301,3 +301,28 @@ def test_a_vector_steps_first_non_finite_entry_is_the_one_shown():
     w = W.walk(lambda v: jnp.exp((v + 1000) - 1000), (x,), "float16", 4.0, "exp_vector")
     step = w.first_nonfinite
     assert step.primitive == "exp" and step.entry == (0,) and math.isinf(step.computed)
+
+
+def test_a_cause_says_where_op_by_op_fails_before_the_compiled_onset():
+    """float32 bce_naive_chain at y = 1, negative side. Op by op, σ(z) is subnormal once
+    −z > −ln(smallest normal) = 87.33654, and XLA's CPU flushes it to 0, so −1/σ · σ'(z) is
+    NaN from the first float32 beyond that; the jitted program fuses σ into
+    1/(1 + e^−z) and fails only where e^−z overflows, −z ≥ ln(max) = 88.72284. The cause
+    at the compiled onset says both, with the fused operations."""
+    import math
+
+    import precision_lab as pl
+    from precision_lab.numerics import formats
+
+    f32 = formats.get("float32")
+    row = pl.sweep(dtypes=["float32"], targets=[1.0], forms=["bce_naive_chain"]).rows[0]
+
+    def beyond(t):  # minus the first float32 above t
+        c = f32.cast(t)
+        return -float((c if float(c) > t else formats.next_value(c, f32)).astype(float))
+
+    assert row["onset"]["nan"]["neg"] == beyond(math.log(f32.max)) == -88.72283935546875
+    c = row["cause"]["nan"]["neg"]["compiled"]
+    assert c["op_by_op"] == beyond(-math.log(f32.smallest_normal)) == -87.3365478515625
+    assert {"exponential", "divide"} <= set(c["fused"]) and "ln(max)" in c["threshold"]
+    assert row["cause"]["nan"]["pos"]["compiled"] is None  # at 16.64 both programs fail alike

@@ -12,6 +12,7 @@ its NaN onsets: ∞ × 0).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,8 +61,32 @@ def _onset_causes(family: Family, form: Form, fmt: formats.Format, target, onset
             c = w.cause()
             out.setdefault(cls, {})[side] = {
                 "z": z, "first_nonfinite": _step(c["first_nonfinite"]), "first_lost": _step(c["first_lost"]),
-                "flushes": [_step(f) for f in c["flushes"]], "rewritten": c["rewritten"], "text": w.summary()}
+                "flushes": [_step(f) for f in c["flushes"]], "rewritten": c["rewritten"], "text": w.summary(),
+                "compiled": _compiled(family, form, fmt, target, z, cls, device, mode)}
     return out
+
+
+def _compiled(family: Family, form: Form, fmt: formats.Format, target, z: float, cls: str, device, mode) -> dict | None:
+    """Where op by op the form already fails nearer 0 than the compiled program's onset
+    `z` (see `compiled.earlier`): that point, and what the compiled program does
+    instead (the operations of its fused root, the threshold `z` sits on). None where
+    the two programs part no earlier, for classes other than NaN and ∞, and in the
+    eager mode (whose program is the op-by-op one)."""
+    from ..engine import modes
+    from ..engine.programs import batch_size, kernel_program
+    from . import compiled
+
+    mode = modes.get(mode)
+    if cls not in ("nan", "inf") or mode.eager:
+        return None
+    found = compiled.earlier(family, form, fmt, target, z, cls, device, mode)
+    if found is None:
+        return None
+    x = family.inputs(jnp.asarray(fmt.cast([z])), family.case(target))
+    shape = jax.ShapeDtypeStruct((batch_size(family),) + x.shape[1:], x.dtype)  # the sweep's program
+    return {"class": cls, "op_by_op": found["x"], "method": found["method"],
+            "fused": compiled.fused_ops(kernel_program(form.kernel, mode), (shape, family.label(target, fmt))),
+            "threshold": compiled.threshold(z, fmt)}
 
 
 def _step(step: dict | None) -> dict | None:

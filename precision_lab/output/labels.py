@@ -83,7 +83,20 @@ def cause_line(why: dict) -> str:
     if first:
         parts.append(f"{first['primitive']} → {first['computed']} at {where(first)}")
     text = ", then ".join(parts) or "no operation lost it op by op"
-    return text + ("; XLA rewrote it (--compare-modes)" if why["rewritten"] else "")
+    text += "; XLA rewrote it (--compare-modes)" if why["rewritten"] else ""
+    return text + compiled_note(why.get("compiled"))
+
+
+def compiled_note(c: dict | None) -> str:
+    """Where op by op the form fails nearer 0 than the compiled program: so the steps
+    above explain the op-by-op program, and the onset is the compiled code's."""
+    if not c:
+        return ""
+    what = "NaN" if c["class"] == "nan" else "±∞"
+    text = (f"; but op by op it is {what} already at {c['op_by_op']:.7g}"
+            + (" (found by sampling: maybe nearer 0 still)" if c["method"] == "sampled" else "")
+            + f": the compiled program (XLA fused {', '.join(c['fused'])}) fails only from here")
+    return text + (f", where {c['threshold']}" if c.get("threshold") else "")
 
 
 def where(step: dict) -> str:

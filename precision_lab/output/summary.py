@@ -20,17 +20,34 @@ def _share(s: float) -> str:
     return f"{100 * s:.3g}%" if s >= 0.001 else f"{100 * s:.1g}%"
 
 
+def _case(r: dict) -> str:
+    """What sets a row apart within a form's format: K and the sweep of a softmax row."""
+    return f"K = {r['classes']}, " if r.get("classes") else ""
+
+
 def _cause(v: FormVerdict) -> str | None:
-    """The cause at the failure the form's first format shows: the onset nearest 0 that
-    has a walk (a NaN before an ∞ at the same value), of any target's row."""
+    """The cause at the failure the form's first failing format shows: the NaN or ∞
+    onset nearest 0 (a NaN before an ∞ at the same value), of any target's row, as
+    the cell shows it. Where that row was not walked (vectors of more than
+    causes.CAUSE_MAX_WIDTH entries), the nearest walked onset, with its K, and a word
+    that the cell's onset is another row's."""
     for fmt_label, rows in v.by_format.items():
-        found = [(abs(r["onset"][cls][side]), cls != "nan", r, cls, side, why) for r in rows
-                 for cls in ("nan", "inf") for side in ("pos", "neg")
-                 if (why := ((r.get("cause") or {}).get(cls) or {}).get(side))]
-        if found:
-            _, _, r, cls, side, why = min(found, key=lambda t: t[:2])
-            at = f"{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
-            return f"cause ({short(fmt_label)}, {at}): {cause_line(why).replace(' at ?', '')}"
+        onsets = [(abs(r["onset"][cls][side]), cls != "nan", r, cls, side) for r in rows if r.get("axis")
+                  for cls in ("nan", "inf") for side in ("pos", "neg") if r["onset"][cls][side] is not None]
+        if not onsets:
+            continue
+        cell = min(onsets, key=lambda t: t[:2])
+        walked = [t for t in onsets if ((t[2].get("cause") or {}).get(t[3]) or {}).get(t[4])]
+        if not walked:
+            return None
+        _, _, r, cls, side = cell if cell in walked else min(walked, key=lambda t: t[:2])
+        why = r["cause"][cls][side]
+        at = f"{_case(r)}{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
+        c_row = cell[2]
+        other = "" if cell in walked else (f"; the cell's {c_row['axis'] or 'z'} = "
+                                           f"{_num(c_row['onset'][cell[3]][cell[4]], c_row)} is "
+                                           f"{_case(cell[2]).rstrip(', ') or 'another row'}'s, not walked")
+        return f"cause ({short(fmt_label)}, {at}): {cause_line(why).replace(' at ?', '')}{other}"
     return None
 
 
