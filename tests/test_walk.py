@@ -326,3 +326,16 @@ def test_a_cause_says_where_op_by_op_fails_before_the_compiled_onset():
     assert c["op_by_op"] == beyond(-math.log(f32.smallest_normal)) == -87.3365478515625
     assert {"exponential", "divide"} <= set(c["fused"]) and "ln(max)" in c["threshold"]
     assert row["cause"]["nan"]["pos"]["compiled"] is None  # at 16.64 both programs fail alike
+
+
+def test_a_subnormal_input_read_as_zero_is_not_called_a_flush():
+    """float32 1/x at x = 5e-39, a subnormal whose reciprocal 2e38 is finite: XLA's CPU
+    reads x as 0 and gives ∞. The division's own result was never subnormal, so it is
+    not a flush: the walk says the input was read as 0, and that the result overflowed."""
+    from precision_lab.analysis.walk import walk
+
+    w = walk(lambda v, y: jnp.log(1.0 / v), (np.float32(5e-39), np.float32(0)), "float32", 4.0, "recip")
+    div = w.steps[0]
+    assert div.primitive == "div" and div.computed == np.inf
+    assert "flush" not in div.marks and {"subnormal input", "overflow"} <= set(div.marks)
+    assert not w.flushes and "a subnormal input read as 0 at #0 div" in w.summary()

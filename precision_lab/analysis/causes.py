@@ -93,7 +93,7 @@ def _step(step: dict | None) -> dict | None:
     """The short form of a walk step: what the table and JSON name."""
     if step is None:
         return None
-    return {k: step[k] for k in ("index", "primitive", "source", "computed", "exact")}
+    return {k: step[k] for k in ("index", "primitive", "source", "computed", "exact", "marks")}
 
 
 def mechanism(family: Family, form: Form, fmt: formats.Format, target, nan_onset: dict) -> dict:

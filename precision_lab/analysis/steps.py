@@ -104,6 +104,9 @@ class Walk:
                 parts.append(f"{label} at #{s.index} {s.primitive} ({s.source})")
         if self.flushes:
             parts.append("flush at " + ", ".join(f"#{s.index} {s.primitive}" for s in self.flushes))
+        read = [s for s in self.steps if "subnormal input" in s.marks]
+        if read:
+            parts.append("a subnormal input read as 0 at " + ", ".join(f"#{s.index} {s.primitive}" for s in read))
         if not parts:
             parts.append(f"no operation lost more than {self.allowance:g} ULPs on exact inputs")
             final = self.final_error

@@ -22,8 +22,10 @@ backward, in order) and, for each equation, records
 Marks: ``nonfinite`` (computed NaN/±∞ where the exact value is finite), ``lost``
 (local error above the allowance, or a non-finite local result where the exact is
 finite), ``flush`` (a computed 0 where the real result of the operation, on the
-exact or on the computed inputs, rounds to a non-zero subnormal; or a subnormal
-input read as 0: XLA's CPU backend flushes subnormals of float32 and bfloat16),
+exact or on the computed inputs, rounds to a non-zero subnormal: XLA's CPU backend
+flushes subnormals of float32 and bfloat16), ``subnormal input`` (a subnormal input
+read as 0, so that the result is off: 1/x = ∞ for a subnormal x whose reciprocal is
+finite),
 ``underflow`` (a computed 0 whose real value, on the computed inputs, is too small
 for the format, subnormals included), ``overflow`` (a computed ±∞ whose real value
 on the computed inputs is finite), ``undefined`` (the exact value is undefined,
@@ -217,8 +219,10 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         np.abs(np.asarray(x, np.float64)) < jaxpr.format_of(a.dtype).smallest_normal)) for x, a in zip(ins, e.in_avals))
     own_defined = ~_undefined(own)
     own_err = np.where(own_defined, _ulps(out, own, fmt), 0.0)
-    if np.any(zero & sub(own_o)) or (sub_in and np.any(np.abs(own_err) > allowance)):
+    if np.any(zero & sub(own_o)):
         marks.append("flush")
+    elif sub_in and np.any(np.abs(own_err) > allowance):
+        marks.append("subnormal input")  # read as 0: the loss is the input's flush, not this result's
     elif np.any(zero & own_defined & (own_o == 0) & np.vectorize(lambda v: v is not POISON and v != 0,
                                                                   otypes=[bool])(own)):
         marks.append("underflow")

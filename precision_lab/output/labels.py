@@ -79,7 +79,9 @@ def cause_line(why: dict) -> str:
     parts = []
     if lost and (not first or lost["index"] < first["index"]):
         flushed = any(f["index"] == lost["index"] for f in why["flushes"])
-        parts.append(f"{lost['primitive']} {'flushed' if flushed else 'lost'} at {where(lost)}")
+        how = ("flushed" if flushed else "read a subnormal input as 0" if "subnormal input" in lost.get("marks", ())
+               else "lost")
+        parts.append(f"{lost['primitive']} {how} at {where(lost)}")
     if first:
         parts.append(f"{first['primitive']} → {first['computed']} at {where(first)}")
     text = ", then ".join(parts) or "no operation lost it op by op"
