@@ -149,3 +149,27 @@ def test_evaluate_runs_where_it_is_told():
         pytest.skip("every backend is present")
     with pytest.raises(pl.InputError, match=f"Backend `{absent}` is not present here; available: cpu"):
         pl.evaluate("sigmoid", ["bce_fused"], "float32", [0.0], 0.0, device=absent)
+
+
+def test_forward_error_buckets_are_each_points_ulp_error(small_formats):
+    """Each row's forward-error buckets count its ok and inaccurate points by ULP error
+    (0, 1, 2, 3, 4-16, > 16), and `excused` the ok points beyond the tolerance (4), which
+    only the condition allowance passed. Re-derived from every float16 value's class and
+    error (engine.points, NumPy): float16 bce_naive at y = 0 has 402 such points, where
+    bce_logits is at most 1 ULP off."""
+    fmt = formats.get("float16")
+    xs = formats.from_ordinal(np.arange(-fmt.max_ordinal, fmt.max_ordinal + 1), fmt).astype(np.float64)
+    forms = ["bce_naive", "bce_logits", "bce_fused"]
+    ev = pl.evaluate("sigmoid", forms, "float16", xs, 0.0)
+    for row in small_formats.rows:
+        if row["dtype"] != "float16" or row["target"] != 0.0 or row["form"] not in forms:
+            continue
+        cls, ulp = ev["class"][row["form"]], ev["ulp"][row["form"]]
+        e = np.where(np.isin(cls, ["ok", "inaccurate"]), ulp, -1)
+        assert row["forward_error"] == {"0": (e == 0).sum(), "1": (e == 1).sum(), "2": (e == 2).sum(),
+                                        "3": (e == 3).sum(), "4-16": ((e >= 4) & (e <= 16)).sum(),
+                                        ">16": (e > 16).sum(), "excused": ((cls == "ok") & (ulp > 4)).sum()}
+        if row["form"] == "bce_naive":
+            assert row["forward_error"]["excused"] == 402
+        if row["form"] == "bce_logits":
+            assert row["max_ulp"] <= 1

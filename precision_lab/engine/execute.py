@@ -25,7 +25,7 @@ from .context import RunContext
 from .passes import Outcome, onsets_and_intervals, run_target, scan_onsets
 from .plan import Job, VectorJob
 from .points import host_reference, kernel_outputs
-from .rows import Row
+from .rows import Row, computes
 from .spec import Spec
 
 
@@ -98,6 +98,7 @@ def _rows_from(fam: Family, out: Outcome, job: Job, spec: Spec) -> list[Row]:
         counts = {c: int(out.counts[i, j]) for j, c in enumerate(CLASSES)}
         counts["zero_subnormal"] = int(out.zero_subnormal[i])
         counts["zero_negligible"] = int(out.zero_negligible[i])
+        forward = dict(zip((*programs.BUCKETS, "excused"), (int(v) for v in out.forward[i])))
         onset, intervals = onsets_and_intervals(out, i)
         soft = job.case.target_class == "soft"
         case = {"axis": fam.axis, **job.case.fields()}  # a structured sweep names its axis (m or c)
@@ -113,7 +114,7 @@ def _rows_from(fam: Family, out: Outcome, job: Job, spec: Spec) -> list[Row]:
             floor=spec.floor, batch=programs.batch_size(fam), **case,
             range=list(spec.value_range) if spec.value_range else None,
             library=(form.library_soft if soft else None) or form.library, stable_form=form.stable_form or None,
-            **dict(fam.row_fields))
+            forward_error=forward, computes=computes(fam, form), **dict(fam.row_fields))
         if fam.exact is not None:  # what decided each point of a user's function; a rewrite is swept later
             row.tiers = _tiers(out.stats.get(i))
             row.fix = None

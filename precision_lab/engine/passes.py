@@ -23,7 +23,7 @@ from ..families.base import Family, Form
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, FAILURES
 from . import programs
-from .programs import BLOCK, LEVEL_MEASURED, ZERO_LEVELS, _error, _level_class, _levels
+from .programs import BLOCK, BUCKETS, LEVEL_MEASURED, ZERO_LEVELS, _error, _level_class, _levels
 from .refine import refine
 from .runner import Runner
 from .runs import RunTracker
@@ -45,6 +45,7 @@ class Outcome:
     counts: np.ndarray  # (F, len(CLASSES))
     zero_subnormal: np.ndarray  # (F,)
     zero_negligible: np.ndarray  # (F,) zeros of negligible entries (see classify.per_point)
+    forward: np.ndarray  # (F, 7) points per forward-error bucket (programs.BUCKETS), then the excused
     max_ulp: np.ndarray  # (F,), -1 where no ok/inaccurate point
     profile_code: np.ndarray  # (F, bins), -1 for an empty bin
     profile_err: np.ndarray  # (F, bins)
@@ -75,9 +76,16 @@ class RunState:
     pkap: np.ndarray  # (F, bins) largest condition number per bin
     trackers: list  # a RunTracker per form
     stats: dict = dataclasses.field(default_factory=dict)  # form -> what decided its reference's points
+    forward: np.ndarray | None = None  # (F, 7) forward-error buckets and excused points (programs.BUCKETS)
+
+    def __post_init__(self):
+        if self.forward is None:
+            self.forward = np.zeros((len(self.counts), len(BUCKETS) + 1), np.int64)
+
     @classmethod
     def new(cls, forms: int, bins: int, process: int = 0) -> RunState:
-        return cls(0, np.zeros((forms, len(CLASSES)), np.int64), np.zeros((forms, len(ZERO_LEVELS)), np.int64), np.full(forms, -1.0),
+        return cls(0, np.zeros((forms, len(CLASSES)), np.int64), np.zeros((forms, len(ZERO_LEVELS)), np.int64),
+                   np.full(forms, -1.0),
                    np.full((forms, bins), -1, np.int64), np.full((forms, bins), -1.0), np.zeros((forms, bins)),
                    [RunTracker(hold_first=process > 0) for _ in range(forms)])
 
@@ -88,7 +96,7 @@ class RunState:
         joined = RunState(other.next, self.counts + other.counts, self.zsub + other.zsub,
                           *(np.maximum(a, b) for a, b in ((self.max_ulp, other.max_ulp), (self.pcode, other.pcode),
                                                           (self.perr, other.perr), (self.pkap, other.pkap))),
-                          self.trackers, dict(self.stats))
+                          self.trackers, dict(self.stats), self.forward + other.forward)
         joined.add_stats(other.stats)
         return joined
 
@@ -111,11 +119,12 @@ class RunState:
         berr = np.array(res[1])  # writable: the host fills in blocks of the forms whose keys it reads
         bcode, mixed, first, kappa = (np.asarray(r) for r in res[2:6])
         self.zsub += np.where(~mixed[:, None] & (first[:, None] == np.array(ZERO_LEVELS)), m, 0)
+        self.forward += np.asarray(res[6], np.int64)
         o_first, o_last = (int(v) for v in axis.ordinals(np.array([start, start + m - 1])))
         changing = np.flatnonzero(mixed)
         listed = np.zeros(len(self.trackers), bool)
-        if len(changing) and len(res) > 6:
-            found_counts, found_zsub, n_changes, pos, run_code = (np.asarray(r) for r in res[6:])
+        if len(changing) and len(res) > 7:
+            found_counts, found_zsub, n_changes, pos, run_code = (np.asarray(r) for r in res[7:])
             listed[changing] = n_changes[changing] <= programs.MAX_CHANGES
         read = changing[~listed[changing]]
         if len(read):
@@ -212,7 +221,7 @@ def _outcome(runner: Runner, state: RunState, bins: int) -> Outcome:
     before_zero = int(axis.ordinals(np.array([axis.zero_index - 1]))[0]) if axis.zero_index > 0 else None
     state.add_stats(runner.by_form(runner.stats))  # the refinement's points count too
     return Outcome(axis.fmt, runner.forms, runner.target, runner.target_in_format, n, axis.exhaustive,
-                   state.counts, state.zsub[:, 0], state.zsub[:, 1], state.max_ulp, state.pcode, state.perr, state.pkap, plo, phi,
+                   state.counts, state.zsub[:, 0], state.zsub[:, 1], state.forward, state.max_ulp, state.pcode, state.perr, state.pkap, plo, phi,
                    state.trackers, refined, before_zero, None if runner.out == axis.fmt else runner.out,
                    state.stats)
 

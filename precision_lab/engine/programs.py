@@ -177,10 +177,11 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
             # `keys_program` for the keys of the forms whose class changes
             keys = point_keys((outs, refs))
         # as float32 the keys are positive normal numbers ordered by level, then error:
-        # float32 maxima and minima (XLA's fastest reductions on the CPU) per block give
-        # its worst level, whether it is all one level, and then its largest error
-        top, bottom = (lax.bitcast_convert_type(reduce(keys.reshape(blocks), axis=-1), jnp.uint32)
-                       for reduce in (jnp.max, jnp.min))
+        # float32 maxima and minima per block give its worst level, whether it is all
+        # one level, and then its largest error; with the forward-error counts, in one
+        # variadic reduction, so the classification fused into it runs once
+        valid = jnp.arange(size) < valid_n
+        top, bottom, words = _reduce_blocks(keys.reshape(blocks), valid.reshape(blocks[1:]), tolerance)
         level = (top >> KEY_SHIFT).astype(jnp.int32) - 1
         whole = (bottom >> KEY_SHIFT) == (top >> KEY_SHIFT)
         used = jnp.arange(blocks[1]) * block < valid_n
@@ -193,9 +194,46 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         else:  # where a block is one level; the host fills in the others from the keys
             err = jnp.where(whole & (level <= LEVEL_MEASURED), _error(top), -1.0)
         found = _runs(keys, valid_n, size) if device_runs else ()
-        return (keys if device_runs else None, err, _level_class(level).astype(jnp.int8), mixed, first, kappa) + found
+        return (keys if device_runs else None, err, _level_class(level).astype(jnp.int8), mixed, first, kappa,
+                _bucket_counts(*words)) + found
 
     return jax.jit(run)
+
+
+# Forward error: each ok or inaccurate point's ULP error in one of these buckets, and
+# the ok points beyond the tolerance, which only the condition allowance excused.
+BUCKETS = ("0", "1", "2", "3", "4-16", ">16")
+FIELD = 7  # bits of one count in a block's packed word (a block has at most 64 points)
+
+
+def _reduce_blocks(keys, valid, tolerance: float):
+    """Per block (the last axis): the largest and smallest key (as uint32 bits), and two
+    words of packed counts of the valid points: buckets 0-3 in the first, 4-16, > 16 and
+    the excused in the second, FIELD bits each. One variadic reduction."""
+    bits = lax.bitcast_convert_type(keys, jnp.uint32)
+    level = bits >> KEY_SHIFT  # level + 1
+    err = _error(bits)
+    measured = valid & (level <= LEVEL_MEASURED + 1)
+    b = jnp.where(err <= 3, err.astype(jnp.uint32), jnp.where(err <= 16, jnp.uint32(4), jnp.uint32(5)))
+    one = jnp.uint32(1)
+    low = jnp.where(measured & (b < 4), one << (FIELD * jnp.minimum(b, 3)), 0).astype(jnp.uint32)
+    high = (jnp.where(measured & (b == 4), one, 0) | jnp.where(measured & (b == 5), one << FIELD, 0)
+            | jnp.where(valid & (level == 1) & (err > tolerance), one << (2 * FIELD), 0)).astype(jnp.uint32)
+
+    def combine(x, y):
+        return jnp.maximum(x[0], y[0]), jnp.minimum(x[1], y[1]), x[2] + y[2], x[3] + y[3]
+
+    top, bottom, lo, hi = lax.reduce((keys, keys, low, high), (np.float32(-np.inf), np.float32(np.inf),
+                                                               np.uint32(0), np.uint32(0)), combine, (keys.ndim - 1,))
+    as_bits = lambda k: lax.bitcast_convert_type(k, jnp.uint32)  # noqa: E731
+    return as_bits(top), as_bits(bottom), (lo, hi)
+
+
+def _bucket_counts(lo, hi):
+    """Per form, the counts of the BUCKETS and of the excused points over its blocks' words."""
+    mask = jnp.uint32((1 << FIELD) - 1)
+    fields = [(lo >> (FIELD * k)) & mask for k in range(4)] + [(hi >> (FIELD * k)) & mask for k in range(3)]
+    return jnp.stack([f.astype(jnp.int32).sum(axis=-1) for f in fields], axis=-1)
 
 
 def _runs(keys, valid_n, size: int):

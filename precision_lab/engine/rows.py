@@ -107,7 +107,9 @@ class Row(Mapping):
     # the form's facts
     library: str | None = None
     stable_form: bool | None = None
+    computes: str | None = None  # what the form computes: rows alike compute the same function (see `computes`)
     # figures some rows have
+    forward_error: dict | None = None  # points per ULP-error bucket of the ok and inaccurate ones, and excused
     zero_exact_max: float | None = None
     zero_onset_subnormal: dict | None = None
     batch_dependent: dict | None = None  # engine.batches: values that change with the batch size or position
@@ -196,3 +198,12 @@ _REQUIRED = tuple(f.name for f in dataclasses.fields(Row) if f.default is datacl
 def rows_of(doc_rows) -> list[Row]:
     """Rows of a JSON document (dicts) or of a result, as Rows."""
     return [r if isinstance(r, Row) else Row.from_json(r) for r in doc_rows]
+
+
+def computes(family, form) -> str:
+    """What `form` of `family` computes, as rows compare forms: built-in forms sharing a
+    reference compute one function (``sigmoid:grad_bce``); a user's function is its own
+    (``check:NAME:loss``)."""
+    if family.exact is not None:
+        return f"{family.name}:{form.name}:{form.quantity}"
+    return f"{family.name}:{form.reference.__name__.removeprefix('_ref_')}"

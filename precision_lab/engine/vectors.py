@@ -25,7 +25,7 @@ from ..families.vector_reference import reference
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
 from . import batches, modes, programs
-from .rows import Row
+from .rows import Row, computes
 
 WORST_LISTED = 5
 
@@ -92,7 +92,8 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
                     progress(done, total)
             for form in chosen:
                 a = acc[form.name]
-                row = _row(spec, fmt, form, a.quantity, tc, a.code, a.ulp, (a.sub, a.small), scale, mode, floor)
+                row = _row(spec, fmt, form, a.quantity, tc, a.code, a.ulp, (a.sub, a.small), scale, mode, floor,
+                           tolerance)
                 if a.zero_exact_max is not None:  # the largest exact loss computed as 0
                     row.zero_exact_max = a.zero_exact_max
                 row.inputs_out_of_range = int((~finite).sum())  # logits beyond the format: counted as ∞
@@ -154,12 +155,16 @@ def _details(i: int, z, t, loss, acc: _Acc) -> dict:
     return dict(d, entry=int(acc.entry[i]), computed=float(acc.computed[i]), exact=float(acc.exact[i]))
 
 
-def _row(spec, fmt, form, quantity, tc, code, ulp, zeros, scale, mode, floor) -> Row:
+def _row(spec, fmt, form, quantity, tc, code, ulp, zeros, scale, mode, floor, tolerance) -> Row:
     n, (sub, small) = len(code), zeros
     counts = {c: int((code == CODE[c]).sum()) for c in CLASSES}
     counts["zero_subnormal"] = int((sub & (code == CODE["zero"])).sum())  # a point of a worse class is not a flush
     counts["zero_negligible"] = int((small & (code == CODE["zero"])).sum())
     measured = code <= CODE["inaccurate"]
+    err = np.where(measured, ulp, -1)
+    forward = {"0": int((err == 0).sum()), "1": int((err == 1).sum()), "2": int((err == 2).sum()),
+               "3": int((err == 3).sum()), "4-16": int(((err >= 4) & (err <= 16)).sum()), ">16": int((err > 16).sum()),
+               "excused": int(((code == CODE["ok"]) & (ulp > tolerance)).sum())}
     order = np.lexsort((-np.where(measured, ulp, 0), -code))[:WORST_LISTED]
     by_scale = spec.kind == "random"
     return Row(
@@ -180,4 +185,5 @@ def _row(spec, fmt, form, quantity, tc, code, ulp, zeros, scale, mode, floor) ->
                for i in order if code[i] > 0 or measured[i]],
         constants=[], profile=None, mode=modes.get(mode).name, floor=floor,
         batch=programs.batch_size(softmax.family(spec.classes)), judged=f"in {fmt.name}, against the exact value",
-        library=(form.library_soft if spec.soft else None) or form.library, stable_form=form.stable_form or None)
+        library=(form.library_soft if spec.soft else None) or form.library, stable_form=form.stable_form or None,
+        forward_error=forward, computes=computes(softmax.family(spec.classes), form))

@@ -48,6 +48,12 @@ def cell(row: dict, tolerance: float = 4.0) -> Text:
     text.append("max " + ("—" if worst is None else f"{worst:.3g} ulp"), style=style)
     if worst is not None and worst > tolerance and not n_inexact:
         text.append("\n" + _excused(row, tolerance), style="dim")
+    fwd = row.get("forward_error")
+    if fwd and any(fwd[b] for b in fwd if b != "excused"):
+        text.append("\nulp error: " + " · ".join(f"{b.replace('-', '–')}: {fwd[b]}" for b in fwd
+                                                if b != "excused" and fwd[b])
+                    + (f"; {fwd['excused']} ok only by the condition allowance" if fwd.get("excused") else ""),
+                    style="dim")
     return text
 
 

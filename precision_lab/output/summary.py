@@ -196,7 +196,46 @@ def _grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
     return [f"ok {max((r['max_ulp'] or 0) for r in rows):.2g} ulp"]
 
 
-def _notes(v: FormVerdict, g: str) -> list[str]:
+def _worst_error(rows) -> float | None:
+    """The largest forward error (ULPs) of a form's ok and inaccurate points in one format."""
+    errs = [r["max_ulp"] for r in rows if r.get("max_ulp") is not None]
+    return max(errs) if errs else None
+
+
+def _computes(v: FormVerdict) -> str:
+    """What the form computes (rows' `computes`; its quantity for rows without it)."""
+    return next((r["computes"] for rs in v.by_format.values() for r in rs if r.get("computes")), v.quantity)
+
+
+def _best_errors(vs: Sequence[FormVerdict]) -> dict:
+    """Per (function computed, format), the form with the smallest worst forward error."""
+    best: dict = {}
+    for v in vs:
+        for f, rs in v.by_format.items():
+            e, key = _worst_error(rs), (_computes(v), f)
+            if e is not None and (key not in best or e < best[key][0]):
+                best[key] = (e, v.name)
+    return best
+
+
+FORWARD_GAP = 4.0  # a form's worst error this many times the best form's (and above the tolerance) is named
+
+
+def _forward_note(v: FormVerdict, best: dict, tolerance: float) -> str | None:
+    """The form's worst forward error beside the best form of its quantity, in the first
+    format where it is FORWARD_GAP times worse and beyond the tolerance; with the points
+    that only the condition allowance excused (row.forward_error)."""
+    for f, rs in v.by_format.items():
+        e, (b, name) = _worst_error(rs), best.get((_computes(v), f), (None, None))
+        if e is None or b is None or name == v.name or e <= tolerance or e < FORWARD_GAP * max(b, 1.0):
+            continue
+        excused = sum((r.get("forward_error") or {}).get("excused", 0) for r in rs)
+        return (f"worst forward error {e:.3g} ulp ({short(f)}) against {b:.3g} for {name}"
+                + (f"; {excused} points within the condition allowance" if excused else ""))
+    return None
+
+
+def _notes(v: FormVerdict, g: str, best: dict | None = None, tolerance: float = 4.0) -> list[str]:
     lib = _library(v.name, [v])
     notes = [lib] if lib and g != "clean" else []
     for rs in v.by_format.values():  # a rewrite swept as NAME+fix: what it is
@@ -219,7 +258,8 @@ def _notes(v: FormVerdict, g: str) -> list[str]:
                      + ", ".join(f"{n} point{'s' if n != 1 else ''} ({short(f)})" for f, n in small))
     consts = dict.fromkeys(c for rs in v.by_format.values() for r in rs if r["family"] == "check"
                            for c in r.get("constants") or ())
-    return notes + [n for n in (_cause(v), *consts, *_killed(v), _upcast_note(v)) if n]
+    forward = _forward_note(v, best, tolerance) if best else None
+    return notes + [n for n in (_cause(v), *consts, *_killed(v), _upcast_note(v), forward) if n]
 
 
 def _killed(v: FormVerdict) -> list[str]:
@@ -240,7 +280,8 @@ def _killed(v: FormVerdict) -> list[str]:
     return out
 
 
-def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> list[tuple[str, str, str]] | None:
+def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int, best: dict | None = None,
+          tolerance: float = 4.0) -> list[tuple[str, str, str]] | None:
     """Every form under its grade title, a column per format: (text, style, kind) lines;
     None where the columns do not fit `width`."""
     axes = len({r["axis"] for v in vs for rs in v.by_format.values() for r in rs if r.get("axis")}) > 1
@@ -263,12 +304,12 @@ def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> l
                 row = " ".join((cells.get((v.name, f), []) + [""] * depth)[i].ljust(w)
                                for f, w in zip(fmt_labels, col_w))
                 lines.append((((" " + v.name) if i == 0 else "").ljust(name_w) + row.rstrip(), STYLES[g], "row"))
-            for note in _notes(v, g):
+            for note in _notes(v, g, best, tolerance):
                 lines += [(t, "dim", "") for t in _wrap([note], width, 3)]
     return lines
 
 
-def _family_summary(rows: Sequence[dict], width: int = 80) -> Text:
+def _family_summary(rows: Sequence[dict], width: int = 80, tolerance: float = 4.0) -> Text:
     """One family's screen: what was swept, what to use, and every form under its grade."""
     fam = rows[0]["family"]
     fmt_labels = list(dict.fromkeys(label(r) for r in rows))
@@ -277,7 +318,8 @@ def _family_summary(rows: Sequence[dict], width: int = 80) -> Text:
     text.append(f" · {_swept(rows)}\n", style="dim")
     vs = verdicts(rows)
     text.append_text(_use(vs, fmt_labels, width))
-    grid = _grid(vs, fmt_labels, width)
+    best = _best_errors(vs)
+    grid = _grid(vs, fmt_labels, width, best, tolerance)
     if grid is not None:
         text.append("\n")
         for line, style, _ in grid:
@@ -298,7 +340,7 @@ def _family_summary(rows: Sequence[dict], width: int = 80) -> Text:
                      if f in v.by_format]
             for line in _wrap(cells, width, 4):
                 text.append(line + "\n")
-            for note in _notes(v, g):
+            for note in _notes(v, g, best, tolerance):
                 for line in _wrap([note], width, 4):
                     text.append(line + "\n", style="dim")
     return text
@@ -347,7 +389,8 @@ LEGEND = ("Each cell: the form's worst class in that format and the value neares
 def summary(result, width: int = 80) -> list[Text]:
     """The one-screen answer of each family in `result`."""
     fams = list(dict.fromkeys(r["family"] for r in result.rows))
-    out = [_family_summary([r for r in result.rows if r["family"] == f], width) for f in fams]
+    tolerance = float(result.meta.get("tolerance_ulp", 4.0))
+    out = [_family_summary([r for r in result.rows if r["family"] == f], width, tolerance) for f in fams]
     if result.meta.get("loss_scale_advice") is not None:
         out.append(_scale_advice(result.meta["loss_scale_advice"], result.meta["loss_scale"], width))
     elif result.meta.get("loss_scale") is not None:  # a check: no advice, but say how its gradients were judged
