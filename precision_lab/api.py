@@ -18,7 +18,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from . import pipeline
-from .analysis import disagreements, loss_scaling
+from .analysis import builtin, disagreements, loss_scaling
 from .analysis.causes import explain as explain_point
 from .analysis.steps import Walk
 from .analysis.upcast import upcast_fixes  # noqa: F401  (part of the API)
@@ -195,6 +195,10 @@ def check(fn: Callable | str, dtypes: Sequence[str] | None = None, targets: Sequ
                        None if causes else False, value_range, exhaustive, loss_scale)
     result = _run(spec, device, devices, progress, argv, checkpoint)
     result.meta["source"] = kind.source
+    rows, same = builtin.compare(kind, spec, lambda other: _run(other, device, devices, progress, argv, None))
+    if same:  # the built-in stable forms of the same function, swept alike: what to rank the check against
+        result.meta["same_function"] = same
+        result.rows.extend(rows)
     return result
 
 

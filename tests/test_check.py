@@ -220,7 +220,7 @@ def test_a_fix_at_the_cause_is_swept_and_removes_the_failure(naive):
     rewritten to log_sigmoid(±z) (1 − σ(z) then goes unread and is not listed), the
     rewritten loss is swept in the same run as naive_bce+fix, and every NaN, ∞ and
     lost 0 of float16 at y = 0 is gone, in the loss and the gradient."""
-    loss, grad, fixed_loss, fixed_grad = naive.rows
+    loss, grad, fixed_loss, fixed_grad = [r for r in naive.rows if r["family"] == "check"]
     assert (fixed_loss["form"], fixed_loss["quantity"], fixed_grad["quantity"]) == ("naive_bce+fix", "loss", "grad")
     assert {w["pattern"] for w in loss["fix"]["rewrites"]} == {"log(sigmoid(x))", "log(1 − sigmoid(x))"}
     assert all("losses.py:9" in w["source"] for w in loss["fix"]["rewrites"])
@@ -300,14 +300,36 @@ def test_sweep_accepts_a_range_too(capsys):
     assert "empty" in capsys.readouterr().err
 
 
+def test_a_check_is_ranked_against_the_built_in_forms_of_the_same_function(naive):
+    """naive_bce's exact values are the BCE's at every sample point (tails included), so the
+    check sweeps the sigmoid family's stable library forms alike (float16, y = 0, every
+    value) and the summary ranks them beside the user's: its fix is as good as
+    optax.sigmoid_binary_cross_entropy, clean. A clipped BCE is another function in the
+    tails (its clip), and a focal loss another function: neither is matched."""
+    from precision_lab.analysis import builtin
+    from precision_lab.families import sigmoid
+
+    assert naive.meta["same_function"] == "sigmoid:loss_bce"
+    built = {r["form"]: r for r in naive.rows if r["family"] == "sigmoid"}
+    assert set(built) == {"bce_logits", "bce_fused", "bce_logits_autodiff"}
+    assert all(r["dtype"] == "float16" and r["target"] == 0.0 and r["exhaustive"] for r in built.values())
+    assert built["bce_logits"]["counts"]["nan"] == built["bce_logits"]["counts"]["inf"] == 0
+    text = " ".join(naive.summary(200).split())
+    assert ("Built-in, the same function: bce_logits = optax.sigmoid_binary_cross_entropy (f16 clean): "
+            "as good as the best form checked above") in text
+    for name in ("bce_clip", "focal_prob"):
+        kind = pl.api.user_kind(f"{USER}:{name}")
+        assert builtin.match(kind.plain(None), sigmoid.FAMILY, [0.0, 1.0]) == []
+
+
 def test_a_function_whose_jaxpr_changes_with_the_format_is_flagged():
     """Traced at each row's format: a branch on the dtype gives float16 other operations
     than bfloat16, and every row says so; the naive BCE traces alike in both."""
     r = pl.check(f"{USER}:dtype_dependent", dtypes=["float16", "bfloat16"], targets=[0.0], causes=False,
                  points=None)
-    assert all(row["jaxpr_differs_across_formats"] for row in r.rows)
+    assert all(row["jaxpr_differs_across_formats"] for row in r.rows if row["family"] == "check")
     same = pl.check(f"{USER}:stable_bce", dtypes=["float16", "bfloat16"], targets=[0.0], causes=False)
-    assert not any(row["jaxpr_differs_across_formats"] for row in same.rows)
+    assert not any(row["jaxpr_differs_across_formats"] for row in same.rows if row["family"] == "check")
 
 
 def test_a_primitive_without_an_exact_rule_falls_back_to_float64_and_says_so():

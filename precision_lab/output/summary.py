@@ -7,13 +7,30 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from .grades import (
+    GRADE_WORDS,
+    GRADES,
+    STYLES,
+    TITLES,
+    FormVerdict,
+    _library,
+    grade,
+    verdicts,
+    worst,
+)
 from .labels import cause_line, short
+from .labels import dtype_label as label
+from .ranking import (
+    FAILING,
+    _against_builtin,
+    _best_errors,
+    _choice_key,
+    _forward_note,
+    _nearest,
+)
 from .scale_note import scale_advice as _scale_advice
 from .wording import shortest as _num
 from .wording import wrap as _wrap
-from .labels import dtype_label as label
-from .grades import GRADE_WORDS, GRADES, STYLES, TITLES, FormVerdict, _library, grade, verdicts, worst
-
 
 
 def _share(s: float) -> str:
@@ -68,34 +85,6 @@ def _upcast_note(v: FormVerdict) -> str | None:
         pairs[pair] = min(pairs.get(pair, "nothing to fix"), fx["verdict"], key=order.index)
     notes = [f"upcasting {pair} {UPCAST_WORDS[verdict]}" for pair, verdict in pairs.items() if verdict in UPCAST_WORDS]
     return "; ".join(notes) or None
-
-
-FAILING = {"breaks": ("nan", "inf"), "lost": ("zero",)}
-
-
-def _nearest(v: FormVerdict, f: str) -> float:
-    """The smallest |onset| of the classes that give the form its grade in format `f`
-    (∞ where none has an onset: vectors only)."""
-    classes = FAILING.get(v.grade_in(f), ())
-    found = [abs(o) for r in v.by_format[f] if r.get("axis") for c in classes for side in ("neg", "pos")
-             if (o := r["onset"][c][side]) is not None
-             and not (c == "zero" and (r.get("zero_onset_subnormal") or {}).get(side))]  # a flush is not a loss
-    return min(found, default=float("inf"))
-
-
-def _choice_key(v: FormVerdict, f: str) -> tuple:
-    """How good a form is in one format, for choosing what to use: no NaN, ∞ or lost
-    value first; among forms that fail, the one whose failures begin furthest from 0,
-    then the fewest failing points; then the fewest inexact points (to the percent),
-    the fewest zeros of any kind (to the tenth of a percent), then a library's form
-    before a variant."""
-    g = v.grade_in(f)
-    rows = v.by_format[f]
-    inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
-    zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
-    failing = sum(r["counts"][c] for r in rows for c in FAILING.get(g, ())) / sum(r["points"] for r in rows)
-    return ({"breaks": 2, "lost": 1}.get(g, 0), -_nearest(v, f) if g in FAILING else 0, round(failing, 3),
-            round(inexact, 2), round(zeros, 3), not v.library)
 
 
 def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int) -> Text:
@@ -196,45 +185,6 @@ def _grid_cells(rows: Sequence[dict], axes: bool = False) -> list[str]:
     return [f"ok {max((r['max_ulp'] or 0) for r in rows):.2g} ulp"]
 
 
-def _worst_error(rows) -> float | None:
-    """The largest forward error (ULPs) of a form's ok and inaccurate points in one format."""
-    errs = [r["max_ulp"] for r in rows if r.get("max_ulp") is not None]
-    return max(errs) if errs else None
-
-
-def _computes(v: FormVerdict) -> str:
-    """What the form computes (rows' `computes`; its quantity for rows without it)."""
-    return next((r["computes"] for rs in v.by_format.values() for r in rs if r.get("computes")), v.quantity)
-
-
-def _best_errors(vs: Sequence[FormVerdict]) -> dict:
-    """Per (function computed, format), the form with the smallest worst forward error."""
-    best: dict = {}
-    for v in vs:
-        for f, rs in v.by_format.items():
-            e, key = _worst_error(rs), (_computes(v), f)
-            if e is not None and (key not in best or e < best[key][0]):
-                best[key] = (e, v.name)
-    return best
-
-
-FORWARD_GAP = 4.0  # a form's worst error this many times the best form's (and above the tolerance) is named
-
-
-def _forward_note(v: FormVerdict, best: dict, tolerance: float) -> str | None:
-    """The form's worst forward error beside the best form of its quantity, in the first
-    format where it is FORWARD_GAP times worse and beyond the tolerance; with the points
-    that only the condition allowance excused (row.forward_error)."""
-    for f, rs in v.by_format.items():
-        e, (b, name) = _worst_error(rs), best.get((_computes(v), f), (None, None))
-        if e is None or b is None or name == v.name or e <= tolerance or e < FORWARD_GAP * max(b, 1.0):
-            continue
-        excused = sum((r.get("forward_error") or {}).get("excused", 0) for r in rs)
-        return (f"worst forward error {e:.3g} ulp ({short(f)}) against {b:.3g} for {name}"
-                + (f"; {excused} points within the condition allowance" if excused else ""))
-    return None
-
-
 def _notes(v: FormVerdict, g: str, best: dict | None = None, tolerance: float = 4.0) -> list[str]:
     lib = _library(v.name, [v])
     notes = [lib] if lib and g != "clean" else []
@@ -309,7 +259,8 @@ def _grid(vs: Sequence[FormVerdict], fmt_labels: Sequence[str], width: int, best
     return lines
 
 
-def _family_summary(rows: Sequence[dict], width: int = 80, tolerance: float = 4.0) -> Text:
+def _family_summary(rows: Sequence[dict], width: int = 80, tolerance: float = 4.0,
+                    builtin_rows: Sequence[dict] = ()) -> Text:
     """One family's screen: what was swept, what to use, and every form under its grade."""
     fam = rows[0]["family"]
     fmt_labels = list(dict.fromkeys(label(r) for r in rows))
@@ -318,6 +269,8 @@ def _family_summary(rows: Sequence[dict], width: int = 80, tolerance: float = 4.
     text.append(f" · {_swept(rows)}\n", style="dim")
     vs = verdicts(rows)
     text.append_text(_use(vs, fmt_labels, width))
+    if builtin_rows:
+        text.append_text(_against_builtin(vs, verdicts(builtin_rows), fmt_labels, width))
     best = _best_errors(vs)
     grid = _grid(vs, fmt_labels, width, best, tolerance)
     if grid is not None:
@@ -390,7 +343,10 @@ def summary(result, width: int = 80) -> list[Text]:
     """The one-screen answer of each family in `result`."""
     fams = list(dict.fromkeys(r["family"] for r in result.rows))
     tolerance = float(result.meta.get("tolerance_ulp", 4.0))
-    out = [_family_summary([r for r in result.rows if r["family"] == f], width, tolerance) for f in fams]
+    same = result.meta.get("same_function")
+    builtin = [r for r in result.rows if same and (r.get("computes") or "").split(":")[0] == same.split(":")[0]]
+    out = [_family_summary([r for r in result.rows if r["family"] == f], width, tolerance,
+                           builtin if f == "check" else ()) for f in fams]
     if result.meta.get("loss_scale_advice") is not None:
         out.append(_scale_advice(result.meta["loss_scale_advice"], result.meta["loss_scale"], width))
     elif result.meta.get("loss_scale") is not None:  # a check: no advice, but say how its gradients were judged

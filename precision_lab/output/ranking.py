@@ -1,0 +1,109 @@
+"""How forms rank against each other: the key the Use lines choose by, a form's worst
+forward error beside the best form computing the same function, and a check's forms
+beside the built-in forms of the same function."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from .grades import GRADE_WORDS, FormVerdict
+from .labels import short
+from .wording import wrap as _wrap
+
+
+FAILING = {"breaks": ("nan", "inf"), "lost": ("zero",)}
+
+
+def _nearest(v: FormVerdict, f: str) -> float:
+    """The smallest |onset| of the classes that give the form its grade in format `f`
+    (∞ where none has an onset: vectors only)."""
+    classes = FAILING.get(v.grade_in(f), ())
+    found = [abs(o) for r in v.by_format[f] if r.get("axis") for c in classes for side in ("neg", "pos")
+             if (o := r["onset"][c][side]) is not None
+             and not (c == "zero" and (r.get("zero_onset_subnormal") or {}).get(side))]  # a flush is not a loss
+    return min(found, default=float("inf"))
+
+
+def _choice_key(v: FormVerdict, f: str) -> tuple:
+    """How good a form is in one format, for choosing what to use: no NaN, ∞ or lost
+    value first; among forms that fail, the one whose failures begin furthest from 0,
+    then the fewest failing points; then the fewest inexact points (to the percent),
+    the fewest zeros of any kind (to the tenth of a percent), then a library's form
+    before a variant."""
+    g = v.grade_in(f)
+    rows = v.by_format[f]
+    inexact = max(r["counts"]["inaccurate"] / r["points"] for r in rows)
+    zeros = max(r["counts"]["zero"] / r["points"] for r in rows)
+    failing = sum(r["counts"][c] for r in rows for c in FAILING.get(g, ())) / sum(r["points"] for r in rows)
+    return ({"breaks": 2, "lost": 1}.get(g, 0), -_nearest(v, f) if g in FAILING else 0, round(failing, 3),
+            round(inexact, 2), round(zeros, 3), not v.library)
+
+
+def _worst_error(rows) -> float | None:
+    """The largest forward error (ULPs) of a form's ok and inaccurate points in one format."""
+    errs = [r["max_ulp"] for r in rows if r.get("max_ulp") is not None]
+    return max(errs) if errs else None
+
+
+def _computes(v: FormVerdict) -> str:
+    """What the form computes (rows' `computes`; its quantity for rows without it)."""
+    return next((r["computes"] for rs in v.by_format.values() for r in rs if r.get("computes")), v.quantity)
+
+
+def _best_errors(vs: Sequence[FormVerdict]) -> dict:
+    """Per (function computed, format), the form with the smallest worst forward error."""
+    best: dict = {}
+    for v in vs:
+        for f, rs in v.by_format.items():
+            e, key = _worst_error(rs), (_computes(v), f)
+            if e is not None and (key not in best or e < best[key][0]):
+                best[key] = (e, v.name)
+    return best
+
+
+FORWARD_GAP = 4.0  # a form's worst error this many times the best form's (and above the tolerance) is named
+
+
+def _forward_note(v: FormVerdict, best: dict, tolerance: float) -> str | None:
+    """The form's worst forward error beside the best form of its quantity, in the first
+    format where it is FORWARD_GAP times worse and beyond the tolerance; with the points
+    that only the condition allowance excused (row.forward_error)."""
+    for f, rs in v.by_format.items():
+        e, (b, name) = _worst_error(rs), best.get((_computes(v), f), (None, None))
+        if e is None or b is None or name == v.name or e <= tolerance or e < FORWARD_GAP * max(b, 1.0):
+            continue
+        excused = sum((r.get("forward_error") or {}).get("excused", 0) for r in rs)
+        return (f"worst forward error {e:.3g} ulp ({short(f)}) against {b:.3g} for {name}"
+                + (f"; {excused} points within the condition allowance" if excused else ""))
+    return None
+
+
+def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict], fmt_labels, width: int) -> Text:
+    """Per quantity, the best built-in form computing the same function (swept alike in
+    the same run) beside the best of the user's forms: better, as good, worse or mixed,
+    by the choice key the Use lines rank by, format by format."""
+    text = Text()
+    for quantity in ("loss", "grad"):
+        own = [v for v in mine if v.quantity == quantity]
+        built = [v for v in theirs if v.quantity == quantity]
+        fmts = [f for f in fmt_labels if any(f in v.by_format for v in own) and any(f in v.by_format for v in built)]
+        if not own or not built or not fmts:
+            continue
+        best = min(built, key=lambda v: tuple(_choice_key(v, f) for f in fmts if f in v.by_format))
+        side = []
+        for f in fmts:
+            b = _choice_key(best, f)
+            u = min(_choice_key(v, f) for v in own if f in v.by_format)
+            side.append((b[:3] > u[:3]) - (b[:3] < u[:3]))  # failures only: NaN/∞/lost, their onsets and counts
+        verdict = ("better than every form checked above" if all(x <= 0 for x in side) and any(x < 0 for x in side)
+                   else "as good as the best form checked above" if not any(side)
+                   else "worse than the best form checked above" if all(x >= 0 for x in side)
+                   else "better in some formats, worse in others")
+        grades = "; ".join(f"{short(f)} {GRADE_WORDS[best.grade_in(f)]}" for f in fmts)
+        line = (f"Built-in, the same function: {best.name} = {best.library.split(', ')[0]} ({grades}): {verdict}"
+                if best.library else f"Built-in, the same function: {best.name} ({grades}): {verdict}")
+        for t in _wrap([line], width, 4):
+            text.append(t + "\n", style="dim" if verdict.startswith(("worse", "as good")) else "bold")
+    return text
