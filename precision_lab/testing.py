@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from .analysis.gates import GATE_CLASSES, count
 
-CHECKED = ("nan", "inf", "zero_normal", "zero_subnormal", "inaccurate", "unresolved", "batch", "killed")
+CHECKED = ("nan", "inf", "zero_normal", "zero_subnormal", "inaccurate", "unresolved", "batch", "killed", "halved")
 ALLOWABLE = GATE_CLASSES  # "zero" allows both kinds of zero
 
 
@@ -23,7 +23,7 @@ def assert_stable(fn: Callable | str, dtypes: Sequence[str] = ("bfloat16",), tar
     naming every row with points of a class not in `allow` (``inaccurate``, ``zero``
     (both kinds), ``zero_normal``, ``zero_subnormal`` (flushes only), ``inf``, ``nan``,
     ``unresolved``, ``batch`` (values that change with the batch), ``killed`` (a gradient
-    a clip makes 0 or halves, see analysis.killed)): the row, the
+    a clip makes 0, see analysis.killed), ``halved`` (one it halves)): the row, the
     count, the onset and the cause. Returns the result when every row passes."""
     from .api import check
 
@@ -43,10 +43,9 @@ def _describe(row: dict, cls: str) -> str:
         f"{row.get('sweep')} K={row.get('classes')} {row.get('target_class')}"
     line = f"  {row['form']} ({row['quantity']}) {row['dtype']} {case}: {count(row, cls)} of {row['points']} " \
            f"points {cls}"
-    if cls == "killed":
+    if cls in ("killed", "halved"):
         k = row["killed_gradient"]
-        where = "; ".join(f"{what} on {', '.join(f'[{lo:.6g}, {hi:.6g}]' for lo, hi in k[what]['bands'])}"
-                          for what in ("killed", "halved") if k[what]["count"])
+        where = f"{cls} on {', '.join(f'[{lo:.6g}, {hi:.6g}]' for lo, hi in k[cls]['bands'])}"
         return line + f" by the clip at {', '.join(k['sources'])}: {where}"
     if cls == "batch":
         bd = row["batch_dependent"]

@@ -657,3 +657,18 @@ def test_the_log_cosh_rewrite_neither_overflows_nor_cancels():
         fix = row["fix"]
         assert fix["better"] and fix["after"]["nan"] == fix["after"]["inf"] == 0, row["quantity"]
         assert fix["after"]["zero"] == fix["after"]["zero_subnormal"], row["quantity"]
+
+
+def test_killed_and_halved_gradients_are_gated_apart():
+    """bce_clip in float32 at y = 0, every value of [16.5, 16.75]: the clip's bound
+    1 − 1e-7 is 1 − 2^−23 in float32; from 16.63553 (the first float32 where σ rounds to
+    1, bce_naive_chain's onset too) σ passes it and the gradient is 0, and below, where
+    the clip ties, it is halved. `--fail-on killed` counts the first, `halved` the other."""
+    r = pl.check(f"{USER}:bce_clip", dtypes=["float32"], targets=[0.0], causes=False, exhaustive=True,
+                 value_range=(16.5, 16.75))
+    row = r.row("bce_clip", "float32", 0.0, quantity="grad")
+    k = row["killed_gradient"]
+    assert k["killed"]["bands"] == [[16.63553237915039, 16.75]]
+    assert pl.gates.count(row, "killed") == k["killed"]["count"] > 0
+    assert pl.gates.count(row, "halved") == k["halved"]["count"] > 0
+    assert k["killed"]["count"] + k["halved"]["count"] <= row["points"]

@@ -12,8 +12,9 @@ A rule is ``[FORM=]CLASS[>LIMIT]``, rules are separated by commas:
 * ``batch``                a point whose value changes with the batch size or its
                            position in the call (of the points each row re-runs, see
                            engine.batches);
-* ``killed``               a user's gradient that a clip makes 0 or halves where the
-                           loss without the clip has one (see analysis.killed).
+* ``killed``               a user's gradient that a clip makes 0 where the loss
+                           without the clip has one (see analysis.killed);
+* ``halved``               ... that a clip halves (a tie of jnp.clip's max and min).
 
 Without a limit a rule fails on any point (``>0``).
 """
@@ -26,7 +27,8 @@ from collections.abc import Iterable, Sequence
 
 from ..errors import InputError
 
-GATE_CLASSES = ("nan", "inf", "zero", "zero_normal", "zero_subnormal", "inaccurate", "unresolved", "batch", "killed")
+GATE_CLASSES = ("nan", "inf", "zero", "zero_normal", "zero_subnormal", "inaccurate", "unresolved", "batch", "killed",
+                "halved")
 _RULE = re.compile(r"^(?:(?P<form>[^=<>\s]+)=)?(?P<cls>[a-z_]+)(?:>(?P<limit>[0-9]*\.?[0-9]+)(?P<pct>%)?)?$")
 
 
@@ -55,9 +57,8 @@ def count(row: dict, cls: str) -> int:
     c = row["counts"]
     if cls == "batch":
         return (row.get("batch_dependent") or {}).get("count", 0)
-    if cls == "killed":
-        k = row.get("killed_gradient") or {}
-        return (k.get("killed") or {}).get("count", 0) + (k.get("halved") or {}).get("count", 0)
+    if cls in ("killed", "halved"):
+        return ((row.get("killed_gradient") or {}).get(cls) or {}).get("count", 0)
     if cls == "zero_normal":
         return c["zero"] - c.get("zero_subnormal", 0)
     return c.get(cls, 0)

@@ -74,7 +74,7 @@ FAIL_ON_HELP = ("exit 1 if a row breaks a rule, for CI: CLASS (any point of it),
                 "CLASS>P%% (more than P%% of the swept points), each optionally for one form as FORM=CLASS...; "
                 "classes: nan, inf, zero, zero_normal (0 where the exact value is normal), zero_subnormal, "
                 "inaccurate, unresolved, batch (a value that changes with the batch size or position), "
-                "killed (a gradient a clip makes 0 or halves); "
+                "killed (a gradient a clip makes 0), halved (one it halves); "
                 "e.g. 'nan,inf,zero_normal,ce_fused=inaccurate>1%%'")
 
 
