@@ -18,7 +18,8 @@ from ..families import sigmoid, softmax
 from ..families.base import Family, Form
 from ..numerics import formats
 
-SAMPLES = np.array([-20.0, -6.0, -2.25, -0.75, 0.5, 1.75, 5.0, 20.0])  # tails included: a clip is another function
+# tails included (a clip is another function there): 12 points, |x| up to 1000
+SAMPLES = np.array([-1000.0, -60.0, -20.0, -6.0, -2.25, -0.75, 0.5, 1.75, 5.0, 20.0, 60.0, 1000.0])
 RTOL = 1e-12
 
 

@@ -30,8 +30,9 @@ GRADES = ("breaks", "lost", "tiny", "flush", "inexact", "unresolved", "clean")
 TITLES = {
     "breaks": "NaN or ∞: training breaks",
     "lost": "Lost to 0 where the exact value is a normal number",
-    "tiny": "Lost to 0 only below the format's resolution: a loss < eps, or gradient entries < eps × the "
-            "gradient's largest entry (harmless for training)",
+    "tiny": "Lost to 0 only below the format's resolution: a loss < eps (harmless for training), or gradient "
+            "entries < eps × the gradient's largest (negligible beside it; an optimizer that scales each entry, "
+            "as Adam does, would still miss them)",
     "flush": "0 only where the exact value is subnormal (flushed or underflowed early)",
     "inexact": "Stable, but inexact beyond what the input's rounding forces",
     "unresolved": "Stable where decided; some points undecided",

@@ -72,7 +72,7 @@ def form_name(row: dict) -> str:
     return f"{row['form']} ({row['quantity']})" if row.get("family") == "check" else row["form"]
 
 
-def cause_line(why: dict) -> str:
+def cause_line(why: dict, axis: str = "x") -> str:
     """One line: the operation that first went non-finite, and what lost the value
     before it, in the op-by-op walk; and whether the compiled program differs."""
     first, lost = why["first_nonfinite"], why["first_lost"]
@@ -86,19 +86,19 @@ def cause_line(why: dict) -> str:
         parts.append(f"{first['primitive']} → {first['computed']} at {where(first)}")
     text = ", then ".join(parts) or "no operation lost it op by op"
     text += "; XLA rewrote it (--compare-modes)" if why["rewritten"] else ""
-    return text + compiled_note(why.get("compiled"))
+    return text + compiled_note(why.get("compiled"), axis)
 
 
-def compiled_note(c: dict | None) -> str:
+def compiled_note(c: dict | None, axis: str = "x") -> str:
     """Where op by op the form fails nearer 0 than the compiled program: so the steps
     above explain the op-by-op program, and the onset is the compiled code's."""
     if not c:
         return ""
     what = "NaN" if c["class"] == "nan" else "±∞"
     text = (f"; but op by op it is {what} already at {c['op_by_op']:.7g}"
-            + (" (found by sampling: maybe nearer 0 still)" if c["method"] == "sampled" else "")
-            + f": the compiled program (XLA fused {', '.join(c['fused'])}) fails only from here")
-    return text + (f", where {c['threshold']}" if c.get("threshold") else "")
+            + (" (a transition found by sampling: maybe nearer 0 still)" if c["method"] == "sampled" else "")
+            + f", while the compiled program (XLA fused {', '.join(c['fused'])}) is {what} only from this onset")
+    return text + (f", where {c['threshold'].replace('x|', axis + '|')}" if c.get("threshold") else "")
 
 
 def where(step: dict) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from .grades import GRADE_WORDS, FormVerdict
+from .grades import GRADE_WORDS, FormVerdict, grade
 from .labels import short
 from .wording import wrap as _wrap
 
@@ -41,10 +41,10 @@ def _choice_key(v: FormVerdict, f: str) -> tuple:
             round(inexact, 2), round(zeros, 3), not v.library)
 
 
-def _worst_error(rows) -> float | None:
-    """The largest forward error (ULPs) of a form's ok and inaccurate points in one format."""
-    errs = [r["max_ulp"] for r in rows if r.get("max_ulp") is not None]
-    return max(errs) if errs else None
+def _case(r: dict) -> tuple:
+    """The case a row measures, whatever its form: format, target or softmax case."""
+    return (r.get("dtype"), r.get("compute_dtype"), r.get("target"), r.get("classes"), r.get("sweep"),
+            r.get("target_class"), tuple(r.get("range") or ()))
 
 
 def _computes(v: FormVerdict) -> str:
@@ -53,13 +53,18 @@ def _computes(v: FormVerdict) -> str:
 
 
 def _best_errors(vs: Sequence[FormVerdict]) -> dict:
-    """Per (function computed, format), the form with the smallest worst forward error."""
+    """Per (function computed, case), the row with the smallest worst forward error among
+    the forms that do not fail there (no NaN, ∞ or lost normal value: a form that fails
+    on a point has no error there to compare)."""
     best: dict = {}
     for v in vs:
-        for f, rs in v.by_format.items():
-            e, key = _worst_error(rs), (_computes(v), f)
-            if e is not None and (key not in best or e < best[key][0]):
-                best[key] = (e, v.name)
+        for rs in v.by_format.values():
+            for r in rs:
+                if r.get("max_ulp") is None or grade(r) in FAILING:
+                    continue
+                key = (_computes(v), _case(r))
+                if key not in best or r["max_ulp"] < best[key][0]:
+                    best[key] = (r["max_ulp"], v.name)
     return best
 
 
@@ -67,23 +72,48 @@ FORWARD_GAP = 4.0  # a form's worst error this many times the best form's (and a
 
 
 def _forward_note(v: FormVerdict, best: dict, tolerance: float) -> str | None:
-    """The form's worst forward error beside the best form of its quantity, in the first
-    format where it is FORWARD_GAP times worse and beyond the tolerance; with the points
-    that only the condition allowance excused (row.forward_error)."""
+    """The form's worst forward error beside the best non-failing form computing the same
+    function in the same case, where it is FORWARD_GAP times worse and beyond the
+    tolerance (the case with the largest such error); with the points of that row that
+    only the condition allowance passed (row.forward_error)."""
+    found = []
     for f, rs in v.by_format.items():
-        e, (b, name) = _worst_error(rs), best.get((_computes(v), f), (None, None))
-        if e is None or b is None or name == v.name or e <= tolerance or e < FORWARD_GAP * max(b, 1.0):
-            continue
-        excused = sum((r.get("forward_error") or {}).get("excused", 0) for r in rs)
-        return (f"worst forward error {e:.3g} ulp ({short(f)}) against {b:.3g} for {name}"
-                + (f"; {excused} points within the condition allowance" if excused else ""))
-    return None
+        for r in rs:
+            e = r.get("max_ulp")
+            b, name = best.get((_computes(v), _case(r)), (None, None))
+            if e is None or b is None or name == v.name or e <= tolerance or e < FORWARD_GAP * max(b, 1.0):
+                continue
+            found.append((e, f, r, b, name))
+    if not found:
+        return None
+    e, f, r, b, name = max(found, key=lambda t: t[0])
+    excused = (r.get("forward_error") or {}).get("excused", 0)
+    case = f"y={r['target']:g}" if r.get("target") is not None else \
+        f"K={r.get('classes')} {r.get('sweep') or ''} {r.get('target_class') or ''}".rstrip()
+    return (f"worst forward error {e:.3g} ulp ({short(f)} {case}) against {b:.3g} for {name}"
+            + (f"; {excused} points ok only by the condition allowance" if excused else ""))
+
+
+def _failure_key(v: FormVerdict, f: str) -> tuple:
+    """How a form fails in one format, from its counts alone (a built-in loss's zeros below
+    eps and a user's, which has no such figure, weigh alike): NaN or ∞ first, then values
+    lost to 0 where the exact value is normal; then the onset of those nearest 0 (further
+    is better) and the share of failing points."""
+    rows = v.by_format[f]
+    breaks = sum(r["counts"]["nan"] + r["counts"]["inf"] for r in rows)
+    lost = sum(r["counts"]["zero"] - r["counts"].get("zero_subnormal", 0) for r in rows)
+    classes = ("nan", "inf") if breaks else ("zero",) if lost else ()
+    near = min((abs(o) for r in rows if r.get("axis") for c in classes for side in ("neg", "pos")
+                if (o := r["onset"][c][side]) is not None
+                and not (c == "zero" and (r.get("zero_onset_subnormal") or {}).get(side))), default=float("inf"))
+    share = (breaks or lost) / sum(r["points"] for r in rows)
+    return (2 if breaks else 1 if lost else 0, -near if classes else 0, round(share, 3))
 
 
 def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict], fmt_labels, width: int) -> Text:
     """Per quantity, the best built-in form computing the same function (swept alike in
     the same run) beside the best of the user's forms: better, as good, worse or mixed,
-    by the choice key the Use lines rank by, format by format."""
+    by their failures (`_failure_key`), format by format."""
     text = Text()
     for quantity in ("loss", "grad"):
         own = [v for v in mine if v.quantity == quantity]
@@ -91,12 +121,12 @@ def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict],
         fmts = [f for f in fmt_labels if any(f in v.by_format for v in own) and any(f in v.by_format for v in built)]
         if not own or not built or not fmts:
             continue
-        best = min(built, key=lambda v: tuple(_choice_key(v, f) for f in fmts if f in v.by_format))
+        best = min(built, key=lambda v: tuple(_failure_key(v, f) for f in fmts if f in v.by_format))
         side = []
         for f in fmts:
-            b = _choice_key(best, f)
-            u = min(_choice_key(v, f) for v in own if f in v.by_format)
-            side.append((b[:3] > u[:3]) - (b[:3] < u[:3]))  # failures only: NaN/∞/lost, their onsets and counts
+            b = _failure_key(best, f)
+            u = min(_failure_key(v, f) for v in own if f in v.by_format)
+            side.append((b > u) - (b < u))
         verdict = ("better than every form checked above" if all(x <= 0 for x in side) and any(x < 0 for x in side)
                    else "as good as the best form checked above" if not any(side)
                    else "worse than the best form checked above" if all(x >= 0 for x in side)

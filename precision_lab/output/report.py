@@ -50,7 +50,7 @@ def cell(row: dict, tolerance: float = 4.0) -> Text:
         text.append("\n" + _excused(row, tolerance), style="dim")
     fwd = row.get("forward_error")
     if fwd and any(fwd[b] for b in fwd if b != "excused"):
-        text.append("\nulp error: " + " · ".join(f"{b.replace('-', '–')}: {fwd[b]}" for b in fwd
+        text.append("\npoints by ulp error (of the ok and inaccurate): " + " · ".join(f"{b.replace('-', '–')}: {fwd[b]}" for b in fwd
                                                 if b != "excused" and fwd[b])
                     + (f"; {fwd['excused']} ok only by the condition allowance" if fwd.get("excused") else ""),
                     style="dim")
@@ -85,7 +85,7 @@ def _bands(text: Text, row, cls: str, fmt) -> None:
         for side, end in (("neg", hi), ("pos", lo)):
             why = ((row.get("cause") or {}).get(cls) or {}).get(side)
             if why and onset[side] == end:
-                text.append(f"  {cause_line(why)}\n", style="dim")
+                text.append(f"  {cause_line(why, row.get('axis') or 'z')}\n", style="dim")
     if iv["total"] > SHOWN_BANDS:
         text.append(f"  +{iv['total'] - SHOWN_BANDS} more bands\n", style=STYLE[cls])
     text.append(negligible, style="dim")

@@ -64,7 +64,7 @@ def _cause(v: FormVerdict) -> str | None:
         other = "" if cell in walked else (f"; the cell's {c_row['axis'] or 'z'} = "
                                            f"{_num(c_row['onset'][cell[3]][cell[4]], c_row)} is "
                                            f"{_case(cell[2]).rstrip(', ') or 'another row'}'s, not walked")
-        return f"cause ({short(fmt_label)}, {at}): {cause_line(why).replace(' at ?', '')}{other}"
+        return f"cause ({short(fmt_label)}, {at}): {cause_line(why, r['axis'] or 'z').replace(' at ?', '')}{other}"
     return None
 
 
