@@ -685,3 +685,16 @@ def test_a_fix_with_the_built_in_forms_counts_is_as_good_as_it(ce4):
     text = " ".join(ce4.summary(200).split())
     assert "Built-in, the same function: ce_log_softmax = optax.softmax_cross_entropy_with_integer_labels" in text
     assert "(f16 0 only below eps): as good as the best form checked above" in text
+
+
+def test_a_clip_that_ties_halves_the_gradient_at_either_target():
+    """float16 σ(z) rounds onto the clip's upper bound 1 − 1e-3 → 0.99902344 exactly for z
+    in [6.52734375, 7.62109375]: there jnp.clip's max and min tie and the gradient is half
+    what the program without the clip computes, at y = 0 and at y = 1 alike (at y = 1 the
+    format's own gradient, −0.000977, is far from the exact one, so the halving is judged
+    against the program run without its clip)."""
+    r = pl.check(f"{USER}:bce_clip_wide", dtypes=["float16"], targets=[0.0, 1.0], causes=False)
+    for y in (0.0, 1.0):
+        k = r.row("bce_clip_wide", "float16", y, quantity="grad")["killed_gradient"]
+        assert [6.52734375, 7.62109375] in k["halved"]["bands"], y
+        assert pl.gates.count(r.row("bce_clip_wide", "float16", y, quantity="grad"), "halved") == k["halved"]["count"]

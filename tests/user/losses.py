@@ -102,3 +102,8 @@ def eps_bce(z, y):
     """BCE from probabilities with an epsilon inside the logs."""
     p = jax.nn.sigmoid(z)
     return -(y * jnp.log(p + 1e-12) + (1 - y) * jnp.log(1 - p + 1e-12))
+
+
+def bce_clip_wide(z, y):
+    p = jnp.clip(jax.nn.sigmoid(z), 1e-3, 1 - 1e-3)  # in float16 the upper bound is 0.99902344
+    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
