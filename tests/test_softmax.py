@@ -151,6 +151,10 @@ def test_random_sweep_is_reproducible_from_its_seed():
     # scale 100 logits overflow the unshifted exp in bfloat16 (e^88.7): some vectors are NaN or ∞
     assert naive["shares_by_scale"]["100"]["nan"] + naive["shares_by_scale"]["100"]["inf"] > 0.5
     assert naive["shares_by_scale"]["1"]["nan"] == 0
+    for r in r1.rows:  # the vector sweeps' forward-error buckets cover exactly the ok and inaccurate vectors
+        fwd = r["forward_error"]
+        assert sum(v for k, v in fwd.items() if k != "excused") == r["counts"]["ok"] + r["counts"]["inaccurate"]
+        assert fwd["excused"] <= r["counts"]["ok"]
 
 
 def test_in_format_accumulation_hand_case():

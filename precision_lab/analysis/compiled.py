@@ -26,8 +26,8 @@ def earlier(family: Family, form: Form, fmt: formats.Format, target, z: float, c
     """The point nearest 0 (on the side of the onset `z`) where the op-by-op program
     gives `cls` (NaN, or ±∞) and the compiled one does not, among every lattice value
     between 0 and `z` (formats of up to 16 bits) or SAMPLES evenly spaced ones, the
-    first such sample then refined by bisection toward its non-failing neighbour
-    sample. None where op by op fails no earlier."""
+    gap before the first such sample then narrowed, SAMPLES points a round, to a
+    transition. None where op by op fails no earlier."""
     o = int(formats.to_ordinal(fmt.cast([z]), fmt)[0])
     step = 1 if o > 0 else -1
     n = abs(o)

@@ -206,6 +206,21 @@ BUCKETS = ("0", "1", "2", "3", "4-16", ">16")
 FIELD = 7  # bits of one count in a block's packed word (a block has at most 64 points)
 
 
+def _bucket(err, xp=jnp):
+    """The BUCKETS index of ULP errors (integers or exact small floats)."""
+    return xp.where(err <= 3, err, xp.where(err <= 16, 4, 5)).astype(xp.uint32)
+
+
+def forward_counts(code: np.ndarray, ulp: np.ndarray, tolerance: float) -> dict:
+    """A row's `forward_error` from per-point classes and errors on the host (the vector
+    sweeps): what `_reduce_blocks` and `_bucket_counts` count on the device."""
+    measured = code <= CODE["inaccurate"]
+    b = _bucket(np.where(measured, ulp, 0), np)[measured]
+    counts = np.bincount(b, minlength=len(BUCKETS))
+    return {**{name: int(n) for name, n in zip(BUCKETS, counts)},
+            "excused": int(((code == CODE["ok"]) & (ulp > tolerance)).sum())}
+
+
 def _reduce_blocks(keys, valid, tolerance: float):
     """Per block (the last axis): the largest and smallest key (as uint32 bits), and two
     words of packed counts of the valid points: buckets 0-3 in the first, 4-16, > 16 and
@@ -214,7 +229,7 @@ def _reduce_blocks(keys, valid, tolerance: float):
     level = bits >> KEY_SHIFT  # level + 1
     err = _error(bits)
     measured = valid & (level <= LEVEL_MEASURED + 1)
-    b = jnp.where(err <= 3, err.astype(jnp.uint32), jnp.where(err <= 16, jnp.uint32(4), jnp.uint32(5)))
+    b = _bucket(err)
     one = jnp.uint32(1)
     low = jnp.where(measured & (b < 4), one << (FIELD * jnp.minimum(b, 3)), 0).astype(jnp.uint32)
     high = (jnp.where(measured & (b == 4), one, 0) | jnp.where(measured & (b == 5), one << FIELD, 0)

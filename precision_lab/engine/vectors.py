@@ -161,10 +161,7 @@ def _row(spec, fmt, form, quantity, tc, code, ulp, zeros, scale, mode, floor, to
     counts["zero_subnormal"] = int((sub & (code == CODE["zero"])).sum())  # a point of a worse class is not a flush
     counts["zero_negligible"] = int((small & (code == CODE["zero"])).sum())
     measured = code <= CODE["inaccurate"]
-    err = np.where(measured, ulp, -1)
-    forward = {"0": int((err == 0).sum()), "1": int((err == 1).sum()), "2": int((err == 2).sum()),
-               "3": int((err == 3).sum()), "4-16": int(((err >= 4) & (err <= 16)).sum()), ">16": int((err > 16).sum()),
-               "excused": int(((code == CODE["ok"]) & (ulp > tolerance)).sum())}
+    forward = programs.forward_counts(code, ulp, tolerance)
     order = np.lexsort((-np.where(measured, ulp, 0), -code))[:WORST_LISTED]
     by_scale = spec.kind == "random"
     return Row(
