@@ -156,27 +156,48 @@ def _untrusted(x64, code64, k: int) -> np.ndarray:
 
 
 def _host_base(x64, code64, k: int):
+    """The host's references, built three entries wide: entries 2 … K − 1 of every
+    vector are one value (p_j for j ≥ 2, and what is made of it), so the exact
+    arithmetic runs once for them and `_Wide` copies the rounded entry out to K."""
     m = np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64))  # as `_base` has it
     host = _Host(m, k)
-    return _base(np.atleast_1d(np.asarray(x64, np.float64)), code64, k, host, host)
+    base = _base(np.atleast_1d(np.asarray(x64, np.float64)), code64, k, host, host, width=min(k, 3))
+    if k > 3:
+        for name in ("grad", "grad_sens", "row", "row_sens"):
+            setattr(base, name, _Wide(getattr(base, name), k))
+    return base
+
+
+class _Wide:
+    """A host reference computed on entries 0, 1 and 2 of K, whose entry 2 stands for
+    every entry from 2 on: rounded once (`to_float`), then copied out to K entries."""
+
+    def __init__(self, value, k: int):
+        self.value, self.k = value, k
+
+    def to_float(self) -> np.ndarray:
+        v = self.value
+        out = v.to_float() if hasattr(v, "to_float") else np.asarray(v, np.float64)
+        return np.concatenate((out, np.repeat(out[..., 2:], self.k - 3, axis=-1)), axis=-1)
 
 
 def _f(v):
     return v.to_float() if isinstance(v, dd.DD) else v
 
 
-def _base(x64, code64, k: int, xp, array):
-    """Reference quantities for the swept number x (m, or c for the offset sweep)."""
+def _base(x64, code64, k: int, xp, array, width: int | None = None):
+    """Reference quantities for the swept number x (m, or c for the offset sweep): its
+    vectors `width` entries wide (K by default; see `_host_base`)."""
     offset = is_offset(code64)
     m = array.where(offset, 0 * x64 + 1.0, x64)
     with np.errstate(all="ignore"):  # host arithmetic reaches ±∞ at the far ends, as the exact values do
-        return _assemble(m, code64, offset, k, xp, array)
+        return _assemble(m, code64, offset, k, xp, array, k if width is None else width)
 
 
-def _assemble(m, code64, offset, k: int, xp, array):
+def _assemble(m, code64, offset, k: int, xp, array, width: int):
     lse, lse_m, p0, p0m1, pj = (_f(v) for v in _parts(m, k, xp))
     top = class_index(code64) == 0
-    idx = array.arange(k)
+    idx = array.arange(width)
     col = lambda v: v[..., None]  # noqa: E731
     loss = array.where(top, lse_m, lse)  # ln Σe^z − z_t (z_1 = 0)
     # gradient p − onehot(t): entry 0 is p_0 − 1 (top) or p_0; entry 1 is p_1 − 1 (other)
