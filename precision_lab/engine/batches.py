@@ -64,12 +64,14 @@ def _inputs(family, fmt, ords, target, device, size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _calls(program, x: np.ndarray, label, size: int, at_end: bool, labels: np.ndarray | None = None
-           ) -> np.ndarray:
+def _calls(program, x: np.ndarray, label, size: int, at_end: bool, labels: np.ndarray | None = None,
+           device=None) -> np.ndarray:
     """The kernel at inputs `x`, `size` points a call: in order from the start of each
     call (filled after with the call's last point), or ending each call (the first of
     them last in it, filled before). With `labels`, each point has its own (laid out
-    like its point) and `label` is unused."""
+    like its point) and `label` is unused. With `device`, the arguments are committed
+    to it, as a structured sweep's are (so its program of `size` points is the sweep's
+    own, not one compiled again for uncommitted arguments)."""
     out = []
     for i in range(0, len(x), size):
         parts = [x[i:i + size]] + ([labels[i:i + size]] if labels is not None else [])
@@ -78,6 +80,8 @@ def _calls(program, x: np.ndarray, label, size: int, at_end: bool, labels: np.nd
         for a in parts:
             fill = np.repeat(a[-1:], size - n, axis=0)
             laid.append(np.concatenate([fill, a[::-1]]) if at_end else np.concatenate([a, fill]))
+        if device is not None:
+            laid = jax.device_put(laid, device)
         got = np.asarray(program(*laid) if labels is not None else program(laid[0], label))
         out.append(got[::-1][:n] if at_end else got[:n])
     return np.concatenate(out)
@@ -99,8 +103,10 @@ def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
     x = _inputs(family, fmt, ords, target, device, b)
     label = jax.device_put(family.label(target, fmt), device)
     program = kernel_program(form.kernel, mode)
-    runs = {f"{b} first": _calls(program, x, label, b, False), f"{b} last": _calls(program, x, label, b, True),
-            "1": _calls(program, x, label, 1, False), f"{second}": _calls(program, x, label, second, False)}
+    runs = {f"{b} first": _calls(program, x, label, b, False, device=device),
+            f"{b} last": _calls(program, x, label, b, True, device=device),
+            "1": _calls(program, x, label, 1, False, device=device),
+            f"{second}": _calls(program, x, label, second, False, device=device)}
     base = next(iter(runs.values()))
     differs = np.zeros(len(ords), bool)
     for v in runs.values():
@@ -138,9 +144,11 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
     # one point the structured sweeps' rows already compiled (its label as an argument of
     # its own): no vector sweep's kernel compiles a size of its own for this
     alone = kernel_program(kernel, mode)
+    device = jax.config.jax_default_device or jax.devices()[0]  # committed, as the structured rows call it
     runs = {f"{size} first": _calls(program, x, None, size, False, lab),
             f"{size} last": _calls(program, x, None, size, True, lab),
-            "1": np.concatenate([np.asarray(alone(x[i:i + 1], lab[i]))[:1] for i in range(len(x))])}
+            "1": np.concatenate([np.asarray(alone(*jax.device_put((x[i:i + 1], lab[i]), device)))[:1]
+                                 for i in range(len(x))])}
     base = next(iter(runs.values()))
     differs = np.zeros(len(idx), bool)
     for v in runs.values():

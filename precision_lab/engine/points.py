@@ -28,6 +28,9 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
     """What each form's kernel computes at ordinals `ords`, called exactly as a sweep
     calls it (`batch_size` points a call)."""
     mode = modes.get(mode)
+    # committed to a device, as the sweep's arguments are: the same compiled program, not a
+    # second one for uncommitted arguments (jit keys its programs on argument placement)
+    device = device or jax.config.jax_default_device or jax.devices()[0]
     b = batch_size(family)
     ords = np.asarray(ords, np.int64)
     pad = -len(ords) % b
