@@ -114,3 +114,17 @@ def test_a_vector_sweep_row_measures_its_batch_dependence():
         differs = ~np.all([same(runs[0], v) for v in runs[1:]], axis=0)
         assert bd["count"] == int(differs.sum()) and bd["onset"] is None, row["form"]
         assert bd["vectors"] == [int(i) for i in idx[differs]][:16]
+
+
+def test_an_example_of_a_wide_vector_lists_only_the_entries_that_differ():
+    """Of a vector wider than EXAMPLE_ENTRIES an example gives the entries that differ
+    between runs (NaNs equal, −0 ≠ +0) and their indices; a narrow one every entry."""
+    a = np.zeros((2, 40))
+    a[1, 7] = np.nan
+    b = a.copy()
+    b[1, 3], b[1, 30] = 1.5, -0.0
+    ex = batches._example({"8 first": a, "1": b}, 1)
+    assert ex["entries"] == [3, 30]
+    assert ex["values"] == {"8 first": [0.0, 0.0], "1": [1.5, -0.0]}
+    narrow = batches._example({"8 first": a[:, :4], "1": b[:, :4]}, 1)
+    assert "entries" not in narrow and narrow["values"]["1"] == [0.0, 0.0, 0.0, 1.5]

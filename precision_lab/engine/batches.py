@@ -31,6 +31,7 @@ SECOND = 8  # points per call of the second batch size
 SPREAD = 17  # lattice points spread evenly over the row's axis
 MAX_POINTS = 64  # telling points per row at most
 EXAMPLES = 3
+EXAMPLE_ENTRIES = 16  # an example of a wider vector lists only the entries that differ, this many at most
 
 
 def telling_points(row, axis) -> np.ndarray:
@@ -113,13 +114,27 @@ def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
         differs |= ~_same(base, v)
     x = formats.from_ordinal(ords, fmt).astype(np.float64)
     bad = x[differs]
-    examples = [{"x": float(x[i]), "values": {k: np.asarray(v[i], np.float64).tolist() for k, v in runs.items()}}
-                for i in np.flatnonzero(differs)[:EXAMPLES]]
+    examples = [{"x": float(x[i]), **_example(runs, i)} for i in np.flatnonzero(differs)[:EXAMPLES]]
     return {"sizes": [b, 1, second], "positions": ["first", "last"], "checked": int(len(ords)),
             "count": int(differs.sum()),
             # sampled: the nearest of the points re-run, not a scan; nearer ones may depend on the batch too
             "onset": {"neg": _nearest(bad[bad < 0]), "pos": _nearest(bad[bad >= 0]), "method": "sampled"},
             "examples": examples}
+
+
+def _example(runs: dict, i: int) -> dict:
+    """Every run's values at point `i`; of a vector wider than EXAMPLE_ENTRIES, only
+    the entries that differ between runs (`entries`: their indices), the first
+    EXAMPLE_ENTRIES of them."""
+    values = {k: np.asarray(v[i], np.float64).ravel() for k, v in runs.items()}
+    base = next(iter(values.values()))
+    if base.size <= EXAMPLE_ENTRIES:
+        return {"values": {k: np.asarray(v[i], np.float64).tolist() for k, v in runs.items()}}
+    differs = np.zeros(base.size, bool)
+    for v in values.values():
+        differs |= ~(((v == base) & (np.signbit(v) == np.signbit(base))) | (np.isnan(v) & np.isnan(base)))
+    entries = np.flatnonzero(differs)[:EXAMPLE_ENTRIES]
+    return {"entries": entries.tolist(), "values": {k: v[entries].tolist() for k, v in values.items()}}
 
 
 def _nearest(v: np.ndarray) -> float | None:
@@ -153,8 +168,7 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
     differs = np.zeros(len(idx), bool)
     for v in runs.values():
         differs |= ~_same(base, v)
-    examples = [{"vector": int(idx[i]), "values": {k: np.asarray(v[i], np.float64).tolist() for k, v in runs.items()}}
-                for i in np.flatnonzero(differs)[:EXAMPLES]]
+    examples = [{"vector": int(idx[i]), **_example(runs, i)} for i in np.flatnonzero(differs)[:EXAMPLES]]
     return {"sizes": [size, 1], "positions": ["first", "last"], "checked": int(len(idx)),
             "count": int(differs.sum()), "onset": None, "checked_vectors": [int(i) for i in idx],
             "vectors": [int(i) for i in idx[differs]][:16],
