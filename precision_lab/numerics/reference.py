@@ -17,14 +17,18 @@ needs:
    therefore *empirically* rigorous, not proven: it rests on the library bound.
    Operations it has no rule for (or cannot decide: a log of an interval holding
    0, a comparison of overlapping intervals, ∞ − ∞) leave the point to tier 2.
-2. **exact** (per undecided point): mpmath through exact.py, where +, −, × are exact
-   and ÷ and each function are computed at the working precision. The precision
-   starts at ``exact.default_prec`` bits and doubles while the value rounded to the
-   format changes between two precisions, up to ``PREC_CAP`` bits. A point is
-   *unresolved* (class ``unresolved``) where its real value is undefined (log of a
-   negative number, 0/0, ∞ − ∞ reaching the output) or still changing at the cap:
-   ``1 − sigmoid(z)`` cancels about 1.44·z bits, so the cap resolves it up to
-   z ≈ PREC_CAP / 1.44. Agreement of two precisions is Ziv's test, not a proof.
+2. **exact** (per undecided point): arb balls (python-flint) through balls.py, which
+   are rigorous. The precision starts at ``START_PREC`` bits and rises ×4 while a
+   point's ball straddles a rounding boundary of the format, up to ``PREC_CAP`` bits.
+   A point is *unresolved* (class ``unresolved``) where its real value is undefined
+   (log of a negative number, 0/0, ∞ − ∞ reaching the output) or not settled at the
+   cap: ``1 − sigmoid(z)`` cancels about 1.44·z bits, so the cap resolves it up to
+   z ≈ PREC_CAP / 1.44.
+
+Where the function has an identity rewrite (the same real function without the
+cancellation or the overflow; see families.rewrites), its tier 1 runs at the points
+the own tier 1 leaves open, and its tier 2 at those the own first precision leaves
+open (`Reference.values`); either one's settled value is the exact one.
 
 Each result also carries a *sensitivity* S ≥ 0 for the condition floor (see
 classify): |d/dt f(x + t·x)| at t = 0 (a forward-mode derivative of the traced
@@ -154,16 +158,7 @@ class Reference:
         if balls.unsupported(flat):
             return self._float64(xs, label, stats)
         t0 = time.perf_counter()
-        decided, value = None, None
-        if fmt.bits < 64:
-            try:
-                (out,) = enclose(flat, [xs, label])
-                o_lo, o_hi = (formats.round_to_ordinal(np.where(np.isnan(v), 0.0, v), fmt) for v in (out.lo, out.hi))
-                same = (o_lo == o_hi) & ~out.bad & ~_nan(out.lo, out.hi)
-                decided = same.reshape(len(xs), -1).all(axis=1)
-                value = np.where(same, formats.ordinal_to_float64(o_lo, fmt), np.nan)
-            except NoRule:
-                pass
+        decided, value = _enclosed(flat, fmt, xs, label) if fmt.bits < 64 else (None, None)
         sens = np.full((len(xs),) + out_shape, np.nan)
         if sens_flat is not None:
             try:
@@ -179,13 +174,24 @@ class Reference:
         value = np.array(value, np.float64).reshape(sens.shape)
         stats.interval += int(decided.sum())
         todo = np.flatnonzero(~decided)
-        # the identity rewrite (the same real function without the cancellation) is
-        # tried once the own jaxpr's first precision leaves a point open: it settles
-        # in a few bits what the own jaxpr would need thousands for (1 − σ(z) cancels
-        # 1.44·z bits); either one's settled value is the exact one, so the order only
-        # changes the cost and which tier is credited
+        # the identity rewrite (the same real function without the cancellation or the
+        # overflow) is tried on the intervals next, then once the own jaxpr's first
+        # precision leaves a point open: it settles in float64 intervals what the own
+        # jaxpr needs balls for (e^m beyond float64's range inside a log-sum-exp) and
+        # in a few bits what it would need thousands for (1 − σ(z) cancels 1.44·z
+        # bits); either one's settled value is the exact one, so the order only changes
+        # the cost and which tier is credited
         ident = self.identity is not None and len(todo) and self.identity._flat(
             xs.shape, xs.dtype, label.dtype, label.shape)[1] != sig
+        if ident and fmt.bits < 64:
+            t0 = time.perf_counter()
+            found, again = _enclosed(self.identity._flat(xs[todo].shape, xs.dtype, label.dtype, label.shape)[0], fmt,
+                                     xs[todo], label)
+            if found is not None:
+                value[todo[found]] = np.asarray(again, np.float64).reshape((len(todo),) + out_shape)[found]
+                stats.rewritten += int(found.sum())
+                todo = todo[~found]
+            stats.interval_s += time.perf_counter() - t0
         for cap in ((START_PREC, PREC_CAP) if ident else (PREC_CAP,)):
             if len(todo):
                 t0 = time.perf_counter()
@@ -262,6 +268,19 @@ class Reference:
             else:
                 stats.undefined += 1
         return out
+
+
+def _enclosed(flat, fmt: formats.Format, xs: np.ndarray, label) -> tuple:
+    """Tier 1 on a flattened jaxpr: (decided, value) at points `xs`, a point decided
+    where every entry's enclosure rounds to one value of `fmt` (value NaN elsewhere);
+    (None, None) where the jaxpr has an operation the tier has no rule for."""
+    try:
+        (out,) = enclose(flat, [xs, label])
+    except NoRule:
+        return None, None
+    o_lo, o_hi = (formats.round_to_ordinal(np.where(np.isnan(v), 0.0, v), fmt) for v in (out.lo, out.hi))
+    same = (o_lo == o_hi) & ~out.bad & ~_nan(out.lo, out.hi)
+    return same.reshape(len(xs), -1).all(axis=1), np.where(same, formats.ordinal_to_float64(o_lo, fmt), np.nan)
 
 
 UNDECIDED_ORDINAL = np.iinfo(np.int64).min  # beside ±(max + 1), which mean beyond the range
