@@ -137,7 +137,8 @@ def test_accelerator_program_gives_the_cpu_results(monkeypatch):
     float32 and float64 axes of 2**18 + 1 points (four calls each) with their refined
     boundaries (float64's references come from the host)."""
     forms = ["bce_naive_chain", "bce_fused", "bce_logits", "mse", "dloss_dyhat"]  # NaN, ∞, 0, inexact and ok
-    kw = dict(dtypes=["float16", "float32", "float64"], targets=[0.0, 1.0], points=1 << 18, forms=forms)
+    # causes off: the rows compared are the engine's figures, not the walks at their onsets
+    kw = dict(dtypes=["float16", "float32", "float64"], targets=[0.0, 1.0], points=1 << 18, forms=forms, causes=False)
     cpu = pl.sweep("sigmoid", **kw).rows
     monkeypatch.setattr(runner, "_platform", lambda device: "gpu")
     accelerator = pl.sweep("sigmoid", **kw).rows
