@@ -688,6 +688,23 @@ def test_a_fix_with_the_built_in_forms_counts_is_as_good_as_it(ce4):
     assert "(f16 0 only below eps): as good as the best form checked above" in text
 
 
+def test_a_built_in_form_is_ranked_on_the_cases_the_check_swept_too(ce4):
+    """A fix is swept only where its original broke; the built-in forms on every case.
+    A built-in row on a case the check has no row for (here a clean copy standing for
+    the offset sweep) must not make the built-in look better: the comparison is on the
+    cases both were swept on, where the fix's counts are the built-in's."""
+    from precision_lab.output import grades, ranking
+
+    fix = [r for r in ce4.rows if r["form"] == "ce_naive+fix"]
+    built = [r for r in ce4.rows if r["form"] in ("ce_log_softmax", "ce_fused")]
+    clean = [r.replace(sweep="offset", counts={**r["counts"], "ok": r["points"], "zero": 0, "zero_subnormal": 0,
+                                                "zero_negligible": 0}) for r in built]
+    mine = grades.verdicts(fix)
+    text = " ".join(ranking._against_builtin(mine, grades.verdicts(built + clean), list(mine[0].by_format),
+                                             200).plain.split())
+    assert text.count("as good as the best form checked above") == 2 and "better" not in text, text
+
+
 def test_a_clip_that_ties_halves_the_gradient_at_either_target():
     """float16 σ(z) rounds onto the clip's upper bound 1 − 1e-3 → 0.99902344 exactly for z
     in [6.52734375, 7.62109375]: there jnp.clip's max and min tie and the gradient is half

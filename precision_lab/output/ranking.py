@@ -94,12 +94,21 @@ def _forward_note(v: FormVerdict, best: dict, tolerance: float) -> str | None:
             + (f"; {excused} points ok only by the condition allowance" if excused else ""))
 
 
-def _failure_key(v: FormVerdict, f: str) -> tuple:
-    """How a form fails in one format, from its counts alone (a built-in loss's zeros below
-    eps and a user's, which has no such figure, weigh alike): NaN or ∞ first, then values
-    lost to 0 where the exact value is normal; then the onset of those nearest 0 (further
-    is better) and the share of failing points."""
-    rows = v.by_format[f]
+def _case(r: dict) -> tuple:
+    """A row's case within its format: what `_failure_key` compares like with like on."""
+    return r.get("sweep"), r.get("target_class"), r.get("classes"), r.get("target")
+
+
+def _cases(v: FormVerdict, f: str) -> set:
+    return {_case(r) for r in v.by_format.get(f, ())}
+
+
+def _failure_key(v: FormVerdict, f: str, cases: set | None = None) -> tuple:
+    """How a form fails in one format (on `cases` only, if given), from its counts alone
+    (a built-in loss's zeros below eps and a user's, which has no such figure, weigh
+    alike): NaN or ∞ first, then values lost to 0 where the exact value is normal; then
+    the onset of those nearest 0 (further is better) and the share of failing points."""
+    rows = [r for r in v.by_format[f] if cases is None or _case(r) in cases]
     breaks = sum(r["counts"]["nan"] + r["counts"]["inf"] for r in rows)
     lost = sum(r["counts"]["zero"] - r["counts"].get("zero_subnormal", 0) for r in rows)
     classes = ("nan", "inf") if breaks else ("zero",) if lost else ()
@@ -121,12 +130,18 @@ def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict],
         fmts = [f for f in fmt_labels if any(f in v.by_format for v in own) and any(f in v.by_format for v in built)]
         if not own or not built or not fmts:
             continue
-        best = min(built, key=lambda v: tuple(_failure_key(v, f) for f in fmts if f in v.by_format))
+        # like with like: on the cases both were swept on (a fix is swept only where its
+        # original broke, the built-in forms on every case)
+        mine_on = {f: set().union(*(_cases(v, f) for v in own)) for f in fmts}
+        best = min(built, key=lambda v: tuple(_failure_key(v, f, mine_on[f]) for f in fmts
+                                              if _cases(v, f) & mine_on[f]))
         side = []
         for f in fmts:
-            b = _failure_key(best, f)
-            u = min(_failure_key(v, f) for v in own if f in v.by_format)
-            side.append((b > u) - (b < u))
+            pairs = [(_failure_key(v, f, common), _failure_key(best, f, common)) for v in own
+                     if (common := _cases(v, f) & _cases(best, f))]
+            if pairs:
+                u, b = min(pairs)
+                side.append((b > u) - (b < u))
         verdict = ("better than every form checked above" if all(x <= 0 for x in side) and any(x < 0 for x in side)
                    else "as good as the best form checked above" if not any(side)
                    else "worse than the best form checked above" if all(x >= 0 for x in side)
