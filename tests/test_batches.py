@@ -124,7 +124,7 @@ def test_an_example_of_a_wide_vector_lists_only_the_entries_that_differ():
     b = a.copy()
     b[1, 3], b[1, 30] = 1.5, -0.0
     ex = batches._example({"8 first": a, "1": b}, 1)
-    assert ex["entries"] == [3, 30]
+    assert ex["entries"] == [3, 30] and ex["differing"] == 2
     assert ex["values"] == {"8 first": [0.0, 0.0], "1": [1.5, -0.0]}
     narrow = batches._example({"8 first": a[:, :4], "1": b[:, :4]}, 1)
     assert "entries" not in narrow and narrow["values"]["1"] == [0.0, 0.0, 0.0, 1.5]

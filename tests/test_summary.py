@@ -177,6 +177,8 @@ def test_readme_summary_is_what_the_sweep_prints():
     block = re.search(r"## The answer on one screen\n.*?```\n(sigmoid ·.*?)```", text, re.S).group(1)
     result = pl.sweep(family="sigmoid", dtypes=["float16", "bfloat16", "float32", "float64"])
     assert result.summary(80) == block
+    stated = re.search(r"default formats take (\d+) lines", " ".join(text.split())).group(1)
+    assert int(stated) == len(block.splitlines())  # the README's count of the block's lines
 
 
 def test_a_large_error_that_is_not_flagged_says_why():

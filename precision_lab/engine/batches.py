@@ -125,7 +125,7 @@ def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
 def _example(runs: dict, i: int) -> dict:
     """Every run's values at point `i`; of a vector wider than EXAMPLE_ENTRIES, only
     the entries that differ between runs (`entries`: their indices), the first
-    EXAMPLE_ENTRIES of them."""
+    EXAMPLE_ENTRIES of them, and how many differ in all (`differing`)."""
     values = {k: np.asarray(v[i], np.float64).ravel() for k, v in runs.items()}
     base = next(iter(values.values()))
     if base.size <= EXAMPLE_ENTRIES:
@@ -134,7 +134,8 @@ def _example(runs: dict, i: int) -> dict:
     for v in values.values():
         differs |= ~(((v == base) & (np.signbit(v) == np.signbit(base))) | (np.isnan(v) & np.isnan(base)))
     entries = np.flatnonzero(differs)[:EXAMPLE_ENTRIES]
-    return {"entries": entries.tolist(), "values": {k: v[entries].tolist() for k, v in values.items()}}
+    return {"differing": int(differs.sum()), "entries": entries.tolist(),
+            "values": {k: v[entries].tolist() for k, v in values.items()}}
 
 
 def _nearest(v: np.ndarray) -> float | None:

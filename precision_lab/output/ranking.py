@@ -91,12 +91,7 @@ def _forward_note(v: FormVerdict, best: dict, tolerance: float) -> str | None:
     case = f"y={r['target']:g}" if r.get("target") is not None else \
         f"K={r.get('classes')} {r.get('sweep') or ''} {r.get('target_class') or ''}".rstrip()
     return (f"worst forward error {e:.3g} ulp ({short(f)} {case}) against {b:.3g} for {name}"
-            + (f"; {excused} points ok only by the condition allowance" if excused else ""))
-
-
-def _case(r: dict) -> tuple:
-    """A row's case within its format: what `_failure_key` compares like with like on."""
-    return r.get("sweep"), r.get("target_class"), r.get("classes"), r.get("target")
+            + (f"; {excused} point{'s' if excused != 1 else ''} ok only by the condition allowance" if excused else ""))
 
 
 def _cases(v: FormVerdict, f: str) -> set:

@@ -367,7 +367,6 @@ def _batch_note(rows) -> str | None:
     hit = [r for r in rows if (r.get("batch_dependent") or {}).get("count")]
     if not hit:
         return None
-    sizes = hit[0]["batch_dependent"]["sizes"]
     names = []
     for r in hit[:4]:
         bd = r["batch_dependent"]
@@ -375,11 +374,19 @@ def _batch_note(rows) -> str | None:
             names.append(f"{r.key.name()} ({bd['count']} of the {bd['checked']} vectors re-run)")
             continue
         at = " / ".join(_num(bd["onset"][s], r) for s in ("neg", "pos") if bd["onset"][s] is not None)
-        names.append(f"{r.key.name()} ({bd['count']} of the {bd['checked']} points re-run, the nearest 0 at {at})")
+        names.append(f"{r.key.name()} ({bd['count']} of the {bd['checked']} points re-run; nearest 0: {at})")
     more = f" and {len(hit) - 4} more" if len(hit) > 4 else ""
-    return (f"Batch dependence: {len(hit)} rows give other values at batch sizes {', '.join(map(str, sizes))} or "
-            f"at the end of a call: " + "; ".join(names) + more + ". The figures above are the sweep's batch "
-            f"({sizes[0]}).")
+    own = list(dict.fromkeys(r["batch_dependent"]["sizes"][0] for r in hit))  # each row's sweep batch
+    others = list(dict.fromkeys(n for r in hit for n in r["batch_dependent"]["sizes"][1:]))
+    if len(own) == 1:
+        compared = f"at batch sizes {', '.join(map(str, [own[0], *others]))}"
+        figures = f"the sweep's batch ({own[0]})"
+    else:  # rows of several batch sizes (K = 10 and K = 1000, say): each row's own
+        compared = (f"between the sweep's batch ({' or '.join(map(str, own))}, by row) and batch sizes "
+                    f"{', '.join(map(str, others))}")
+        figures = "each row's sweep batch (its `batch`)"
+    return (f"Batch dependence: {len(hit)} rows give other values {compared}, or at the end of a call: "
+            + "; ".join(names) + more + f". The figures above are {figures}.")
 
 
 def text(result, width: int = 80) -> str:
