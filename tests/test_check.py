@@ -716,3 +716,16 @@ def test_a_clip_that_ties_halves_the_gradient_at_either_target():
         k = r.row("bce_clip_wide", "float16", y, quantity="grad")["killed_gradient"]
         assert [6.52734375, 7.62109375] in k["halved"]["bands"], y
         assert pl.gates.count(r.row("bce_clip_wide", "float16", y, quantity="grad"), "halved") == k["halved"]["count"]
+
+
+def test_the_screen_says_how_the_exact_values_were_found(naive):
+    """The check's screen sums its rows' `tiers`: the points the float64 intervals, the
+    balls and the identity rewrite decided, and those left unresolved (naive BCE, float16,
+    y = 0: the intervals and the rewrite decide every point, see the hand derivation)."""
+    tiers = [r["tiers"] for r in naive.rows if r.get("tiers")]
+    total = {k: sum(t[k] for t in tiers) for k in ("interval", "exact", "rewritten", "unresolved")}
+    assert total["interval"] > 0 and total["rewritten"] > 0 and total["unresolved"] == 0
+    text = " ".join(naive.summary(200).split())
+    assert (f"Exact values, over every row's points: {total['interval']} by float64 intervals, "
+            f"{total['exact']} on arb balls, {total['rewritten']} by the identity rewrite") in text
+    assert f"; {total['unresolved']} unresolved" in text

@@ -354,11 +354,29 @@ def summary(result, width: int = 80) -> list[Text]:
         if scaled is not None:
             out.append(Text("\n".join(_wrap([f"Loss-scaled gradients: {scaled['judged']}."], width, 0, " ")),
                             style="dim"))
+    exact = _exact_note(result.rows)
+    if exact:
+        out.append(Text("\n".join(_wrap([exact], width, 0, " ")), style="dim"))
     batch = _batch_note(result.rows)
     if batch:
         out.append(Text("\n".join(_wrap([batch], width, 0, " "))))
     out.append(Text("\n".join(_wrap([LEGEND], width, 0, " ")), style="dim"))
     return out
+
+
+def _exact_note(rows) -> str | None:
+    """How a check's exact values were found, over its rows (their `tiers`), or None
+    where no row is a user's function."""
+    tiers = [r["tiers"] for r in rows if r.get("tiers")]
+    if not tiers:
+        return None
+    n = {k: sum(t.get(k, 0) for t in tiers) for k in ("interval", "exact", "rewritten", "float64", "unresolved")}
+    parts = [f"{n['interval']} by float64 intervals", f"{n['exact']} on arb balls",
+             f"{n['rewritten']} by the identity rewrite (the same real function, intervals or balls)"]
+    if n["float64"]:
+        parts.append(f"{n['float64']} against the function run in float64 (no exact rule)")
+    return (f"Exact values, over every row's points: {', '.join(parts)}; {n['unresolved']} unresolved "
+            "(docs/check.md says what each tier proves).")
 
 
 def _batch_note(rows) -> str | None:
