@@ -335,8 +335,8 @@ LEGEND = ("Each cell: the form's worst class in that format and the value neares
           "subnormal, at that value); milder failures may lie nearer 0. ~ before a value: only the nearest failing "
           "sample, earlier failures are possible; ~ p% and N ulp: the share of inexact points and the worst error; "
           "ok N ulp: the worst error; vec: share of vectors; m: on the margin sweep, c: on the offset sweep. Values "
-          "are the shortest decimals that read back as the same value of the format; float64 ones are cut at 7 "
-          "digits (…). --detail prints every table with exact values and targets; so does the JSON.")
+          "are decimals that read back as the same value of the format (the shortest for float16 and float32, "
+          "at most 6 significant digits for bfloat16 and float8); float64 ones are cut at 7 digits (…). --detail prints every table with exact values and targets; so does the JSON.")
 
 
 def summary(result, width: int = 80) -> list[Text]:
