@@ -43,7 +43,9 @@ def short(dtype: str) -> str:
 
 
 def num(v: float, fmt: formats.Format) -> str:
-    """The shortest decimal that reads back as the same value of the format."""
+    """A decimal that reads back as the same value of the format: NumPy's shortest for
+    float16, float32 and float64, ml_dtypes' (at most 6 significant digits) for
+    bfloat16 and float8 (see the summary's legend)."""
     text = str(fmt.dtype.type(v))
     return text[:-2] if text.endswith(".0") else text
 

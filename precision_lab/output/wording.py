@@ -1,21 +1,21 @@
-"""Words for the one-screen summary: values as the shortest decimals of their format,
-and lines wrapped to a width."""
+"""Words for the one-screen summary: values as decimals that read back as their
+format's value (labels.num), float64 ones cut short, and lines wrapped to a width."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from ..numerics import formats
+from .labels import num
 
 SHOWN_DIGITS = 7  # significant digits of a float64 value in the summary (then "…"; --detail has them all)
 
 
 def shortest(v: float, row: dict) -> str:
-    """The shortest decimal that reads back as the value in the row's input format;
+    """A decimal that reads back as the value in the row's input format (labels.num);
     a float64 value longer than SHOWN_DIGITS digits is cut there, marked with "…"."""
     fmt = formats.get(row["dtype"].split(":")[0])
-    text = str(fmt.dtype.type(v))
-    text = text[:-2] if text.endswith(".0") else text
+    text = num(v, fmt)
     digits = text.lstrip("-").replace(".", "").lstrip("0")
     if fmt.bits == 64 and "e" not in text and len(digits) > SHOWN_DIGITS:
         seen, cut = 0, len(text)
