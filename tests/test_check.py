@@ -729,3 +729,13 @@ def test_the_screen_says_how_the_exact_values_were_found(naive):
     assert (f"Exact values, over every row's points: {total['interval']} by float64 intervals, "
             f"{total['exact']} on arb balls, {total['rewritten']} by the identity rewrite") in text
     assert f"; {total['unresolved']} unresolved" in text
+
+
+def test_a_loss_that_reads_a_tracer_as_a_number_is_not_told_to_give_classes(tmp_path, capsys):
+    """float(z) inside a loss: one sentence naming the line and what JAX cannot trace,
+    without the hint meant for a vector function given a scalar."""
+    f = tmp_path / "f.py"
+    f.write_text("import jax.numpy as jnp\n\n\ndef loss(z, y):\n    return jnp.asarray(float(z) * y, z.dtype)\n")
+    assert cli.main(["check", f"{f}:loss", "--dtypes", "float16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "f.py:5" in err[0] and "traced value" in err[0] and "--classes" not in err[0], err

@@ -107,7 +107,9 @@ def validate(fam: Family, fmt: formats.Format, target, source_file: str | None =
         out = jax.eval_shape(loss.kernel, x, label)
     except Exception as e:  # noqa: BLE001
         shapes = ("index", "indices", "axis", "dimension", "shape", "rank")  # what a vector function on a scalar hits
-        hint = "" if fam.width > 1 or not any(w in str(e).lower() for w in shapes) else \
+        concrete = isinstance(e, (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                                  jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError))
+        hint = "" if fam.width > 1 or concrete or not any(w in str(e).lower() for w in shapes) else \
             " (a multiclass function? give --classes K)"
         if isinstance(e, TypeError) and "argument" in str(e) and "tracer" not in str(e).lower():
             raise InputError(f"`{loss.name}` cannot be called as {what}: {e}.") from None
