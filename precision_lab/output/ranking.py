@@ -144,6 +144,11 @@ def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict],
         grades = "; ".join(f"{short(f)} {GRADE_WORDS[best.grade_in(f)]}" for f in fmts)
         line = (f"Built-in, the same function: {best.name} = {best.library.split(', ')[0]} ({grades}): {verdict}"
                 if best.library else f"Built-in, the same function: {best.name} ({grades}): {verdict}")
+        if any(r.get("sweep") == "offset" and r["counts"]["inaccurate"] for f in fmts for r in best.by_format[f]):
+            # two rules of one sweep: a finding to show, not to rank by (the ranking uses failures only)
+            line += (". On the offset sweep the built-in rows count the rounding of c + 1 against the form; "
+                     "the check's rows are judged at the vector the function receives, so their inexact "
+                     "shares are not comparable there")
         for t in _wrap([line], width, 4):
             text.append(t + "\n", style="dim" if verdict.startswith(("worse", "as good")) else "bold")
     return text
