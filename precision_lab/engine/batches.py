@@ -25,7 +25,7 @@ import numpy as np
 
 from ..numerics import formats
 from . import modes
-from .programs import batch_size, inputs_program, kernel_program
+from .programs import batch_size, default_device, inputs_program, kernel_program
 
 SECOND = 8  # points per call of the second batch size
 SPREAD = 17  # lattice points spread evenly over the row's axis
@@ -160,7 +160,7 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
     # one point the structured sweeps' rows already compiled (its label as an argument of
     # its own): no vector sweep's kernel compiles a size of its own for this
     alone = kernel_program(kernel, mode)
-    device = jax.config.jax_default_device or jax.devices()[0]  # committed, as the structured rows call it
+    device = default_device()  # committed, as the structured rows call it
     runs = {f"{size} first": _calls(program, x, None, size, False, lab),
             f"{size} last": _calls(program, x, None, size, True, lab),
             "1": np.concatenate([np.asarray(alone(*jax.device_put((x[i:i + 1], lab[i]), device)))[:1]

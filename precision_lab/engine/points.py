@@ -18,7 +18,8 @@ from ..families.base import Family, Form
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, DEFAULT_TOLERANCE, classify, condition, per_point
 from . import modes
-from .programs import batch_size, dd_reference_program, distinct_references, inputs_program, kernel_program
+from .programs import (batch_size, dd_reference_program, default_device, distinct_references, inputs_program,
+                       kernel_program)
 
 REFINE_DD_POINTS = 4096  # distinct points of a refinement call: their device references in one small shape
 
@@ -28,9 +29,7 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
     """What each form's kernel computes at ordinals `ords`, called exactly as a sweep
     calls it (`batch_size` points a call)."""
     mode = modes.get(mode)
-    # committed to a device, as the sweep's arguments are: the same compiled program, not a
-    # second one for uncommitted arguments (jit keys its programs on argument placement)
-    device = device or jax.config.jax_default_device or jax.devices()[0]
+    device = default_device(device)
     b = batch_size(family)
     ords = np.asarray(ords, np.int64)
     pad = -len(ords) % b
@@ -92,8 +91,7 @@ def kernel_values(family: Family, forms: Sequence[Form], fmt: formats.Format, xs
     format first), compiled and called exactly as a sweep calls it; on `device`
     (default: JAX's default device, which is the sweep's own inside a sweep)."""
     ords = formats.to_ordinal(fmt.cast(np.asarray(xs, np.float64).ravel()), fmt)
-    dev = jax.config.jax_default_device if device is None else device
-    return kernel_outputs(family, forms, fmt, ords, target, dev or jax.devices()[0], mode)
+    return kernel_outputs(family, forms, fmt, ords, target, default_device(device), mode)
 
 
 def evaluate(family: Family, forms: Sequence[Form], fmt: formats.Format, xs, target, device=None,

@@ -51,6 +51,13 @@ def batch_size(family: Family) -> int:
     return min(BATCH, 1 << (fit.bit_length() - 1))
 
 
+def default_device(device=None):
+    """`device`, else JAX's default device (the sweep's own inside a sweep): what a
+    re-run commits its arguments to, as the sweep does, so that it calls the sweep's
+    own compiled program (jit keys its programs on argument placement)."""
+    return device or jax.config.jax_default_device or jax.devices()[0]
+
+
 @functools.lru_cache(maxsize=None)
 def kernel_program(kernel: Callable, mode: Mode, label_axis: int | None = None) -> Callable:
     """A form's kernel over a batch of points, as `mode` runs it (see `modes`)."""

@@ -181,14 +181,16 @@ class Reference:
         # in a few bits what it would need thousands for (1 − σ(z) cancels 1.44·z
         # bits); either one's settled value is the exact one, so the order only changes
         # the cost and which tier is credited
-        ident = self.identity is not None and len(todo) and self.identity._flat(
-            xs.shape, xs.dtype, label.dtype, label.shape)[1] != sig
+        ident_flat, ident_sig = (self.identity._flat(xs.shape, xs.dtype, label.dtype, label.shape)[:2]
+                                 if self.identity is not None and len(todo) else (None, sig))
+        ident = ident_sig != sig
         if ident and fmt.bits < 64:
+            # on the call's whole shape (one traced program for every call), read where open
             t0 = time.perf_counter()
-            found, again = _enclosed(self.identity._flat(xs[todo].shape, xs.dtype, label.dtype, label.shape)[0], fmt,
-                                     xs[todo], label)
+            found, again = _enclosed(ident_flat, fmt, xs, label)
             if found is not None:
-                value[todo[found]] = np.asarray(again, np.float64).reshape((len(todo),) + out_shape)[found]
+                found = found[todo]
+                value[todo[found]] = np.asarray(again, np.float64).reshape(value.shape)[todo[found]]
                 stats.rewritten += int(found.sum())
                 todo = todo[~found]
             stats.interval_s += time.perf_counter() - t0
