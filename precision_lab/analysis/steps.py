@@ -9,10 +9,10 @@ import math
 
 import mpmath
 import numpy as np
+from flint import arb
 
-from ..numerics import exact, formats
-from ..numerics.exact import POISON
-from ..numerics import jaxpr
+from ..numerics import balls, formats, jaxpr
+from ..numerics.structure import UNDECIDED
 
 
 @dataclasses.dataclass
@@ -27,7 +27,7 @@ class Step:
     shape: tuple
     entry: tuple  # the entry shown (() for scalars)
     computed: object  # float (NaN, ±inf included), bool or int
-    exact: object  # mpmath.mpf, bool, int or POISON
+    exact: object  # an arb ball, bool, int or UNDECIDED
     error: float | None  # ULPs; inf for a NaN against a defined value; None if undefined or not a float
     local: float | None  # the largest local error over the entries, ULPs
     marks: list[str]
@@ -163,10 +163,15 @@ def _ulp(v):
 
 
 def _exact_text(v, digits: int = 17) -> str:
-    if v is POISON:
+    """An exact value as text: a ball by its midpoint, to `digits` significant digits."""
+    if v is UNDECIDED:
         return "undefined"
-    if isinstance(v, mpmath.mpf):
-        return mpmath.nstr(v, digits)
+    if isinstance(v, arb):
+        if not v.is_finite():
+            return "+inf" if v > 0 else "-inf" if v < 0 else "undefined"
+        man, exp = (int(t) for t in v.mid().man_exp())
+        with mpmath.workprec(max(53, man.bit_length() + 8)):
+            return mpmath.nstr(mpmath.mpf((man, exp)), digits)
     return str(v)
 
 
@@ -187,7 +192,7 @@ def _ulps(values, ex, fmt):
     """Per entry: ULPs of the format values `values` from the exact `ex` rounded;
     inf where a NaN stands for a defined value, NaN where the exact is undefined."""
     v = np.asarray(values, fmt.dtype)
-    poison = np.vectorize(lambda x: x is POISON, otypes=[bool])(ex) if ex.size else np.zeros(ex.shape, bool)
+    poison = np.vectorize(lambda x: x is UNDECIDED, otypes=[bool])(ex) if ex.size else np.zeros(ex.shape, bool)
     isnan = np.isnan(v.astype(np.float64))
     o = formats.to_ordinal(np.where(isnan, np.zeros_like(v), v), fmt)
     err = (o - _ordinals(ex, fmt)).astype(np.float64)
@@ -196,6 +201,6 @@ def _ulps(values, ex, fmt):
 
 
 def _ordinals(values, fmt) -> np.ndarray:
-    """Ordinals of exact values (object array), NaN-free: POISON gets 0 (masked by callers)."""
-    return np.vectorize(lambda v: exact.round_ordinal(v, fmt) if v is not POISON else 0, otypes=[np.int64])(
+    """Ordinals of exact values (object array), NaN-free: UNDECIDED gets 0 (masked by callers)."""
+    return np.vectorize(lambda v: (balls.ordinal(v, fmt) or 0) if v is not UNDECIDED else 0, otypes=[np.int64])(
         values) if values.size else np.zeros(values.shape, np.int64)

@@ -7,7 +7,9 @@ backward, in order) and, for each equation, records
 * **computed**: the primitive run alone on the computed values of its inputs
   (eager mode: each primitive dispatched on its own through XLA, each result
   rounded to its format);
-* **exact**: the real value, from the exact evaluator (exact.py) on exact inputs;
+* **exact**: the real value, on arb balls (`balls`, the reference's rigorous tier)
+  from exact inputs, at a precision raised until every result rounds to one value
+  of its format;
 * **error**: computed against exact rounded to the result's format, in ULPs
   (ordinal difference; ±∞ one step past the largest finite value);
 * **local error** (Herbie's): the primitive run in the format on its inputs'
@@ -31,7 +33,7 @@ for the format, subnormals included), ``overflow`` (a computed ±∞ whose real 
 on the computed inputs is finite), ``undefined`` (the exact value is undefined,
 e.g. 0/0), ``differs`` (a boolean or integer result other than the exact one), and
 ``no exact rule`` (a primitive the exact evaluator cannot evaluate: its "exact" value
-is the primitive run in float64, an approximation; see ``exact.float64_apply``).
+is the primitive run in float64, an approximation; see ``balls.float64_apply``).
 For vector values each step shows the entry with the largest error.
 
 The walk also runs ``jax.jit(fn)``: where its result differs bitwise from the
@@ -45,36 +47,35 @@ import re
 
 import jax
 import jax.numpy as jnp
-import mpmath
 import numpy as np
+from flint import arb
 
-from ..numerics import exact, formats
-from ..numerics.exact import POISON
+from ..numerics import balls, formats, jaxpr
+from ..numerics.structure import UNDECIDED
 from .steps import Step, Walk, _ordinals, _ulps
-from ..numerics import jaxpr
 
 DEFAULT_ALLOWANCE = 4.0  # ULPs of local error before an operation counts as where the value was lost
 HLO_LINES = 12
 
 
 def _round(values, dtype) -> np.ndarray:
-    """Exact values rounded to `dtype` (POISON as NaN; integers and booleans as they are)."""
+    """Exact values rounded to `dtype` (UNDECIDED as NaN; integers and booleans as they are)."""
     fmt = jaxpr.format_of(dtype)
     if fmt is None:
         return np.asarray(values.tolist(), dtype).reshape(values.shape)
     f = formats.ordinal_to_float64(_ordinals(values, fmt), fmt)
-    f = np.where(np.vectorize(lambda v: v is POISON, otypes=[bool])(values), np.nan, f) if values.size else f
+    f = np.where(_undefined(values), np.nan, f) if values.size else f
     with np.errstate(invalid="ignore", over="ignore"):
         return f.astype(fmt.dtype)
 
 
 def _undefined(x) -> np.ndarray:
-    return np.vectorize(lambda v: v is POISON, otypes=[bool])(x) if x.size else np.zeros(x.shape, bool)
+    return np.vectorize(lambda v: v is UNDECIDED, otypes=[bool])(x) if x.size else np.zeros(x.shape, bool)
 
 
 def _finite(x) -> np.ndarray:
     """Entries of an exact array that are finite reals."""
-    f = lambda v: isinstance(v, mpmath.mpf) and bool(mpmath.isfinite(v))  # noqa: E731
+    f = lambda v: isinstance(v, arb) and v.is_finite()  # noqa: E731
     return np.vectorize(f, otypes=[bool])(x) if x.size else np.zeros(x.shape, bool)
 
 
@@ -83,24 +84,28 @@ def _bind(e: jaxpr.Eqn, ins):
     return [np.asarray(o) for o in (outs if e.primitive.multiple_results else [outs])]
 
 
-def _exact_passes(flat, args, prec, limit=3):
-    """Exact outputs of every equation, at `prec` bits, doubled while any rounded result changes."""
-    def one(p):
+RAISES = 2  # precision ×4 at most this many times over default_prec
+
+
+def _exact_passes(flat, args, prec):
+    """Exact values of every equation's inputs and outputs, and the outputs, on balls
+    at `prec` bits, raised ×4 while a result of a format is open (a ball across one
+    of its rounding boundaries, or no value yet): the balls are rigorous, so what
+    rounds to one value is settled. What the last precision leaves open rounds from
+    its midpoint (an exact tie, or a value that is undefined)."""
+    for _ in range(RAISES + 1):
         rec = []
-        exact.run(flat, args, p, visit=lambda i, ins, outs: rec.append((ins, outs)), fallback=True)
-        return rec
+        out = balls.evaluate(flat, args, prec, visit=lambda i, ins, outs: rec.append((ins, outs)), fallback=True)
+        if not any(_open(o, a.dtype) for e, (_, outs) in zip(flat.eqns, rec) for o, a in zip(outs, e.out_avals)):
+            break
+        prec *= 4
+    return rec, out, prec
 
-    def key(rec):
-        return [[_ordinals(o, f).tolist() if (f := jaxpr.format_of(a.dtype)) else None
-                 for o, a in zip(outs, e.out_avals)] for e, (_, outs) in zip(flat.eqns, rec)]
 
-    cur = one(prec)
-    for _ in range(limit):
-        nxt = one(2 * prec)
-        if key(nxt) == key(cur):
-            return cur, prec
-        cur, prec = nxt, 2 * prec
-    return cur, prec
+def _open(values, dtype) -> bool:
+    fmt = jaxpr.format_of(dtype)
+    return fmt is not None and any(v is UNDECIDED or (isinstance(v, arb) and v.is_finite() and
+                                                      balls.rounded(v, fmt) is None) for v in values.ravel())
 
 
 def default_prec(fmt) -> int:
@@ -118,13 +123,12 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
     xs = [jnp.asarray(a) if np.issubdtype(np.asarray(a).dtype, np.integer) else jnp.asarray(fmt.cast(a))
           for a in args]  # integer arguments (a class label) stay integers
     flat = jaxpr.flatten(jax.make_jaxpr(fn)(*xs))
-    exact_args = [exact.to_exact(np.asarray(x)) for x in xs]
-    records, prec = _exact_passes(flat, exact_args, default_prec(fmt))
+    records, ex_outputs, prec = _exact_passes(flat, [np.asarray(x) for x in xs], default_prec(fmt))
 
     env = dict(zip(flat.inputs, xs)) | {k: jnp.asarray(v) for k, v in flat.consts.items()}
     get = lambda r, aval: jnp.asarray(r.val, aval.dtype) if isinstance(r, jaxpr.Lit) else env[r]  # noqa: E731
     steps, computed = [], []
-    with mpmath.workprec(prec):
+    with balls.precision(prec):
         for i, (e, (ex_ins, ex_outs)) in enumerate(zip(flat.eqns, records)):
             ins = [get(r, a) for r, a in zip(e.ins, e.in_avals)]
             outs = _bind(e, ins)
@@ -137,7 +141,7 @@ def walk(fn, args, dtype: str, allowance: float = DEFAULT_ALLOWANCE, name: str |
             steps[i].marks.append("unused")
         final = flat.outputs[0]
         eager = np.asarray(get(final, flat.eqns[-1].out_avals[0] if flat.eqns else xs[0]))
-        ex_final = exact.run(flat, exact_args, prec, fallback=True)[0]
+        ex_final = ex_outputs[0]
     jitted = np.asarray(jax.jit(fn)(*xs) if jitted is None else jitted)
     rewritten = not _same(eager, jitted)
     hlo = _root_fusion(jax.jit(fn).lower(*xs).compile().as_text()) if rewritten else []
@@ -183,7 +187,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
                 shape=tuple(aval.shape))
     if fmt is None:  # booleans and integers: right or wrong
         got = np.asarray(ex.tolist(), dtype=object).reshape(ex.shape)
-        bad = [j for j in np.ndindex(ex.shape) if got[j] is not POISON and got[j] != out[j].item()]
+        bad = [j for j in np.ndindex(ex.shape) if got[j] is not UNDECIDED and got[j] != out[j].item()]
         j = bad[0] if bad else (0,) * out.ndim
         return Step(**base, entry=j, computed=out[j].item(), exact=ex[j], error=None, local=None,
                     marks=["differs"] if bad else [])
@@ -204,7 +208,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         loc = loc[~np.isnan(loc)]
         local = float(np.max(np.abs(loc))) if loc.size else None
     # the real result of the operation on the computed inputs: what this one rounding did
-    own = exact.apply_or_float64(e.primitive, e.params, [exact.to_exact(np.asarray(x)) for x in ins], e.in_avals)[0]
+    own = balls.apply_or_float64(e.primitive, e.params, [balls.to_balls(np.asarray(x)) for x in ins], e.in_avals)[0]
     own_o = _ordinals(own, fmt)
     sub = lambda o: (o != 0) & (np.abs(o) < (1 << fmt.mant))  # noqa: E731  non-zero subnormal ordinals
     undefined = _undefined(ex)
@@ -223,14 +227,14 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         marks.append("flush")
     elif sub_in and np.any(np.abs(own_err) > allowance):
         marks.append("subnormal input")  # read as 0: the loss is the input's flush, not this result's
-    elif np.any(zero & own_defined & (own_o == 0) & np.vectorize(lambda v: v is not POISON and v != 0,
+    elif np.any(zero & own_defined & (own_o == 0) & np.vectorize(lambda v: v is not UNDECIDED and v != 0,
                                                                   otypes=[bool])(own)):
         marks.append("underflow")
     if np.any(np.isinf(outf) & _finite(own)):
         marks.append("overflow")
     if np.any(undefined):
         marks.append("undefined")
-    if e.primitive.name not in exact.SUPPORTED:  # its "exact" value is float64's (exact.float64_apply)
+    if e.primitive.name not in balls.SUPPORTED:  # its "exact" value is float64's (balls.float64_apply)
         marks.append("no exact rule")
     key = np.where(np.isnan(err), -1.0, np.abs(err))
     if "nonfinite" in marks:  # the entry shown is a non-finite one (its value is what the cause names)

@@ -9,9 +9,7 @@ import math
 import numpy as np
 from flint import arb
 
-from . import exact
-
-UNDECIDED = exact.POISON  # one mark for "no value here", as exact.py's undefined values
+from .structure import UNDECIDED
 
 
 def ball(v):
@@ -57,7 +55,10 @@ def mul(a, b):
     if type(a) is arb and type(b) is arb and not (a.is_zero() or b.is_zero()):  # the common case
         r = a * b
         return UNDECIDED if r.is_nan() else r
-    if _exact_zero(a) or _exact_zero(b):  # an exact 0 kills even an undecided factor
+    if _exact_zero(a) or _exact_zero(b):  # an exact 0 kills even an undecided factor, but not ∞ (0·∞)
+        other = b if _exact_zero(a) else a
+        if isinstance(other, arb) and not other.is_finite():
+            return UNDECIDED
         return 0 if isinstance(a, int) and isinstance(b, int) else arb(0)
     return _times(a, b)
 
@@ -66,10 +67,12 @@ def mul(a, b):
 def _div(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return UNDECIDED if b == 0 else (abs(a) // abs(b)) * (1 if (a >= 0) == (b >= 0) else -1)
-    b = num(b)
+    a, b = num(a), num(b)
+    if b.is_zero() and (a > 0 or a < 0):  # x/0 = ±∞, with the sign of x ≠ 0
+        return infinity(1 if a > 0 else -1)
     if b.contains(0):
         return UNDECIDED
-    return ball(num(a) / b)
+    return ball(a / b)
 
 
 def _cmp(lt):
@@ -140,12 +143,16 @@ def _logistic(a):
 @strict
 def _log(a):
     a = num(a)
+    if a.is_zero():
+        return arb.neg_inf()  # log 0 = −∞
     return UNDECIDED if not a > 0 else ball(a.log())
 
 
 @strict
 def log1p(a):
     a = num(a)
+    if a.is_exact() and a == -1:
+        return arb.neg_inf()  # log1p(−1) = −∞
     return UNDECIDED if not a > -1 else ball(a.log1p())
 
 
@@ -158,6 +165,8 @@ def _sqrt(a):
 @strict
 def _rsqrt(a):
     a = num(a)
+    if a.is_zero():
+        return arb.pos_inf()  # 1/√0 = ∞
     return UNDECIDED if not a > 0 else ball(a.rsqrt())
 
 
@@ -166,7 +175,11 @@ def _pow(a, b):
     a, b = num(a), num(b)
     if b.is_exact() and b.is_integer():  # x ** 2.0 is x², defined for every x
         n = int(b.unique_fmpz())
-        return UNDECIDED if n < 0 and a.contains(0) else ball(a ** n)
+        if n < 0 and a.contains(0):
+            return arb.pos_inf() if a.is_zero() else UNDECIDED  # 0 ** negative = ∞
+        return ball(a ** n)
+    if a.is_zero() and b < 0:
+        return arb.pos_inf()
     if not a > 0:  # a negative base, or one that may be 0, with a non-integer exponent
         return UNDECIDED
     return ball(a ** b)
@@ -177,7 +190,7 @@ def integer_pow(y):
     def g(a):
         a = num(a)
         if y < 0 and a.contains(0):
-            return UNDECIDED
+            return arb.pos_inf() if a.is_zero() else UNDECIDED
         return ball(a ** y)
 
     return g
@@ -377,11 +390,11 @@ def to_balls(a) -> np.ndarray:
     elif np.issubdtype(a.dtype, np.integer):
         items = [int(v) for v in a.ravel().tolist()]
     else:
-        items = [UNDECIDED if f != f else (arb(f) if -math.inf < f < math.inf else _inf(f))
+        items = [UNDECIDED if f != f else (arb(f) if -math.inf < f < math.inf else infinity(f))
                  for f in a.astype(np.float64).ravel().tolist()]
     out.reshape(-1)[:] = items
     return out
 
 
-def _inf(f):
+def infinity(f):
     return arb.pos_inf() if f > 0 else arb.neg_inf()

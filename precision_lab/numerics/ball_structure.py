@@ -4,14 +4,18 @@ single operations are ball_rules.py's."""
 
 from __future__ import annotations
 
+import math
+import operator
+
 import numpy as np
 from flint import arb
 
-from . import exact, jaxpr
+from . import jaxpr, structure
 from .ball_rules import (BINARY, SELF, UFUNC, UNARY, UNDECIDED, add, fn, integer_pow, log1p, maximum, minimum, mul, num,
-                         round_rule, strict, to_balls, trunc)
+                         infinity, round_rule, strict, to_balls, trunc)
 
-_obj = exact._obj
+
+_obj = structure.obj
 
 
 def _convert(x, new_dtype):
@@ -105,6 +109,42 @@ _LOGICAL_REDUCE = {"reduce_or": (lambda a, b: UNDECIDED if UNDECIDED in (a, b) e
                    "reduce_and": (lambda a, b: UNDECIDED if UNDECIDED in (a, b) else a & b, True)}
 
 
+_LIMITS = {"add": operator.add, "add_any": operator.add, "sub": operator.sub, "mul": operator.mul,
+           "div": operator.truediv, "max": max, "min": min, "neg": operator.neg, "abs": abs, "square": lambda a: a * a,
+           "exp": math.exp, "exp2": lambda a: 2.0 ** a, "expm1": math.expm1, "log": math.log, "log1p": math.log1p,
+           "sqrt": math.sqrt, "rsqrt": lambda a: 1 / math.sqrt(a), "cosh": math.cosh, "sinh": math.sinh,
+           "tanh": math.tanh, "erf": math.erf, "erfc": math.erfc, "logistic": lambda a: 1 / (1 + math.exp(-a))}
+
+
+def _open(v) -> bool:
+    """No value, or an infinite ball that is not exactly ±∞ (arb's [± ∞])."""
+    return v is UNDECIDED or (v.__class__ is arb and not v.is_finite() and not v.is_exact())
+
+
+def _limits(name, args, out):
+    """Where an operand is ±∞ and arb gives no value (exp ∞ is [± ∞] in arb, 2·∞ too):
+    the limit, taken from IEEE arithmetic on float64 where that is 0, ±1 or ±∞ (exact
+    values; an undefined one, ∞ − ∞ or 0·∞, stays UNDECIDED)."""
+    f = _LIMITS[name]
+    args = np.broadcast_arrays(*args)
+    out = np.array(np.broadcast_to(out, args[0].shape), object)
+    for i in np.ndindex(out.shape):
+        v = out[i]
+        ins = [a[i] for a in args]
+        if not _open(v) or not any(
+                x.__class__ is arb and x.is_exact() and not x.is_finite() for x in ins):
+            continue
+        if any(x is UNDECIDED for x in ins):
+            out[i] = UNDECIDED
+            continue
+        try:
+            r = f(*(float(x) if x.__class__ is arb and not x.is_finite() else float(num(x).mid()) for x in ins))
+        except (OverflowError, ValueError, ZeroDivisionError):  # math's way of saying ∞ or undefined
+            r = math.nan
+        out[i] = (arb(r) if r in (0.0, 1.0, -1.0) else infinity(r) if math.isinf(r) else UNDECIDED)
+    return out
+
+
 def apply(prim, params: dict, args: list, in_avals) -> list:
     """The ball result(s) of one primitive."""
     name = prim.name
@@ -114,24 +154,26 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
         out = np.frompyfunc(lambda v: UNDECIDED if v is UNDECIDED else SELF[name], 1, 1)(args[0])
     elif name in UNARY or name in BINARY:
         out = UFUNC[name](*args)
+        if name in _LIMITS and any(_open(v) for v in _obj(out).ravel()):
+            out = _limits(name, args, out)
     elif name == "integer_pow":
         out = np.frompyfunc(integer_pow(params["y"]), 1, 1)(args[0])
     elif name == "select_n":
-        out = exact._select_n(*args)  # UNDECIDED is exact.POISON: a branch not taken is dropped
+        out = structure.select_n(*args)  # a branch not taken is dropped, UNDECIDED or not
     elif name == "convert_element_type":
         out = _convert(args[0], params["new_dtype"])
     elif name == "clamp":
         out = UFUNC["min"](UFUNC["max"](args[1], args[0]), args[2])
     elif name == "iota":
-        out = to_balls(np.asarray(exact._iota(**params).tolist(), params["dtype"]))
+        out = to_balls(structure.iota(**params))
     elif name in ("reduce_sum", "reduce_max", "reduce_min"):
         f = {"reduce_sum": add, "reduce_max": maximum, "reduce_min": minimum}[name]
-        out = exact._reduce(args[0], params["axes"], f, arb(0))
+        out = structure.reduce(args[0], params["axes"], f, arb(0))
     elif name == "reduce_prod":
-        out = exact._reduce(args[0], params["axes"], mul, arb(1))
+        out = structure.reduce(args[0], params["axes"], mul, arb(1))
     elif name in _LOGICAL_REDUCE:
         f, empty = _LOGICAL_REDUCE[name]
-        out = exact._reduce(args[0], params["axes"], f, empty)
+        out = structure.reduce(args[0], params["axes"], f, empty)
     elif name == "round":
         out = np.frompyfunc(round_rule(int(params["rounding_method"])), 1, 1)(args[0])
     elif name in _CUMULATIVE:
@@ -141,14 +183,11 @@ def apply(prim, params: dict, args: list, in_avals) -> list:
     elif name in ("argmax", "argmin"):
         out = _argmax(args[0], params["axes"], 1 if name == "argmax" else -1)
     elif name == "dot_general":
-        out = exact._dot_general(*args, **params, mul=mul, add=add)
+        out = structure.dot_general(*args, **params, mul=mul, add=add, zero=arb(0))
     elif name == "scatter-add":
-        if any(v is UNDECIDED for v in args[1].ravel()):
-            out = np.full(args[0].shape, UNDECIDED, object)
-        else:
-            out = exact.scatter_add(params, args[0], args[1], args[2], add)
+        out = structure.scatter_add(params, args[0], args[1], args[2], add)
     elif name in jaxpr.MOVES:
-        out = exact._move(prim, params, args, in_avals)
+        out = structure.move(prim, params, args, in_avals)
     else:
         raise jaxpr.UnsupportedPrimitive(f"The exact evaluator has no rule for primitive `{name}`.")
     return [_obj(o) for o in out] if prim.multiple_results else [_obj(out)]

@@ -2,7 +2,7 @@
 
 A user's function is traced at the row's format (its jaxpr is what runs: constants
 such as ``finfo(x.dtype).tiny`` as traced) and the jaxpr is evaluated on the reals
-(conversions are the identity; see exact.py for the semantics). Two tiers decide
+(conversions are the identity; see balls.py for the semantics). Two tiers decide
 each point's exact value *rounded to the format*, which is all a classification
 needs:
 
