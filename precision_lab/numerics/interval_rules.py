@@ -35,8 +35,10 @@ def _move(prim, params, args: list[IV], in_avals):
         return [np.asarray(o) for o in (out if prim.multiple_results else [out])]
 
     marked = any(args[i].bad.any() for i in data)
+    lows = run("lo")
+    highs = lows if all(args[i].lo is args[i].hi for i in data) else run("hi")  # exact points: one run
     out = []
-    for lo, hi, bad in zip(run("lo"), run("hi"), run("bad", np.float64) if marked else [None] * 99):
+    for lo, hi, bad in zip(lows, highs, run("bad", np.float64) if marked else [None] * 99):
         bad = bad != 0 if bad is not None else np.zeros(lo.shape, bool)
         out.append(IV(lo, hi, bad | np.isnan(lo) if lo.dtype.kind == "f" else bad))
     return out

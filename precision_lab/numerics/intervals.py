@@ -99,10 +99,17 @@ def _decreasing(f, a: IV, domain=None) -> IV:
 
 
 def _corners(op, a: IV, b: IV, libm=False) -> IV:
+    """op's range over the box: the least and the largest of its values at the corners
+    (one value where both operands are exact points); np.minimum and np.maximum carry
+    a NaN corner through, which marks the entry bad."""
     with np.errstate(all="ignore"):
-        c = [op(x, y) for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
-    lo, hi = np.minimum.reduce(c), np.maximum.reduce(c)
-    bad = a.bad | b.bad | _nan(*c)
+        xs = (a.lo,) if a.lo is a.hi else (a.lo, a.hi)
+        ys = (b.lo,) if b.lo is b.hi else (b.lo, b.hi)
+        c = [op(x, y) for x in xs for y in ys]
+    lo, hi = c[0], c[0]
+    for v in c[1:]:
+        lo, hi = np.minimum(lo, v), np.maximum(hi, v)
+    bad = a.bad | b.bad | _nan(lo, hi)
     lo, hi = _libm(lo, hi) if libm else (_down(lo), _up(hi))
     return IV(lo, hi, bad)
 

@@ -122,18 +122,26 @@ class Reference:
 
     @functools.lru_cache(maxsize=None)
     def _flat(self, shape, dtype, label_dtype, label_shape) -> tuple:
+        """The function's flattened jaxpr (vmapped) on inputs of `shape`, its signature
+        and the shape of one point's output."""
         x = jax.ShapeDtypeStruct(shape, dtype)
         y = jax.ShapeDtypeStruct(label_shape, label_dtype)
         closed = jax.make_jaxpr(jax.vmap(self.fn, (0, None)))(x, y)
+        return jaxpr.flatten(closed), signature(closed), tuple(closed.out_avals[0].shape[1:])
+
+    @functools.lru_cache(maxsize=None)
+    def _sens_flat(self, shape, dtype, label_dtype, label_shape):
+        """The flattened jaxpr of its forward derivative (None where it has none): traced
+        only for the interval tier's sensitivities, not for every count of open points."""
         jvp = lambda x, y: jax.jvp(lambda x: self.fn(x, y), (x,), (x,))[1]  # noqa: E731
         try:
-            sens = jaxpr.flatten(jax.make_jaxpr(jax.vmap(jvp, (0, None)))(x, y))
+            return jaxpr.flatten(jax.make_jaxpr(jax.vmap(jvp, (0, None)))(
+                jax.ShapeDtypeStruct(shape, dtype), jax.ShapeDtypeStruct(label_shape, label_dtype)))
         except Exception:  # noqa: BLE001  no forward derivative: nothing excused
-            sens = None
-        return jaxpr.flatten(closed), signature(closed), sens, tuple(closed.out_avals[0].shape[1:])
+            return None
 
     def _out_shape(self, xs, label) -> tuple:
-        return self._flat(xs.shape, xs.dtype, np.asarray(label).dtype, np.shape(label))[3]
+        return self._flat(xs.shape, xs.dtype, np.asarray(label).dtype, np.shape(label))[2]
 
     def unsupported(self, fmt: formats.Format, label, shape: tuple = ()) -> list[str]:
         """Primitives of the function, traced at `fmt` on inputs of `shape`, that the
@@ -153,7 +161,8 @@ class Reference:
 
         xs = np.asarray(xs)
         label = np.asarray(label)
-        flat, sig, sens_flat, out_shape = self._flat(xs.shape, xs.dtype, label.dtype, label.shape)
+        flat, sig, out_shape = self._flat(xs.shape, xs.dtype, label.dtype, label.shape)
+        sens_flat = self._sens_flat(xs.shape, xs.dtype, label.dtype, label.shape)
         stats = Tiers() if stats is None else stats
         if balls.unsupported(flat):
             return self._float64(xs, label, stats)
