@@ -114,7 +114,7 @@ def test_a_checkpoint_of_another_sweep_is_refused(tmp_path, monkeypatch):
 
 
 CLI_SWEEP = ["sweep", "--family", "sigmoid", "--dtypes", "float32", "--targets", "0,1", "--forms", ",".join(FORMS),
-             "--points", str(1 << 21), "--quiet"]
+             "--points", str(1 << 20), "--quiet"]
 CHILD = ("import sys; from precision_lab import entry; from precision_lab.engine import checkpoints; "
          "checkpoints.SAVE_EVERY_S = 0.05; sys.exit(entry.main(sys.argv[1:]))")  # the command's entry point, with its Ctrl-C handling
 

@@ -140,6 +140,20 @@ class Reference:
         except Exception:  # noqa: BLE001  no forward derivative: nothing excused
             return None
 
+    def _sensitivity(self, xs, label, out_shape) -> np.ndarray:
+        """|x·f'(x)| per point, its least value over the interval tier's enclosure (0
+        where that holds 0); NaN where the tier has no rule or no value."""
+        sens = np.full((len(xs),) + out_shape, np.nan)
+        sens_flat = self._sens_flat(xs.shape, xs.dtype, label.dtype, label.shape)
+        if sens_flat is not None:
+            try:
+                (s,) = enclose(sens_flat, [xs, label])
+                m = np.where((s.lo <= 0) & (s.hi >= 0), 0.0, np.minimum(np.abs(s.lo), np.abs(s.hi)))
+                sens = np.where(s.bad | _nan(s.lo, s.hi), np.nan, m)
+            except NoRule:
+                pass
+        return sens
+
     def _out_shape(self, xs, label) -> tuple:
         return self._flat(xs.shape, xs.dtype, np.asarray(label).dtype, np.shape(label))[2]
 
@@ -162,20 +176,12 @@ class Reference:
         xs = np.asarray(xs)
         label = np.asarray(label)
         flat, sig, out_shape = self._flat(xs.shape, xs.dtype, label.dtype, label.shape)
-        sens_flat = self._sens_flat(xs.shape, xs.dtype, label.dtype, label.shape)
         stats = Tiers() if stats is None else stats
         if balls.unsupported(flat):
             return self._float64(xs, label, stats)
         t0 = time.perf_counter()
         decided, value = _enclosed(flat, fmt, xs, label) if fmt.bits < 64 else (None, None)
-        sens = np.full((len(xs),) + out_shape, np.nan)
-        if sens_flat is not None:
-            try:
-                (s,) = enclose(sens_flat, [xs, label])
-                m = np.where((s.lo <= 0) & (s.hi >= 0), 0.0, np.minimum(np.abs(s.lo), np.abs(s.hi)))
-                sens = np.where(s.bad | _nan(s.lo, s.hi), np.nan, m)
-            except NoRule:
-                pass
+        sens = self._sensitivity(xs, label, out_shape)
         stats.interval_s += time.perf_counter() - t0
         if decided is None:
             decided = np.zeros(len(xs), bool)
