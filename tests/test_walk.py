@@ -126,6 +126,10 @@ def test_exact_undefined_and_infinite_values():
     assert ex(lambda a: jnp.where(a > 0, jnp.log(a), 7.0), -1.0) == 7
     assert ex(lambda a: 0.0 * jnp.log(a), -1.0) == 0
     assert ex(lambda a: 1.0 + jnp.log(a), -1.0) is UNDECIDED
+    # ln|Γ| is +∞ at a pole from both sides, ψ is not (opposite signs); both are +∞ at +∞
+    assert ex(lax.lgamma, 0.0) == mpmath.inf and ex(lax.lgamma, -3.0) == mpmath.inf
+    assert ex(lax.lgamma, np.inf) == mpmath.inf and ex(lax.digamma, np.inf) == mpmath.inf
+    assert ex(lax.digamma, -3.0) is UNDECIDED and ex(lax.lgamma, -np.inf) is UNDECIDED
 
 
 def test_exact_structural_primitives_against_jax():

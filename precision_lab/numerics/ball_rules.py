@@ -259,6 +259,8 @@ def _domain(name, inside):
 def _lgamma(a):
     """ln|Γ(a)|: arb's lgamma for a > 0; ln|Γ| for a negative ball with no integer."""
     a = num(a)
+    if a.is_exact() and (not a.is_finite() and a > 0 or a.is_integer() and a <= 0):
+        return arb.pos_inf()  # ln Γ(∞) = ∞; ln|Γ| at a pole (an exact 0, −1, −2, …) is +∞ from both sides
     if a > 0:
         return ball(a.lgamma())
     if a.contains_integer() or not a < 0:
@@ -269,6 +271,8 @@ def _lgamma(a):
 @strict
 def _digamma(a):
     a = num(a)
+    if a.is_exact() and not a.is_finite() and a > 0:
+        return arb.pos_inf()  # ψ(∞) = ∞ (at a pole the two sides have opposite signs: undefined)
     return UNDECIDED if not a > 0 and a.contains_integer() else ball(a.digamma())
 
 

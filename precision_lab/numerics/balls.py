@@ -10,8 +10,9 @@ Real semantics, where IEEE arithmetic and the reals part ways:
 * converting between float types is the identity (exact); to an integer type it
   truncates toward zero, to bool it tests ≠ 0; ``reduce_precision`` is the identity;
 * infinite real values are ±∞ (exact arb infinities): x/0 = ±∞ with the sign of
-  x ≠ 0, log 0 = −∞, log1p(−1) = −∞, 1/√0 = ∞, 0**negative = ∞, and an operation on
-  ±∞ takes its limit (exp ∞ = ∞, 1/∞ = 0, erf ∞ = 1);
+  x ≠ 0, log 0 = −∞, log1p(−1) = −∞, 1/√0 = ∞, 0**negative = ∞, ln|Γ| at a pole = ∞,
+  and an operation on ±∞ takes its limit where it has one (exp ∞ = ∞, 1/∞ = 0,
+  erf ∞ = 1, ln Γ(∞) = ψ(∞) = ∞);
 * ``UNDECIDED`` (structure.py) is an undefined value (0/0, ∞ − ∞, 0·∞, the log of a
   negative number) or one this precision cannot settle: a comparison of overlapping
   balls, a log or square root of a ball that holds 0, a division by one, a
