@@ -769,3 +769,17 @@ def test_the_offset_sweeps_two_rules_are_said_beside_the_built_in_forms(ce4):
     assert text.count(note) == 2, text
     plain = " ".join(ranking._against_builtin(grades.verdicts(fix), grades.verdicts(built), labels, 200).plain.split())
     assert note not in plain and "as good as" in plain
+
+
+def test_a_computed_nan_where_the_real_is_undefined_breaks_the_row():
+    """The gradient of `where(z > 100, 1/(z − z), z)` is 0·∞ in the backward pass: undefined
+    on the reals, NaN as computed, at every point. A NaN breaks training whatever the
+    real value, so each point counts `nan`, not `unresolved`, and the row is graded
+    `breaks` (it was once recommended as "stable where decided")."""
+    from precision_lab.output import grades
+
+    r = pl.check(f"{USER}:where_div", dtypes=["float16"], targets=[0.0], causes=False)
+    loss, grad = (next(row for row in r.rows if row["quantity"] == q) for q in ("loss", "grad"))
+    finite = 2 * formats.get("float16").max_ordinal + 1  # every finite float16, −0 read as +0
+    assert grad["counts"]["nan"] == finite and grad["counts"]["unresolved"] == 0
+    assert grades.grade(grad) == "breaks" and grades.grade(loss) != "breaks"

@@ -24,7 +24,10 @@ so the worst class of several points is their largest code):
                  negative number, 0/0), or not decided within the reference's
                  precision cap (a user's function, see ``reference``). Counted and
                  listed, never guessed; a reference marks such a point with an exact
-                 value of NaN.
+                 value of NaN. A computed NaN there is counted ``nan`` all the same:
+                 0·∞ in a backward pass (the gradient of a ``where`` whose untaken
+                 branch divides by 0) is undefined on the reals and still breaks
+                 training.
 
 All comparisons go through integer ordinals (see formats), so XLA's flushing of
 subnormal floats on the CPU cannot blur what is measured.
@@ -111,9 +114,9 @@ def classify_terms(out, o_e, limit, fmt: formats.Format, xp, tolerance: float = 
     zero = (o_c == 0) & (o_e != 0) & ~excused
     inf = (m_c > fmt.max_ordinal) & (o_c != o_e) if fmt.has_inf else (o_c != o_c)
     code = xp.where(
-        o_e == _unresolved_ordinal(fmt), np.int8(CODE["unresolved"]), xp.where(
-        out != out,  # NaN
-        np.int8(CODE["nan"]),
+        out != out,  # NaN, whatever the exact value: a computed NaN breaks training even where the real is undefined
+        np.int8(CODE["nan"]), xp.where(
+        o_e == _unresolved_ordinal(fmt), np.int8(CODE["unresolved"]),
         xp.where(inf, np.int8(CODE["inf"]), xp.where(zero, np.int8(CODE["zero"]),
                                                      xp.where((ulp > limit) & ~((o_c == 0) & excused),
                                                               np.int8(CODE["inaccurate"]), np.int8(0)))),
