@@ -58,6 +58,7 @@ def test_fail_on_exits_one(capsys):
     "argv, message",
     [
         (["sweep", "--dtypes", "float12"], "Unknown format `float12`; known formats are float16"),
+        (["sweep", "--dtypes", "bf16"], "Unknown format `bf16` (`bf16` is how the tables label bfloat16: give `bfloat16`)"),
         (["sweep", "--forms", "bce_magic"], "Unknown form `bce_magic`; known forms are bce_fused"),
         (["sweep", "--family", "tanh"], "Unknown family `tanh`"),
         (["sweep", "--targets", "1.5"], "Target 1.5 is outside [0, 1]"),

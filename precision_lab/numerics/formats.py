@@ -103,9 +103,13 @@ def get(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
-        raise InputError(
-            f"Unknown format `{name}`; known formats are {', '.join(FORMATS)}."
-        ) from None
+        near = next((long for long, short in SHORT.items() if short == str(name).lower()), None)
+        hint = f" (`{name}` is how the tables label {near}: give `{near}`)" if near else ""
+        raise InputError(f"Unknown format `{name}`{hint}; known formats are {', '.join(FORMATS)}.") from None
+
+
+SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "float8_e4m3fn": "f8e4m3",
+         "float8_e5m2": "f8e5m2"}  # each format's label in the tables' columns
 
 
 def holds(wide: Format, narrow: Format) -> bool:

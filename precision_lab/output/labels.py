@@ -33,8 +33,7 @@ STYLE = {c: i.style for c, i in INFO.items()}
 LABEL = {c: i.label for c, i in INFO.items()}
 
 
-SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "float8_e4m3fn": "f8e4m3",
-         "float8_e5m2": "f8e5m2"}
+SHORT = formats.SHORT
 
 
 def short(dtype: str) -> str:
