@@ -146,7 +146,7 @@ def test_summary_places_every_form_once(sigmoid16, width):
     if width == 80:  # the grid: the chain product's onsets on each side, exact float16 values
         i = lines.index(next(line for line in lines if line.startswith(" bce_naive_chain ")))
         assert lines[i].split()[1:] == ["NaN", "7.625"] and lines[i + 1].split() == ["NaN", "−11.09"]
-        assert "cause (f16, z = 7.625): div → inf at sigmoid.py:44" in lines[i + 2]
+        assert "cause (f16, y = 0, z = 7.625): div → inf at sigmoid.py:44" in lines[i + 2]  # the run has y = 0 and 1
 
 
 def test_summary_cuts_float64_at_seven_digits_and_says_so():

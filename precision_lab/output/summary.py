@@ -45,8 +45,8 @@ def _case(r: dict) -> str:
 
 def _cause(v: FormVerdict) -> str | None:
     """The cause at the failure the form's first failing format shows: the NaN or ∞
-    onset nearest 0 (a NaN before an ∞ at the same value), of any target's row, as
-    the cell shows it. Where that row was not walked (vectors of more than
+    onset nearest 0 (a NaN before an ∞ at the same value), of any target's row (named,
+    y = …, where the form has rows of several), as the cell shows it. Where that row was not walked (vectors of more than
     causes.CAUSE_MAX_WIDTH entries), the nearest walked onset, with its K, and a word
     that the cell's onset is another row's."""
     for fmt_label, rows in v.by_format.items():
@@ -60,7 +60,9 @@ def _cause(v: FormVerdict) -> str | None:
             return None
         _, _, r, cls, side = cell if cell in walked else min(walked, key=lambda t: t[:2])
         why = r["cause"][cls][side]
-        at = f"{_case(r)}{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
+        targets = {t.get("target") for rows_ in v.by_format.values() for t in rows_}
+        y = f"y = {r['target']:g}, " if len(targets) > 1 and r.get("target") is not None else ""  # as explain --y
+        at = f"{_case(r)}{y}{r['axis'] or 'z'} = {_num(r['onset'][cls][side], r)}"
         c_row = cell[2]
         other = "" if cell in walked else (f"; the cell's {c_row['axis'] or 'z'} = "
                                            f"{_num(c_row['onset'][cell[3]][cell[4]], c_row)} is "
