@@ -75,14 +75,28 @@ def positions_program(axis, size: int) -> Callable:
     return jax.jit(run)
 
 
-@functools.lru_cache(maxsize=None)
 def inputs_program(family: Family, fmt: formats.Format, case) -> Callable:
-    """The kernel inputs at ordinals (for a vector family, the sweep's logit vectors)."""
-    return jax.jit(lambda ords: family.inputs(formats.from_ordinal(ords, fmt, jnp), case))
+    """The kernel inputs at ordinals (for a vector family, the sweep's logit vectors):
+    one program per inputs function, so that a family derived from another (computed
+    wider, a loss scaled: its kernels differ, its inputs do not) shares its program."""
+    return _inputs_program(family.inputs, fmt, case)
 
 
 @functools.lru_cache(maxsize=None)
+def _inputs_program(inputs: Callable, fmt: formats.Format, case) -> Callable:
+    return jax.jit(lambda ords: inputs(formats.from_ordinal(ords, fmt, jnp), case))
+
+
 def reference_program(family: Family, fmt: formats.Format, floor: str, out: formats.Format | None = None) -> Callable:
+    """See `_reference_program`: one program per reference functions and base, so that
+    a family derived from another with the same references shares it."""
+    refs = tuple(distinct_references(family.forms + family.factors)[0])
+    return _reference_program(refs, family.device_base, fmt, floor, out)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_program(refs: tuple, device_base: Callable, fmt: formats.Format, floor: str,
+                       out: formats.Format | None = None) -> Callable:
     """Every reference of the family (all its forms', whichever are swept): each one's
     comparison terms (see `classify.reference_terms`) and per-block condition numbers
     at ordinals, from the family's float64 base quantities under JAX (formats of up to
@@ -92,11 +106,10 @@ def reference_program(family: Family, fmt: formats.Format, floor: str, out: form
     on the CPU), which can move a value by an ulp of float64 depending on how the
     program is fused; one program gives one answer. `fmt` is the lattice of the points; `out` (default
     `fmt`) the format the results are in, which the terms are rounded to."""
-    refs = distinct_references(family.forms + family.factors)[0]
     out_fmt = out or fmt
 
     def run(ords, target64, tolerance):
-        base = family.device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
+        base = device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
         out = []
         for reference in refs:
             exact, sens = reference(base)
