@@ -365,3 +365,13 @@ def test_a_subnormal_input_read_as_zero_is_not_called_a_flush():
     assert div.primitive == "div" and div.computed == np.inf
     assert "flush" not in div.marks and {"subnormal input", "overflow"} <= set(div.marks)
     assert not w.flushes and "a subnormal input read as 0 at #0 div" in w.summary()
+
+
+def test_a_ball_arb_cannot_bound_is_no_value_and_asks_for_more_bits():
+    """arb's [± ∞] (a ball it cannot bound) is not the real ∞: the walk reads it as no
+    value (UNDECIDED) and raises the precision for it; an exact ∞ is a value."""
+    unbounded = arb(0, float("inf"))
+    got = W._valued(structure.obj([arb(1), unbounded, arb.pos_inf()]))
+    assert got[0] == 1 and got[1] is UNDECIDED and got[2].is_exact() and not got[2].is_finite()
+    assert W._open(structure.obj([arb(1), unbounded]), "float16")
+    assert not W._open(structure.obj([arb(1), arb.pos_inf()]), "float16")

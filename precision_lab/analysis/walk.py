@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from flint import arb
 
-from ..numerics import balls, formats, jaxpr
+from ..numerics import balls, formats, jaxpr, structure
 from ..numerics.structure import UNDECIDED
 from .steps import Step, Walk, _ordinals, _ulps
 
@@ -93,19 +93,37 @@ def _exact_passes(flat, args, prec):
     of its rounding boundaries, or no value yet): the balls are rigorous, so what
     rounds to one value is settled. What the last precision leaves open rounds from
     its midpoint (an exact tie, or a value that is undefined)."""
-    for _ in range(RAISES + 1):
+    for raised in range(RAISES + 1):
         rec = []
         out = balls.evaluate(flat, args, prec, visit=lambda i, ins, outs: rec.append((ins, outs)), fallback=True)
-        if not any(_open(o, a.dtype) for e, (_, outs) in zip(flat.eqns, rec) for o, a in zip(outs, e.out_avals)):
-            break
+        if raised == RAISES or not any(_open(o, a.dtype) for e, (_, outs) in zip(flat.eqns, rec)
+                                       for o, a in zip(outs, e.out_avals)):
+            return [([_valued(x) for x in ins], [_valued(x) for x in outs]) for ins, outs in rec], \
+                [_valued(x) for x in out], prec
         prec *= 4
-    return rec, out, prec
+
+
+def _unbounded(v) -> bool:
+    """A ball arb cannot bound ([± ∞], not an exact ∞)."""
+    return isinstance(v, arb) and not v.is_finite() and not v.is_exact()
+
+
+def _valued(x):
+    """An exact array with every unbounded ball as UNDECIDED (no value at this precision)."""
+    if not any(_unbounded(v) for v in np.ravel(x)):
+        return x
+    out = structure.obj(x).copy()
+    for i in np.ndindex(out.shape):
+        if _unbounded(out[i]):
+            out[i] = UNDECIDED
+    return out
 
 
 def _open(values, dtype) -> bool:
     fmt = jaxpr.format_of(dtype)
-    return fmt is not None and any(v is UNDECIDED or (isinstance(v, arb) and v.is_finite() and
-                                                      balls.rounded(v, fmt) is None) for v in values.ravel())
+    return fmt is not None and any(v is UNDECIDED or _unbounded(v) or (isinstance(v, arb) and v.is_finite() and
+                                                                       balls.rounded(v, fmt) is None)
+                                   for v in values.ravel())
 
 
 def default_prec(fmt) -> int:
@@ -208,7 +226,8 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         loc = loc[~np.isnan(loc)]
         local = float(np.max(np.abs(loc))) if loc.size else None
     # the real result of the operation on the computed inputs: what this one rounding did
-    own = balls.apply_or_float64(e.primitive, e.params, [balls.to_balls(np.asarray(x)) for x in ins], e.in_avals)[0]
+    own = _valued(balls.apply_or_float64(e.primitive, e.params, [balls.to_balls(np.asarray(x)) for x in ins],
+                                         e.in_avals)[0])
     own_o = _ordinals(own, fmt)
     sub = lambda o: (o != 0) & (np.abs(o) < (1 << fmt.mant))  # noqa: E731  non-zero subnormal ordinals
     undefined = _undefined(ex)
