@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from precision_lab.numerics import formats
-from precision_lab.numerics.classify import CLASSES, CODE, classify
+from precision_lab.numerics.classify import CLASSES, CODE, classify, per_point
 from precision_lab.engine.runs import RunTracker
 
 F16 = formats.get("float16")
@@ -120,3 +120,13 @@ def test_a_lost_entry_below_eps_times_the_largest_is_negligible_not_lost():
         code, _, flush, small = per_point(*terms, (1,), F32)
         assert CLASSES[code[0]] == "zero", (got, exact)
         assert (bool(flush[0]), bool(small[0])) == (kind == "flush", kind == "negligible"), (got, exact, kind)
+
+
+def test_a_nan_entry_breaks_a_point_beside_an_undecided_one():
+    """A vector point with one NaN entry and one whose exact value is unresolved is NaN:
+    unresolved ranks above nan among the codes, and a NaN must not hide behind it."""
+    code = np.array([[CODE["nan"], CODE["unresolved"]], [CODE["ok"], CODE["unresolved"]]], np.int8)
+    zeros = np.zeros(code.shape, bool)
+    got, _, _, _ = per_point(code, np.zeros(code.shape), zeros, np.zeros(code.shape, np.int64), (1,),
+                             formats.get("float16"))
+    assert got.tolist() == [CODE["nan"], CODE["unresolved"]]

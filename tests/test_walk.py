@@ -375,3 +375,23 @@ def test_a_ball_arb_cannot_bound_is_no_value_and_asks_for_more_bits():
     assert got[0] == 1 and got[1] is UNDECIDED and got[2].is_exact() and not got[2].is_finite()
     assert W._open(structure.obj([arb(1), unbounded]), "float16")
     assert not W._open(structure.obj([arb(1), arb.pos_inf()]), "float16")
+
+
+def test_a_nan_on_an_undefined_real_is_where_it_broke():
+    """The gradient of where(z > 100, 1/(z − z), z) is 0·∞ in the backward pass: undefined
+    on the reals, NaN as computed. The walk marks the first NaN as where it broke (a
+    cause line once said "no operation lost it"); a sum holding +∞ (1/0) is +∞, a value,
+    not undefined."""
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location("losses", pathlib.Path(__file__).parent / "user" / "losses.py")
+    losses = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(losses)
+    w = W.walk(lambda z, y: jax.grad(losses.where_div)(z, y), (1.5, 0.0), "float16")
+    first = w.first_nonfinite
+    assert first is not None and first.primitive == "mul" and math.isnan(first.computed)
+    assert "undefined" in first.marks
+    s = W.walk(lambda z: jnp.sum(jnp.stack([1 / (z - z), jnp.exp(z)])), (1.5,), "float16")
+    total = next(step for step in s.steps if step.primitive == "reduce_sum")
+    assert "undefined" not in total.marks and total.error == 0 and s.prec == W.default_prec(formats.get("float16"))

@@ -21,7 +21,8 @@ backward, in order) and, for each equation, records
   whose exact value lies beyond its format's range has none (the loss is the
   producer's, marked there).
 
-Marks: ``nonfinite`` (computed NaN/±∞ where the exact value is finite), ``lost``
+Marks: ``nonfinite`` (computed NaN/±∞ where the exact value is finite, or NaN where it
+is undefined, as 0·∞ in a backward pass), ``lost``
 (local error above the allowance, or a non-finite local result where the exact is
 finite), ``flush`` (a computed 0 where the real result of the operation, on the
 exact or on the computed inputs, rounds to a non-zero subnormal: XLA's CPU backend
@@ -104,8 +105,9 @@ def _exact_passes(flat, args, prec):
 
 
 def _unbounded(v) -> bool:
-    """A ball arb cannot bound ([± ∞], not an exact ∞)."""
-    return isinstance(v, arb) and not v.is_finite() and not v.is_exact()
+    """A ball arb cannot bound: an infinite radius ([± ∞]) or no midpoint. [∞ ± r] with
+    a finite r is ∞ itself (a ball is [m − r, m + r])."""
+    return isinstance(v, arb) and (not v.rad().is_finite() or v.mid().is_nan())
 
 
 def _valued(x):
@@ -197,6 +199,26 @@ def _same(a, b) -> bool:
     return bool(np.all(nan | (ia == ib)))
 
 
+def _local_error(e, ex_ins, ex, fmt) -> float | None:
+    """The operation on its inputs' exact values rounded to their formats, against its
+    exact result: the largest error in ULPs (none where an input is undefined, or beyond
+    its format's range: that loss is its producer's)."""
+    rounded = [_round(x, a.dtype) for x, a in zip(ex_ins, e.in_avals)]
+    if not all(jaxpr.format_of(a.dtype) is not None and not np.any(np.isinf(r.astype(np.float64)) & _finite(x))
+               or jaxpr.format_of(a.dtype) is None and not np.any(_undefined(x))
+               for x, r, a in zip(ex_ins, rounded, e.in_avals)):
+        return None
+    got = _bind(e, [jnp.asarray(r) for r in rounded])[0]
+    lfmt = fmt  # a widening conversion is measured in its input's (coarser) format: it only copies
+    if e.primitive.name == "convert_element_type" and (f_in := jaxpr.format_of(e.in_avals[0].dtype)):
+        lfmt = f_in if f_in.mant < fmt.mant else fmt
+        got = got.astype(lfmt.dtype)
+    loc = _ulps(got, ex, lfmt)
+    loc = np.where(~np.isfinite(got.astype(np.float64)) & _finite(ex), np.inf, loc)  # overflow, NaN: lost
+    loc = loc[~np.isnan(loc)]
+    return float(np.max(np.abs(loc))) if loc.size else None
+
+
 def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
     aval, out, ex = e.out_avals[0], np.asarray(outs[0]), ex_outs[0]
     fmt = jaxpr.format_of(aval.dtype)
@@ -210,21 +232,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         return Step(**base, entry=j, computed=out[j].item(), exact=ex[j], error=None, local=None,
                     marks=["differs"] if bad else [])
     err = _ulps(out, ex, fmt)
-    # local error: the operation on its inputs' exact values rounded to their formats
-    # (none where an input is undefined, or beyond its format's range: that loss is its producer's)
-    local = None
-    rounded = [_round(x, a.dtype) for x, a in zip(ex_ins, e.in_avals)]
-    if all(jaxpr.format_of(a.dtype) is not None and not np.any(np.isinf(r.astype(np.float64)) & _finite(x))
-           or jaxpr.format_of(a.dtype) is None and not np.any(_undefined(x)) for x, r, a in zip(ex_ins, rounded, e.in_avals)):
-        got = _bind(e, [jnp.asarray(r) for r in rounded])[0]
-        lfmt = fmt  # a widening conversion is measured in its input's (coarser) format: it only copies
-        if e.primitive.name == "convert_element_type" and (f_in := jaxpr.format_of(e.in_avals[0].dtype)):
-            lfmt = f_in if f_in.mant < fmt.mant else fmt
-            got = got.astype(lfmt.dtype)
-        loc = _ulps(got, ex, lfmt)
-        loc = np.where(~np.isfinite(got.astype(np.float64)) & _finite(ex), np.inf, loc)  # overflow, NaN: lost
-        loc = loc[~np.isnan(loc)]
-        local = float(np.max(np.abs(loc))) if loc.size else None
+    local = _local_error(e, ex_ins, ex, fmt)
     # the real result of the operation on the computed inputs: what this one rounding did
     own = _valued(balls.apply_or_float64(e.primitive, e.params, [balls.to_balls(np.asarray(x)) for x in ins],
                                          e.in_avals)[0])
@@ -234,7 +242,9 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
     ex_finite = _finite(ex)  # as a real: a value beyond the format's range is finite
     outf = out.astype(np.float64)
     zero = outf == 0
-    if np.any(~np.isfinite(outf) & ex_finite):
+    # non-finite where the real is finite, or NaN where it is undefined (0·∞ of a backward pass: NaN all the same)
+    broke = (~np.isfinite(outf) & ex_finite) | (np.isnan(outf) & undefined)
+    if np.any(broke):
         marks.append("nonfinite")
     if local is not None and local > allowance:
         marks.append("lost")
@@ -257,7 +267,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
         marks.append("no exact rule")
     key = np.where(np.isnan(err), -1.0, np.abs(err))
     if "nonfinite" in marks:  # the entry shown is a non-finite one (its value is what the cause names)
-        key = np.where(~np.isfinite(outf) & ex_finite, key + 1.0, -2.0)
+        key = np.where(broke, np.where(np.isnan(key), 0.0, key) + 1.0, -2.0)
     j = np.unravel_index(int(np.argmax(key)), key.shape) if key.size else ()
     e_j = err[j]
     return Step(**base, entry=tuple(int(x) for x in j), computed=float(outf[j]), exact=ex[j],

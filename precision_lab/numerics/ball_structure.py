@@ -117,8 +117,8 @@ _LIMITS = {"add": operator.add, "add_any": operator.add, "sub": operator.sub, "m
 
 
 def _open(v) -> bool:
-    """No value, or an infinite ball that is not exactly ±∞ (arb's [± ∞])."""
-    return v is UNDECIDED or (v.__class__ is arb and not v.is_finite() and not v.is_exact())
+    """No value, or a ball arb cannot bound (an infinite radius: [± ∞])."""
+    return v is UNDECIDED or (v.__class__ is arb and (not v.rad().is_finite() or v.mid().is_nan()))
 
 
 def _limits(name, args, out):
@@ -132,13 +132,13 @@ def _limits(name, args, out):
         v = out[i]
         ins = [a[i] for a in args]
         if not _open(v) or not any(
-                x.__class__ is arb and x.is_exact() and not x.is_finite() for x in ins):
+                x.__class__ is arb and not x.is_finite() and x.rad().is_finite() for x in ins):
             continue
         if any(x is UNDECIDED for x in ins):
             out[i] = UNDECIDED
             continue
         try:
-            r = f(*(float(x) if x.__class__ is arb and not x.is_finite() else float(num(x).mid()) for x in ins))
+            r = f(*(float(num(x).mid()) for x in ins))
         except (OverflowError, ValueError, ZeroDivisionError):  # math's way of saying ∞ or undefined
             r = math.nan
         out[i] = (arb(r) if r in (0.0, 1.0, -1.0) else infinity(r) if math.isinf(r) else UNDECIDED)

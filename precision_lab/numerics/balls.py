@@ -98,10 +98,10 @@ def ordinal(v, fmt) -> int | None:
     settled = rounded(v, fmt)
     if settled is not None or v is UNDECIDED:
         return settled
-    if not v.is_finite():
-        if not v.is_exact():
+    if not v.is_finite():  # ±∞ ([∞ ± r] with a finite r is ∞ itself); an infinite radius has no value
+        if not v.rad().is_finite() or v.mid().is_nan():
             return None
-        return fmt.max_ordinal + 1 if v > 0 else -(fmt.max_ordinal + 1)
+        return fmt.max_ordinal + 1 if v.mid() > 0 else -(fmt.max_ordinal + 1)
     return rounding.binary_ordinal(*(int(t) for t in v.mid().man_exp()), fmt)
 
 

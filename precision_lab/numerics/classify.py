@@ -161,4 +161,7 @@ def per_point(code, ulp, subnormal, magnitude, axes: tuple[int, ...], fmt: forma
     negligible = (top >= shift + (1 << fmt.mant)) & (magnitude < top - shift)
     flush = subnormal.any(axis=axes) & ~lost_normal.any(axis=axes)
     small = lost_normal.any(axis=axes) & ~(lost_normal & ~negligible).any(axis=axes)
-    return code.max(axis=axes), ulp.max(axis=axes), flush, small
+    worst = code.max(axis=axes)
+    # a NaN entry breaks the point even beside an undecided one (unresolved, the only code above nan)
+    worst = worst - ((code == CODE["nan"]).any(axis=axes) & (worst > CODE["nan"])).astype(worst.dtype)
+    return worst, ulp.max(axis=axes), flush, small

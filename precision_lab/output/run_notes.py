@@ -18,7 +18,8 @@ def exact(rows) -> str | None:
     if n["float64"]:
         parts.append(f"{n['float64']} against the function run in float64 (no exact rule)")
     return (f"Exact values, over every row's points: {', '.join(parts)}; {n['unresolved']} unresolved "
-            "(docs/check.md says what each tier proves).")
+            "(undefined on the reals or not settled; where the computed value is NaN the rows count it as NaN: "
+            "docs/check.md says what each tier proves).")
 
 
 def batch(rows) -> str | None:
