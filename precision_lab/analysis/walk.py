@@ -104,26 +104,20 @@ def _exact_passes(flat, args, prec):
         prec *= 4
 
 
-def _unbounded(v) -> bool:
-    """A ball arb cannot bound: an infinite radius ([± ∞]) or no midpoint. [∞ ± r] with
-    a finite r is ∞ itself (a ball is [m − r, m + r])."""
-    return isinstance(v, arb) and (not v.rad().is_finite() or v.mid().is_nan())
-
-
 def _valued(x):
     """An exact array with every unbounded ball as UNDECIDED (no value at this precision)."""
-    if not any(_unbounded(v) for v in np.ravel(x)):
+    if not any(balls.unbounded(v) for v in np.ravel(x)):
         return x
     out = structure.obj(x).copy()
     for i in np.ndindex(out.shape):
-        if _unbounded(out[i]):
+        if balls.unbounded(out[i]):
             out[i] = UNDECIDED
     return out
 
 
 def _open(values, dtype) -> bool:
     fmt = jaxpr.format_of(dtype)
-    return fmt is not None and any(v is UNDECIDED or _unbounded(v) or (isinstance(v, arb) and v.is_finite() and
+    return fmt is not None and any(v is UNDECIDED or balls.unbounded(v) or (isinstance(v, arb) and v.is_finite() and
                                                                        balls.rounded(v, fmt) is None)
                                    for v in values.ravel())
 

@@ -400,5 +400,11 @@ def to_balls(a) -> np.ndarray:
     return out
 
 
+def unbounded(v) -> bool:
+    """A ball arb cannot bound: an infinite radius ([± ∞]) or no midpoint. [∞ ± r] with a
+    finite r is ∞ itself (a ball is [m − r, m + r])."""
+    return v.__class__ is arb and (not v.rad().is_finite() or v.mid().is_nan())
+
+
 def infinity(f):
     return arb.pos_inf() if f > 0 else arb.neg_inf()

@@ -12,7 +12,7 @@ from flint import arb
 
 from . import jaxpr, structure
 from .ball_rules import (BINARY, SELF, UFUNC, UNARY, UNDECIDED, add, fn, integer_pow, log1p, maximum, minimum, mul, num,
-                         infinity, round_rule, strict, to_balls, trunc)
+                         infinity, round_rule, strict, to_balls, trunc, unbounded)
 
 
 _obj = structure.obj
@@ -117,12 +117,12 @@ _LIMITS = {"add": operator.add, "add_any": operator.add, "sub": operator.sub, "m
 
 
 def _open(v) -> bool:
-    """No value, or a ball arb cannot bound (an infinite radius: [± ∞])."""
-    return v is UNDECIDED or (v.__class__ is arb and (not v.rad().is_finite() or v.mid().is_nan()))
+    """No value, or a ball arb cannot bound."""
+    return v is UNDECIDED or unbounded(v)
 
 
 def _limits(name, args, out):
-    """Where an operand is ±∞ and arb gives no value (exp ∞ is [± ∞] in arb, 2·∞ too):
+    """Where an operand is ±∞ and arb gives no value (erf ∞ is NaN in arb, erfc ∞ too):
     the limit, taken from IEEE arithmetic on float64 where that is 0, ±1 or ±∞ (exact
     values; an undefined one, ∞ − ∞ or 0·∞, stays UNDECIDED)."""
     f = _LIMITS[name]
@@ -132,7 +132,7 @@ def _limits(name, args, out):
         v = out[i]
         ins = [a[i] for a in args]
         if not _open(v) or not any(
-                x.__class__ is arb and not x.is_finite() and x.rad().is_finite() for x in ins):
+                x.__class__ is arb and not x.is_finite() and not unbounded(x) for x in ins):
             continue
         if any(x is UNDECIDED for x in ins):
             out[i] = UNDECIDED

@@ -36,11 +36,11 @@ import numpy as np
 from flint import ctx
 
 from . import jaxpr, rounding, structure
-from .ball_rules import UNDECIDED, to_balls
+from .ball_rules import UNDECIDED, to_balls, unbounded
 from .ball_structure import SUPPORTED, apply
 
 __all__ = ["SUPPORTED", "UNDECIDED", "apply", "apply_or_float64", "evaluate", "float64_apply", "ordinal", "precision",
-           "rounded", "to_balls", "unsupported"]
+           "rounded", "to_balls", "unbounded", "unsupported"]
 
 
 def unsupported(flat: jaxpr.Flat) -> list[str]:
@@ -99,7 +99,7 @@ def ordinal(v, fmt) -> int | None:
     if settled is not None or v is UNDECIDED:
         return settled
     if not v.is_finite():  # ±∞ ([∞ ± r] with a finite r is ∞ itself); an infinite radius has no value
-        if not v.rad().is_finite() or v.mid().is_nan():
+        if unbounded(v):
             return None
         return fmt.max_ordinal + 1 if v.mid() > 0 else -(fmt.max_ordinal + 1)
     return rounding.binary_ordinal(*(int(t) for t in v.mid().man_exp()), fmt)
