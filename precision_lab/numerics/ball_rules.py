@@ -299,34 +299,6 @@ def _integral(name):
     return g
 
 
-def round_rule(method):
-    """round (method 0: halves away from 0; 1: halves to even), where both ends of
-    the ball round to one integer."""
-    @strict
-    def g(a):
-        a = num(a)
-        if not a.is_finite():
-            return UNDECIDED
-        ends = []
-        for b in (a.lower(), a.upper()):
-            q = _fraction(b)
-            f = q.numerator // q.denominator
-            frac = q - f
-            up = frac > 0.5 or (frac == 0.5 and ((f % 2 == 1) if method else q > 0))
-            ends.append(f + 1 if up else f)
-        return arb(ends[0]) if ends[0] == ends[1] else UNDECIDED
-
-    return g
-
-
-def _fraction(b: arb):
-    import fractions
-
-    man, e = b.man_exp()
-    man, e = int(man), int(e)
-    return fractions.Fraction(man * 2**e) if e >= 0 else fractions.Fraction(man, 2**-e)
-
-
 @strict
 def _rem(a, b):
     """C's fmod: a − b·trunc(a/b), where trunc(a/b) is decided."""

@@ -4,6 +4,7 @@ single operations are ball_rules.py's."""
 
 from __future__ import annotations
 
+import fractions
 import math
 import operator
 
@@ -12,7 +13,7 @@ from flint import arb
 
 from . import jaxpr, structure
 from .ball_rules import (BINARY, SELF, UFUNC, UNARY, UNDECIDED, add, fn, integer_pow, log1p, maximum, minimum, mul, num,
-                         infinity, round_rule, strict, to_balls, trunc, unbounded)
+                         infinity, strict, to_balls, trunc, unbounded)
 
 
 _obj = structure.obj
@@ -36,6 +37,32 @@ def _convert(x, new_dtype):
         return v
 
     return _obj(np.frompyfunc(one, 1, 1)(x))
+
+
+def round_rule(method):
+    """round (method 0: halves away from 0; 1: halves to even), where both ends of
+    the ball round to one integer."""
+    @strict
+    def g(a):
+        a = num(a)
+        if not a.is_finite():
+            return UNDECIDED
+        ends = []
+        for b in (a.lower(), a.upper()):
+            q = _fraction(b)
+            f = q.numerator // q.denominator
+            frac = q - f
+            up = frac > 0.5 or (frac == 0.5 and ((f % 2 == 1) if method else q > 0))
+            ends.append(f + 1 if up else f)
+        return arb(ends[0]) if ends[0] == ends[1] else UNDECIDED
+
+    return g
+
+
+def _fraction(b: arb) -> fractions.Fraction:
+    man, e = b.man_exp()
+    man, e = int(man), int(e)
+    return fractions.Fraction(man * 2**e) if e >= 0 else fractions.Fraction(man, 2**-e)
 
 
 def _argmax(x, axes, sign):
