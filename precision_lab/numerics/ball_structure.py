@@ -1,6 +1,6 @@
-"""The ball rules of structure (conversions, sorting, running and logical
-reductions, argmax) and `apply`, which dispatches a primitive to its rule; the
-single operations are ball_rules.py's."""
+"""The ball rules of structure (conversions, rounding to integers, sorting, running and
+logical reductions, argmax), the limits at ±∞ where arb has no value, and `apply`,
+which dispatches a primitive to its rule; the single operations are ball_rules.py's."""
 
 from __future__ import annotations
 
