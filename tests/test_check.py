@@ -772,10 +772,10 @@ def test_the_offset_sweeps_two_rules_are_said_beside_the_built_in_forms(ce4):
 
 
 def test_a_computed_nan_where_the_real_is_undefined_breaks_the_row():
-    """The gradient of `where(z > 100, 1/(z − z), z)` is 0·∞ in the backward pass: undefined
-    on the reals, NaN as computed, at every point. A NaN breaks training whatever the
-    real value, so each point counts `nan`, not `unresolved`, and the row is graded
-    `breaks` (it was once recommended as "stable where decided")."""
+    """The gradient of `where(z > 100, 1/(z − z), z)` multiplies the untaken branch's zero
+    cotangent by ∞: NaN as computed at every point, 2z on the reals. Each point counts
+    `nan`, not `unresolved`, and the row is graded `breaks` (it was once recommended as
+    "stable where decided", when 0·∞ was undefined)."""
     from precision_lab.output import grades
 
     r = pl.check(f"{USER}:where_div", dtypes=["float8_e5m2"], targets=[0.0], causes=False)  # 245 points:

@@ -121,7 +121,7 @@ def test_exact_undefined_and_infinite_values():
     assert ex(lax.div, -1.0, 0.0) == -mpmath.inf and ex(lax.div, 2.0, 0.0) == mpmath.inf
     assert ex(lax.div, 0.0, 0.0) is UNDECIDED
     assert ex(lambda a: a - a, np.inf) is UNDECIDED
-    assert ex(lambda a, b: a * b, 0.0, np.inf) is UNDECIDED
+    assert ex(lambda a, b: a * b, 0.0, np.inf) == 0  # an exact 0 kills ∞ too (a zero cotangent)
     assert ex(lax.log, -1.0) is UNDECIDED and ex(lax.sqrt, -1.0) is UNDECIDED
     assert ex(lambda a: jnp.where(a > 0, jnp.log(a), 7.0), -1.0) == 7
     assert ex(lambda a: 0.0 * jnp.log(a), -1.0) == 0
@@ -378,10 +378,11 @@ def test_a_ball_arb_cannot_bound_is_no_value_and_asks_for_more_bits():
 
 
 def test_a_nan_on_an_undefined_real_is_where_it_broke():
-    """The gradient of where(z > 100, 1/(z − z), z) is 0·∞ in the backward pass: undefined
-    on the reals, NaN as computed. The walk marks the first NaN as where it broke (a
-    cause line once said "no operation lost it"); a sum holding +∞ (1/0) is +∞, a value,
-    not undefined."""
+    """The gradient of where(z > 100, 1/(z − z), z) multiplies the untaken branch's zero
+    cotangent by ∞: 0 on the reals (an exact 0 kills ∞), NaN as computed. The walk marks
+    that mul as where it broke (a cause line once said "no operation lost it"); a NaN
+    where the real is undefined is marked too (log of −1); a sum holding +∞ (1/0) is +∞,
+    a value, not undefined."""
     import importlib.util
     import pathlib
 
@@ -390,8 +391,10 @@ def test_a_nan_on_an_undefined_real_is_where_it_broke():
     spec.loader.exec_module(losses)
     w = W.walk(lambda z, y: jax.grad(losses.where_div)(z, y), (1.5, 0.0), "float16")
     first = w.first_nonfinite
-    assert first is not None and first.primitive == "mul" and math.isnan(first.computed)
-    assert "undefined" in first.marks
+    assert first is not None and first.primitive == "mul" and math.isnan(first.computed) and first.exact == 0
+    assert "nonfinite" in first.marks
+    u = W.walk(lambda z: jnp.log(z - 2.0), (1.5,), "float16").first_nonfinite
+    assert u is not None and u.primitive == "log" and "undefined" in u.marks and math.isnan(u.computed)
     s = W.walk(lambda z: jnp.sum(jnp.stack([1 / (z - z), jnp.exp(z)])), (1.5,), "float16")
     total = next(step for step in s.steps if step.primitive == "reduce_sum")
     assert "undefined" not in total.marks and total.error == 0 and s.prec == W.default_prec(formats.get("float16"))

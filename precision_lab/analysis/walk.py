@@ -22,7 +22,7 @@ backward, in order) and, for each equation, records
   producer's, marked there).
 
 Marks: ``nonfinite`` (computed NaN/±∞ where the exact value is finite, or NaN where it
-is undefined, as 0·∞ in a backward pass), ``lost``
+is undefined, as the log of a negative number), ``lost``
 (local error above the allowance, or a non-finite local result where the exact is
 finite), ``flush`` (a computed 0 where the real result of the operation, on the
 exact or on the computed inputs, rounds to a non-zero subnormal: XLA's CPU backend
@@ -236,7 +236,7 @@ def _step(i, e, ins, outs, ex_ins, ex_outs, allowance) -> Step:
     ex_finite = _finite(ex)  # as a real: a value beyond the format's range is finite
     outf = out.astype(np.float64)
     zero = outf == 0
-    # non-finite where the real is finite, or NaN where it is undefined (0·∞ of a backward pass: NaN all the same)
+    # non-finite where the real is finite, or NaN where it is undefined (a NaN breaks training all the same)
     broke = (~np.isfinite(outf) & ex_finite) | (np.isnan(outf) & undefined)
     if np.any(broke):
         marks.append("nonfinite")

@@ -55,10 +55,7 @@ def mul(a, b):
     if type(a) is arb and type(b) is arb and not (a.is_zero() or b.is_zero()):  # the common case
         r = a * b
         return UNDECIDED if r.is_nan() else r
-    if _exact_zero(a) or _exact_zero(b):  # an exact 0 kills even an undecided factor, but not ∞ (0·∞)
-        other = b if _exact_zero(a) else a
-        if isinstance(other, arb) and not other.is_finite():
-            return UNDECIDED
+    if _exact_zero(a) or _exact_zero(b):  # an exact 0 kills any factor: undecided, undefined or ±∞
         return 0 if isinstance(a, int) and isinstance(b, int) else arb(0)
     return _times(a, b)
 

@@ -13,12 +13,13 @@ Real semantics, where IEEE arithmetic and the reals part ways:
   x ≠ 0, log 0 = −∞, log1p(−1) = −∞, 1/√0 = ∞, 0**negative = ∞, ln|Γ| at a pole = ∞,
   and an operation on ±∞ takes its limit where it has one (exp ∞ = ∞, 1/∞ = 0,
   erf ∞ = 1, ln Γ(∞) = ψ(∞) = ∞);
-* ``UNDECIDED`` (structure.py) is an undefined value (0/0, ∞ − ∞, 0·∞, the log of a
+* ``UNDECIDED`` (structure.py) is an undefined value (0/0, ∞ − ∞, the log of a
   negative number) or one this precision cannot settle: a comparison of overlapping
   balls, a log or square root of a ball that holds 0, a division by one, a
   conversion to an integer across an integer boundary. It propagates through every
   operation, except that select_n drops the branches not taken and a factor that is
-  exactly 0 kills it.
+  exactly 0 kills it, and ±∞ too (a zero cotangent times ∞ is 0: the gradient of a
+  `where` whose untaken branch divides by 0 is the taken branch's).
 
 `evaluate` runs a flattened jaxpr (vmapped, for a batch of points) at a precision
 (the rules: ball_rules.py for single operations, ball_structure.py for the rest).

@@ -25,9 +25,7 @@ so the worst class of several points is their largest code):
                  precision cap (a user's function, see ``reference``). Counted and
                  listed, never guessed; a reference marks such a point with an exact
                  value of NaN. A computed NaN there is counted ``nan`` all the same:
-                 0·∞ in a backward pass (the gradient of a ``where`` whose untaken
-                 branch divides by 0) is undefined on the reals and still breaks
-                 training.
+                 whatever the real value, a NaN breaks training.
 
 All comparisons go through integer ordinals (see formats), so XLA's flushing of
 subnormal floats on the CPU cannot blur what is measured.
