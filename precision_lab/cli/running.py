@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .. import interrupts
 from ..analysis import gates as gate_rules
-from ..engine import modes
+from ..engine import executables, modes
 from ..engine.programs import BATCH
 from ..output import progress as meters
 from ..output.report import make_console
@@ -123,3 +123,4 @@ def use_compilation_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", where)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    executables.FOLDER = os.path.join(where, "programs")  # found by jaxpr, before lowering (engine.executables)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import jax
 
 from ..errors import InputError
+from . import executables
 
 STRICT_FLAG = "--xla_allow_excess_precision=false"
 
@@ -43,7 +44,7 @@ class Mode:
             return self.compile(kernel, label_axis)
         batched = jax.vmap(kernel, (0, label_axis))
         if not self.eager:
-            return jax.jit(batched)
+            return executables.jit(batched)
 
         def eager(x, label):
             with jax.disable_jit():

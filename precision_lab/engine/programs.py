@@ -24,6 +24,7 @@ from jax import lax
 from ..families.base import Family, Form
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, classify_terms, per_point, reference_terms
+from . import executables
 from .modes import Mode
 
 BATCH = 1 << 18  # points per kernel call of a scalar family
@@ -72,7 +73,7 @@ def positions_program(axis, size: int) -> Callable:
     def run(start, valid_n):
         return axis.ordinals(start + jnp.minimum(jnp.arange(size, dtype=jnp.int64), valid_n - 1), jnp)
 
-    return jax.jit(run)
+    return executables.jit(run)
 
 
 def inputs_program(family: Family, fmt: formats.Format, case) -> Callable:
@@ -84,7 +85,7 @@ def inputs_program(family: Family, fmt: formats.Format, case) -> Callable:
 
 @functools.lru_cache(maxsize=None)
 def _inputs_program(inputs: Callable, fmt: formats.Format, case) -> Callable:
-    return jax.jit(lambda ords: inputs(formats.from_ordinal(ords, fmt, jnp), case))
+    return executables.jit(lambda ords: inputs(formats.from_ordinal(ords, fmt, jnp), case))
 
 
 def reference_program(family: Family, fmt: formats.Format, floor: str, out: formats.Format | None = None) -> Callable:
@@ -117,7 +118,7 @@ def _reference_program(refs: tuple, device_base: Callable, fmt: formats.Format, 
                         _kappa_blocks(exact, sens, jnp)))
         return out
 
-    return jax.jit(run)
+    return executables.jit(run)
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,7 +135,7 @@ def dd_reference_program(family: Family, fmt: formats.Format) -> Callable:
             base = family.device_dd_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
             return [tuple((v.hi, v.lo) for v in reference(base)) for reference in refs]
 
-    return jax.jit(run)
+    return executables.jit(run)
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,7 +147,7 @@ def codes_program(fmt: formats.Format, tolerance: float) -> Callable:
         code, _, _, _ = per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim)), fmt)
         return code
 
-    return jax.jit(run)
+    return executables.jit(run)
 
 
 def _kappa_blocks(exact, sens, xp):
@@ -217,7 +218,7 @@ def classify_program(fmt: formats.Format, size: int, platform: str, tolerance: f
         return (keys if device_runs else None, err, _level_class(level).astype(jnp.int8), mixed, first, kappa,
                 _bucket_counts(*words)) + found
 
-    return jax.jit(run)
+    return executables.jit(run)
 
 
 # Forward error: each ok or inaccurate point's ULP error in one of these buckets, and
@@ -296,7 +297,7 @@ def keys_program(fmt: formats.Format, tolerance: float) -> Callable:
     def run(out, terms):
         return _pack(*per_point(*classify_terms(out, *_split(terms), fmt, jnp, tolerance), tuple(range(1, out.ndim)), fmt))
 
-    return jax.jit(run)
+    return executables.jit(run)
 
 
 def _materialise(fn, operand, true, platform: str):

@@ -16,7 +16,7 @@ unshifted exponentials overflow in the narrow formats at the larger scales.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from ..families import softmax
@@ -40,7 +40,8 @@ def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     z = np.concatenate([z, np.repeat(z[-1:], pad, 0)])
     t = np.concatenate([t, np.repeat(t[-1:], pad, 0)])
     t = t.astype(np.int32) if t.ndim == 1 else t  # class indices, or distributions in the format
-    outs = [np.asarray(run(jnp.asarray(z[i:i + b]), jnp.asarray(t[i:i + b]))) for i in range(0, n + pad, b)]
+    device = programs.default_device()  # committed, as every sweep's call is
+    outs = [np.asarray(run(*jax.device_put((z[i:i + b], t[i:i + b]), device))) for i in range(0, n + pad, b)]
     return np.concatenate(outs)[:n]
 
 
