@@ -91,3 +91,17 @@ def test_arguments_that_place_a_none_apart_are_two_programs(folder):
     np.testing.assert_array_equal(np.asarray(p(x, (y, None))), np.asarray(x))
     np.testing.assert_array_equal(np.asarray(q(x, (None, y))), np.asarray(x))
     assert len(os.listdir(folder)) == 2
+
+
+def test_a_matmul_precision_set_by_a_with_block_is_another_program(folder):
+    """Configuration a `with` block sets (here jax.default_matmul_precision, which the
+    jaxpr does not show) keys the executable, as it keys jax.jit's own."""
+    d = jax.devices()[0]
+    a = jax.device_put(np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32), d)
+    p = executables.jit(lambda u, v: u @ v)
+    plain = np.asarray(p(a, a))
+    with jax.default_matmul_precision("float32"):
+        exact = np.asarray(p(a, a))
+        np.testing.assert_array_equal(exact, np.asarray(jax.jit(lambda u, v: u @ v)(a, a)))
+    np.testing.assert_array_equal(plain, np.asarray(jax.jit(lambda u, v: u @ v)(a, a)))
+    assert len(os.listdir(folder)) == 2

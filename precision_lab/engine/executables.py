@@ -19,6 +19,7 @@ JAX's cache); without it, only the trace-and-compile step runs, as jit's would.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import pickle
@@ -84,7 +85,18 @@ def _signature(args) -> tuple | None:
         elif d != device:
             return None
         avals.append(a.aval)
-    return (device, tree, *avals) if device is not None else None
+    return (device, tree, _trace_context(), *avals) if device is not None else None
+
+
+def _trace_context() -> tuple:
+    """The configuration that tracing and lowering read (x64, matmul precision, dtype
+    promotion, ... as a `with` block may set it), as jax.jit keys its own cache on it;
+    its plain values only (an axis environment object has no stable text)."""
+    try:
+        from jax._src.config import trace_context
+    except ImportError:  # another jax: the configuration's values stand in
+        return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
+    return tuple(v for v in trace_context() if v is None or isinstance(v, (bool, int, float, str, enum.Enum)))
 
 
 def _load(traced, device):
@@ -164,4 +176,4 @@ def _settings(device) -> str:
     config = sorted((k, repr(v)) for k, v in jax.config.values.items())
     return repr((jax.__version__, jaxlib.__version__, device.platform, device.id, device.device_kind,
                  device.client.platform_version, os.environ.get("XLA_FLAGS", ""),
-                 os.environ.get("LIBTPU_INIT_ARGS", ""), config))
+                 os.environ.get("LIBTPU_INIT_ARGS", ""), config, _trace_context()))
