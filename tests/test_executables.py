@@ -94,8 +94,10 @@ def test_arguments_that_place_a_none_apart_are_two_programs(folder):
 
 
 def test_a_matmul_precision_set_by_a_with_block_is_another_program(folder):
-    """Configuration a `with` block sets (here jax.default_matmul_precision, which the
-    jaxpr does not show) keys the executable, as it keys jax.jit's own."""
+    """Configuration a `with` block sets (here jax.default_matmul_precision) keys the
+    program in memory as it keys jax.jit's own cache: without it, the call inside the
+    block would reuse the executable of the call before it (on disk the dot's
+    precision is also in the jaxpr's text)."""
     d = jax.devices()[0]
     a = jax.device_put(np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32), d)
     p = executables.jit(lambda u, v: u @ v)
@@ -105,3 +107,67 @@ def test_a_matmul_precision_set_by_a_with_block_is_another_program(folder):
         np.testing.assert_array_equal(exact, np.asarray(jax.jit(lambda u, v: u @ v)(a, a)))
     np.testing.assert_array_equal(plain, np.asarray(jax.jit(lambda u, v: u @ v)(a, a)))
     assert len(os.listdir(folder)) == 2
+
+
+def test_constants_of_a_nested_jit_and_the_bits_of_a_nan_are_in_the_key(folder):
+    """A jaxpr's text shows neither the constants a nested jit closes over nor a NaN's
+    sign: each is hashed by its bytes, so these four programs are four executables with
+    jax.jit's values, bit for bit."""
+    x, _ = _args(4)
+
+    def table_kernel(table):
+        inner = jax.jit(lambda v: v * table)
+        return lambda v: inner(v) + 1
+
+    def nan_kernel(fill):
+        return lambda v: jnp.where(v > 0, v, fill)
+
+    kernels = [table_kernel(np.arange(4, dtype=np.float16)), table_kernel(np.arange(4, 8, dtype=np.float16)),
+               nan_kernel(np.float16(np.nan)), nan_kernel(-np.float16(np.nan))]
+    for k in kernels:
+        got = np.asarray(executables.jit(k)(x))
+        np.testing.assert_array_equal(got.view(np.uint16), np.asarray(jax.jit(k)(x)).view(np.uint16))
+    assert len(os.listdir(folder)) == 4
+
+
+def test_a_weak_and_a_strong_scalar_argument_are_two_programs(folder):
+    """A Python float is traced weak-typed and a float64 array strongly typed: the
+    results' dtypes differ (float16 against float64), as under jax.jit."""
+    x, _ = _args(4)
+    p = executables.jit(lambda v, s: v * s)
+    weak, strong = p(x, 2.0), p(x, jax.device_put(np.float64(2.0), jax.devices()[0]))
+    assert (weak.dtype, strong.dtype) == (jax.jit(lambda v, s: v * s)(x, 2.0).dtype, np.float64) == (np.float16,
+                                                                                                    np.float64)
+    assert len(os.listdir(folder)) == 2
+
+
+def test_calls_inside_a_trace_with_keywords_or_jit_disabled_take_plain_jit(folder):
+    x, y = _args(4)
+    p = executables.jit(lambda v, s=1.0: v * s)
+    want = np.asarray(x) * np.float16(2)
+    np.testing.assert_array_equal(np.asarray(p(x, s=2.0)), want)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda v: p(v, 2.0))(x)), want)
+    with jax.disable_jit():
+        np.testing.assert_array_equal(np.asarray(p(x, 2.0)), want)
+    assert not folder.exists()
+
+
+def test_a_damaged_kept_program_is_compiled_again_not_run(folder):
+    """Bytes flipped inside a kept executable would crash XLA when loaded: its digest
+    no longer matches, so it is compiled and kept again."""
+    import pickle
+
+    x, y = _args()
+    executables.jit(jax.vmap(_naive, (0, None)))(x, y)
+    (path,) = folder.iterdir()
+    digest, data = pickle.loads(path.read_bytes())
+    damaged = bytearray(data)
+    damaged[len(data) // 3:len(data) // 3 + 64] = bytes(b ^ 0xFF for b in damaged[len(data) // 3:len(data) // 3 + 64])
+    path.write_bytes(pickle.dumps((digest, bytes(damaged))))
+    out = np.asarray(executables.jit(jax.vmap(_naive, (0, None)))(x, y))
+    np.testing.assert_array_equal(out.view(np.uint16),
+                                  np.asarray(jax.jit(jax.vmap(_naive, (0, None)))(x, y)).view(np.uint16))
+    import hashlib
+
+    digest, data = pickle.loads(path.read_bytes())  # kept again, whole
+    assert hashlib.sha256(data).hexdigest() == digest

@@ -24,6 +24,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+import threading
 
 import jax
 import numpy as np
@@ -40,10 +41,10 @@ class _Program:
         self.jit = jax.jit(fn)
         self.by_signature: dict = {}
 
-    def __call__(self, *args):
-        signature = _signature(args)
+    def __call__(self, *args, **kwargs):
+        signature = None if kwargs or jax.config.jax_disable_jit else _signature(args)
         if signature is None:
-            return self.jit(*args)
+            return self.jit(*args, **kwargs)
         compiled = self.by_signature.get(signature)
         if compiled is not None:
             return compiled(*args)
@@ -61,6 +62,8 @@ class _Program:
         return compiled(*args)
 
     def __getattr__(self, name):  # lower, trace, ...: the jit's own
+        if name.startswith("__") or name == "jit":
+            raise AttributeError(name)
         return getattr(self.jit, name)
 
 
@@ -74,8 +77,8 @@ def _signature(args) -> tuple | None:
         if type(a) in (int, float, bool) or isinstance(a, (np.ndarray, np.generic)):
             avals.append((type(a), jax.typeof(a)))  # placed beside the committed arrays, as jit places it
             continue
-        if not isinstance(a, jax.Array) or not a.committed:
-            return None
+        if isinstance(a, jax.core.Tracer) or not isinstance(a, jax.Array) or not a.committed:
+            return None  # inside a trace, or not placed: plain jit
         devices = a.sharding.device_set
         if len(devices) != 1:
             return None
@@ -100,18 +103,24 @@ def _trace_context() -> tuple:
 
 
 def _load(traced, device):
-    """(the kept executable of `traced` or None, the path it is kept at or None)."""
-    if FOLDER is None:
+    """(the kept executable of `traced` or None, the path it is kept at or None: a
+    program with effects, such as a host callback, is not kept)."""
+    if FOLDER is None or traced.jaxpr.effects:
         return None, None
     from jax.experimental import serialize_executable as se
 
     path = os.path.join(FOLDER, _key(traced, device))
     try:
         with open(path, "rb") as f:
-            payload, in_tree, out_tree = pickle.load(f)
-        return se.deserialize_and_load(payload, in_tree, out_tree, execution_devices=[device]), path
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, RuntimeError):
-        return None, path  # not kept yet, or unreadable: compiled and kept again
+            digest, data = pickle.load(f)
+        if hashlib.sha256(data).hexdigest() != digest:  # damaged: XLA would crash on it, not refuse it
+            return None, path
+        return se.deserialize_and_load(*pickle.loads(data), execution_devices=[device]), path
+    except Exception:  # noqa: BLE001 - not kept yet, or unreadable: compiled and kept again
+        return None, path
+
+
+_COMPILING = threading.Lock()  # the switch of JAX's cache below is process-wide
 
 
 def _compile(traced, path, args, device):
@@ -124,36 +133,44 @@ def _compile(traced, path, args, device):
     if path is None:
         return traced.lower().compile()
     from jax.experimental import serialize_executable as se
-
     from jax.experimental.compilation_cache import compilation_cache as jax_cache
 
     lowered = traced.lower()
-    before = jax.config.jax_enable_compilation_cache
-    jax_cache.reset_cache()  # JAX decides once per process whether it uses its cache: decide again
-    jax.config.update("jax_enable_compilation_cache", False)
-    try:
-        compiled = lowered.compile()
-    finally:
-        jax.config.update("jax_enable_compilation_cache", before)
-        jax_cache.reset_cache()  # and again at the next compilation, with the cache
+    with _COMPILING:
+        before = jax.config.jax_enable_compilation_cache
+        jax_cache.reset_cache()  # JAX decides once per process whether it uses its cache: decide again
+        jax.config.update("jax_enable_compilation_cache", False)
+        try:
+            compiled = lowered.compile()
+        finally:
+            jax.config.update("jax_enable_compilation_cache", before)
+            jax_cache.reset_cache()  # and again at the next compilation, with the cache
+    tmp = None
     try:
         kept = se.serialize(compiled)
+        data = pickle.dumps(kept)
         jax.block_until_ready(se.deserialize_and_load(*kept, execution_devices=[device])(*args))
-    except (jax.errors.JaxRuntimeError, RuntimeError, TypeError, ValueError):
-        return compiled  # not kept: compiled again next time
-    try:
         os.makedirs(FOLDER, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=FOLDER, prefix=".part-")
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(kept, f)
+            pickle.dump((hashlib.sha256(data).hexdigest(), data), f)
         os.replace(tmp, path)
-    except (OSError, TypeError, pickle.PicklingError):
-        pass  # a program that cannot be kept is compiled again next time
+        tmp = None
+    except Exception:  # noqa: BLE001 - whatever fails, the program is only not kept (compiled again next time)
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
     return compiled
 
 
 def _key(traced, device) -> str:
-    """What the executable depends on, hashed: the jaxpr's text and constants, the
+    """What the executable depends on, hashed: the jaxpr's text, the bytes of every
+    constant and literal in it and in the jaxprs nested in it (the text writes a NaN
+    as `nan` whatever its bits, and a nested jit's constants not at all), the
     structure of the arguments and results (None holds no array, so two calls that
     place a None apart trace one jaxpr), the device, and the settings that shape
     compiled code."""
@@ -163,11 +180,35 @@ def _key(traced, device) -> str:
                  str(traced.out_tree), _settings(device)):
         h.update(part.encode())
         h.update(b"\0")
-    for c in closed.consts:
-        c = np.asarray(c)
-        h.update(f"{c.dtype}{c.shape}".encode())
-        h.update(np.ascontiguousarray(c).tobytes())
+    _hash_values(h, closed)
     return h.hexdigest()
+
+
+def _hash_values(h, jaxpr) -> None:
+    """Every constant and literal of `jaxpr` (a Jaxpr or ClosedJaxpr) and of the jaxprs
+    in its equations' parameters, in order, by dtype, shape and bytes."""
+    from jax._src import core
+
+    if isinstance(jaxpr, core.ClosedJaxpr):
+        for c in jaxpr.consts:
+            _hash_array(h, c)
+        jaxpr = jaxpr.jaxpr
+    for eqn in jaxpr.eqns:
+        for v in eqn.invars:
+            if isinstance(v, core.Literal):
+                _hash_array(h, v.val)
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                if isinstance(sub, (core.Jaxpr, core.ClosedJaxpr)):
+                    h.update(b"[")
+                    _hash_values(h, sub)
+                    h.update(b"]")
+
+
+def _hash_array(h, value) -> None:
+    a = np.asarray(value)
+    h.update(f"{a.dtype}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
 
 
 def _settings(device) -> str:
