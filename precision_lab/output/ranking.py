@@ -102,7 +102,8 @@ def _failure_key(v: FormVerdict, f: str, cases: set | None = None) -> tuple:
     """How a form fails in one format (on `cases` only, if given), from its counts alone
     (a built-in loss's zeros below eps and a user's, which has no such figure, weigh
     alike): NaN or ∞ first, then values lost to 0 where the exact value is normal; then
-    the onset of those nearest 0 (further is better) and the share of failing points."""
+    the onset of those nearest 0 (further is better) and the share of failing points;
+    last the share of values flushed to 0 where the exact value is subnormal."""
     rows = [r for r in v.by_format[f] if cases is None or _case(r) in cases]
     breaks = sum(r["counts"]["nan"] + r["counts"]["inf"] for r in rows)
     lost = sum(r["counts"]["zero"] - r["counts"].get("zero_subnormal", 0) for r in rows)
@@ -110,8 +111,12 @@ def _failure_key(v: FormVerdict, f: str, cases: set | None = None) -> tuple:
     near = min((abs(o) for r in rows if r.get("axis") for c in classes for side in ("neg", "pos")
                 if (o := r["onset"][c][side]) is not None
                 and not (c == "zero" and (r.get("zero_onset_subnormal") or {}).get(side))), default=float("inf"))
-    share = (breaks or lost) / sum(r["points"] for r in rows)
-    return (2 if breaks else 1 if lost else 0, -near if classes else 0, round(share, 3))
+    points = sum(r["points"] for r in rows)
+    share = (breaks or lost) / points
+    # last, values lost to 0 where the exact value is subnormal (a flush): no failure,
+    # but a form without them is the better one, as its grade says ("clean")
+    flushed = sum(r["counts"].get("zero_subnormal", 0) for r in rows) / points
+    return (2 if breaks else 1 if lost else 0, -near if classes else 0, round(share, 3), round(flushed, 3))
 
 
 def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict], fmt_labels, width: int) -> Text:
