@@ -158,7 +158,15 @@ def _untrusted(x64, code64, k: int) -> np.ndarray:
 def _host_base(x64, code64, k: int):
     """The host's references, built three entries wide: entries 2 … K − 1 of every
     vector are one value (p_j for j ≥ 2, and what is made of it), so the exact
-    arithmetic runs once for them and `_Wide` copies the rounded entry out to K."""
+    arithmetic runs once for them and `_Wide` copies the rounded entry out to K. On the
+    offset sweep every point's logits differ by m = 1 (the loss is shift-invariant), so
+    its references are one point's, computed once and repeated (`_Repeated`)."""
+    x = np.atleast_1d(np.asarray(x64, np.float64))
+    if len(x) > 1 and np.all(is_offset(code64)):
+        base = _host_base(x[:1], code64, k)
+        for name, v in vars(base).items():
+            setattr(base, name, _Repeated(v, len(x)))
+        return base
     m = np.where(is_offset(code64), 1.0, np.asarray(x64, np.float64))  # as `_base` has it
     host = _Host(m, k)
     base = _base(np.atleast_1d(np.asarray(x64, np.float64)), code64, k, host, host, width=min(k, 3))
@@ -179,6 +187,18 @@ class _Wide:
         v = self.value
         out = v.to_float() if hasattr(v, "to_float") else np.asarray(v, np.float64)
         return np.concatenate((out, np.repeat(out[..., 2:], self.k - 3, axis=-1)), axis=-1)
+
+
+class _Repeated:
+    """A host reference of one point, rounded once (`to_float`), then repeated for `n`."""
+
+    def __init__(self, value, n: int):
+        self.value, self.n = value, n
+
+    def to_float(self) -> np.ndarray:
+        v = self.value
+        out = np.asarray(v.to_float() if hasattr(v, "to_float") else v, np.float64)
+        return np.repeat(np.atleast_1d(out), self.n, axis=0)
 
 
 def _f(v):
