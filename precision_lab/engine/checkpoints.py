@@ -87,15 +87,21 @@ class Checkpoint:
     def _write(self) -> None:
         data = pickle.dumps({"version": VERSION, "fingerprint": self.fingerprint, "done": self.done,
                              "partial": self.partial}, protocol=pickle.HIGHEST_PROTOCOL)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".checkpoint-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_bytes(self.path, data, ".checkpoint-")
         self.last_save = time.monotonic()
+
+
+def write_bytes(path: str, data: bytes, prefix: str) -> None:
+    """`data` written whole to `path` or not at all: to a temporary file beside it
+    (`prefix` names it), synced, then renamed into place; removed if anything fails."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=prefix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -23,11 +23,12 @@ import enum
 import hashlib
 import os
 import pickle
-import tempfile
 import threading
 
 import jax
 import numpy as np
+
+from . import checkpoints
 
 FOLDER: str | None = None  # where executables are kept; None: nowhere
 
@@ -145,25 +146,14 @@ def _compile(traced, path, args, device):
         finally:
             jax.config.update("jax_enable_compilation_cache", before)
             jax_cache.reset_cache()  # and again at the next compilation, with the cache
-    tmp = None
     try:
         kept = se.serialize(compiled)
         data = pickle.dumps(kept)
         jax.block_until_ready(se.deserialize_and_load(*kept, execution_devices=[device])(*args))
         os.makedirs(FOLDER, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=FOLDER, prefix=".part-")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((hashlib.sha256(data).hexdigest(), data), f)
-        os.replace(tmp, path)
-        tmp = None
+        checkpoints.write_bytes(path, pickle.dumps((hashlib.sha256(data).hexdigest(), data)), ".part-")
     except Exception:  # noqa: BLE001 - whatever fails, the program is only not kept (compiled again next time)
         pass
-    finally:
-        if tmp is not None:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
     return compiled
 
 
