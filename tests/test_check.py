@@ -372,9 +372,10 @@ def test_lgamma_and_digamma_have_exact_rules():
     loss, grad = (next(row for row in r.rows if row["quantity"] == q) for q in ("loss", "grad"))
     assert loss["tiers"]["float64"] == grad["tiers"]["float64"] == 0 and grad["tiers"]["unresolved"] == 0
     # lgamma(1 + e^z) where e^z passes 2**(2**60) (z ≥ 2**60·ln 2 ≈ 7.99e17, the 207
-    # bfloat16 values from 8.0164e17 to 2**61): arb's exponents end there, so it gives no
-    # finite enclosure at any precision up to the cap, though the value is +∞ in
-    # bfloat16; such points are unresolved, and said to be (none is taken from float64)
+    # bfloat16 values from 8.0164e17 to 2**61): there arb's lgamma gives only a ball
+    # around 0 (radius about 10**(3.5·10**23) at z = 8.02e17) at every precision up to
+    # the cap, though the value is +∞ in bfloat16; such points are unresolved, and said
+    # to be (none is taken from float64)
     assert loss["tiers"]["unresolved"] == loss["tiers"]["own_unresolved_cap"] == 207
 
 
