@@ -93,6 +93,15 @@ def jsonable(value):
     """`value` as the schema writes it: non-finite numbers as the strings "nan", "inf"
     and "-inf" (JSON has no such numbers), NumPy scalars and arrays as Python
     numbers and lists, tuples as lists; dicts and lists element by element."""
+    t = type(value)  # the plain types first: a row holds hundreds of thousands of them
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return value if value - value == 0 else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+    if t is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if t is list:
+        return [jsonable(v) for v in value]
     if hasattr(value, "to_json"):
         value = value.to_json()
     if isinstance(value, dict):
