@@ -161,8 +161,8 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
     # its own): no vector sweep's kernel compiles a size of its own for this
     alone = kernel_program(kernel, mode)
     device = default_device()  # committed, as the structured rows call it
-    runs = {f"{size} first": _calls(program, x, None, size, False, lab),
-            f"{size} last": _calls(program, x, None, size, True, lab),
+    runs = {f"{size} first": _calls(program, x, None, size, False, lab, device),
+            f"{size} last": _calls(program, x, None, size, True, lab, device),
             "1": np.concatenate([np.asarray(alone(*jax.device_put((x[i:i + 1], lab[i]), device)))[:1]
                                  for i in range(len(x))])}
     base = next(iter(runs.values()))
