@@ -171,3 +171,36 @@ def test_a_damaged_kept_program_is_compiled_again_not_run(folder):
 
     digest, data = pickle.loads(path.read_bytes())  # kept again, whole
     assert hashlib.sha256(data).hexdigest() == digest
+
+
+def test_prepared_programs_compile_side_by_side_and_give_the_jit_values(folder):
+    """`prepare` traces and lowers each program here and compiles it on the pool; the
+    call waits for it and gets jax.jit's values bit for bit, and the executable is kept
+    (a new program object loads it). Programs already in memory or kept are left alone."""
+    x, y = _args()
+    fns = [lambda a, b, k=k: _naive(a, b) * k for k in (1, 2, 3)]  # three jaxprs (k is a literal)
+    progs = [executables.jit(jax.vmap(f, (0, None))) for f in fns]
+    executables.prepare([(p, (x, y)) for p in progs])
+    assert all(len(p.pending) == 1 and p.pending[next(iter(p.pending))][0] is not None for p in progs)
+    for f, p in zip(fns, progs):
+        want = np.asarray(jax.jit(jax.vmap(f, (0, None)))(x, y))
+        np.testing.assert_array_equal(np.asarray(p(x, y)).view(np.uint16), want.view(np.uint16))
+        assert p.pending == {}
+    assert len([n for n in os.listdir(folder) if n != "names"]) == 3
+    again = executables.jit(jax.vmap(fns[0], (0, None)))
+    executables.prepare([(again, (x, y))])  # kept: its trace waits, with no compilation
+    ((future, _, path),) = again.pending.values()
+    assert future is None and os.path.exists(path)
+    executables.prepare([(progs[0], (x, y))])  # in memory: nothing
+    assert progs[0].pending == {}
+
+
+def test_jax_cache_comes_back_when_the_last_compilation_without_it_ends():
+    """Compilations that bypass JAX's cache may overlap: the cache is off while any
+    is inside, and back as it was when the last leaves."""
+    before = jax.config.jax_enable_compilation_cache
+    with executables._without_jax_cache():
+        with executables._without_jax_cache():
+            assert jax.config.jax_enable_compilation_cache is False
+        assert jax.config.jax_enable_compilation_cache is False
+    assert jax.config.jax_enable_compilation_cache is before

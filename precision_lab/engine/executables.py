@@ -13,12 +13,21 @@ lowered and compiled as `jax.jit` compiles it, and stored. A loaded executable i
 one XLA compiled for that same jaxpr, so no value changes; any other call (arguments
 not committed, or spread over devices) is plain `jax.jit(fn)`.
 
+A program of the package's own code is also named without tracing it
+(`fingerprints.of`: the package's source and every value its code reads), and the
+name leads to the executable its first trace found (``names/``): a cached run traces
+none of its kernels. A name is written only after its trace's executable is kept;
+`CHECK_NAMES` traces named programs all the same and fails where a name leads
+elsewhere.
+
 The folder is set by `cli.running.use_compilation_cache` (``programs/`` beside
 JAX's cache); without it, only the trace-and-compile step runs, as jit's would.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import enum
 import hashlib
 import os
@@ -31,6 +40,8 @@ import numpy as np
 from . import checkpoints
 
 FOLDER: str | None = None  # where executables are kept; None: nowhere
+# trace a named program all the same and fail if its name leads to another executable (tests)
+CHECK_NAMES = bool(os.environ.get("PRECISION_LAB_CHECK_NAMES"))
 
 
 def jit(fn):
@@ -39,8 +50,11 @@ def jit(fn):
 
 class _Program:
     def __init__(self, fn):
+        self.fn = fn
         self.jit = jax.jit(fn)
         self.by_signature: dict = {}
+        self.pending: dict = {}  # signature -> (compilation future or None, trace, path): see `prepare`
+        self.identity: str | None | bool = False  # fingerprints.of(fn), once it is needed
 
     def __call__(self, *args, **kwargs):
         signature = None if kwargs or jax.config.jax_disable_jit else _signature(args)
@@ -49,18 +63,73 @@ class _Program:
         compiled = self.by_signature.get(signature)
         if compiled is not None:
             return compiled(*args)
+        name = self._name(signature)
+        prepared = self.pending.pop(signature, None)
+        if prepared is None and name is not None and not CHECK_NAMES:  # named by its code: no trace needed
+            out = self._run_kept(_named(name), signature, args)
+            if out is not None:
+                return out[0]
+        future, traced, path = prepared or (None, self.jit.trace(*args), None)
+        if prepared is None:
+            path = _path(traced, signature[0])
+        if name is not None and CHECK_NAMES and _named(name) not in (None, path):
+            raise AssertionError(f"{self.fn} named {name} traces to {path}, not to {_named(name)}")
+        out = self._run_kept(path, signature, args) if future is None else None
+        if out is None:
+            if future is not None:  # compiled and kept by the pool
+                compiled = future.result()
+            else:
+                compiled = _compile(traced.lower(), path is not None)
+                _keep(compiled, path, args, signature[0])
+            self.by_signature[signature] = compiled
+            out = (compiled(*args),)
+        if name is not None and path is not None and os.path.exists(path):
+            _name_as(name, path)
+        return out[0]
+
+    def prepare(self, args) -> None:
+        """See `prepare`: trace and lower this program for `args` (unless it is in
+        memory, or kept) and have the pool compile it."""
+        signature = None if jax.config.jax_disable_jit else _signature(args)
+        if signature is None or signature in self.by_signature or signature in self.pending:
+            return
+        name = self._name(signature)
+        if name is not None and not CHECK_NAMES and _named(name) is not None and os.path.exists(_named(name)):
+            return  # kept: its call loads it
         traced = self.jit.trace(*args)
-        compiled, path = _load(traced, signature[0])
-        if compiled is not None:
-            try:  # the first call of a loaded executable is waited for: one that cannot run is compiled again
-                out = compiled(*args)
-                jax.block_until_ready(out)
-                self.by_signature[signature] = compiled
-                return out
-            except (jax.errors.JaxRuntimeError, TypeError, ValueError):
-                pass
-        compiled = self.by_signature[signature] = _compile(traced, path, args, signature[0])
-        return compiled(*args)
+        path = _path(traced, signature[0])
+        if path is not None and os.path.exists(path):
+            self.pending[signature] = (None, traced, path)  # kept: its call loads it without a second trace
+            return
+        self.pending[signature] = (_pool().submit(_compile_and_keep, traced.lower(), path, args, signature[0]),
+                                   traced, path)
+
+    def _name(self, signature) -> str | None:
+        """The key of this program's trace found without tracing (`fingerprints`), or None."""
+        if FOLDER is None:
+            return None
+        if self.identity is False:
+            from . import fingerprints
+
+            self.identity = fingerprints.of(self.fn)
+        if self.identity is None:
+            return None
+        device, *rest = signature
+        return hashlib.sha256(repr((self.identity, rest, _settings(device))).encode()).hexdigest()
+
+    def _run_kept(self, path, signature, args) -> tuple | None:
+        """(the kept executable's results on `args`,), or None where none is kept at
+        `path` or it does not run: its first call is waited for."""
+        compiled = _load(path, signature[0])
+        if compiled is None:
+            return None
+        try:
+            out = compiled(*args)
+            jax.block_until_ready(out)
+        except (jax.errors.JaxRuntimeError, TypeError, ValueError):
+            return None
+        self.by_signature[signature] = compiled
+        return (out,)
 
     def __getattr__(self, name):  # lower, trace, ...: the jit's own
         if name.startswith("__") or name == "jit":
@@ -95,57 +164,136 @@ def _signature(args) -> tuple | None:
 def _trace_context() -> tuple:
     """The configuration that tracing and lowering read (x64, matmul precision, dtype
     promotion, ... as a `with` block may set it), as jax.jit keys its own cache on it;
-    its plain values only (an axis environment object has no stable text)."""
+    its plain values only (an axis environment object has no stable text). The default
+    device (`jax.default_device`) is left out: it places uncommitted arguments, and a
+    program keyed here has its arguments committed to one device, which places it."""
     try:
         from jax._src.config import trace_context
     except ImportError:  # another jax: the configuration's values stand in
         return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
-    return tuple(v for v in trace_context() if v is None or isinstance(v, (bool, int, float, str, enum.Enum)))
+    return tuple(None if isinstance(v, jax.Device) else v for v in trace_context()
+                 if v is None or isinstance(v, (bool, int, float, str, enum.Enum, jax.Device)))
 
 
-def _load(traced, device):
-    """(the kept executable of `traced` or None, the path it is kept at or None: a
-    program with effects, such as a host callback, is not kept)."""
+def _path(traced, device) -> str | None:
+    """Where the executable of `traced` is kept; None for no folder or a program with
+    effects (a host callback, say), which is not kept."""
     if FOLDER is None or traced.jaxpr.effects:
-        return None, None
+        return None
+    return os.path.join(FOLDER, _key(traced, device))
+
+
+def _load(path, device):
+    """The executable kept at `path`, or None (none, damaged or unreadable)."""
+    if path is None:
+        return None
     from jax.experimental import serialize_executable as se
 
-    path = os.path.join(FOLDER, _key(traced, device))
     try:
         with open(path, "rb") as f:
             digest, data = pickle.load(f)
         if hashlib.sha256(data).hexdigest() != digest:  # damaged: XLA would crash on it, not refuse it
-            return None, path
-        return se.deserialize_and_load(*pickle.loads(data), execution_devices=[device]), path
+            return None
+        return se.deserialize_and_load(*pickle.loads(data), execution_devices=[device])
     except Exception:  # noqa: BLE001 - not kept yet, or unreadable: compiled and kept again
-        return None, path
+        return None
 
 
-_COMPILING = threading.Lock()  # the switch of JAX's cache below is process-wide
+def _named(name: str) -> str | None:
+    """The path of the executable a program's name leads to, or None."""
+    try:
+        with open(os.path.join(FOLDER, "names", name)) as f:
+            key = f.read().strip()
+    except OSError:
+        return None
+    return os.path.join(FOLDER, key) if len(key) == 64 and all(c in "0123456789abcdef" for c in key) else None
 
 
-def _compile(traced, path, args, device):
-    """`traced` lowered and compiled, as jax.jit does it, and kept at `path` if a copy
-    loaded from what is kept runs on `args`. JAX's own cache is bypassed for this
-    compilation (JAX decides whether it uses its cache once per process, so the
-    decision is reset around it): an executable JAX loaded from its cache does not
-    serialize whole on the CPU (its fused functions go missing). One that still
-    fails when loaded back (say, JAX returned it from its memory) is not kept."""
-    if path is None:
-        return traced.lower().compile()
-    from jax.experimental import serialize_executable as se
+def _name_as(name: str, path: str) -> None:
+    try:
+        os.makedirs(os.path.join(FOLDER, "names"), exist_ok=True)
+        checkpoints.write_bytes(os.path.join(FOLDER, "names", name), os.path.basename(path).encode(), ".part-")
+    except OSError:
+        pass
+
+
+def prepare(calls) -> None:
+    """Start compiling the programs of `calls`, (program, arguments) pairs, side by side:
+    each one that is neither in memory nor kept is traced and lowered here, as its call
+    would be, and compiled by XLA on a pool of threads (as many as cores), while this
+    thread goes on; its call then waits for it and keeps it. A cold run compiles
+    hundreds of programs, each on one core. Nothing is compiled that the call would not
+    compile: the same lowered program, the same compilation."""
+    for program, args in calls:
+        if isinstance(program, _Program):
+            program.prepare(args)
+
+
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                                      thread_name_prefix="precision-lab-compile")
+    return _POOL
+
+
+_BYPASS = threading.Lock()  # JAX's cache switch is process-wide: switched off while any compilation needs it off
+_bypassing = 0
+_before = None
+
+
+@contextlib.contextmanager
+def _without_jax_cache():
+    """JAX's persistent cache bypassed (JAX decides once per process whether it uses
+    its cache, so the decision is reset on the way in and out): an executable JAX
+    loaded from its cache does not serialize whole on the CPU (its fused functions go
+    missing). Several threads may be inside at once; the cache comes back when the
+    last leaves (another thread's compilation meanwhile only misses JAX's cache)."""
+    global _bypassing, _before
     from jax.experimental.compilation_cache import compilation_cache as jax_cache
 
-    lowered = traced.lower()
-    with _COMPILING:
-        before = jax.config.jax_enable_compilation_cache
-        jax_cache.reset_cache()  # JAX decides once per process whether it uses its cache: decide again
-        jax.config.update("jax_enable_compilation_cache", False)
-        try:
-            compiled = lowered.compile()
-        finally:
-            jax.config.update("jax_enable_compilation_cache", before)
-            jax_cache.reset_cache()  # and again at the next compilation, with the cache
+    with _BYPASS:
+        if _bypassing == 0:
+            _before = jax.config.jax_enable_compilation_cache
+            jax_cache.reset_cache()
+            jax.config.update("jax_enable_compilation_cache", False)
+        _bypassing += 1
+    try:
+        yield
+    finally:
+        with _BYPASS:
+            _bypassing -= 1
+            if _bypassing == 0:
+                jax.config.update("jax_enable_compilation_cache", _before)
+                jax_cache.reset_cache()  # and again at the next compilation, with the cache
+
+
+def _compile(lowered, kept: bool):
+    """`lowered` compiled, as jax.jit compiles it; bypassing JAX's cache if it is to be
+    kept (see `_without_jax_cache`)."""
+    if not kept:
+        return lowered.compile()
+    with _without_jax_cache():
+        return lowered.compile()
+
+
+def _compile_and_keep(lowered, path, args, device):
+    compiled = _compile(lowered, path is not None)
+    _keep(compiled, path, args, device)
+    return compiled
+
+
+def _keep(compiled, path, args, device) -> None:
+    """Keep `compiled` at `path` if a copy loaded from what is kept runs on `args`; one
+    that still fails when loaded back (say, JAX returned it from its memory) is not
+    kept."""
+    if path is None:
+        return
+    from jax.experimental import serialize_executable as se
+
     try:
         kept = se.serialize(compiled)
         data = pickle.dumps(kept)
@@ -154,7 +302,6 @@ def _compile(traced, path, args, device):
         checkpoints.write_bytes(path, pickle.dumps((hashlib.sha256(data).hexdigest(), data)), ".part-")
     except Exception:  # noqa: BLE001 - whatever fails, the program is only not kept (compiled again next time)
         pass
-    return compiled
 
 
 def _key(traced, device) -> str:

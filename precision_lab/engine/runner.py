@@ -9,7 +9,7 @@ import numpy as np
 
 from ..numerics import formats
 from ..numerics.classify import reference_terms
-from . import modes
+from . import batches, executables, modes
 from .points import device_float64_references, host_reference
 from .programs import (_kappa_blocks, batch_size, classify_program, codes_program, distinct_references,
                        inputs_program, kernel_program, keys_program, positions_program, reference_program)
@@ -48,6 +48,7 @@ class Runner:
                            if family.exact is None else None)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
+        self.prepared: set = set()  # the devices its kernels were prepared on (`_prepare`)
         self.tolerance, self.floor, self.device = tolerance, floor, device
         self.target = target
         # reference -> what decided the points of the refinement's calls (a user's function's
@@ -96,11 +97,22 @@ class Runner:
             host = np.concatenate((ords, np.full(self.size - n, ords[-1], np.int64)))
             o = jax.device_put(host, device)
         x = self.inputs(o)
+        label = self.labels[device]
+        if device not in self.prepared:
+            self.prepared.add(device)
+            self._prepare(x, label, device)
         stats: dict = {}
         terms = self._terms(o, host, x, device, stats=stats)
-        label = self.labels[device]
         outs = tuple(kernel(x, label) for kernel in self.kernels)
         return self.classify(outs, terms, n), (outs, terms), self.by_form(stats)
+
+    def _prepare(self, x, label, device) -> None:
+        """Have every kernel compiled side by side (`executables.prepare`) at the call's
+        batch and at the batch sizes `batches.measure` runs the row's points at later
+        (one point, and SECOND points where the batch is larger)."""
+        sizes = [1] + ([batches.SECOND] if self.size > batches.SECOND else [])
+        smaller = [jax.device_put(np.zeros((n,) + x.shape[1:], x.dtype), device) for n in sizes]
+        executables.prepare([(k, (v, label)) for v in (x, *smaller) for k in self.kernels])
 
     def by_form(self, stats: dict) -> dict:
         """What decided a call's points, by form (position) rather than by reference."""

@@ -24,7 +24,7 @@ from ..families.softmax_vectors import CLASS_ONLY, VectorSweep
 from ..families.vector_reference import reference
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, FAILURES, UNSTABLE, classify, per_point
-from . import batches, modes, programs
+from . import batches, executables, modes, programs
 from .rows import Row, computes
 
 WORST_LISTED = 5
@@ -43,6 +43,23 @@ def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     device = programs.default_device()  # committed, as every sweep's call is
     outs = [np.asarray(run(*jax.device_put((z[i:i + b], t[i:i + b]), device))) for i in range(0, n + pad, b)]
     return np.concatenate(outs)[:n]
+
+
+def _prepare(forms, fmts, b: int, k: int, soft: bool, mode: str) -> None:
+    """Have every form's kernel compiled side by side (`executables.prepare`), as the
+    sweep (`computed`: b vectors a call, a label each) and its batch dependence (one
+    vector alone) call it."""
+    device = programs.default_device()
+    calls = []
+    for fmt in fmts:
+        z = np.zeros((b, k), fmt.dtype)
+        t = np.zeros((b, k), fmt.dtype) if soft else np.zeros(b, np.int32)
+        for f in forms:
+            each = programs.kernel_program(f.kernel, modes.get(mode), 0)
+            alone = programs.kernel_program(f.kernel, modes.get(mode))
+            calls += [(each, tuple(jax.device_put((z, t), device))),
+                      (alone, tuple(jax.device_put((z[:1], t[0]), device)))]
+    executables.prepare(calls)
 
 
 CHUNK_ENTRIES = 1 << 22  # logit entries a chunk: references and outputs are held for one chunk at a time
@@ -65,6 +82,7 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
     b = programs.batch_size(softmax.family(spec.classes))
     step = max(b, CHUNK_ENTRIES // k // b * b)
     total = len(fmts) * len(spec.target_classes) * n
+    _prepare(chosen, fmts, b, k, spec.soft, mode)
     rows, done = [], 0
     for fmt in fmts:
         with np.errstate(over="ignore"):
