@@ -197,10 +197,16 @@ def test_prepared_programs_compile_side_by_side_and_give_the_jit_values(folder):
 
 def test_jax_cache_comes_back_when_the_last_compilation_without_it_ends():
     """Compilations that bypass JAX's cache may overlap: the cache is off while any
-    is inside, and back as it was when the last leaves."""
+    is inside, and back as it was when the last leaves; the switch is not part of a
+    program's key (a cold run's keys once held it, and a second run compiled 180
+    programs again)."""
     before = jax.config.jax_enable_compilation_cache
+    device = jax.devices()[0]
+    outside = executables._settings(device)
     with executables._without_jax_cache():
         with executables._without_jax_cache():
             assert jax.config.jax_enable_compilation_cache is False
+            # a key made while a compilation runs beside it is the key made at any other time
+            assert executables._settings(device) == outside
         assert jax.config.jax_enable_compilation_cache is False
     assert jax.config.jax_enable_compilation_cache is before

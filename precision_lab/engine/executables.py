@@ -348,10 +348,19 @@ def _hash_array(h, value) -> None:
     h.update(np.ascontiguousarray(a).tobytes())
 
 
+# where and whether JAX keeps its own cache: they shape no compiled code, and
+# `_without_jax_cache` switches the cache off while a compilation runs beside the calls
+# that look programs up
+_CACHE_SETTINGS = frozenset({"jax_enable_compilation_cache", "jax_compilation_cache_dir",
+                             "jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes",
+                             "jax_compilation_cache_max_size", "jax_raise_persistent_cache_errors",
+                             "jax_explain_cache_misses", "jax_compilation_cache_check_contents"})
+
+
 def _settings(device) -> str:
     import jaxlib
 
-    config = sorted((k, repr(v)) for k, v in jax.config.values.items())
+    config = sorted((k, repr(v)) for k, v in jax.config.values.items() if k not in _CACHE_SETTINGS)
     return repr((jax.__version__, jaxlib.__version__, device.platform, device.id, device.device_kind,
                  device.client.platform_version, os.environ.get("XLA_FLAGS", ""),
                  os.environ.get("LIBTPU_INIT_ARGS", ""), config, _trace_context()))
