@@ -171,7 +171,21 @@ def _trace_context() -> tuple:
         from jax._src.config import trace_context
     except ImportError:  # another jax: the configuration's values stand in
         return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
-    return tuple(None if isinstance(v, jax.Device) else v for v in trace_context()
+    raw = trace_context()  # cheap (JAX keeps it); what is made of it is remembered: every call needs it
+    try:
+        return _CONTEXTS[raw]
+    except KeyError:
+        found = _CONTEXTS[raw] = _plain(raw)
+        return found
+    except TypeError:  # a value that cannot be a key: made each time
+        return _plain(raw)
+
+
+_CONTEXTS: dict = {}
+
+
+def _plain(context: tuple) -> tuple:
+    return tuple(None if isinstance(v, jax.Device) else v for v in context
                  if v is None or isinstance(v, (bool, int, float, str, enum.Enum, jax.Device)))
 
 
