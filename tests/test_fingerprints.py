@@ -4,6 +4,7 @@ engine.executables finding its kept executable by that name."""
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -130,3 +131,50 @@ def test_a_sweeps_names_lead_to_the_executables_of_its_traces(monkeypatch):
     second = pl.sweep("sigmoid", dtypes=["float16"], targets=[1.0], causes=False)
     assert executables.FOLDER is not None and len(os.listdir(os.path.join(executables.FOLDER, "names"))) > 10
     assert [r.to_json() for r in first.rows] == [r.to_json() for r in second.rows]
+
+
+def test_a_name_is_made_at_each_new_signature_with_the_values_of_that_moment(folder, monkeypatch):
+    """jax.jit traces a new signature with the module's values of that moment: so is the
+    name made (a program first called at 64 points, a constant then changed, called at
+    128 points, must not be named as it was before the change)."""
+    fmt = formats.get("float16")
+    p = programs.keys_program.__wrapped__(fmt, 2.0)
+    d = jax.devices()[0]
+    args = (jax.device_put(np.zeros(128, np.float16), d), jax.device_put(np.zeros((128, 2), np.int64), d))
+    signature = executables._signature(args)
+    before = p._name(signature)
+    monkeypatch.setattr(programs, "ERR_DROP", programs.ERR_DROP + 1)
+    assert p._name(signature) not in (before, None)
+
+
+def test_what_a_program_reaches_through_a_class_is_part_of_its_name(monkeypatch):
+    """A package class's methods, operators and class attributes (a patched method of
+    the float64 arithmetic of softmax references) change the name."""
+    from precision_lab.families import softmax_reference
+
+    run = programs.reference_program(softmax.family(10), formats.get("float16"), "condition")
+    before = fingerprints.of(run.fn)
+    assert before is not None
+    monkeypatch.setattr(softmax_reference._Device, "exp", staticmethod(jnp.exp2))
+    assert fingerprints.of(run.fn) not in (before, None)
+
+
+def test_bound_methods_jits_of_own_code_and_changed_sources(monkeypatch):
+    """A bound builtin method is named with its object; a jax.jit of the package's code
+    (whose options cannot be read back) gets no name; nor does anything once a file of
+    the package changed after its source was hashed (the code loaded may be either)."""
+    import functools
+
+    k = softmax.ce_naive
+    assert fingerprints.of(functools.partial(k, {1: 2}.get)) != fingerprints.of(functools.partial(k, {1: 3}.get))
+    assert fingerprints.of(functools.partial(k, np.add.reduce)) != fingerprints.of(functools.partial(k, np.multiply.reduce))
+    assert fingerprints.of(functools.partial(jax.jit(k))) is None
+    assert fingerprints.of(functools.partial(jnp.exp)) is not None  # jax.numpy's own jitted functions are named
+    assert fingerprints.of(k) is not None
+    monkeypatch.setattr(fingerprints, "_stat", lambda path: (0, 0))
+    assert fingerprints.of(k) is None
+
+
+def test_a_trace_context_holding_an_unknown_object_takes_plain_jit():
+    assert executables._plain((None, True, 3, (), "x")) == (None, True, 3, (), "x")
+    assert executables._plain((None, object())) is None

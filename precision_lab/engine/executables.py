@@ -37,7 +37,7 @@ import threading
 import jax
 import numpy as np
 
-from . import checkpoints
+from . import checkpoints, fingerprints
 
 FOLDER: str | None = None  # where executables are kept; None: nowhere
 # trace a named program all the same and fail if its name leads to another executable (tests)
@@ -54,7 +54,6 @@ class _Program:
         self.jit = jax.jit(fn)
         self.by_signature: dict = {}
         self.pending: dict = {}  # signature -> (compilation future or None, trace, path): see `prepare`
-        self.identity: str | None | bool = False  # fingerprints.of(fn), once it is needed
 
     def __call__(self, *args, **kwargs):
         signature = None if kwargs or jax.config.jax_disable_jit else _signature(args)
@@ -108,14 +107,11 @@ class _Program:
         """The key of this program's trace found without tracing (`fingerprints`), or None."""
         if FOLDER is None:
             return None
-        if self.identity is False:
-            from . import fingerprints
-
-            self.identity = fingerprints.of(self.fn)
-        if self.identity is None:
+        identity = fingerprints.of(self.fn)  # at each new signature: jit traces with the values of that moment
+        if identity is None:
             return None
         device, *rest = signature
-        return hashlib.sha256(repr((self.identity, rest, _settings(device))).encode()).hexdigest()
+        return hashlib.sha256(repr((identity, rest, _settings(device))).encode()).hexdigest()
 
     def _run_kept(self, path, signature, args) -> tuple | None:
         """(the kept executable's results on `args`,), or None where none is kept at
@@ -158,10 +154,11 @@ def _signature(args) -> tuple | None:
         elif d != device:
             return None
         avals.append(a.aval)
-    return (device, tree, _trace_context(), *avals) if device is not None else None
+    context = _trace_context()
+    return (device, tree, context, *avals) if device is not None and context is not None else None
 
 
-def _trace_context() -> tuple:
+def _trace_context() -> tuple | None:
     """The configuration that tracing and lowering read (x64, matmul precision, dtype
     promotion, ... as a `with` block may set it), as jax.jit keys its own cache on it;
     its plain values only (an axis environment object has no stable text). The default
@@ -184,9 +181,25 @@ def _trace_context() -> tuple:
 _CONTEXTS: dict = {}
 
 
-def _plain(context: tuple) -> tuple:
-    return tuple(None if isinstance(v, jax.Device) else v for v in context
-                 if v is None or isinstance(v, (bool, int, float, str, enum.Enum, jax.Device)))
+_PLAIN = (bool, int, float, str, enum.Enum)
+
+
+def _plain(context: tuple) -> tuple | None:
+    """The context's values as a key: plain values and tuples of them as they are, the
+    default device as None, an empty axis environment (outside any named axis) left
+    out; None where it holds anything else (a mesh, say: such a call takes plain jit)."""
+    out = []
+    for v in context:
+        if v is None or isinstance(v, _PLAIN) or isinstance(v, jax.Device):
+            out.append(None if isinstance(v, jax.Device) else v)
+        elif type(v) is tuple and all(x is None or isinstance(x, _PLAIN) for x in v):
+            out.append(v)
+        elif type(v).__name__ == "AxisEnv" and not any(getattr(v, a, None) for a in
+                                                       ("axis_sizes", "spmd_axis_names", "explicit_mesh_axis_names")):
+            continue
+        else:
+            return None
+    return tuple(out)
 
 
 def _path(traced, device) -> str | None:
@@ -251,6 +264,11 @@ def _pool():
     if _POOL is None:
         _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
                                                       thread_name_prefix="precision-lab-compile")
+        # at exit (a Ctrl-C through the Python API, say) the compilations not started are
+        # dropped: the pool's own exit hook would run them all first (hooks run newest first)
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            register(lambda: _POOL.shutdown(wait=False, cancel_futures=True))
     return _POOL
 
 

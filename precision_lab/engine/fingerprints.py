@@ -33,7 +33,10 @@ import numpy as np
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # code outside the package named by its file and line alone: its version is in the key
 _TOP = __package__.split(".")[0]
-LIBRARIES = ("jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum", "scipy")
+LIBRARIES = ("jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum", "scipy", "flint")
+
+
+_DISTRIBUTIONS = {"flint": "python-flint"}  # where the import name is not the distribution's
 
 
 class _Unknown(Exception):
@@ -42,8 +45,12 @@ class _Unknown(Exception):
 
 def of(fn) -> str | None:
     """The hash of `fn` (see the module docstring), or None where the walk meets
-    anything it cannot name."""
-    h = hashlib.sha256(_source_digest().encode())
+    anything it cannot name, or a file of the package changed since its source was
+    hashed (the code loaded may then be either)."""
+    digest, files = _source()
+    if any(_stat(path) != stat for path, stat in files):
+        return None
+    h = hashlib.sha256(digest.encode())
     try:
         _walk(fn, h, {})
     except (_Unknown, RecursionError):
@@ -51,22 +58,41 @@ def of(fn) -> str | None:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
-def _source_digest() -> str:
-    """Every module of the package, hashed, with the interpreter's and NumPy's
-    versions (a constant computed while tracing comes from them)."""
-    import ml_dtypes
+def _stat(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
-    h = hashlib.sha256(repr((sys.version, np.__version__, ml_dtypes.__version__)).encode())
-    for folder, dirs, files in sorted(os.walk(PACKAGE)):
+
+@functools.lru_cache(maxsize=None)
+def _source() -> tuple[str, tuple]:
+    """Every module of the package, hashed, with the interpreter's and the libraries'
+    versions (a constant computed while tracing comes from them); and each file's
+    modification time and size when it was read. Read when this module is imported,
+    as the package's modules are."""
+    import importlib.metadata
+
+    versions = []
+    for name in LIBRARIES:
+        try:
+            versions.append((name, importlib.metadata.version(_DISTRIBUTIONS.get(name, name))))
+        except importlib.metadata.PackageNotFoundError:
+            versions.append((name, None))
+    h = hashlib.sha256(repr((sys.version, versions)).encode())
+    files = []
+    for folder, dirs, names in sorted(os.walk(PACKAGE)):
         dirs.sort()
-        for name in sorted(files):
+        for name in sorted(names):
             if name.endswith(".py"):
                 path = os.path.join(folder, name)
+                stat = _stat(path)
                 h.update(os.path.relpath(path, PACKAGE).encode() + b"\0")
                 with open(path, "rb") as f:
                     h.update(f.read())
-    return h.hexdigest()
+                files.append((path, stat))
+    return h.hexdigest(), tuple(files)
 
 
 def _where(code: types.CodeType) -> str | None:
@@ -133,7 +159,7 @@ def _object(obj, t: type, h, seen: dict) -> None:
         _walk(type(obj), h, seen)
         h.update(f"enum:{obj.name};".encode())
     elif isinstance(obj, type):
-        h.update(f"type:{obj.__module__}.{obj.__qualname__};".encode())
+        _class(obj, h, seen)
     elif isinstance(obj, types.ModuleType):
         h.update(f"module:{obj.__name__};".encode())
     elif isinstance(obj, types.FunctionType):
@@ -145,6 +171,19 @@ def _object(obj, t: type, h, seen: dict) -> None:
         h.update(b")")
     elif isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
         h.update(f"builtin:{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', obj.__name__)};".encode())
+        bound = getattr(obj, "__self__", None)  # a bound method's object: {1: 2}.get is not {1: 3}.get
+        if bound is not None and not isinstance(bound, types.ModuleType):
+            _walk(bound, h, seen)
+    elif isinstance(obj, (staticmethod, classmethod)):
+        h.update(f"{t.__name__}(".encode())
+        _walk(obj.__func__, h, seen)
+        h.update(b")")
+    elif isinstance(obj, property):
+        h.update(b"property(")
+        _walk((obj.fget, obj.fset, obj.fdel), h, seen)
+        h.update(b")")
+    elif isinstance(obj, (types.MemberDescriptorType, types.GetSetDescriptorType, types.WrapperDescriptorType)):
+        h.update(f"descriptor:{obj.__qualname__};".encode())
     elif isinstance(obj, functools.partial):
         h.update(b"partial(")
         _walk((obj.func, obj.args, obj.keywords), h, seen)
@@ -152,18 +191,74 @@ def _object(obj, t: type, h, seen: dict) -> None:
     elif dataclasses.is_dataclass(obj):
         _walk(t, h, seen)
         _walk(tuple((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)), h, seen)
-    elif t is object:  # a library's sentinel, as in jax.vmap's closure
-        h.update(b"object();")
+    elif t.__module__.startswith("flint.") and t.__qualname__ == "FlintContext":
+        h.update(f"flint:{obj!r};".encode())  # python-flint's settings (precision), as its repr lists them
+    elif t is object or (t.__module__, t.__qualname__) == ("numpy._globals", "_NoValueType"):
+        h.update(f"sentinel:{t.__qualname__};".encode())  # a library's, as in jax.vmap's closure, numpy's defaults
     elif (t.__module__ or "").split(".")[0] == _TOP and hasattr(obj, "__dict__"):
         _walk(t, h, seen)  # an object of the package's own class: its attributes
         _walk(dict(vars(obj)), h, seen)
     elif hasattr(obj, "__wrapped__") and _library_object(obj):  # jax.jit, lru_cache, custom_jvp's wrappers
+        if _jit_of_own_code(obj):
+            raise _Unknown(t)  # jit's options (static arguments, compiler options) cannot be read back
         h.update(f"wrapped:{t.__module__}.{t.__qualname__}(".encode())
         _walk(obj.__wrapped__, h, seen)
         _walk(_attributes(obj), h, seen)
         h.update(b")")
+    elif _library_singleton(obj):  # jnp.maximum (a jax ufunc object), say: named where the library defines it
+        h.update(f"singleton:{obj.__module__}.{obj.__name__};".encode())
     else:
         raise _Unknown(t)
+
+
+def _library_singleton(obj) -> bool:
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__name__", None)
+    if not isinstance(module, str) or not isinstance(name, str) or module.split(".")[0] not in LIBRARIES:
+        return False
+    return getattr(sys.modules.get(module), name, None) is obj
+
+
+# a class's entries that say nothing of what its code computes
+_CLASS_NOISE = frozenset({"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__annotations__",
+                          "__dataclass_fields__", "__dataclass_params__", "__match_args__", "__slots__",
+                          "__orig_bases__", "__parameters__", "__firstlineno__", "__static_attributes__"})
+
+
+def _class(cls: type, h, seen: dict) -> None:
+    """A library's class by its name (its version is in the key); one of the package's
+    by its name, bases and entries: methods, operators, class attributes and what
+    they read (a patched method or constant changes it)."""
+    h.update(f"type:{cls.__module__}.{cls.__qualname__}".encode())
+    if (cls.__module__ or "").split(".")[0] != _TOP:
+        h.update(b";")
+        return
+    h.update(b"(")
+    _walk(cls.__bases__, h, seen)
+    generated = dataclasses.is_dataclass(cls)
+    for name in sorted(cls.__dict__):
+        value = cls.__dict__[name]
+        if generated and _written_by_dataclasses(value):
+            continue  # from the fields the source declares (__init__, __eq__, __repr__, ...)
+        if name not in _CLASS_NOISE:
+            h.update(f"{name}=".encode())
+            _walk(value, h, seen)
+    h.update(b")")
+
+
+def _written_by_dataclasses(value) -> bool:
+    while isinstance(value, types.FunctionType) and hasattr(value, "__wrapped__"):  # __repr__ is wrapped
+        value = value.__wrapped__
+    return isinstance(value, types.FunctionType) and value.__code__.co_filename == "<string>"
+
+
+def _jit_of_own_code(obj) -> bool:
+    """A jax.jit of code outside the libraries (the package's): its options are not
+    readable, so it gets no name. jax.numpy's own jitted functions are named by their
+    code (their options are the library's)."""
+    if type(obj).__name__ != "PjitFunction":
+        return False
+    code = getattr(obj.__wrapped__, "__code__", None)
+    return code is None or _where(code) != "library"
 
 
 def _apart(v) -> bytes:
@@ -288,3 +383,6 @@ def _names(code: types.CodeType) -> frozenset:
         if isinstance(c, types.CodeType):
             names |= _names(c)
     return frozenset(names)
+
+
+_source()  # the package's source as it is when its modules are imported
