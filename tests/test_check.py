@@ -319,7 +319,7 @@ def test_a_check_is_ranked_against_the_built_in_forms_of_the_same_function(naive
     assert all(r["dtype"] == "float16" and r["target"] == 0.0 and r["exhaustive"] for r in built.values())
     assert built["bce_logits"]["counts"]["nan"] == built["bce_logits"]["counts"]["inf"] == 0
     text = " ".join(naive.summary(200).split())
-    assert ("Built-in, the same function: bce_logits = optax.sigmoid_binary_cross_entropy (f16 clean): "
+    assert ("Built-in for the loss, the same function: bce_logits = optax.sigmoid_binary_cross_entropy (f16 clean): "
             "as good as the best form checked above") in text
     for name in ("bce_clip", "focal_prob"):
         kind = pl.api.user_kind(f"{USER}:{name}")
@@ -699,7 +699,7 @@ def test_a_fix_with_the_built_in_forms_counts_is_as_good_as_it(ce4):
     built = next(r for r in ce4.rows if r["form"] == "ce_log_softmax")
     assert fix["counts"] == built["counts"] and fix["onset"]["zero"] == built["onset"]["zero"]
     text = " ".join(ce4.summary(200).split())
-    assert "Built-in, the same function: ce_log_softmax = optax.softmax_cross_entropy_with_integer_labels" in text
+    assert "Built-in for the loss, the same function: ce_log_softmax = optax.softmax_cross_entropy_with_integer_labels" in text
     assert "(f16 0 only below eps): as good as the best form checked above" in text
 
 

@@ -147,8 +147,9 @@ def _against_builtin(mine: Sequence[FormVerdict], theirs: Sequence[FormVerdict],
                    else "worse than the best form checked above" if all(x >= 0 for x in side)
                    else "better in some formats, worse in others")
         grades = "; ".join(f"{short(f)} {GRADE_WORDS[best.grade_in(f)]}" for f in fmts)
-        line = (f"Built-in, the same function: {best.name} = {best.library.split(', ')[0]} ({grades}): {verdict}"
-                if best.library else f"Built-in, the same function: {best.name} ({grades}): {verdict}")
+        head = f"Built-in for the {quantity}, the same function"  # the line follows both Use lines: it names its own
+        line = (f"{head}: {best.name} = {best.library.split(', ')[0]} ({grades}): {verdict}"
+                if best.library else f"{head}: {best.name} ({grades}): {verdict}")
         if any(r.get("sweep") == "offset" and r["counts"]["inaccurate"] for f in fmts for r in best.by_format[f]):
             # two rules of one sweep: a finding to show, not to rank by (the ranking uses failures only)
             line += (". On the offset sweep the built-in rows count the rounding of c + 1 against the form; "
