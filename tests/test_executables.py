@@ -189,7 +189,7 @@ def test_prepared_programs_compile_side_by_side_and_give_the_jit_values(folder):
     assert len([n for n in os.listdir(folder) if n != "names"]) == 3
     again = executables.jit(jax.vmap(fns[0], (0, None)))
     executables.prepare([(again, (x, y))])  # kept: its trace waits, with no compilation
-    ((future, _, path),) = again.pending.values()
+    ((future, _, path, _),) = again.pending.values()
     assert future is None and os.path.exists(path)
     executables.prepare([(progs[0], (x, y))])  # in memory: nothing
     assert progs[0].pending == {}

@@ -53,7 +53,7 @@ class _Program:
         self.fn = fn
         self.jit = jax.jit(fn)
         self.by_signature: dict = {}
-        self.pending: dict = {}  # signature -> (compilation future or None, trace, path): see `prepare`
+        self.pending: dict = {}  # signature -> (compilation future or None, trace, path, name): see `prepare`
 
     def __call__(self, *args, **kwargs):
         signature = None if kwargs or jax.config.jax_disable_jit else _signature(args)
@@ -62,15 +62,17 @@ class _Program:
         compiled = self.by_signature.get(signature)
         if compiled is not None:
             return compiled(*args)
-        name = self._name(signature)
         prepared = self.pending.pop(signature, None)
-        if prepared is None and name is not None and not CHECK_NAMES:  # named by its code: no trace needed
-            out = self._run_kept(_named(name), signature, args)
-            if out is not None:
-                return out[0]
-        future, traced, path = prepared or (None, self.jit.trace(*args), None)
         if prepared is None:
+            name = self._name(signature)
+            if name is not None and not CHECK_NAMES:  # named by its code: no trace needed
+                out = self._run_kept(_named(name), signature, args)
+                if out is not None:
+                    return out[0]
+            future, traced = None, self.jit.trace(*args)
             path = _path(traced, signature[0])
+        else:  # traced and named when it was prepared
+            future, traced, path, name = prepared
         if name is not None and CHECK_NAMES and _named(name) not in (None, path):
             raise AssertionError(f"{self.fn} named {name} traces to {path}, not to {_named(name)}")
         out = self._run_kept(path, signature, args) if future is None else None
@@ -98,10 +100,10 @@ class _Program:
         traced = self.jit.trace(*args)
         path = _path(traced, signature[0])
         if path is not None and os.path.exists(path):
-            self.pending[signature] = (None, traced, path)  # kept: its call loads it without a second trace
+            self.pending[signature] = (None, traced, path, name)  # kept: its call loads it without a second trace
             return
         self.pending[signature] = (_pool().submit(_compile_and_keep, traced.lower(), path, args, signature[0]),
-                                   traced, path)
+                                   traced, path, name)
 
     def _name(self, signature) -> str | None:
         """The key of this program's trace found without tracing (`fingerprints`), or None."""
