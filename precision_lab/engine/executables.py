@@ -77,11 +77,8 @@ class _Program:
             raise AssertionError(f"{self.fn} named {name} traces to {path}, not to {_named(name)}")
         out = self._run_kept(path, signature, args) if future is None else None
         if out is None:
-            if future is not None:  # compiled and kept by the pool
-                compiled = future.result()
-            else:
-                compiled = _compile(traced.lower(), path is not None)
-                _keep(compiled, path, args, signature[0])
+            compiled = (future.result() if future is not None  # compiled and kept by the pool
+                        else _compile_and_keep(traced.lower(), path, args, signature[0]))
             self.by_signature[signature] = compiled
             out = (compiled(*args),)
         if name is not None and path is not None and os.path.exists(path):

@@ -2,16 +2,18 @@
 
 A cached run traced each of its hundreds of programs only to find its kept
 executable (`executables`), a tenth of the run. A program of the package's own
-code is named here instead, by what determines its jaxpr: the package's source,
-and, walked from the function, every code object, default, closure cell and
-global name it reaches (a module constant a test or option changes is read, not
-assumed), with the library functions it calls named by their code (their
-versions are in the executable's key). Whatever the walk cannot name — a user's
-function, an object of an unknown class — makes it give up (None), and the
-program is traced, as it always was.
+code is named here instead, by what determines its jaxpr: the package's source
+(read when this module is imported; a file changed since then gives no name), and,
+walked from the function, every code object, default, closure cell, global name,
+import inside a function, and package class (bases, methods, class attributes) it
+reaches (a module constant a test or option changes is read, not assumed), with the
+library functions it calls named by their code (their versions are in the name).
+Whatever the walk cannot name — a user's function, an object of an unknown class, a
+jax.jit of the package's own code — makes it give up (None), and the program is
+traced, as it always was.
 
-The hash reads values when the program is first called, as `jax.jit` reads a
-closure's values at its first trace; like jit, it assumes they do not change after.
+The hash reads values at each new signature of a program, as `jax.jit` reads a
+closure's values when it traces one; like jit, it assumes they do not change after.
 """
 
 from __future__ import annotations
@@ -31,11 +33,9 @@ import types
 import numpy as np
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# code outside the package named by its file and line alone: its version is in the key
 _TOP = __package__.split(".")[0]
+# code outside the package named by its file and line alone: its version is in the name
 LIBRARIES = ("jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum", "scipy", "flint")
-
-
 _DISTRIBUTIONS = {"flint": "python-flint"}  # where the import name is not the distribution's
 
 
