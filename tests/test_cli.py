@@ -222,3 +222,27 @@ def test_every_help_text_renders(command, capsys):
         cli.main(command + ["--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and out.startswith("usage: precision-lab")
+
+
+def test_freed_memory_is_kept_for_the_next_call():
+    """The command keeps XLA's freed buffers (cli.running.keep_freed_memory): a program
+    called again writes into memory the process already has. With glibc's defaults each
+    call of this 3-output program over 2**18 points takes about 700 page faults (about
+    35,000 in 50 calls, the kernel zeroing fresh pages); kept, 0 to 30 in all after a
+    warm-up. The bound, 5,000, is a seventh of the default's figure."""
+    import resource
+
+    import jax
+    import jax.numpy as jnp
+
+    from precision_lab.cli.running import keep_freed_memory
+
+    keep_freed_memory()
+    f = jax.jit(lambda x: (jnp.exp(x) * 2 + 1, x * 3, x - 1))
+    x = jnp.ones(1 << 18, jnp.float32)
+    for _ in range(20):
+        jax.block_until_ready(f(x))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        jax.block_until_ready(f(x))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 5000

@@ -16,7 +16,7 @@ from .. import interrupts
 from ..errors import InputError
 from . import commands, drawing, listing
 from .parser import UsageError, build_parser
-from .running import Interrupted, use_compilation_cache
+from .running import Interrupted, keep_freed_memory, use_compilation_cache
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -50,6 +50,7 @@ def _interrupted(sentence: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     use_compilation_cache()
+    keep_freed_memory()
     try:
         args = build_parser().parse_args(_joined(argv))
         if args.command not in COMMANDS:

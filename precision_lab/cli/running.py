@@ -110,6 +110,32 @@ def _figure(gate, row) -> str:
 CACHE_ENV = "PRECISION_LAB_CACHE"  # a folder for compiled programs, or 0 for none
 
 
+# glibc's malloc settings (mallopt parameters): buffers of up to 32 MiB come from the
+# heap, which keeps up to 256 MiB freed at its top and grows 64 MiB at a time
+_MALLOC_SETTINGS = ((-3, 32 << 20), (-1, 256 << 20), (-2, 64 << 20))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep the memory XLA frees for the next program's buffers.
+    By default it hands megabyte buffers back to the system as each program ends, and
+    every call's new buffers are then zeroed by the kernel page by page as they are
+    first written: 1.4 to 2.8 million page faults and 3.5 to 5.6 s of system CPU in a
+    16 s exhaustive float32 slice of the sigmoid family (every value in [0.5, 64],
+    y = 0 and 1), 95,000 and 0.6 s with these settings (13 s). The values computed are
+    the same. Nothing is done where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # glibc's own function: AttributeError elsewhere
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    for parameter, value in _MALLOC_SETTINGS:
+        mallopt(parameter, value)
+
+
 def use_compilation_cache() -> None:
     """Keep XLA's compiled programs between runs (JAX's persistent cache), in
     $PRECISION_LAB_CACHE or ~/.cache/precision_lab/xla: each form is its own program,
