@@ -111,12 +111,12 @@ def _reference_program(refs: tuple, device_base: Callable, fmt: formats.Format, 
 
     def run(ords, target64, tolerance):
         base = device_base(formats.ordinal_to_float64(ords, fmt, jnp), target64)
-        out = []
+        terms, kappas = [], []
         for reference in refs:
             exact, sens = reference(base)
-            out.append((_join(*reference_terms(exact, sens, out_fmt, tolerance, jnp, floor)),
-                        _kappa_blocks(exact, sens, jnp)))
-        return out
+            terms.append(_join(*reference_terms(exact, sens, out_fmt, tolerance, jnp, floor)))
+            kappas.append(_kappa_points(exact, sens, jnp))
+        return list(zip(terms, _block_maxima(kappas)))
 
     return executables.jit(run)
 
@@ -153,15 +153,31 @@ def codes_program(fmt: formats.Format, tolerance: float) -> Callable:
 def _kappa_blocks(exact, sens, xp):
     """The largest condition number κ = sens/|exact| (0 where sens is 0, ∞ at a root)
     per block of BLOCK points, over a vector's entries too: for the row's profile."""
+    k = _kappa_points(exact, sens, xp)
+    return k.reshape(-1, min(BLOCK, k.shape[0])).max(axis=1)
+
+
+def _kappa_points(exact, sens, xp):
+    """Each point's largest condition number (over a vector's entries), as float32 (∞
+    beyond its range). Rounding to float32 keeps the order of values, so the float32
+    maximum of a block is its float64 maximum rounded."""
     with np.errstate(divide="ignore", invalid="ignore"):
         k = xp.where(sens == 0, 0.0, xp.abs(sens) / xp.abs(exact))
     k = xp.where(k == k, k, 0.0)
     k = k.reshape(k.shape[0], -1).max(axis=1)
-    k = k.reshape(-1, min(BLOCK, k.shape[0])).max(axis=1)
-    if xp is np:
-        with np.errstate(over="ignore"):  # κ beyond float32's range is ∞ in the profile
-            return k.astype(np.float32)
-    return k.astype(np.float32)
+    with np.errstate(over="ignore"):
+        return k.astype(np.float32)
+
+
+def _block_maxima(points):
+    """`_kappa_blocks` of several references' `_kappa_points` (JAX arrays), in one
+    variadic reduction: XLA then computes each point's κ inside the reduction instead
+    of writing and reading back an array per reference (3.3 against 3.7 ms for the
+    sigmoid family's six references at 2**18 points; same values, as κ ≥ 0)."""
+    block = min(BLOCK, points[0].shape[0])
+    blocks = tuple(k.reshape(-1, block) for k in points)
+    return lax.reduce(blocks, tuple(np.float32(0) for _ in blocks),
+                      lambda a, b: tuple(jnp.maximum(x, y) for x, y in zip(a, b)), (1,))
 
 
 @functools.lru_cache(maxsize=None)
