@@ -13,12 +13,10 @@ argument). Sampled axes then refine onsets and listed interval boundaries (see
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import queue
-import threading
 from collections.abc import Callable, Sequence
 
-import jax
 import numpy as np
 
 from ..families.base import Family, Form
@@ -31,7 +29,7 @@ from .runner import Runner
 from .runs import RunTracker
 
 PROFILE_BINS = 256
-IN_FLIGHT = 2  # sweep calls dispatched per device ahead of the one being absorbed
+IN_FLIGHT = 2  # sweep calls in flight per device while the oldest is absorbed
 
 
 @dataclasses.dataclass
@@ -189,12 +187,18 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     calls = range(state.next, n, size)
     if processes > 1:  # this process's share; the others' are gathered below
         calls = distributed.share(calls, process, processes)
-    for j, (start, call) in enumerate(_dispatched(runner, calls, devices, IN_FLIGHT * len(devices))):
-        done = state.absorb(runner, start, call)
-        if j + 1 < len(calls):
-            state.next = calls[j + 1]
+    pending = collections.deque()  # IN_FLIGHT calls in flight per device beyond the one being absorbed
+    for j, start in enumerate(calls):
+        pending.append((start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])))
+        if len(pending) > IN_FLIGHT * len(devices):
+            done = state.absorb(runner, *pending.popleft())
+            state.next = pending[0][0]
+            if tick:
+                tick(done)
             if save:
                 save(lambda: state)
+    while pending:
+        done = state.absorb(runner, *pending.popleft())
         if tick:
             tick(done)
     if processes > 1:
@@ -203,47 +207,6 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         for share in shares[1:]:
             state = state.join(share)
     return _outcome(runner, state, bins)
-
-
-def _dispatched(runner: Runner, calls: range, devices: list, depth: int):
-    """(start, call) of each of `calls`, in order, each call dispatched (`Runner.call`)
-    on a thread of its own, up to `depth` calls ahead of the one the caller absorbs.
-    Dispatching a call is host work too (its programs' arguments, a user's function's
-    host references; on the CPU a program can run on the thread that calls it): done
-    beside the absorption of earlier calls, an exhaustive float32 sweep of the sigmoid
-    family takes 10% less time where the classes change often. The same programs run
-    on the same points; the calls are absorbed in the axis's order. An error raised by
-    a call is raised here, in its place."""
-    n, size = len(runner.axis), runner.size
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    where = jax.config.jax_default_device  # the sweep's device, which is per thread
-
-    def dispatch():
-        try:
-            with jax.default_device(where):
-                for j, start in enumerate(calls):
-                    if stop.is_set():
-                        return
-                    ready.put((start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])))
-        except BaseException as e:  # noqa: BLE001 - raised in the caller's thread, in its place
-            ready.put(e)
-
-    thread = threading.Thread(target=dispatch, name="precision-lab-dispatch", daemon=True)
-    thread.start()
-    try:
-        for _ in calls:
-            item = ready.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:  # stopped early (an error, Ctrl-C): the thread ends after its current call
-        stop.set()
-        while thread.is_alive():
-            try:
-                ready.get(timeout=0.05)
-            except queue.Empty:
-                pass
 
 
 def _outcome(runner: Runner, state: RunState, bins: int) -> Outcome:
