@@ -8,6 +8,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -68,7 +69,8 @@ def _rows(result):
 def test_a_checkpointed_sweep_interrupted_anywhere_resumes_to_the_uninterrupted_rows(tmp_path, monkeypatch):
     """Saving after every absorbed call, an interrupt after save n (n = 1: a finished
     pass; 3, 5, 8: inside a sampled float32 pass, whose 2**20 + 1 points take 5 calls,
-    three of them absorbed while later ones are in flight), then a rerun with the same file,
+    each but the last saved when it is absorbed, while later ones are dispatched by two
+    threads), then a rerun with the same file,
     gives the rows of a sweep that was never interrupted, and the file is gone at the
     end."""
     whole = _rows(pl.sweep(**SAMPLED))
@@ -299,3 +301,54 @@ def test_a_float64_row_is_the_same_with_its_reference_on_the_device(monkeypatch)
     host = _rows(pl.sweep("sigmoid", **args))
     monkeypatch.setattr(runner, "FLOAT64_ON_DEVICE", True)
     assert _rows(pl.sweep("sigmoid", **args)) == host
+
+
+def test_calls_dispatched_by_two_threads_give_the_rows_of_one(monkeypatch):
+    """Where a pass's references are on the device, STREAMS threads dispatch
+    alternate calls (passes._dispatched) and the calls are absorbed in order: every
+    float32 value of [1.5, 2] (2**21 values, 8 calls a pass) gives the same rows with
+    one thread and with two, and with two the calls run on two threads."""
+    from precision_lab.engine import passes
+    from precision_lab.engine.runner import Runner
+
+    threads = set()
+    call = Runner.call
+
+    def noted(self, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "call", noted)
+    kwargs = dict(family="sigmoid", dtypes=["float32"], targets=[0.0, 1.0], forms=FORMS, exhaustive=True,
+                  value_range=(1.5, 2.0))
+    two = _rows(pl.sweep(**kwargs))
+    assert {"precision-lab-calls-0", "precision-lab-calls-1"} <= threads
+    monkeypatch.setattr(passes, "STREAMS", 1)
+    threads.clear()
+    assert _rows(pl.sweep(**kwargs)) == two and threads == {threading.current_thread().name}
+
+
+def test_an_error_in_a_dispatched_call_is_raised_in_its_place_and_its_threads_end(monkeypatch):
+    """A call that fails on a dispatching thread (here the 6th of 8) raises its error in
+    the sweep, after the calls before it were absorbed, and no dispatching thread is
+    left running."""
+    from precision_lab.engine import passes
+    from precision_lab.engine.runner import Runner
+
+    call, absorb, absorbed = Runner.call, passes.RunState.absorb, []
+
+    def failing(self, start, n, *args, **kwargs):
+        if start == 5 * self.size:
+            raise RuntimeError("the 6th call fails")
+        return call(self, start, n, *args, **kwargs)
+
+    def noted(self, runner, start, given):
+        absorbed.append(start // runner.size)
+        return absorb(self, runner, start, given)
+
+    monkeypatch.setattr(Runner, "call", failing)
+    monkeypatch.setattr(passes.RunState, "absorb", noted)
+    with pytest.raises(RuntimeError, match="6th call"):
+        pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0], forms=FORMS, exhaustive=True, value_range=(1.5, 2.0))
+    assert absorbed == [0, 1, 2, 3, 4]
+    assert not [t for t in threading.enumerate() if t.name.startswith("precision-lab-calls")]

@@ -60,7 +60,7 @@ class Runner:
         in self.forms; default all; None in the places of the others): under JAX, or
         for float64 from the host's double-double, or from the family's own host
         reference (a user's function) at its kernel inputs `x`."""
-        if self.out.bits < 64 and self.family.exact is None:  # every reference: see reference_program
+        if self.on_device():  # every reference: see reference_program
             return self.references(ords, self.target_in_format, self.tolerance)
         chosen = self.forms if forms is None else [self.forms[i] for i in forms]
         # each distinct point once: a short call repeats its last point up to the batch
@@ -79,6 +79,11 @@ class Runner:
         every = distinct_references(self.family.forms + self.family.factors)[0]
         return [(jax.device_put(reference_terms(*refs[r], self.out, self.tolerance, np, self.floor), device),
                  _kappa_blocks(*refs[r], np)) if r in refs else None for r in every]
+
+    def on_device(self) -> bool:
+        """Whether every reference of a call is computed on the device (no host work
+        that is not thread-safe: see `passes._dispatched`)."""
+        return self.out.bits < 64 and self.family.exact is None
 
     def call(self, start: int, n: int, ords: np.ndarray | None = None, device=None) -> tuple:
         """Dispatch one call of n points (asynchronously) on `device` (default: the
