@@ -30,7 +30,7 @@ NOTHING_WRITTEN = "interrupted; nothing was written."
 
 _installed = False
 _requested = False
-_message = NOTHING_WRITTEN
+_message = NOTHING_WRITTEN  # or a function that gives the sentence
 _outputs: set[str] = set()
 _leaving = threading.Lock()  # taken once, by whichever thread ends the process
 
@@ -82,8 +82,9 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
-def set_message(sentence: str) -> None:
-    """What the command says when it is interrupted (e.g. how to resume)."""
+def set_message(sentence) -> None:
+    """What the command says when it is interrupted (e.g. how to resume): a sentence,
+    or a function that gives it at that moment."""
     global _message
     _message = sentence
 
@@ -113,5 +114,6 @@ def leave(sentence: str | None = None, status: int = EXIT) -> None:
             sys.stdout.flush()
         except Exception:  # a closed or broken stdout: nothing more to say there
             pass
-    os.write(2, f"precision-lab: {sentence or _message}\n".encode())
+    said = sentence or (_message() if callable(_message) else _message)
+    os.write(2, f"precision-lab: {said}\n".encode())
     os._exit(status)

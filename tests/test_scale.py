@@ -143,6 +143,34 @@ def test_ctrl_c_with_a_checkpoint_exits_130_and_the_same_command_finishes_the_sw
     assert json.loads(out.read_text())["rows"] == json.loads(whole.read_text())["rows"]
 
 
+def test_ctrl_c_before_the_first_save_says_the_command_starts_over(tmp_path):
+    """Interrupted once the sweep runs but before its first save (here saves are never
+    due), the command says nothing was written and the same command starts over, not
+    that its state is saved; exit 130, no file."""
+    state, out = tmp_path / "state.pkl", tmp_path / "out.json"
+    argv = [a for a in CLI_SWEEP if a != "--quiet"] + ["--checkpoint", str(state), "--json", str(out)]
+    child = subprocess.Popen([sys.executable, "-c", CHILD.replace("0.05", "1e9"), *argv], cwd=ROOT,
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PRECISION_LAB_PROGRESS_S="0.1"))
+    for line in child.stderr:  # a progress line: the sweep runs
+        if "%" in line:
+            break
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and "Traceback" not in err
+    assert f"interrupted before the first save to {state}" in err and "starts over" in err and "saved in" not in err
+    assert not state.exists() and not out.exists()
+
+
+def test_the_resume_message_says_whether_a_checkpoint_was_saved(tmp_path):
+    from precision_lab.cli.commands import resume_message
+
+    path = tmp_path / "state.pkl"
+    assert "nothing was written: the same command starts over" in resume_message(str(path))
+    path.write_bytes(b"")
+    assert resume_message(str(path)) == (f"interrupted; the run's state up to the last few seconds is saved in "
+                                         f"{path}: run the same command again to continue.")
+
+
 def test_four_devices_give_the_rows_of_one(tmp_path):
     """Calls spread over 4 virtual CPU devices (XLA_FLAGS=
     --xla_force_host_platform_device_count=4), absorbed in the axis's order: the same

@@ -4,11 +4,12 @@ gates), `explain`, `table` and `diff`."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from .. import interrupts
 from ..analysis import diffs
-from ..engine import arrays, modes
+from ..engine import arrays, checkpoints, modes
 from ..families import registry
 from ..families.softmax_vectors import natural_format
 from ..families.user import parse_kwargs
@@ -109,15 +110,13 @@ def _run(args, argv, rules, advice: str, run) -> int:
                   device=args.device, argv=argv, mode=args.mode, floor=args.floor, scan_onsets=args.scan_onsets,
                   value_range=args.range, exhaustive=args.exhaustive, checkpoint=args.checkpoint,
                   devices=args.devices, loss_scale=args.loss_scale)
-    resume = (f"interrupted; the run's state up to the last few seconds is saved in {args.checkpoint}: "
-              f"run the same command again to continue.")
     if args.checkpoint:
-        interrupts.set_message(resume)
+        interrupts.set_message(lambda: resume_message(args.checkpoint))
     try:
         result = with_progress(lambda progress: run(progress, **common), args.no_color, args.max_hours, advice)
     except KeyboardInterrupt:
         if args.checkpoint:
-            raise Interrupted(resume) from None
+            raise Interrupted(resume_message(args.checkpoint)) from None
         raise
     _note_exhaustive(result, args.points, result.spec.precisions)
     for w in result.meta.get("warnings", []):
@@ -131,6 +130,16 @@ def _run(args, argv, rules, advice: str, run) -> int:
         children = {m.name: running.child_rows(argv, m) for m in modes.MODES.values() if not m.in_process}
         report.print_modes(compared, result.rows, children, console(args.no_color))
     return running.fail_on(result, rules)
+
+
+def resume_message(path: str) -> str:
+    """What an interrupted sweep with --checkpoint PATH says: how to continue, or, when
+    it stopped before its first save, that the same command starts over."""
+    if os.path.exists(path):
+        return (f"interrupted; the run's state up to the last few seconds is saved in {path}: "
+                "run the same command again to continue.")
+    return (f"interrupted before the first save to {path} (every {checkpoints.SAVE_EVERY_S:g} s); "
+            "nothing was written: the same command starts over.")
 
 
 def _note_exhaustive(result, points, precisions) -> None:
