@@ -246,3 +246,19 @@ def test_freed_memory_is_kept_for_the_next_call():
     for _ in range(50):
         jax.block_until_ready(f(x))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 5000
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_status_0(tmp_path):
+    """`precision-lab sweep | head -1`: the table's reader closes the pipe; the command
+    (rich's console included, which would exit with 1) stops with status 0 and says
+    nothing on stderr, and the JSON it was asked for is written whole."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.json"
+    child = subprocess.Popen([sys.executable, "-m", "precision_lab", *SMALL, "--json", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # gone before the first line is printed
+    err = child.stderr.read()
+    assert child.wait(timeout=240) == 0 and err == b""
+    assert len(json.loads(out.read_text())["rows"]) == 2

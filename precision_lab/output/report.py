@@ -9,6 +9,7 @@ under the table says which forms are stable in which formats.
 from __future__ import annotations
 
 import os
+import sys
 
 from collections.abc import Sequence
 
@@ -301,11 +302,20 @@ def header(meta: dict) -> Text:
 PIPED_WIDTH = 100  # columns when printing to a file or pipe, unless COLUMNS says otherwise
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`| head`): rich would exit with status 1; the command
+        stops quietly with 0, as on a BrokenPipeError of its own (see `cli.main`)."""
+        if not self.quiet:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), (sys.stderr if self.stderr else sys.stdout).fileno())
+        raise BrokenPipeError
+
+
 def make_console(no_color: bool = False, stderr: bool = False) -> Console:
     """A rich console for the tables. On a terminal it takes the terminal's width; into
     a file or pipe it is PIPED_WIDTH wide (rich would take 80 and cut numbers short).
     With `no_color`, plain text: no colour and no styles at all."""
-    c = Console(stderr=stderr, color_system=None if no_color else "auto", no_color=no_color or None)
+    c = _Console(stderr=stderr, color_system=None if no_color else "auto", no_color=no_color or None)
     if not c.is_terminal and "COLUMNS" not in os.environ:
         c.width = PIPED_WIDTH
     return c
