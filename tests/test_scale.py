@@ -224,7 +224,8 @@ def test_diff_reports_exactly_the_known_differences(tmp_path, capsys):
 
 def test_exhaustive_on_the_command_line_defaults_to_the_formats_it_can_sweep(tmp_path, capsys):
     """--exhaustive without --dtypes sweeps float16, bfloat16 and float32 (every value
-    of float64 is out of reach), and refuses --points, which it would ignore."""
+    of float64 is out of reach), and refuses --points, which it would ignore, and a
+    sweep with no axis."""
     path = tmp_path / "x.json"
     assert cli.main(["sweep", "--family", "sigmoid", "--exhaustive", "--range", "16,16.01", "--targets", "0",
                      "--forms", "bce_fused", "--quiet", "--json", str(path)]) == 0
@@ -232,6 +233,12 @@ def test_exhaustive_on_the_command_line_defaults_to_the_formats_it_can_sweep(tmp
     assert [r["dtype"] for r in rows] == ["float16", "bfloat16", "float32"] and all(r["exhaustive"] for r in rows)
     assert cli.main(["sweep", "--exhaustive", "--points", "5"]) == 2
     assert "leave --points out" in capsys.readouterr().err
+    # nor is it silently ignored by a sweep without an axis (drawn vectors)
+    assert cli.main(["sweep", "--family", "softmax", "--sweeps", "random", "--exhaustive"]) == 2
+    assert "the random sweep has none" in capsys.readouterr().err
+    assert cli.main(["check", "tests/user/losses.py:ce_naive", "--classes", "10", "--sweeps", "random",
+                     "--exhaustive"]) == 2
+    assert "the random sweep has none" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("max_changes", [256, 3])

@@ -93,6 +93,11 @@ def _run(args, argv, rules, advice: str, run) -> int:
         raise UsageError("--quiet prints nothing: use it with --json or --fail-on (or another writer: --csv).")
     if args.exhaustive and args.points is not None:
         raise UsageError("--exhaustive sweeps every value; leave --points out (or use --range to sweep less).")
+    axisless = {"random", "logits"}  # sweeps of drawn or given vectors: no axis to sweep whole
+    swept = set(args.sweeps or []) | ({"logits"} if getattr(args, "logits", None) else set())
+    if args.exhaustive and swept and swept <= axisless and getattr(args, "family", "softmax") == "softmax":
+        raise UsageError(f"--exhaustive sweeps an axis's every value, and the {' and '.join(sorted(swept))} "
+                         "sweep has none: add --sweeps margin or offset, or leave --exhaustive out.")
     mode = modes.MODES[args.mode]
     if not mode.in_process:
         return running.in_child(argv, mode)  # XLA reads its flags once, when the process starts
