@@ -342,7 +342,8 @@ def test_calls_dispatched_by_two_threads_give_the_rows_of_one(monkeypatch):
     """Where a pass's references are on the device, STREAMS threads dispatch
     alternate calls (passes._dispatched) and the calls are absorbed in order: every
     float32 value of [1.5, 2] (2**21 values, 8 calls a pass) gives the same rows with
-    one thread and with two, and with two the calls run on two threads."""
+    one thread and with two, and with two the calls run on two threads; inside a JAX
+    configuration context the pass keeps to the caller's thread."""
     from precision_lab.engine import passes
     from precision_lab.engine.runner import Runner
 
@@ -361,6 +362,12 @@ def test_calls_dispatched_by_two_threads_give_the_rows_of_one(monkeypatch):
     monkeypatch.setattr(passes, "STREAMS", 1)
     threads.clear()
     assert _rows(pl.sweep(**kwargs)) == two and threads == {threading.current_thread().name}
+    # a configuration context (per thread in JAX) that a new thread would not see: one thread
+    monkeypatch.setattr(passes, "STREAMS", 2)
+    threads.clear()
+    with jax.default_matmul_precision("highest"):
+        assert _rows(pl.sweep(**kwargs)) == two
+    assert threads == {threading.current_thread().name}
 
 
 def test_an_error_in_a_dispatched_call_is_raised_in_its_place_and_its_threads_end(monkeypatch):
