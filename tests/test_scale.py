@@ -340,11 +340,11 @@ def test_a_float64_row_is_the_same_with_its_reference_on_the_device(monkeypatch)
 
 def test_calls_dispatched_by_two_threads_give_the_rows_of_one(monkeypatch):
     """Where a pass's references are on the device, STREAMS threads dispatch
-    alternate calls (passes._dispatched) and the calls are absorbed in order: every
+    alternate calls (engine.streams) and the calls are absorbed in order: every
     float32 value of [1.5, 2] (2**21 values, 8 calls a pass) gives the same rows with
     one thread and with two, and with two the calls run on two threads; inside a JAX
     configuration context the pass keeps to the caller's thread."""
-    from precision_lab.engine import passes
+    from precision_lab.engine import streams
     from precision_lab.engine.runner import Runner
 
     threads = set()
@@ -359,11 +359,11 @@ def test_calls_dispatched_by_two_threads_give_the_rows_of_one(monkeypatch):
                   value_range=(1.5, 2.0))
     two = _rows(pl.sweep(**kwargs))
     assert {"precision-lab-calls-0", "precision-lab-calls-1"} <= threads
-    monkeypatch.setattr(passes, "STREAMS", 1)
+    monkeypatch.setattr(streams, "STREAMS", 1)
     threads.clear()
     assert _rows(pl.sweep(**kwargs)) == two and threads == {threading.current_thread().name}
     # a configuration context (per thread in JAX) that a new thread would not see: one thread
-    monkeypatch.setattr(passes, "STREAMS", 2)
+    monkeypatch.setattr(streams, "STREAMS", 2)
     threads.clear()
     with jax.default_matmul_precision("highest"):
         assert _rows(pl.sweep(**kwargs)) == two

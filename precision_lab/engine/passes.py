@@ -13,19 +13,15 @@ argument). Sampled axes then refine onsets and listed interval boundaries (see
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import queue
-import threading
 from collections.abc import Callable, Sequence
 
-import jax
 import numpy as np
 
 from ..families.base import Family, Form
 from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, FAILURES
-from . import programs
+from . import programs, streams
 from .programs import BLOCK, BUCKETS, LEVEL_MEASURED, ZERO_LEVELS, _error, _level_class, _levels
 from .refine import refine
 from .runner import Runner
@@ -33,7 +29,6 @@ from .runs import RunTracker
 
 PROFILE_BINS = 256
 IN_FLIGHT = 2  # sweep calls dispatched per device ahead of the one being absorbed
-STREAMS = 2  # threads dispatching a pass's calls where its references are on the device (see _dispatched)
 
 
 @dataclasses.dataclass
@@ -191,7 +186,7 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
     calls = range(state.next, n, size)
     if processes > 1:  # this process's share; the others' are gathered below
         calls = distributed.share(calls, process, processes)
-    for j, (start, call) in enumerate(_dispatched(runner, calls, devices)):
+    for j, (start, call) in enumerate(streams.dispatched(runner, calls, devices, IN_FLIGHT)):
         done = state.absorb(runner, start, call)
         if j + 1 < len(calls):
             state.next = calls[j + 1]
@@ -205,87 +200,6 @@ def run_target(family: Family, forms: Sequence[Form], axis, target: float, toler
         for share in shares[1:]:
             state = state.join(share)
     return _outcome(runner, state, bins)
-
-
-def _dispatched(runner: Runner, calls: range, devices: list):
-    """(start, call) of each of `calls`, in the axis's order, up to IN_FLIGHT calls per
-    device dispatched ahead of the one being absorbed. On the CPU the client runs a
-    program whose inputs are ready on the thread that calls it, so one thread's calls
-    run one program at a time, each using the cores only in part; where the
-    references are computed on the device (formats of up to 32 bits, the built-in
-    families) STREAMS threads dispatch alternate calls, and two calls' programs run
-    side by side: 13.8 -> 12.4 ms a call of the sigmoid family at 2**18 float32
-    points (paired, 150 calls). The same programs run on the same points, and calls
-    are absorbed in order. A user's function's host references stay on one thread
-    (arb's working precision is process-wide). An error raised by a call is raised
-    here, in its place."""
-    n, size = len(runner.axis), runner.size
-    depth = IN_FLIGHT * len(devices)
-
-    def call(j: int, start: int):
-        return start, runner.call(start, min(size, n - start), device=devices[j % len(devices)])
-
-    streams = STREAMS if runner.on_device() and len(calls) > STREAMS + 1 and _same_context_in_threads() else 1
-    if streams == 1:
-        pending = collections.deque()
-        for j, start in enumerate(calls):
-            pending.append(call(j, start))
-            if len(pending) > depth:
-                yield pending.popleft()
-        yield from pending
-        return
-    first = call(0, calls[0])  # its programs compiled (or loaded) once, before the threads call them
-    where = jax.config.jax_default_device  # the sweep's device, which is per thread
-    ready = [queue.Queue(maxsize=max(1, depth // streams)) for _ in range(streams)]
-    stop = threading.Event()
-
-    def dispatch(k: int):
-        try:
-            with jax.default_device(where):
-                for j in range(1 + k, len(calls), streams):
-                    if stop.is_set():
-                        return
-                    ready[k].put(call(j, calls[j]))
-        except BaseException as e:  # noqa: BLE001 - raised in the absorbing thread, in its place
-            ready[k].put(e)
-
-    threads = [threading.Thread(target=dispatch, args=(k,), name=f"precision-lab-calls-{k}", daemon=True)
-               for k in range(streams)]
-    for t in threads:
-        t.start()
-    try:
-        yield first
-        for j in range(1, len(calls)):
-            item = ready[(j - 1) % streams].get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:  # stopped early (an error, Ctrl-C): each thread ends after its current call
-        stop.set()
-        for t, q in zip(threads, ready):
-            while t.is_alive():
-                try:
-                    q.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-
-
-def _same_context_in_threads() -> bool:
-    """Whether a new thread, given this one's default device, traces as this one does
-    (JAX's configuration contexts, `with jax.default_matmul_precision(...)` say, are
-    per thread)."""
-    from jax._src.config import trace_context
-
-    here, where, there = trace_context(), jax.config.jax_default_device, []
-
-    def look():
-        with jax.default_device(where):
-            there.append(trace_context())
-
-    t = threading.Thread(target=look)
-    t.start()
-    t.join()
-    return there == [here]
 
 
 def _outcome(runner: Runner, state: RunState, bins: int) -> Outcome:

@@ -82,7 +82,7 @@ class Runner:
 
     def on_device(self) -> bool:
         """Whether every reference of a call is computed on the device (no host work
-        that is not thread-safe: see `passes._dispatched`)."""
+        that is not thread-safe: see `streams`)."""
         return self.out.bits < 64 and self.family.exact is None
 
     def call(self, start: int, n: int, ords: np.ndarray | None = None, device=None) -> tuple:
