@@ -173,6 +173,29 @@ def test_a_damaged_kept_program_is_compiled_again_not_run(folder):
     assert hashlib.sha256(data).hexdigest() == digest
 
 
+def test_a_kept_program_that_does_not_run_is_compiled_again(folder):
+    """An executable is kept without being run again first; one that loads but fails
+    when called (here another program's executable, whose arguments differ, under
+    this program's key) is compiled again at its first call, gives the jit's values,
+    and is kept anew in its place."""
+    import pickle
+
+    x, y = _args()
+    wide = jax.device_put(np.zeros(128, np.float16), x.devices().pop())
+    executables.jit(lambda a: a * 3)(wide)
+    executables.jit(jax.vmap(_naive, (0, None)))(x, y)
+    paths = sorted(folder.iterdir(), key=os.path.getmtime)
+    other, mine = [p for p in paths if p.is_file()]
+    other_bytes = other.read_bytes()
+    mine.write_bytes(other_bytes)  # whole and readable, but a program of other arguments
+    out = np.asarray(executables.jit(jax.vmap(_naive, (0, None)))(x, y))
+    np.testing.assert_array_equal(out.view(np.uint16),
+                                  np.asarray(jax.jit(jax.vmap(_naive, (0, None)))(x, y)).view(np.uint16))
+    assert mine.read_bytes() != other_bytes  # kept again: its own executable
+    digest, data = pickle.loads(mine.read_bytes())
+    assert len(data) > 0
+
+
 def test_prepared_programs_compile_side_by_side_and_give_the_jit_values(folder):
     """`prepare` traces and lowers each program here and compiles it on the pool; the
     call waits for it and gets jax.jit's values bit for bit, and the executable is kept

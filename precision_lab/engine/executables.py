@@ -54,6 +54,7 @@ class _Program:
         self.jit = jax.jit(fn)
         self.by_signature: dict = {}
         self.pending: dict = {}  # signature -> (compilation future or None, trace, path, name): see `prepare`
+        self.kept: set = set()  # signatures `prepare` found kept under their names (their calls load them)
 
     def __call__(self, *args, **kwargs):
         signature = None if kwargs or jax.config.jax_disable_jit else _signature(args)
@@ -78,29 +79,34 @@ class _Program:
         out = self._run_kept(path, signature, args) if future is None else None
         if out is None:
             compiled = (future.result() if future is not None  # compiled and kept by the pool
-                        else _compile_and_keep(traced.lower(), path, args, signature[0]))
+                        else _compile_and_keep(traced.lower(), path))
             self.by_signature[signature] = compiled
             out = (compiled(*args),)
         if name is not None and path is not None and os.path.exists(path):
             _name_as(name, path)
         return out[0]
 
-    def prepare(self, args) -> None:
+    def prepare(self, args):
         """See `prepare`: trace and lower this program for `args` (unless it is in
-        memory, or kept) and have the pool compile it."""
+        memory, or kept) and have the pool compile it. Returns its results' shapes and
+        types (ShapeDtypeStructs) where a trace gave them, else None."""
         signature = None if jax.config.jax_disable_jit else _signature(args)
-        if signature is None or signature in self.by_signature or signature in self.pending:
-            return
+        if signature is None or signature in self.by_signature or signature in self.kept:
+            return None
+        if signature in self.pending:
+            return self.pending[signature][1].out_info
         name = self._name(signature)
         if name is not None and not CHECK_NAMES and _named(name) is not None and os.path.exists(_named(name)):
-            return  # kept: its call loads it
+            self.kept.add(signature)
+            return None  # kept: its call loads it
         traced = self.jit.trace(*args)
         path = _path(traced, signature[0])
         if path is not None and os.path.exists(path):
             self.pending[signature] = (None, traced, path, name)  # kept: its call loads it without a second trace
-            return
-        self.pending[signature] = (_pool().submit(_compile_and_keep, traced.lower(), path, args, signature[0]),
+            return traced.out_info
+        self.pending[signature] = (_pool().submit(_compile_and_keep, traced.lower(), path),
                                    traced, path, name)
+        return traced.out_info
 
     def _name(self, signature) -> str | None:
         """The key of this program's trace found without tracing (`fingerprints`), or None."""
@@ -255,6 +261,12 @@ def prepare(calls) -> None:
             program.prepare(args)
 
 
+def prepare_one(program, args):
+    """`prepare` of one call; its results' shapes and types where its trace gave them
+    (ShapeDtypeStructs), else None (a program kept or in memory, or not one of ours)."""
+    return program.prepare(args) if isinstance(program, _Program) else None
+
+
 _POOL = None
 
 
@@ -311,24 +323,24 @@ def _compile(lowered, kept: bool):
         return lowered.compile()
 
 
-def _compile_and_keep(lowered, path, args, device):
+def _compile_and_keep(lowered, path):
     compiled = _compile(lowered, path is not None)
-    _keep(compiled, path, args, device)
+    _keep(compiled, path)
     return compiled
 
 
-def _keep(compiled, path, args, device) -> None:
-    """Keep `compiled` at `path` if a copy loaded from what is kept runs on `args`; one
-    that still fails when loaded back (say, JAX returned it from its memory) is not
-    kept."""
+def _keep(compiled, path) -> None:
+    """Keep `compiled` at `path`. It is not run here: a kept executable's first call
+    in a later run is waited for, and one that fails there (say, JAX returned an
+    executable it had loaded from its own cache, which does not serialize whole) is
+    compiled again (`_run_kept`). Running each new executable once more here cost a
+    cold default sweep about 4 s of CPU."""
     if path is None:
         return
     from jax.experimental import serialize_executable as se
 
     try:
-        kept = se.serialize(compiled)
-        data = pickle.dumps(kept)
-        jax.block_until_ready(se.deserialize_and_load(*kept, execution_devices=[device])(*args))
+        data = pickle.dumps(se.serialize(compiled))
         os.makedirs(FOLDER, exist_ok=True)
         checkpoints.write_bytes(path, pickle.dumps((hashlib.sha256(data).hexdigest(), data)), ".part-")
     except Exception:  # noqa: BLE001 - whatever fails, the program is only not kept (compiled again next time)
