@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 
 from .analysis import accumulation, causes, fixes, killed, loss_scaling
-from .engine import batches, checkpoints, execute, plan
+from .engine import batches, checkpoints, execute, plan, vectors
 from .engine.context import RunContext, fingerprint, run_meta
 from .engine.spec import Spec
 from .errors import InputError
@@ -36,7 +36,7 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
         if jax.process_count() > 1:
             raise InputError("`checkpoint` works in one process; leave it out of a distributed run.")
         context.checkpoint = checkpoints.Checkpoint(context.checkpoint_path, fingerprint(spec, context.device))
-    made = execute.execute(work.jobs, spec, context)
+    made = execute.execute(work.jobs, spec, context, then=lambda: _prepare_vectors(work, spec, context))
     with jax.default_device(context.device):
         _batch_dependence(made, spec, context)
         causes.enrich(made, spec, context.device)
@@ -56,6 +56,14 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
     if context.checkpoint is not None:
         context.checkpoint.remove()
     return SweepResult(meta, rows, spec)
+
+
+def _prepare_vectors(work: plan.Plan, spec: Spec, context: RunContext) -> None:
+    """Have the vector sweeps' programs compile on the pool while the last passes, the
+    batch dependence and the causes run (see `vectors.prepare`)."""
+    with jax.default_device(context.device):
+        for vj in work.vector_jobs:
+            vectors.prepare(vj.sweep, list(vj.formats), spec.forms, spec.mode)
 
 
 def _batch_dependence(made: list, spec: Spec, context: RunContext) -> None:

@@ -394,3 +394,43 @@ def test_an_error_in_a_dispatched_call_is_raised_in_its_place_and_its_threads_en
         pl.sweep("sigmoid", dtypes=["float32"], targets=[0.0], forms=FORMS, exhaustive=True, value_range=(1.5, 2.0))
     assert absorbed == [0, 1, 2, 3, 4]
     assert not [t for t in threading.enumerate() if t.name.startswith("precision-lab-calls")]
+
+
+def test_a_runner_prepares_every_program_of_its_first_call_and_the_call_compiles_none(monkeypatch, tmp_path):
+    """`Runner.prepare` (which a sweep runs AHEAD passes early) traces, lowers and sends
+    to the compile pool every program of the runner's first call: the positions, the
+    inputs, the references, each kernel at the call's batch and at the batch sizes of
+    batch dependence, and the classification, whose arguments it makes from the
+    traces' shapes. The call then takes each of them, compiling nothing more, and
+    gives the values of programs compiled afresh for another runner, bit for bit."""
+    from precision_lab.engine import batches, executables, modes, programs, runner
+    from precision_lab.families import sigmoid
+    from precision_lab.numerics import formats, sampling
+    from precision_lab.numerics.classify import DEFAULT_TOLERANCE
+
+    # programs of their own (the package keeps one per form and format for the process), none kept on disk
+    monkeypatch.setattr(executables, "FOLDER", str(tmp_path / "programs"))
+    monkeypatch.setattr(runner, "kernel_program", lambda kernel, mode, axis=None: mode.program(kernel, axis))
+    for name in ("positions_program", "classify_program"):
+        monkeypatch.setattr(runner, name, getattr(programs, name).__wrapped__)
+    for name in ("_reference_program", "_inputs_program"):
+        monkeypatch.setattr(programs, name, getattr(programs, name).__wrapped__)
+    fam, fmt = sigmoid.FAMILY, formats.get("bfloat16")
+    axis = sampling.axis_for(fmt, None, 0, value_range=(-4.0, 4.0))
+    device = jax.devices()[0]
+
+    def made():
+        return runner.Runner(fam, fam.forms[:3], axis, 1.0, DEFAULT_TOLERANCE, [device], modes.JIT)
+
+    r = made()
+    r.prepare()
+    every = [r.positions, r.inputs, r.references, r.classify, *r.kernels]
+    assert [len(p.pending) for p in every] == [1, 1, 1, 1] + [3] * 3  # the kernels at b, 1 and SECOND points
+    assert batches.SECOND < r.size
+    got = r.call(0, min(r.size, len(axis)))
+    assert [len(p.pending) for p in every] == [0, 0, 0, 0] + [2] * 3  # the smaller batches wait for batch dependence
+    assert [len(p.by_signature) for p in every] == [1] * 7
+    want = made().call(0, min(r.size, len(axis)))
+    for a, b in zip(jax.tree.leaves(jax.device_get(got[:2])), jax.tree.leaves(jax.device_get(want[:2]))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    executables.prepare([])  # nothing left to do

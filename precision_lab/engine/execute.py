@@ -12,6 +12,8 @@ losses were. The vector sweeps follow.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -26,6 +28,7 @@ from .passes import Outcome, onsets_and_intervals, run_target, scan_onsets
 from .plan import Job, VectorJob
 from .points import host_reference, kernel_outputs
 from .rows import Row, computes
+from .runner import Runner
 from .spec import Spec
 
 
@@ -41,22 +44,47 @@ class Made:
     row: Row
 
 
-def execute(jobs: list[Job], spec: Spec, context: RunContext) -> list[Made]:
-    """The rows of `jobs`, in the jobs' order (within a job, its forms' order)."""
-    context.total += sum(len(j.axis) * len(derive.groups(j.family, j.forms, j.precision, spec.loss_scale))
-                         for j in jobs)
-    out = []
+AHEAD = 2  # engine passes whose programs are prepared (compiled on the pool) ahead of the one running
+
+
+def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[], None] | None = None) -> list[Made]:
+    """The rows of `jobs`, in the jobs' order (within a job, its forms' order). While
+    a pass runs, the programs of the next AHEAD passes compile on the pool (see
+    `Runner.prepare`), and after the last pass's turn, `then()` (the vector sweeps'
+    programs, say): a cold run keeps its cores compiling what comes next."""
+    passes = []  # (job, group, checkpoint key): one engine pass per result format
     for job in jobs:
         groups = derive.groups(job.family, job.forms, job.precision, spec.loss_scale)
-        made = []
-        for group in groups:  # one engine pass per result format
-            key = f"{context.passes} {job.label}" + (f" {group.out.name}" if len(groups) > 1 else "")
-            context.passes += 1
-            rows = _pass(job, group, key, spec, context)
-            made += [Made(job, group.family, f, group.derived, r) for f, r in zip(group.forms, rows)]
-        position = {(f.name, f.quantity): i for i, f in enumerate(job.forms)}
-        out += sorted(made, key=lambda m: position[m.row.form, m.row.quantity])
+        for group in groups:
+            key = f"{context.passes + len(passes)} {job.label}" + (f" {group.out.name}" if len(groups) > 1 else "")
+            passes.append((job, group, key))
+    context.total += sum(len(job.axis) for job, _, _ in passes)
+    ahead = [functools.partial(_prepare, job, group, key, spec, context) for job, group, key in passes] + [then]
+    made = []
+    for i, (job, group, key) in enumerate(passes):
+        for prepare in ahead[i:i + AHEAD + 1]:
+            if prepare is not None:
+                prepare()
+        ahead[i] = None
+        context.passes += 1
+        rows = _pass(job, group, key, spec, context)
+        made += [Made(job, group.family, f, group.derived, r) for f, r in zip(group.forms, rows)]
+    out = []
+    for job in jobs:  # within a job, its forms' order
+        position = {(f.name, f.quantity): k for k, f in enumerate(job.forms)}
+        out += sorted((m for m in made if m.job is job), key=lambda m: position[m.row.form, m.row.quantity])
     return out
+
+
+def _prepare(job: Job, group: derive.Group, key: str, spec: Spec, context: RunContext) -> None:
+    """Prepare the programs of the pass of `group` (its runner's, see `Runner.prepare`),
+    unless the checkpoint holds its rows. Called again, it does nothing."""
+    saved = context.checkpoint
+    if saved and saved.rows(key) is not None:
+        return
+    with jax.default_device(context.device):
+        Runner(group.family, group.forms, job.axis, job.target, spec.tolerance, context.devices, spec.mode,
+               spec.floor, group.out).prepare()
 
 
 def _pass(job: Job, group: derive.Group, key: str, spec: Spec, context: RunContext) -> list[Row]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -18,6 +19,11 @@ from .programs import (_kappa_blocks, batch_size, classify_program, codes_progra
 # (on the CPU the host's NumPy double-double is as fast, and needs no ~20 s compilation)
 FLOAT64_ON_DEVICE = None
 DEVICE_RUNS = None  # run summaries on the device: None = on accelerators only (True/False: everywhere/nowhere)
+
+
+def _zeros(shapes, device):
+    """Zeros of the shapes and types of `shapes` (a tree of ShapeDtypeStructs), on `device`."""
+    return jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype), device), shapes)
 
 
 def _platform(device) -> str:
@@ -48,7 +54,8 @@ class Runner:
                            if family.exact is None else None)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
         self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
-        self.prepared: set = set()  # the devices its kernels were prepared on (`_prepare`)
+        self.prepared: set = set()  # the devices its programs were prepared on (`prepare`)
+        self.kernels_prepared: set = set()  # and its kernels (`_prepare_kernels`)
         self.tolerance, self.floor, self.device = tolerance, floor, device
         self.target = target
         # reference -> what decided the points of the refinement's calls (a user's function's
@@ -92,6 +99,7 @@ class Runner:
         its arguments, all committed to that device, so each device runs the same
         programs, compiled for one device, as a user's jit would be."""
         device = self.device if device is None else device
+        self.prepare(device)
         if ords is None:
             # committed to the device, as chosen ordinals are: the kernel then sees one
             # argument placement, and compiles once per device
@@ -103,21 +111,47 @@ class Runner:
             o = jax.device_put(host, device)
         x = self.inputs(o)
         label = self.labels[device]
-        if device not in self.prepared:
-            self.prepared.add(device)
-            self._prepare(x, label, device)
+        self._prepare_kernels(x, label, device)
         stats: dict = {}
         terms = self._terms(o, host, x, device, stats=stats)
         outs = tuple(kernel(x, label) for kernel in self.kernels)
         return self.classify(outs, terms, n), (outs, terms), self.by_form(stats)
 
-    def _prepare(self, x, label, device) -> None:
-        """Have every kernel compiled side by side (`executables.prepare`) at the call's
-        batch and at the batch sizes `batches.measure` runs the row's points at later
-        (one point, and SECOND points where the batch is larger)."""
+    def prepare(self, device=None) -> None:
+        """Have this runner's programs compiled side by side (`executables.prepare`)
+        before its first call, in the order its calls need them: the call's positions
+        and inputs, the references, then the kernels and the classification (see
+        `_prepare_kernels`). Nothing runs; a runner prepares once per device. Where
+        the inputs program is kept already (a cached run), its first call prepares
+        the kernels with the inputs it made."""
+        device = self.device if device is None else device
+        if device in self.prepared:
+            return
+        self.prepared.add(device)
+        put = functools.partial(jax.device_put, device=device)
+        ords = put(np.zeros(self.size, np.int64))
+        executables.prepare([(self.positions, (put(np.int64(0)), self.size))])
+        x = executables.prepare_one(self.inputs, (ords,))
+        terms = (executables.prepare_one(self.references, (ords, self.target_in_format, self.tolerance))
+                 if self.on_device() else None)
+        if x is not None:
+            self._prepare_kernels(_zeros(x, device), self.labels[device], device, terms)
+
+    def _prepare_kernels(self, x, label, device, terms=None) -> None:
+        """Have the kernels compiled side by side at the call's batch, then the
+        classification (where the traces gave the shapes of its arguments: the
+        kernels' results and the references' `terms`), then the kernels at the batch
+        sizes `batches.measure` runs the row's points at later (one point, and SECOND
+        points where the batch is larger). Once per device."""
+        if device in self.kernels_prepared:
+            return
+        self.kernels_prepared.add(device)
+        outs = tuple(executables.prepare_one(k, (x, label)) for k in self.kernels)
+        if terms is not None and all(o is not None for o in outs):
+            executables.prepare_one(self.classify, (_zeros(outs, device), _zeros(terms, device), self.size))
         sizes = [1] + ([batches.SECOND] if self.size > batches.SECOND else [])
         smaller = [jax.device_put(np.zeros((n,) + x.shape[1:], x.dtype), device) for n in sizes]
-        executables.prepare([(k, (v, label)) for v in (x, *smaller) for k in self.kernels])
+        executables.prepare([(k, (v, label)) for v in smaller for k in self.kernels])
 
     def by_form(self, stats: dict) -> dict:
         """What decided a call's points, by form (position) rather than by reference."""

@@ -45,6 +45,18 @@ def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     return np.concatenate(outs)[:n]
 
 
+def prepare(spec: VectorSweep, fmts, forms, mode: str = "jit") -> None:
+    """Start compiling the programs `sweep_vectors` will call for `spec` (see `_prepare`),
+    so that they compile while other work runs."""
+    chosen = _chosen(spec, forms)
+    _prepare(chosen, fmts, programs.batch_size(softmax.family(spec.classes)), spec.classes, spec.soft, mode)
+
+
+def _chosen(spec: VectorSweep, forms) -> list:
+    return [f for f in softmax.family(spec.classes).forms if (forms is None or f.name in forms)
+            and not (spec.soft and f.name in CLASS_ONLY)]
+
+
 def _prepare(forms, fmts, b: int, k: int, soft: bool, mode: str) -> None:
     """Have every form's kernel compiled side by side (`executables.prepare`), as the
     sweep (`computed`: b vectors a call, a label each) and its batch dependence (one
@@ -75,8 +87,7 @@ def sweep_vectors(spec: VectorSweep, fmts, forms, tolerance: float, seed: int, m
     logits), so that memory holds per-vector figures, not every entry's; the calls,
     and with them every value, are the same as in one piece. `progress(done, total)`
     is told after each chunk."""
-    chosen = [f for f in softmax.family(spec.classes).forms if (forms is None or f.name in forms)
-              and not (spec.soft and f.name in CLASS_ONLY)]
+    chosen = _chosen(spec, forms)
     z64, scale = spec.vectors(seed)
     n, k = z64.shape
     b = programs.batch_size(softmax.family(spec.classes))
