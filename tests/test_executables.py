@@ -160,17 +160,15 @@ def test_a_damaged_kept_program_is_compiled_again_not_run(folder):
     x, y = _args()
     executables.jit(jax.vmap(_naive, (0, None)))(x, y)
     (path,) = folder.iterdir()
-    digest, data = pickle.loads(path.read_bytes())
+    digest, key, data = pickle.loads(path.read_bytes())
     damaged = bytearray(data)
     damaged[len(data) // 3:len(data) // 3 + 64] = bytes(b ^ 0xFF for b in damaged[len(data) // 3:len(data) // 3 + 64])
-    path.write_bytes(pickle.dumps((digest, bytes(damaged))))
+    path.write_bytes(pickle.dumps((digest, key, bytes(damaged))))
     out = np.asarray(executables.jit(jax.vmap(_naive, (0, None)))(x, y))
     np.testing.assert_array_equal(out.view(np.uint16),
                                   np.asarray(jax.jit(jax.vmap(_naive, (0, None)))(x, y)).view(np.uint16))
-    import hashlib
-
-    digest, data = pickle.loads(path.read_bytes())  # kept again, whole
-    assert hashlib.sha256(data).hexdigest() == digest
+    digest, key, data = pickle.loads(path.read_bytes())  # kept again, whole
+    assert executables._digest(key, data) == digest and key == path.name
 
 
 def test_a_kept_program_that_does_not_run_is_compiled_again(folder):
@@ -192,8 +190,27 @@ def test_a_kept_program_that_does_not_run_is_compiled_again(folder):
     np.testing.assert_array_equal(out.view(np.uint16),
                                   np.asarray(jax.jit(jax.vmap(_naive, (0, None)))(x, y)).view(np.uint16))
     assert mine.read_bytes() != other_bytes  # kept again: its own executable
-    digest, data = pickle.loads(mine.read_bytes())
-    assert len(data) > 0
+    digest, key, data = pickle.loads(mine.read_bytes())
+    assert key == mine.name and executables._digest(key, data) == digest
+
+
+def test_a_kept_file_of_another_program_with_the_same_arguments_is_not_trusted(folder):
+    """A kept file names the key it was written under: another program's executable
+    copied over this one's (same arguments, so it would run, with the other's values)
+    is refused, compiled again, and kept anew."""
+    x, y = _args()
+    chain = jax.vmap(_naive, (0, None))
+    fused = jax.vmap(lambda a, b: 1 / (1 + jnp.exp(-a)) - b, (0, None))
+    executables.jit(chain)(x, y)
+    (chain_path,) = [p for p in folder.iterdir() if p.is_file()]
+    executables.jit(fused)(x, y)
+    (fused_path,) = [p for p in folder.iterdir() if p.is_file() and p != chain_path]
+    fused_path.write_bytes(chain_path.read_bytes())
+    out = np.asarray(executables.jit(fused)(x, y))
+    want = np.asarray(jax.jit(fused)(x, y))
+    assert np.isnan(np.asarray(jax.jit(chain)(x, y))).any() and not np.isnan(want).any()
+    np.testing.assert_array_equal(out.view(np.uint16), want.view(np.uint16))
+    assert fused_path.read_bytes() != chain_path.read_bytes()
 
 
 def test_prepared_programs_compile_side_by_side_and_give_the_jit_values(folder):

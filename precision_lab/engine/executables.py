@@ -9,9 +9,11 @@ jaxpr's text and constants, the structure of its arguments and results, the devi
 and the versions and settings that shape the compiled code (jax, jaxlib, the
 backend's version, XLA_FLAGS, JAX's configuration).
 Found, it is loaded (`jax.experimental.serialize_executable`); not found, the trace is
-lowered and compiled as `jax.jit` compiles it, and stored. A loaded executable is the
-one XLA compiled for that same jaxpr, so no value changes; any other call (arguments
-not committed, or spread over devices) is plain `jax.jit(fn)`.
+lowered and compiled as `jax.jit` compiles it, and stored (with the key it is stored
+under, which loading checks: a file of another program is never run in its place).
+A loaded executable is the one XLA compiled for that same jaxpr, so no value
+changes; any other call (arguments not committed, or spread over devices) is plain
+`jax.jit(fn)`.
 
 A program of the package's own code is also named without tracing it
 (`fingerprints.of`: the package's source and every value its code reads), and the
@@ -215,16 +217,24 @@ def _path(traced, device) -> str | None:
     return os.path.join(FOLDER, _key(traced, device))
 
 
+def _digest(key: str, data: bytes) -> str:
+    """What a kept file checks itself by: its key (the name it was written under) and
+    the executable's bytes."""
+    return hashlib.sha256(key.encode() + b"\0" + data).hexdigest()
+
+
 def _load(path, device):
-    """The executable kept at `path`, or None (none, damaged or unreadable)."""
+    """The executable kept at `path`, or None (none, damaged, unreadable, or written
+    under another key: a file of another program copied or moved there, whose
+    arguments may fit and whose values would be another program's)."""
     if path is None:
         return None
     from jax.experimental import serialize_executable as se
 
     try:
         with open(path, "rb") as f:
-            digest, data = pickle.load(f)
-        if hashlib.sha256(data).hexdigest() != digest:  # damaged: XLA would crash on it, not refuse it
+            digest, key, data = pickle.load(f)
+        if key != os.path.basename(path) or _digest(key, data) != digest:  # damaged: XLA would crash on it
             return None
         return se.deserialize_and_load(*pickle.loads(data), execution_devices=[device])
     except Exception:  # noqa: BLE001 - not kept yet, or unreadable: compiled and kept again
@@ -342,7 +352,8 @@ def _keep(compiled, path) -> None:
     try:
         data = pickle.dumps(se.serialize(compiled))
         os.makedirs(FOLDER, exist_ok=True)
-        checkpoints.write_bytes(path, pickle.dumps((hashlib.sha256(data).hexdigest(), data)), ".part-")
+        key = os.path.basename(path)
+        checkpoints.write_bytes(path, pickle.dumps((_digest(key, data), key, data)), ".part-")
     except Exception:  # noqa: BLE001 - whatever fails, the program is only not kept (compiled again next time)
         pass
 
