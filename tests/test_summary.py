@@ -240,3 +240,16 @@ def test_the_cause_line_names_its_row_and_says_when_the_cell_is_another_rows():
     text = " ".join(result.summary(200).split())
     assert f"cause (f16, K = 10, c = {shortest(walked, by_k[10])}):" in text
     assert f"the cell's c = {shortest(near, by_k[1000])} is K = 1000's, not walked" in text
+
+
+def test_the_least_bad_form_names_the_sweep_its_nearest_onset_lies_on():
+    """Where no form checked is free of NaN or ∞, the summary names the least bad and
+    where its failures begin: the nearest onset over every row of the form, named by
+    the axis of the row it lies on. bfloat16 K = 10: ce_naive is ∞ from c = 85 on the
+    offset sweep (m = −85.5 on the margin sweep), as its cells show."""
+    result = pl.sweep(family="softmax", dtypes=["bfloat16"], forms=["ce_naive", "ce_naive_chain"], classes=[10],
+                      sweeps=["margin", "offset"])
+    text = result.summary(100)
+    assert "the least bad: ce_naive (from |c| ≥ 85)" in text
+    assert "the least bad: ce_naive_chain (from |c| ≥ 85)" in text
+    assert "∞ c85" in text and "∞ m−85.5" in text

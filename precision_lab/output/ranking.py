@@ -19,11 +19,17 @@ FAILING = {"breaks": ("nan", "inf"), "lost": ("zero",)}
 def _nearest(v: FormVerdict, f: str) -> float:
     """The smallest |onset| of the classes that give the form its grade in format `f`
     (∞ where none has an onset: vectors only)."""
+    return nearest_onset(v, f)[0]
+
+
+def nearest_onset(v: FormVerdict, f: str) -> tuple[float, dict | None]:
+    """`_nearest`, and the row it lies on (None where there is none): its axis names
+    the sweep it was found on."""
     classes = FAILING.get(v.grade_in(f), ())
-    found = [abs(o) for r in v.by_format[f] if r.get("axis") for c in classes for side in ("neg", "pos")
+    found = [(abs(o), r) for r in v.by_format[f] if r.get("axis") for c in classes for side in ("neg", "pos")
              if (o := r["onset"][c][side]) is not None
              and not (c == "zero" and (r.get("zero_onset_subnormal") or {}).get(side))]  # a flush is not a loss
-    return min(found, default=float("inf"))
+    return min(found, key=lambda t: t[0], default=(float("inf"), None))
 
 
 def _choice_key(v: FormVerdict, f: str) -> tuple:

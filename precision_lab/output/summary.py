@@ -27,7 +27,7 @@ from .ranking import (
     _best_errors,
     _choice_key,
     _forward_note,
-    _nearest,
+    nearest_onset,
 )
 from .scale_note import scale_advice as _scale_advice
 from .wording import shortest as _num
@@ -121,7 +121,7 @@ def _use(verdict_list: Sequence[FormVerdict], fmt_labels: Sequence[str], width: 
             if best in FAILING and not any(g not in FAILING for g in by_grade):  # nothing checked qualifies
                 what = "NaN or ∞" if best == "breaks" else "values lost to 0"
                 head = f"No {quantity} form checked is free of {what} ({where}); the least bad: "
-                near = min(((_nearest(v, f), v.by_format[f][0]) for v in forms if v.name in names
+                near = min((nearest_onset(v, f) for v in forms if v.name in names
                             for f in fmts_here if f in v.by_format), key=lambda t: t[0])
                 tail = f" (from |{near[1].get('axis') or 'z'}| ≥ {_num(near[0], near[1])})" \
                     if near[0] < float("inf") else ""
