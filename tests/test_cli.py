@@ -262,3 +262,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_status_0(tmp_path
     err = child.stderr.read()
     assert child.wait(timeout=240) == 0 and err == b""
     assert len(json.loads(out.read_text())["rows"]) == 2
+
+
+@pytest.mark.parametrize("z, shown", [("1e6", "1e+06"), ("nan", "nan"), ("-inf", "-inf"), ("65520", "65520")])
+def test_explain_refuses_a_point_outside_the_format(z, shown, capsys):
+    """The walk explains a value of the format: beyond float16's largest finite value
+    (65504; 65520 rounds to ∞) or not a number, `--z` is refused in one sentence
+    (before, a NumPy overflow warning leaked and the walk ran at ∞)."""
+    code, out, err = run(["explain", "bce_fused", "--dtype", "float16", f"--z={z}"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"Argument --z: it must be a finite value of float16 (|z| ≤ 65504), got {shown}." in err

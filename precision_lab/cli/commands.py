@@ -179,13 +179,16 @@ def explain(args) -> int:
     from ..analysis import causes
     from ..families import softmax
 
+    fmt = formats.get(args.dtype)
+    if not (abs(args.z) <= float(fmt.max)):  # NaN too: the point must be a value of the format
+        raise UsageError(f"Argument --z: it must be a finite value of {fmt.name} (|z| ≤ {float(fmt.max):g}), "
+                         f"got {args.z:g}.")
     if ":" in args.form:  # a user's function
         kind = api.user_kind(args.form, None, parse_kwargs(args.kwargs),
                              [args.classes or 10] if args.family == "softmax" or args.classes else None)
         options = kind.validate({"classes": [args.classes or 10], "sweeps": [args.sweep],
                                  "target_classes": [args.target_class]} if kind.multiclass else {"targets": [args.y]})
         fam, case = kind.cases(options)[0]
-        fmt = formats.get(args.dtype)
         kind.prepare(options, [formats.precision(args.dtype)])
         form = fam.forms[1] if args.grad else fam.forms[0]
         w = causes.explain(fam, form, fmt, args.z, fam.target_of(case), args.allowance,
