@@ -5,6 +5,7 @@ writers (output.writers). `sweep` and `check` share every option of a run."""
 from __future__ import annotations
 
 import argparse
+import math
 
 from .. import __version__
 from ..engine import modes
@@ -66,6 +67,9 @@ def value_range(text: str):
 
 
 positive_int = number(int, "a whole number", lambda v: v >= 1, "it must be a positive whole number")
+seed = number(int, "a whole number", lambda v: v >= 0, "it must be a non-negative whole number")
+loss_scale = number(float, "a number", lambda v: 0 < v < math.inf and math.frexp(v)[0] == 0.5,
+                    "it must be a power of two (unscaling by one is exact)")
 tolerance = number(float, "a number", lambda v: v >= 0, "the tolerance must be a non-negative number of ULPs")
 max_hours = number(float, "a number of hours", lambda v: v >= 0,
                    "the limit must be a non-negative number of hours (0: none)")
@@ -92,7 +96,7 @@ def _run_options(p: argparse.ArgumentParser, what: str) -> None:
                         f"those up to 32 bits); also {', '.join(f for f in formats.FORMATS if f not in formats.DEFAULT_FORMATS)}; "
                         "INPUT:COMPUTE (e.g. bfloat16:float32) sweeps INPUT's values cast to the wider COMPUTE before "
                         "the kernel: losses judged in COMPUTE, gradients (cast back) in INPUT")
-    p.add_argument("--loss-scale", type=float, default=None, metavar="S",
+    p.add_argument("--loss-scale", type=loss_scale, default=None, metavar="S",
                    help="a power of two S: each jax.grad form differentiates S·L, and its row judges the scaled "
                         "gradient in the format against S times the exact one (unscaling in float32 is exact); "
                         "hand-written gradients stay unscaled")
@@ -104,7 +108,7 @@ def _run_options(p: argparse.ArgumentParser, what: str) -> None:
                         "lattice × K ≤ 2^22)")
     p.add_argument("--tolerance", type=tolerance, default=DEFAULT_TOLERANCE,
                    help=f"ULPs beyond which a point is inaccurate (default: {DEFAULT_TOLERANCE:g})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample of wide formats (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the sample of wide formats (default: 0)")
     p.add_argument("--mode", choices=list(modes.MODES), default=modes.DEFAULT.name,
                    help="how kernels run: " + "; ".join(f"{m.name} ({m.help})" for m in modes.MODES.values()))
     p.add_argument("--floor", choices=FLOORS, default="condition",
