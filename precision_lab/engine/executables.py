@@ -9,11 +9,9 @@ jaxpr's text and constants, the structure of its arguments and results, the devi
 and the versions and settings that shape the compiled code (jax, jaxlib, the
 backend's version, XLA_FLAGS, JAX's configuration).
 Found, it is loaded (`jax.experimental.serialize_executable`); not found, the trace is
-lowered and compiled as `jax.jit` compiles it, and stored (with the key it is stored
-under, which loading checks: a file of another program is never run in its place).
-A loaded executable is the one XLA compiled for that same jaxpr, so no value
-changes; any other call (arguments not committed, or spread over devices) is plain
-`jax.jit(fn)`.
+lowered and compiled as `jax.jit` compiles it, and stored with its key, which loading
+checks. A loaded executable is the one XLA compiled for that same jaxpr, so no value
+changes; any other call (arguments not committed, or spread over devices) is plain jit.
 
 A program of the package's own code is also named without tracing it
 (`fingerprints.of`: the package's source and every value its code reads), and the
@@ -95,7 +93,7 @@ class _Program:
         signature = None if jax.config.jax_disable_jit else _signature(args)
         if signature is None or signature in self.by_signature or signature in self.kept:
             return None
-        if signature in self.pending:
+        if signature in self.pending:  # its trace's result shapes
             return self.pending[signature][1].out_info
         name = self._name(signature)
         if name is not None and not CHECK_NAMES and _named(name) is not None and os.path.exists(_named(name)):
@@ -218,15 +216,13 @@ def _path(traced, device) -> str | None:
 
 
 def _digest(key: str, data: bytes) -> str:
-    """What a kept file checks itself by: its key (the name it was written under) and
-    the executable's bytes."""
+    """What a kept file checks itself by: its key (its name when written) and bytes."""
     return hashlib.sha256(key.encode() + b"\0" + data).hexdigest()
 
 
 def _load(path, device):
     """The executable kept at `path`, or None (none, damaged, unreadable, or written
-    under another key: a file of another program copied or moved there, whose
-    arguments may fit and whose values would be another program's)."""
+    under another key: another program's file, whose arguments may well fit)."""
     if path is None:
         return None
     from jax.experimental import serialize_executable as se
@@ -259,22 +255,15 @@ def _name_as(name: str, path: str) -> None:
         pass
 
 
-def prepare(calls) -> None:
+def prepare(calls) -> list:
     """Start compiling the programs of `calls`, (program, arguments) pairs, side by side:
     each one that is neither in memory nor kept is traced and lowered here, as its call
     would be, and compiled by XLA on a pool of threads (as many as cores), while this
-    thread goes on; its call then waits for it and keeps it. A cold run compiles
-    hundreds of programs, each on one core. Nothing is compiled that the call would not
-    compile: the same lowered program, the same compilation."""
-    for program, args in calls:
-        if isinstance(program, _Program):
-            program.prepare(args)
-
-
-def prepare_one(program, args):
-    """`prepare` of one call; its results' shapes and types where its trace gave them
-    (ShapeDtypeStructs), else None (a program kept or in memory, or not one of ours)."""
-    return program.prepare(args) if isinstance(program, _Program) else None
+    thread goes on; its call then waits for it and keeps it. Nothing is compiled that
+    the call would not compile: the same lowered program, the same compilation. Per
+    call, its results' shapes and types where its trace gave them (ShapeDtypeStructs),
+    else None (kept, in memory, or not one of ours)."""
+    return [program.prepare(args) if isinstance(program, _Program) else None for program, args in calls]
 
 
 _POOL = None
@@ -340,11 +329,8 @@ def _compile_and_keep(lowered, path):
 
 
 def _keep(compiled, path) -> None:
-    """Keep `compiled` at `path`. It is not run here: a kept executable's first call
-    in a later run is waited for, and one that fails there (say, JAX returned an
-    executable it had loaded from its own cache, which does not serialize whole) is
-    compiled again (`_run_kept`). Running each new executable once more here cost a
-    cold default sweep about 4 s of CPU."""
+    """Keep `compiled` at `path`, unrun: a kept executable that fails at its first call
+    in a later run is compiled again there (`_run_kept`)."""
     if path is None:
         return
     from jax.experimental import serialize_executable as se

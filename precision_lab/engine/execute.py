@@ -62,10 +62,10 @@ def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[],
     ahead = [functools.partial(_prepare, job, group, key, spec, context) for job, group, key in passes] + [then]
     made = []
     for i, (job, group, key) in enumerate(passes):
-        for prepare in ahead[i:i + AHEAD + 1]:
-            if prepare is not None:
-                prepare()
-        ahead[i] = None
+        for j in range(i, min(i + AHEAD + 1, len(ahead))):  # each once, as its turn comes within AHEAD
+            if ahead[j] is not None:
+                ahead[j]()
+                ahead[j] = None
         context.passes += 1
         rows = _pass(job, group, key, spec, context)
         made += [Made(job, group.family, f, group.derived, r) for f, r in zip(group.forms, rows)]
@@ -78,7 +78,7 @@ def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[],
 
 def _prepare(job: Job, group: derive.Group, key: str, spec: Spec, context: RunContext) -> None:
     """Prepare the programs of the pass of `group` (its runner's, see `Runner.prepare`),
-    unless the checkpoint holds its rows. Called again, it does nothing."""
+    unless the checkpoint holds its rows."""
     saved = context.checkpoint
     if saved and saved.rows(key) is not None:
         return

@@ -131,9 +131,9 @@ class Runner:
         put = functools.partial(jax.device_put, device=device)
         ords = put(np.zeros(self.size, np.int64))
         executables.prepare([(self.positions, (put(np.int64(0)), self.size))])
-        x = executables.prepare_one(self.inputs, (ords,))
-        terms = (executables.prepare_one(self.references, (ords, self.target_in_format, self.tolerance))
-                 if self.on_device() else None)
+        (x,) = executables.prepare([(self.inputs, (ords,))])
+        (terms,) = (executables.prepare([(self.references, (ords, self.target_in_format, self.tolerance))])
+                    if self.on_device() else [None])
         if x is not None:
             self._prepare_kernels(_zeros(x, device), self.labels[device], device, terms)
 
@@ -146,9 +146,9 @@ class Runner:
         if device in self.kernels_prepared:
             return
         self.kernels_prepared.add(device)
-        outs = tuple(executables.prepare_one(k, (x, label)) for k in self.kernels)
+        outs = tuple(executables.prepare([(k, (x, label)) for k in self.kernels]))
         if terms is not None and all(o is not None for o in outs):
-            executables.prepare_one(self.classify, (_zeros(outs, device), _zeros(terms, device), self.size))
+            executables.prepare([(self.classify, (_zeros(outs, device), _zeros(terms, device), self.size))])
         sizes = [1] + ([batches.SECOND] if self.size > batches.SECOND else [])
         smaller = [jax.device_put(np.zeros((n,) + x.shape[1:], x.dtype), device) for n in sizes]
         executables.prepare([(k, (v, label)) for v in smaller for k in self.kernels])
