@@ -10,11 +10,11 @@ from precision_lab.analysis import gates
 from precision_lab.engine import batches, modes
 
 
-def _alone_differs(kernel, label_axis):
+def _alone_differs(kernel):
     """A toy mode whose program gives other values in a call of one point: the batch
     dependence the engine must find (x + 2**-10 there, in float16: ≥ 1 ulp below 1)."""
     def run(x, label):
-        out = jax.vmap(kernel, (0, label_axis))(x, label)
+        out = jax.vmap(kernel)(x, label)
         return out + jnp.asarray(2.0**-10 if x.shape[0] == 1 else 0.0, out.dtype)
 
     return jax.jit(run)
@@ -107,8 +107,8 @@ def test_a_vector_sweep_row_measures_its_batch_dependence():
                     out.append(np.asarray(run(cx, ct), np.float64)[:n - pad])
             return np.concatenate(out).reshape(len(x), -1)
 
-        one = jax.jit(jax.vmap(softmax.KERNELS[row["form"]], (0, None)))  # alone: a program of one vector
-        alone = np.concatenate([np.asarray(one(x[i:i + 1], lab[i]), np.float64) for i in range(len(x))])
+        one = jax.jit(jax.vmap(softmax.KERNELS[row["form"]]))  # alone: a program of one vector and its label
+        alone = np.concatenate([np.asarray(one(x[i:i + 1], lab[i:i + 1]), np.float64) for i in range(len(x))])
         runs = [layout(size, False), layout(size, True), alone.reshape(len(x), -1)]
         same = lambda a, b: (((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))).all(axis=1)  # noqa: E731
         differs = ~np.all([same(runs[0], v) for v in runs[1:]], axis=0)

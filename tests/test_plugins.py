@@ -123,12 +123,12 @@ def test_a_writer_registered_from_a_test_gets_its_option(tmp_path, capsys):
         writers.WRITERS.pop("names")
 
 
-def _halves(kernel, label_axis):
+def _halves(kernel):
     """A toy mode: the batch in two halves, each vmapped, in one jitted program."""
     def run(x, label):
         n = x.shape[0] // 2
-        part = jax.vmap(kernel, (0, label_axis))
-        return jnp.concatenate([part(x[:n], label), part(x[n:], label)])
+        part = jax.vmap(kernel)
+        return jnp.concatenate([part(x[:n], label[:n]), part(x[n:], label[n:])])
 
     return jax.jit(run)
 

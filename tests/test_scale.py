@@ -410,7 +410,7 @@ def test_a_runner_prepares_every_program_of_its_first_call_and_the_call_compiles
 
     # programs of their own (the package keeps one per form and format for the process), none kept on disk
     monkeypatch.setattr(executables, "FOLDER", str(tmp_path / "programs"))
-    monkeypatch.setattr(runner, "kernel_program", lambda kernel, mode, axis=None: mode.program(kernel, axis))
+    monkeypatch.setattr(runner, "kernel_program", lambda kernel, mode: mode.program(kernel))
     for name in ("positions_program", "classify_program"):
         monkeypatch.setattr(runner, name, getattr(programs, name).__wrapped__)
     for name in ("_reference_program", "_inputs_program"):

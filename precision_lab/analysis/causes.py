@@ -73,7 +73,7 @@ def _compiled(family: Family, form: Form, fmt: formats.Format, target, z: float,
     the two programs part no earlier, for classes other than NaN and ∞, and in the
     eager mode (whose program is the op-by-op one)."""
     from ..engine import modes
-    from ..engine.programs import batch_size, kernel_program
+    from ..engine.programs import batch_size, kernel_program, labels
     from . import compiled
 
     mode = modes.get(mode)
@@ -83,9 +83,10 @@ def _compiled(family: Family, form: Form, fmt: formats.Format, target, z: float,
     if found is None:
         return None
     x = family.inputs(jnp.asarray(fmt.cast([z])), family.case(target))
-    shape = jax.ShapeDtypeStruct((batch_size(family),) + x.shape[1:], x.dtype)  # the sweep's program
+    b = batch_size(family)
+    shape = jax.ShapeDtypeStruct((b,) + x.shape[1:], x.dtype)  # the sweep's program
     return {"class": cls, "op_by_op": found["x"], "method": found["method"],
-            "fused": compiled.fused_ops(kernel_program(form.kernel, mode), (shape, family.label(target, fmt))),
+            "fused": compiled.fused_ops(kernel_program(form.kernel, mode), (shape, labels(family.label(target, fmt), b))),
             "threshold": compiled.threshold(z, fmt)}
 
 

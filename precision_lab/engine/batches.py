@@ -25,7 +25,7 @@ import numpy as np
 
 from ..numerics import formats
 from . import modes
-from .programs import batch_size, default_device, inputs_program, kernel_program
+from .programs import batch_size, default_device, inputs_program, kernel_program, labels
 
 SECOND = 8  # points per call of the second batch size
 SPREAD = 17  # lattice points spread evenly over the row's axis
@@ -65,17 +65,16 @@ def _inputs(family, fmt, ords, target, device, size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _calls(program, x: np.ndarray, label, size: int, at_end: bool, labels: np.ndarray | None = None,
-           device=None) -> np.ndarray:
-    """The kernel at inputs `x`, `size` points a call: in order from the start of each
-    call (filled after with the call's last point), or ending each call (the first of
-    them last in it, filled before). With `labels`, each point has its own (laid out
-    like its point) and `label` is unused. With `device`, the arguments are committed
-    to it, as a structured sweep's are (so its program of `size` points is the sweep's
-    own, not one compiled again for uncommitted arguments)."""
+def _calls(program, x: np.ndarray, labels: np.ndarray, size: int, at_end: bool, device=None) -> np.ndarray:
+    """The kernel at inputs `x` and their `labels` (laid out like the points), `size`
+    points a call: in order from the start of each call (filled after with the call's
+    last point), or ending each call (the first of them last in it, filled before).
+    With `device`, the arguments are committed to it, as a structured sweep's are (so
+    its program of `size` points is the sweep's own, not one compiled again for
+    uncommitted arguments)."""
     out = []
     for i in range(0, len(x), size):
-        parts = [x[i:i + size]] + ([labels[i:i + size]] if labels is not None else [])
+        parts = [x[i:i + size], labels[i:i + size]]
         n = len(parts[0])
         laid = []
         for a in parts:
@@ -83,7 +82,7 @@ def _calls(program, x: np.ndarray, label, size: int, at_end: bool, labels: np.nd
             laid.append(np.concatenate([fill, a[::-1]]) if at_end else np.concatenate([a, fill]))
         if device is not None:
             laid = jax.device_put(laid, device)
-        got = np.asarray(program(*laid) if labels is not None else program(laid[0], label))
+        got = np.asarray(program(*laid))
         out.append(got[::-1][:n] if at_end else got[:n])
     return np.concatenate(out)
 
@@ -102,12 +101,12 @@ def measure(family, form, row, axis, target, device, mode: modes.Mode) -> dict:
     b = batch_size(family)
     second = SECOND if b > SECOND else 2 * b
     x = _inputs(family, fmt, ords, target, device, b)
-    label = jax.device_put(family.label(target, fmt), device)
+    lab = labels(family.label(target, fmt), len(x))
     program = kernel_program(form.kernel, mode)
-    runs = {f"{b} first": _calls(program, x, label, b, False, device=device),
-            f"{b} last": _calls(program, x, label, b, True, device=device),
-            "1": _calls(program, x, label, 1, False, device=device),
-            f"{second}": _calls(program, x, label, second, False, device=device)}
+    runs = {f"{b} first": _calls(program, x, lab, b, False, device),
+            f"{b} last": _calls(program, x, lab, b, True, device),
+            "1": _calls(program, x, lab, 1, False, device),
+            f"{second}": _calls(program, x, lab, second, False, device)}
     base = next(iter(runs.values()))
     differs = np.zeros(len(ords), bool)
     for v in runs.values():
@@ -155,16 +154,13 @@ def measure_vectors(kernel, z: np.ndarray, t: np.ndarray, codes: np.ndarray, mod
     idx = np.array(list(dict.fromkeys(picks))[:MAX_POINTS], np.int64)
     x, lab = np.asarray(z)[idx], np.asarray(t)[idx]
     lab = lab.astype(np.int32) if lab.ndim == 1 else lab
-    program = kernel_program(kernel, mode, 0)
-    # the sweep's batch (first and last in a call) and one vector alone, in the program of
-    # one point the structured sweeps' rows already compiled (its label as an argument of
-    # its own): no vector sweep's kernel compiles a size of its own for this
-    alone = kernel_program(kernel, mode)
+    program = kernel_program(kernel, mode)
+    # the sweep's batch (first and last in a call) and one vector alone: the programs the
+    # structured sweeps at K compiled, so no vector sweep's kernel compiles a size of its own
     device = default_device()  # committed, as the structured rows call it
-    runs = {f"{size} first": _calls(program, x, None, size, False, lab, device),
-            f"{size} last": _calls(program, x, None, size, True, lab, device),
-            "1": np.concatenate([np.asarray(alone(*jax.device_put((x[i:i + 1], lab[i]), device)))[:1]
-                                 for i in range(len(x))])}
+    runs = {f"{size} first": _calls(program, x, lab, size, False, device),
+            f"{size} last": _calls(program, x, lab, size, True, device),
+            "1": _calls(program, x, lab, 1, False, device)}
     base = next(iter(runs.values()))
     differs = np.zeros(len(idx), bool)
     for v in runs.values():

@@ -33,16 +33,16 @@ class Mode:
     help: str
     flags: str = ""  # XLA_FLAGS the process must start with ("" for none)
     eager: bool = False  # dispatch operation by operation instead of compiling
-    # how a kernel becomes a program over a batch, (kernel, label_axis) -> program; None:
+    # how a kernel becomes a program over a batch, kernel -> program; None:
     # jax.jit(jax.vmap(kernel)), or vmap op by op when eager
-    compile: Callable[[Callable, int | None], Callable] | None = dataclasses.field(default=None, compare=False)
+    compile: Callable[[Callable], Callable] | None = dataclasses.field(default=None, compare=False)
 
-    def program(self, kernel: Callable, label_axis: int | None = None) -> Callable:
-        """`kernel(inputs, label)` over a batch of points (one label for the batch, or
-        one per point with `label_axis` 0)."""
+    def program(self, kernel: Callable) -> Callable:
+        """`kernel(inputs, label)` over a batch of points, each with its own label (as a
+        batch of examples and their labels is passed; see `programs.labels`)."""
         if self.compile is not None:
-            return self.compile(kernel, label_axis)
-        batched = jax.vmap(kernel, (0, label_axis))
+            return self.compile(kernel)
+        batched = jax.vmap(kernel)
         if not self.eager:
             return executables.jit(batched)
 

@@ -19,7 +19,7 @@ from ..numerics import formats
 from ..numerics.classify import CLASSES, CODE, DEFAULT_TOLERANCE, classify, condition, per_point
 from . import modes
 from .programs import (batch_size, dd_reference_program, default_device, distinct_references, inputs_program,
-                       kernel_program)
+                       kernel_program, labels)
 
 REFINE_DD_POINTS = 4096  # distinct points of a refinement call: their device references in one small shape
 
@@ -34,7 +34,7 @@ def kernel_outputs(family: Family, forms: Sequence[Form], fmt: formats.Format, o
     ords = np.asarray(ords, np.int64)
     pad = -len(ords) % b
     ords = np.concatenate((ords, np.full(pad, ords[-1], np.int64)))
-    label = jax.device_put(family.label(target, fmt), device)
+    label = jax.device_put(labels(family.label(target, fmt), b), device)
     outs = [[] for _ in forms]
     for i in range(0, len(ords), b):
         x = inputs_program(family, fmt, family.case(target))(jax.device_put(ords[i:i + b], device))

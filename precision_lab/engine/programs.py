@@ -60,9 +60,18 @@ def default_device(device=None):
 
 
 @functools.lru_cache(maxsize=None)
-def kernel_program(kernel: Callable, mode: Mode, label_axis: int | None = None) -> Callable:
-    """A form's kernel over a batch of points, as `mode` runs it (see `modes`)."""
-    return mode.program(kernel, label_axis)
+def kernel_program(kernel: Callable, mode: Mode) -> Callable:
+    """A form's kernel over a batch of points and their labels, as `mode` runs it (see
+    `modes`)."""
+    return mode.program(kernel)
+
+
+def labels(label, n: int):
+    """`label` (a class index, a target in the format, a distribution) for each of `n`
+    points: a kernel program takes a label per point, as a batch of examples comes
+    with its labels, so one program serves a sweep of one target and a sweep of
+    vectors with labels of their own."""
+    return jax.tree.map(lambda v: np.repeat(np.asarray(v)[None], n, axis=0), label)
 
 
 @functools.lru_cache(maxsize=None)

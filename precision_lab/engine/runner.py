@@ -13,7 +13,7 @@ from ..numerics.classify import reference_terms
 from . import batches, executables, modes
 from .points import device_float64_references, host_reference
 from .programs import (_kappa_blocks, batch_size, classify_program, codes_program, distinct_references,
-                       inputs_program, kernel_program, keys_program, positions_program, reference_program)
+                       inputs_program, kernel_program, keys_program, labels, positions_program, reference_program)
 
 # float64 references in double-double on the device (see `ddj`): None = on accelerators
 # (on the CPU the host's NumPy double-double is as fast, and needs no ~20 s compilation)
@@ -53,7 +53,8 @@ class Runner:
         self.references = (reference_program(family, self.fmt, floor, None if self.out == self.fmt else self.out)
                            if family.exact is None else None)
         self.target_in_format = float(self.fmt.cast(target).astype(np.float64))
-        self.labels = {d: jax.device_put(family.label(target, self.fmt), d) for d in self.devices}
+        self.label = family.label(target, self.fmt)
+        self.labels = {d: jax.device_put(labels(self.label, self.size), d) for d in self.devices}  # a call's
         self.prepared: set = set()  # the devices its programs were prepared on (`prepare`)
         self.kernels_prepared: set = set()  # and its kernels (`_prepare_kernels`)
         self.tolerance, self.floor, self.device = tolerance, floor, device
@@ -74,7 +75,7 @@ class Runner:
         # size, and mpmath evaluates the hardest points one by one
         uniq, first, back = np.unique(host_ords, return_index=True, return_inverse=True)
         if self.family.exact is not None:
-            found = self.family.exact(chosen, self.out, np.asarray(x)[first], np.asarray(self.labels[device]),
+            found = self.family.exact(chosen, self.out, np.asarray(x)[first], np.asarray(self.label),
                                       self.stats if stats is None else stats)
         elif self.family.device_dd_base is not None and (
                 device.platform != "cpu" if FLOAT64_ON_DEVICE is None else FLOAT64_ON_DEVICE):
@@ -150,8 +151,9 @@ class Runner:
         if terms is not None and all(o is not None for o in outs):
             executables.prepare([(self.classify, (_zeros(outs, device), _zeros(terms, device), self.size))])
         sizes = [1] + ([batches.SECOND] if self.size > batches.SECOND else [])
-        smaller = [jax.device_put(np.zeros((n,) + x.shape[1:], x.dtype), device) for n in sizes]
-        executables.prepare([(k, (v, label)) for v in smaller for k in self.kernels])
+        smaller = [jax.device_put((np.zeros((n,) + x.shape[1:], x.dtype), labels(self.label, n)), device)
+                   for n in sizes]
+        executables.prepare([(k, v) for v in smaller for k in self.kernels])
 
     def by_form(self, stats: dict) -> dict:
         """What decided a call's points, by form (position) rather than by reference."""

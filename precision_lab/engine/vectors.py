@@ -33,7 +33,7 @@ WORST_LISTED = 5
 def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     """Form `name`'s results on the vectors z (N × K, in the format) with labels t: its
     kernel alone, `batch_size` vectors a call, as every sweep calls it."""
-    run = programs.kernel_program(softmax.KERNELS[name], modes.get(mode), 0)
+    run = programs.kernel_program(softmax.KERNELS[name], modes.get(mode))
     b = programs.batch_size(softmax.family(z.shape[1]))
     n = len(z)
     pad = -n % b
@@ -60,17 +60,16 @@ def _chosen(spec: VectorSweep, forms) -> list:
 def _prepare(forms, fmts, b: int, k: int, soft: bool, mode: str) -> None:
     """Have every form's kernel compiled side by side (`executables.prepare`), as the
     sweep (`computed`: b vectors a call, a label each) and its batch dependence (one
-    vector alone) call it."""
+    vector alone) call it: the programs of the structured sweeps at K."""
     device = programs.default_device()
     calls = []
     for fmt in fmts:
         z = np.zeros((b, k), fmt.dtype)
         t = np.zeros((b, k), fmt.dtype) if soft else np.zeros(b, np.int32)
         for f in forms:
-            each = programs.kernel_program(f.kernel, modes.get(mode), 0)
-            alone = programs.kernel_program(f.kernel, modes.get(mode))
-            calls += [(each, tuple(jax.device_put((z, t), device))),
-                      (alone, tuple(jax.device_put((z[:1], t[0]), device)))]
+            program = programs.kernel_program(f.kernel, modes.get(mode))
+            calls += [(program, tuple(jax.device_put((z, t), device))),
+                      (program, tuple(jax.device_put((z[:1], t[:1]), device)))]
     executables.prepare(calls)
 
 
