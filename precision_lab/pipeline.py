@@ -6,15 +6,18 @@ families.user), so everything one offers, the other does too (exhaustive sweeps,
 ranges, checkpoints, several devices and processes, onset scans, modes, loss
 scales, upcasting).
 
-* **enrichment**: each row's cause at its onsets and, for a chain product, the
-  factors there (analysis.causes); a user's gradient that a clip makes 0 or halves
-  (analysis.killed);
+* **enrichment**: each row's batch dependence (engine.batches), its cause at its
+  onsets and, for a chain product, the factors there (analysis.causes), on a thread
+  of their own as each job's passes end, while the next jobs' passes run and
+  compile; a user's gradient that a clip makes 0 or halves (analysis.killed);
 * **post-passes**: the rewrites of a user's function swept where it broke
   (analysis.fixes), how the backend accumulates sums (for families that add
   exponentials), the loss-scale advice, and what the vector sweeps left out.
 """
 
 from __future__ import annotations
+
+import concurrent.futures
 
 import jax
 
@@ -36,10 +39,11 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
         if jax.process_count() > 1:
             raise InputError("`checkpoint` works in one process; leave it out of a distributed run.")
         context.checkpoint = checkpoints.Checkpoint(context.checkpoint_path, fingerprint(spec, context.device))
-    made = execute.execute(work.jobs, spec, context, then=lambda: _prepare_vectors(work, spec, context))
+    with _Following(spec, context) as following:
+        made = execute.execute(work.jobs, spec, context, then=lambda: _prepare_vectors(work, spec, context),
+                               done=following.submit)
+        following.wait()
     with jax.default_device(context.device):
-        _batch_dependence(made, spec, context)
-        causes.enrich(made, spec, context.device)
         killed.measure(made, spec, context.device)
         made += fixes.sweep_fixes(made, spec, context)
     rows = [m.row for m in made]
@@ -66,14 +70,47 @@ def _prepare_vectors(work: plan.Plan, spec: Spec, context: RunContext) -> None:
             vectors.prepare(vj.sweep, list(vj.formats), spec.forms, spec.mode)
 
 
-def _batch_dependence(made: list, spec: Spec, context: RunContext) -> None:
-    """Each row's telling points run again at other batch sizes and positions (see
-    engine.batches)."""
-    if made:
-        context.report("batch dependence")
-    for m in made:
-        m.row.batch_dependent = batches.measure(m.family, m.form, m.row, m.job.axis, m.job.target, context.device,
-                                                spec.mode)
+class _Following:
+    """What follows each job's passes (`_follow`: batch dependence, causes), on one
+    thread of its own, a job at a time in the order they end: it runs beside the next
+    jobs' passes, whose compilations leave a core to spare more often than not, and
+    its values do not depend on when it runs. Leaving the block early (an error,
+    Ctrl-C) drops the jobs not begun and stops the one running at its next row."""
+
+    def __init__(self, spec: Spec, context: RunContext):
+        self.spec, self.context = spec, context
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="precision-lab-follow")
+        self.futures: list = []
+        self.stopped = False
+
+    def __enter__(self) -> _Following:
+        return self
+
+    def submit(self, made: list) -> None:
+        self.futures.append(self.pool.submit(self._follow, made))
+
+    def _follow(self, made: list) -> None:
+        with jax.default_device(self.context.device):
+            for m in made:
+                if self.stopped:
+                    return
+                m.row.batch_dependent = batches.measure(m.family, m.form, m.row, m.job.axis, m.job.target,
+                                                        self.context.device, self.spec.mode)
+            for m in made:
+                if self.stopped:
+                    return
+                causes.enrich([m], self.spec, self.context.device)
+
+    def wait(self) -> None:
+        """Wait for every job's (an error raised there is raised here)."""
+        if not all(f.done() for f in self.futures):
+            self.context.report("batch dependence and causes")
+        for f in self.futures:
+            f.result()
+
+    def __exit__(self, *exc) -> None:
+        self.stopped = exc[0] is not None
+        self.pool.shutdown(wait=not self.stopped, cancel_futures=self.stopped)
 
 
 def _vector_notes(work: plan.Plan, spec: Spec, meta: dict) -> None:

@@ -65,3 +65,40 @@ def test_check_sweeps_every_value_of_a_range_exhaustively(capsys):
     for r in rows:
         assert r["exhaustive"] and r["points"] == hi - lo + 1 == 1 + (1 << 17)  # spacing 2**-19 there
         assert sum(r["counts"][c] for c in CLASSES) == r["points"]
+
+
+def test_what_follows_a_job_starts_as_its_passes_end_on_its_own_thread_and_changes_no_figure(monkeypatch):
+    """Each job's batch dependence and causes are handed on as its last pass ends (before
+    the next job's first pass), run on the follow thread, and give the figures they give
+    run in line after every pass."""
+    from precision_lab import pipeline
+    from precision_lab.engine import execute
+
+    args = dict(dtypes=["float16"], targets=[0.0, 1.0], forms=["bce_fused", "bce_naive_chain"],
+                value_range=(-16.0, 16.0))
+    events, threads = [], set()
+    real_pass, real_follow = execute._pass, pipeline._Following._follow
+
+    def logged_pass(job, group, *a, **k):
+        events.append(("pass", job.label))
+        return real_pass(job, group, *a, **k)
+
+    def logged_follow(self, made):
+        threads.add(__import__("threading").current_thread().name)
+        return real_follow(self, made)
+
+    monkeypatch.setattr(execute, "_pass", logged_pass)
+    monkeypatch.setattr(pipeline._Following, "_follow", logged_follow)
+    submit = pipeline._Following.submit
+    monkeypatch.setattr(pipeline._Following, "submit",
+                        lambda self, made: events.append(("done", made[0].job.label, [m.form.name for m in made]))
+                        or submit(self, made))
+    threaded = _figures(pl.sweep("sigmoid", **args))
+    forms = ["bce_naive_chain", "bce_fused"]  # the family's order
+    assert events == [("pass", "sigmoid y=0 float16"), ("done", "sigmoid y=0 float16", forms),
+                      ("pass", "sigmoid y=1 float16"), ("done", "sigmoid y=1 float16", forms)]
+    assert {t.rsplit("_", 1)[0] for t in threads} == {"precision-lab-follow"}
+    monkeypatch.setattr(pipeline._Following, "submit", lambda self, made: real_follow(self, made))  # in line
+    inline = _figures(pl.sweep("sigmoid", **args))
+    assert threaded == inline and all(r["batch_dependent"]["checked"] > 0 for r in inline)
+    assert [r.get("cause") is not None for r in inline] == [True, False, True, False]  # the chain product's walk

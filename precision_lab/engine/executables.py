@@ -63,7 +63,9 @@ class _Program:
         compiled = self.by_signature.get(signature)
         if compiled is not None:
             return compiled(*args)
-        prepared = self.pending.pop(signature, None)
+        # kept pending until its executable is in memory: a call from another thread
+        # meanwhile waits for the same compilation, and `prepare` starts none
+        prepared = self.pending.get(signature)
         if prepared is None:
             name = self._name(signature)
             if name is not None and not CHECK_NAMES:  # named by its code: no trace needed
@@ -82,6 +84,7 @@ class _Program:
                         else _compile_and_keep(traced.lower(), path))
             self.by_signature[signature] = compiled
             out = (compiled(*args),)
+        self.pending.pop(signature, None)
         if name is not None and path is not None and os.path.exists(path):
             _name_as(name, path)
         return out[0]

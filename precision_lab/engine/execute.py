@@ -47,11 +47,14 @@ class Made:
 AHEAD = 2  # engine passes whose programs are prepared (compiled on the pool) ahead of the one running
 
 
-def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[], None] | None = None) -> list[Made]:
+def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[], None] | None = None,
+            done: Callable[[list[Made]], None] | None = None) -> list[Made]:
     """The rows of `jobs`, in the jobs' order (within a job, its forms' order). While
     a pass runs, the programs of the next AHEAD passes compile on the pool (see
     `Runner.prepare`), and after the last pass's turn, `then()` (the vector sweeps'
-    programs, say): a cold run keeps its cores compiling what comes next."""
+    programs, say): a cold run keeps its cores compiling what comes next. As each
+    job's last pass ends, `done(its rows)` is told (in the order `execute` returns
+    them), so that what follows a job can start while the next ones run."""
     passes = []  # (job, group, checkpoint key): one engine pass per result format
     for job in jobs:
         groups = derive.groups(job.family, job.forms, job.precision, spec.loss_scale)
@@ -69,11 +72,18 @@ def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[],
         context.passes += 1
         rows = _pass(job, group, key, spec, context)
         made += [Made(job, group.family, f, group.derived, r) for f, r in zip(group.forms, rows)]
+        if done is not None and (i + 1 == len(passes) or passes[i + 1][0] is not job):
+            done(_in_order(job, [m for m in made if m.job is job]))
     out = []
-    for job in jobs:  # within a job, its forms' order
-        position = {(f.name, f.quantity): k for k, f in enumerate(job.forms)}
-        out += sorted((m for m in made if m.job is job), key=lambda m: position[m.row.form, m.row.quantity])
+    for job in jobs:
+        out += _in_order(job, [m for m in made if m.job is job])
     return out
+
+
+def _in_order(job: Job, made: list[Made]) -> list[Made]:
+    """A job's rows in its forms' order."""
+    position = {(f.name, f.quantity): k for k, f in enumerate(job.forms)}
+    return sorted(made, key=lambda m: position[m.row.form, m.row.quantity])
 
 
 def _prepare(job: Job, group: derive.Group, key: str, spec: Spec, context: RunContext) -> None:
