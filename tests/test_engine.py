@@ -193,3 +193,28 @@ def test_profile_bins_are_found_without_listing_every_block(n, block, bins):
     hi[b[firsts]] = np.append(starts[firsts[1:]] - 1, n - 1)
     got = passes.bin_bounds(n, block, bins)
     assert np.array_equal(got[0], lo) and np.array_equal(got[1], hi)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-(2**63) + 1, 2**63 - 1), st.integers(-(2**63) + 1, 2**63 - 1), st.integers(2, 1 << 24),
+       st.data())
+def test_a_spaced_axis_gives_exact_ordinals_even_where_its_span_passes_int64(a, b, n, data):
+    """lo + ⌊i·(hi − lo)/(n − 1)⌋ in exact integers, on the host and under JAX: a float64
+    range such as [−4, 4] spans more than 2**63 ordinals (its product once overflowed)."""
+    import jax.numpy as jnp
+
+    lo, hi = min(a, b), max(a, b)
+    if hi - lo + 1 < n:
+        return
+    axis = sampling.Spaced(formats.get("float64"), lo, hi, n)
+    i = np.array(sorted({0, n - 1, *data.draw(st.lists(st.integers(0, n - 1), max_size=8))}), np.int64)
+    want = [lo + (k * (hi - lo)) // (n - 1) for k in i.tolist()]
+    assert axis.ordinals(i).tolist() == want
+    assert np.asarray(axis.ordinals(jnp.asarray(i), jnp)).tolist() == want
+
+
+def test_a_float64_range_wider_than_two_either_side_sweeps():
+    """--range=-4,4 in float64 spans 2**63.0004 ordinals: it sweeps (once a traceback)."""
+    r = pl.sweep("sigmoid", dtypes=["float64"], targets=[1.0], forms=["bce_fused"], value_range=(-4.0, 4.0),
+                 points=4096, causes=False)
+    assert r.rows[0].points == 4096 and r.rows[0].counts["nan"] == 0 and r.rows[0].counts["ok"] > 4000

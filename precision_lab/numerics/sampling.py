@@ -179,8 +179,15 @@ class Spaced:
         return int(i)
 
     def ordinals(self, i, xp=np):
+        """lo + ⌊i·(hi − lo)/(n − 1)⌋, exactly: a float64 span reaches 2**64, so the
+        step's whole part q and remainder r are taken apart, lo + i·q may wrap in int64
+        on the way (its value lies in [lo, hi], so the wrapped sum is exact), and i·r
+        < n² stays small."""
         i = xp.asarray(i).astype(np.int64)
-        return self.lo + (i * (self.hi - self.lo)) // (self.n - 1)  # exact in int64 for any format's span × n
+        q, r = divmod(self.hi - self.lo, self.n - 1) if self.n > 2 else (0, 0)  # n = 2: i = 1 is hi
+        with np.errstate(over="ignore"):
+            out = (i * np.int64(q) + np.int64(self.lo)) + (i * np.int64(r)) // np.int64(self.n - 1)
+        return xp.where(i == self.n - 1, np.int64(self.hi), out)
 
     def values(self, start: int, stop: int) -> np.ndarray:
         return formats.from_ordinal(self.ordinals(np.arange(start, min(stop, self.n))), self.fmt)
