@@ -72,7 +72,7 @@ def _calls(program, x: np.ndarray, labels: np.ndarray, size: int, at_end: bool, 
     With `device`, the arguments are committed to it, as a structured sweep's are (so
     its program of `size` points is the sweep's own, not one compiled again for
     uncommitted arguments)."""
-    out = []
+    calls, counts = [], []
     for i in range(0, len(x), size):
         parts = [x[i:i + size], labels[i:i + size]]
         n = len(parts[0])
@@ -80,11 +80,12 @@ def _calls(program, x: np.ndarray, labels: np.ndarray, size: int, at_end: bool, 
         for a in parts:
             fill = np.repeat(a[-1:], size - n, axis=0)
             laid.append(np.concatenate([fill, a[::-1]]) if at_end else np.concatenate([a, fill]))
-        if device is not None:
-            laid = jax.device_put(laid, device)
-        got = np.asarray(program(*laid))
-        out.append(got[::-1][:n] if at_end else got[:n])
-    return np.concatenate(out)
+        calls.append(laid)
+        counts.append(n)
+    if device is not None:  # placed in one transfer, every call dispatched, then all read
+        calls = jax.device_put(calls, device)
+    got = jax.device_get([program(*laid) for laid in calls])
+    return np.concatenate([g[::-1][:n] if at_end else g[:n] for g, n in zip(got, counts)])
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
