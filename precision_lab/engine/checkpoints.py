@@ -91,15 +91,18 @@ class Checkpoint:
         self.last_save = time.monotonic()
 
 
-def write_bytes(path: str, data: bytes, prefix: str) -> None:
+def write_bytes(path: str, data: bytes, prefix: str, sync: bool = True) -> None:
     """`data` written whole to `path` or not at all: to a temporary file beside it
-    (`prefix` names it), synced, then renamed into place; removed if anything fails."""
+    (`prefix` names it), synced (unless `sync` is False: a file whose reader checks it
+    and can make it again, which a crash may leave damaged but never half-named),
+    then renamed into place; removed if anything fails."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -253,7 +253,9 @@ def _named(name: str) -> str | None:
 def _name_as(name: str, path: str) -> None:
     try:
         os.makedirs(os.path.join(FOLDER, "names"), exist_ok=True)
-        checkpoints.write_bytes(os.path.join(FOLDER, "names", name), os.path.basename(path).encode(), ".part-")
+        # unsynced: a damaged name is not a key (`_named`) and is written again
+        checkpoints.write_bytes(os.path.join(FOLDER, "names", name), os.path.basename(path).encode(), ".part-",
+                                sync=False)
     except OSError:
         pass
 
@@ -342,7 +344,8 @@ def _keep(compiled, path) -> None:
         data = pickle.dumps(se.serialize(compiled))
         os.makedirs(FOLDER, exist_ok=True)
         key = os.path.basename(path)
-        checkpoints.write_bytes(path, pickle.dumps((_digest(key, data), key, data)), ".part-")
+        # unsynced: a file a crash damaged fails its digest (`_load`) and is compiled again
+        checkpoints.write_bytes(path, pickle.dumps((_digest(key, data), key, data)), ".part-", sync=False)
     except Exception:  # noqa: BLE001 - whatever fails, the program is only not kept (compiled again next time)
         pass
 
