@@ -22,7 +22,7 @@ import concurrent.futures
 import jax
 
 from .analysis import accumulation, causes, fixes, killed, loss_scaling
-from .engine import batches, checkpoints, execute, plan, vectors
+from .engine import batches, checkpoints, execute, plan
 from .engine.context import RunContext, fingerprint, run_meta
 from .engine.spec import Spec
 from .errors import InputError
@@ -39,16 +39,19 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
         if jax.process_count() > 1:
             raise InputError("`checkpoint` works in one process; leave it out of a distributed run.")
         context.checkpoint = checkpoints.Checkpoint(context.checkpoint_path, fingerprint(spec, context.device))
+    vector_rows = []
     with _Following(spec, context) as following:
-        made = execute.execute(work.jobs, spec, context, then=lambda: _prepare_vectors(work, spec, context),
-                               done=following.submit)
+        # the vector sweeps run before the last passes, while those compile and the follow thread works
+        made = execute.execute(work.jobs, spec, context, done=following.submit,
+                               then=lambda: vector_rows.extend(execute.execute_vectors(work.vector_jobs, spec,
+                                                                                       context)))
         following.wait()
     with jax.default_device(context.device):
         killed.measure(made, spec, context.device)
         made += fixes.sweep_fixes(made, spec, context)
     rows = [m.row for m in made]
     _vector_notes(work, spec, meta)
-    rows += execute.execute_vectors(work.vector_jobs, spec, context)
+    rows += vector_rows
     if any(k.sums for k in spec.kinds):
         context.report("how jnp.sum accumulates")
         meta["accumulation"] = accumulation.measure([f.name for f in spec.formats], context.device)
@@ -60,14 +63,6 @@ def run(spec: Spec, context: RunContext) -> SweepResult:
     if context.checkpoint is not None:
         context.checkpoint.remove()
     return SweepResult(meta, rows, spec)
-
-
-def _prepare_vectors(work: plan.Plan, spec: Spec, context: RunContext) -> None:
-    """Have the vector sweeps' programs compile on the pool while the last passes, the
-    batch dependence and the causes run (see `vectors.prepare`)."""
-    with jax.default_device(context.device):
-        for vj in work.vector_jobs:
-            vectors.prepare(vj.sweep, list(vj.formats), spec.forms, spec.mode)
 
 
 class _Following:

@@ -102,3 +102,16 @@ def test_what_follows_a_job_starts_as_its_passes_end_on_its_own_thread_and_chang
     inline = _figures(pl.sweep("sigmoid", **args))
     assert threaded == inline and all(r["batch_dependent"]["checked"] > 0 for r in inline)
     assert [r.get("cause") is not None for r in inline] == [True, False, True, False]  # the chain product's walk
+
+
+def test_the_widest_format_runs_first_and_rows_come_back_in_the_planned_order(monkeypatch):
+    """A float64 pass computes its references on the host: it runs first (beside the
+    compilations of the passes after it), and the rows still come in the planned order."""
+    from precision_lab.engine import execute
+
+    ran, real_pass = [], execute._pass
+    monkeypatch.setattr(execute, "_pass", lambda job, *a, **k: ran.append(job.label) or real_pass(job, *a, **k))
+    r = pl.sweep("sigmoid", dtypes=["float16", "float64"], targets=[1.0], forms=["bce_fused"],
+                 value_range=(-4.0, 4.0), points=4096, causes=False)
+    assert ran == ["sigmoid y=1 float64", "sigmoid y=1 float16"]
+    assert [row.dtype for row in r.rows] == ["float16", "float64"]

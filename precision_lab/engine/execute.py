@@ -49,14 +49,16 @@ AHEAD = 2  # engine passes whose programs are prepared (compiled on the pool) ah
 
 def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[], None] | None = None,
             done: Callable[[list[Made]], None] | None = None) -> list[Made]:
-    """The rows of `jobs`, in the jobs' order (within a job, its forms' order). While
+    """The rows of `jobs`, in the jobs' order (within a job, its forms' order; they run in
+    `_in_turn`'s). While
     a pass runs, the programs of the next AHEAD passes compile on the pool (see
-    `Runner.prepare`), and after the last pass's turn, `then()` (the vector sweeps'
-    programs, say): a cold run keeps its cores compiling what comes next. As each
+    `Runner.prepare`): a cold run keeps its cores compiling what comes next. `then()`
+    (the vector sweeps, say) runs as the last passes' programs are sent to compile,
+    before those passes run. As each
     job's last pass ends, `done(its rows)` is told (in the order `execute` returns
     them), so that what follows a job can start while the next ones run."""
     passes = []  # (job, group, checkpoint key): one engine pass per result format
-    for job in jobs:
+    for job in _in_turn(jobs):
         groups = derive.groups(job.family, job.forms, job.precision, spec.loss_scale)
         for group in groups:
             key = f"{context.passes + len(passes)} {job.label}" + (f" {group.out.name}" if len(groups) > 1 else "")
@@ -74,10 +76,23 @@ def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[],
         made += [Made(job, group.family, f, group.derived, r) for f, r in zip(group.forms, rows)]
         if done is not None and (i + 1 == len(passes) or passes[i + 1][0] is not job):
             done(_in_order(job, [m for m in made if m.job is job]))
+    if ahead[-1] is not None:  # no pass ran
+        ahead[-1]()
     out = []
     for job in jobs:
         out += _in_order(job, [m for m in made if m.job is job])
     return out
+
+
+def _in_turn(jobs: list[Job]) -> list[Job]:
+    """The order the jobs run in: a family's (and K's) jobs together as planned, the
+    widest format first. A float64 pass computes its references on the host, on one
+    core; run first, it runs beside the compilations of the passes after it rather
+    than alone at the end of the run. Rows come back in the planned order."""
+    block = {}
+    for job in jobs:
+        block.setdefault((job.family.name, job.family.width), len(block))
+    return sorted(jobs, key=lambda job: (block[job.family.name, job.family.width], -job.axis.fmt.bits))
 
 
 def _in_order(job: Job, made: list[Made]) -> list[Made]:

@@ -45,13 +45,6 @@ def computed(name: str, z, t, mode: str = "jit") -> np.ndarray:
     return np.concatenate(outs)[:n]
 
 
-def prepare(spec: VectorSweep, fmts, forms, mode: str = "jit") -> None:
-    """Start compiling the programs `sweep_vectors` will call for `spec` (see `_prepare`),
-    so that they compile while other work runs."""
-    chosen = _chosen(spec, forms)
-    _prepare(chosen, fmts, programs.batch_size(softmax.family(spec.classes)), spec.classes, spec.soft, mode)
-
-
 def _chosen(spec: VectorSweep, forms) -> list:
     return [f for f in softmax.family(spec.classes).forms if (forms is None or f.name in forms)
             and not (spec.soft and f.name in CLASS_ONLY)]
