@@ -2,6 +2,7 @@
 rows, several devices giving the rows of one, and `diff` between two results."""
 
 import copy
+import functools
 import json
 import os
 import pickle
@@ -415,6 +416,8 @@ def test_a_runner_prepares_every_program_of_its_first_call_and_the_call_compiles
         monkeypatch.setattr(runner, name, getattr(programs, name).__wrapped__)
     for name in ("_reference_program", "_inputs_program"):
         monkeypatch.setattr(programs, name, getattr(programs, name).__wrapped__)
+    for name in ("keys_program", "codes_program"):  # one per format and tolerance, as the package's, but new
+        monkeypatch.setattr(runner, name, functools.lru_cache(None)(getattr(programs, name).__wrapped__))
     fam, fmt = sigmoid.FAMILY, formats.get("bfloat16")
     axis = sampling.axis_for(fmt, None, 0, value_range=(-4.0, 4.0))
     device = jax.devices()[0]
@@ -426,6 +429,9 @@ def test_a_runner_prepares_every_program_of_its_first_call_and_the_call_compiles
     r.prepare()
     every = [r.positions, r.inputs, r.references, r.classify, *r.kernels]
     assert [len(p.pending) for p in every] == [1, 1, 1, 1] + [3] * 3  # the kernels at b, 1 and SECOND points
+    keys = runner.keys_program(fmt, float(DEFAULT_TOLERANCE))
+    assert len(keys.pending) == 1  # the three forms' results have one shape
+    assert not runner.codes_program(fmt, float(DEFAULT_TOLERANCE)).pending  # exhaustive: no refinement
     assert batches.SECOND < r.size
     got = r.call(0, min(r.size, len(axis)))
     assert [len(p.pending) for p in every] == [0, 0, 0, 0] + [2] * 3  # the smaller batches wait for batch dependence

@@ -140,8 +140,9 @@ class Runner:
 
     def _prepare_kernels(self, x, label, device, terms=None) -> None:
         """Have the kernels compiled side by side at the call's batch, then the
-        classification (where the traces gave the shapes of its arguments: the
-        kernels' results and the references' `terms`), then the kernels at the batch
+        classification, the keys and the refinement's codes (where the traces gave the
+        shapes of their arguments: the kernels' results and the references' `terms`),
+        then the kernels at the batch
         sizes `batches.measure` runs the row's points at later (one point, and SECOND
         points where the batch is larger). Once per device."""
         if device in self.kernels_prepared:
@@ -149,7 +150,15 @@ class Runner:
         self.kernels_prepared.add(device)
         outs = tuple(executables.prepare([(k, (x, label)) for k in self.kernels]))
         if terms is not None and all(o is not None for o in outs):
-            executables.prepare([(self.classify, (_zeros(outs, device), _zeros(terms, device), self.size))])
+            outs, terms = _zeros(outs, device), _zeros(terms, device)
+            executables.prepare([(self.classify, (outs, terms, self.size))])
+            # the keys of a form whose class changes in a call, and on a sampled axis the
+            # refinement's codes: one program each per result shape
+            tolerance = float(self.tolerance)
+            per_form = [(out, terms[r][0]) for out, r in zip(outs, self.ref_of)]
+            executables.prepare([(keys_program(self.out, tolerance), args) for args in per_form] +
+                                ([] if self.axis.exhaustive else
+                                 [(codes_program(self.out, tolerance), args) for args in per_form]))
         sizes = [1] + ([batches.SECOND] if self.size > batches.SECOND else [])
         smaller = [jax.device_put((np.zeros((n,) + x.shape[1:], x.dtype), labels(self.label, n)), device)
                    for n in sizes]
