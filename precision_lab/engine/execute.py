@@ -44,7 +44,7 @@ class Made:
     row: Row
 
 
-AHEAD = 2  # engine passes whose programs are prepared (compiled on the pool) ahead of the one running
+AHEAD = 4  # engine passes whose programs are prepared (compiled on the pool) ahead of the one running
 
 
 def execute(jobs: list[Job], spec: Spec, context: RunContext, then: Callable[[], None] | None = None,
