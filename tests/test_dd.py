@@ -340,3 +340,33 @@ def test_no_warnings_escape():
         dd.log1p(DD(np.abs(z)))
         DD(z) * DD(z) / DD(z) + DD(z) - 1.0
         DD(z) / DD(0.0)
+
+
+def test_a_working_precision_holds_for_its_block_while_another_thread_wants_its_own():
+    """flint's precision is one setting for the process: a thread that sets it inside
+    `workprec` (a cause walk beside a sweep's passes) keeps it until its block ends; a
+    second thread's block waits. Without the lock the second thread's 53 bits would be
+    in force inside the first's block (a user's reference then left hundreds of points
+    unresolved that it settles alone)."""
+    import threading
+
+    from flint import ctx
+
+    from precision_lab.numerics import balls, rounding
+
+    inside, seen = threading.Event(), []
+
+    def other():
+        inside.wait()
+        with rounding.workprec(53):
+            seen.append(("other", ctx.prec))
+
+    t = threading.Thread(target=other)
+    t.start()
+    with balls.precision(256):
+        inside.set()
+        t.join(timeout=0.5)  # it cannot enter while this block holds the precision
+        seen.append(("mine", ctx.prec))
+        assert t.is_alive()
+    t.join(timeout=5)
+    assert seen == [("mine", 256), ("other", 53)]

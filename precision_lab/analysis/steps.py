@@ -11,7 +11,7 @@ import mpmath
 import numpy as np
 from flint import arb
 
-from ..numerics import balls, formats, jaxpr
+from ..numerics import balls, formats, jaxpr, rounding
 from ..numerics.structure import UNDECIDED
 
 
@@ -170,7 +170,7 @@ def _exact_text(v, digits: int = 17) -> str:
         if not v.is_finite():
             return "+inf" if v > 0 else "-inf" if v < 0 else "undefined"
         man, exp = (int(t) for t in v.mid().man_exp())
-        with mpmath.workprec(max(53, man.bit_length() + 8)):
+        with rounding.EXACT, mpmath.workprec(max(53, man.bit_length() + 8)):  # one thread at a time
             return mpmath.nstr(mpmath.mpf((man, exp)), digits)
     return str(v)
 

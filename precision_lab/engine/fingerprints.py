@@ -28,6 +28,7 @@ import importlib.util
 import os
 import struct
 import sys
+import threading
 import types
 
 import numpy as np
@@ -147,6 +148,9 @@ def _walk(obj, h, seen: dict) -> None:
         _object(obj, t, h, seen)
 
 
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+
+
 def _object(obj, t: type, h, seen: dict) -> None:
     """`_walk` of anything but plain values and containers."""
     if isinstance(obj, (np.ndarray, np.generic)):
@@ -193,6 +197,8 @@ def _object(obj, t: type, h, seen: dict) -> None:
         _walk(tuple((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)), h, seen)
     elif t.__module__.startswith("flint.") and t.__qualname__ == "FlintContext":
         h.update(f"flint:{obj!r};".encode())  # python-flint's settings (precision), as its repr lists them
+    elif t in _LOCKS:
+        h.update(f"lock:{t.__name__};".encode())  # serialises threads (rounding.EXACT); holds no value
     elif t is object or (t.__module__, t.__qualname__) == ("numpy._globals", "_NoValueType"):
         h.update(f"sentinel:{t.__qualname__};".encode())  # a library's, as in jax.vmap's closure, numpy's defaults
     elif (t.__module__ or "").split(".")[0] == _TOP and hasattr(obj, "__dict__"):

@@ -30,11 +30,9 @@ proven (arb's enclosures are rigorous).
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
-from flint import ctx
 
 from . import jaxpr, rounding, structure
 from .ball_rules import UNDECIDED, to_balls, unbounded
@@ -49,15 +47,10 @@ def unsupported(flat: jaxpr.Flat) -> list[str]:
     return sorted({e.primitive.name for e in flat.eqns} - SUPPORTED)
 
 
-@contextlib.contextmanager
 def precision(prec: int):
-    """arb's working precision set to `prec` bits inside the block."""
-    old = ctx.prec
-    ctx.prec = prec
-    try:
-        yield
-    finally:
-        ctx.prec = old
+    """arb's working precision set to `prec` bits inside the block (one thread at a
+    time: `rounding.workprec`)."""
+    return rounding.workprec(prec)
 
 
 def evaluate(flat: jaxpr.Flat, args, prec: int, visit=None, fallback: bool = False) -> list:

@@ -169,7 +169,7 @@ def constant(value: float) -> DDJ:
 
 def ln(v: int) -> DDJ:
     """ln v as the host's constant: double-double from mpmath at 256 bits."""
-    with mpmath.workprec(256):
+    with rounding.EXACT, mpmath.workprec(256):  # one thread at a time (rounding.EXACT)
         exact = mpmath.log(v)
         hi = rounding.to_float64(exact)
         lo = rounding.to_float64(exact - hi)

@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 import mpmath
 from flint import arb, ctx
 
+# flint's (and mpmath's) working precision is one setting for the whole process: a
+# block that sets it holds this lock, so that a thread's arithmetic never runs at the
+# precision another thread set (the cause walk runs beside a sweep's passes)
+EXACT = threading.RLock()
+
 
 @contextlib.contextmanager
 def workprec(prec: int):
-    """flint's working precision, `prec` bits, for the block."""
-    old = ctx.prec
-    ctx.prec = prec
-    try:
-        yield
-    finally:
-        ctx.prec = old
+    """flint's working precision, `prec` bits, for the block (see EXACT)."""
+    with EXACT:
+        old = ctx.prec
+        ctx.prec = prec
+        try:
+            yield
+        finally:
+            ctx.prec = old
 
 
 def _round_shift(man: int, shift: int) -> tuple[int, bool]:
