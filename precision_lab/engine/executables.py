@@ -63,9 +63,7 @@ class _Program:
         compiled = self.by_signature.get(signature)
         if compiled is not None:
             return compiled(*args)
-        # kept pending until its executable is in memory: a call from another thread
-        # meanwhile waits for the same compilation, and `prepare` starts none
-        prepared = self.pending.get(signature)
+        prepared = self.pending.get(signature)  # pending until in memory: another thread's call waits too
         if prepared is None:
             name = self._name(signature)
             if name is not None and not CHECK_NAMES:  # named by its code: no trace needed
@@ -253,9 +251,9 @@ def _named(name: str) -> str | None:
 def _name_as(name: str, path: str) -> None:
     try:
         os.makedirs(os.path.join(FOLDER, "names"), exist_ok=True)
-        # unsynced: a damaged name is not a key (`_named`) and is written again
-        checkpoints.write_bytes(os.path.join(FOLDER, "names", name), os.path.basename(path).encode(), ".part-",
-                                sync=False)
+        # unsynced (as kept files are): a damaged name is not a key (`_named`) and is written again
+        key = os.path.basename(path).encode()
+        checkpoints.write_bytes(os.path.join(FOLDER, "names", name), key, ".part-", sync=False)
     except OSError:
         pass
 
